@@ -1,0 +1,110 @@
+"""Writing a compiled artifact folder atomically, and the object kp.compile returns."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kepler.errors import ArtifactError
+from kepler.runtimes.artifact import MANIFEST_NAME, PROBE_NAME, Artifact, read_artifact
+
+PROBE_ROWS = 200
+
+
+class CompiledArtifact(Artifact):
+    """A compiled artifact, as ``kp.compile`` returns it."""
+
+    @property
+    def parity(self) -> dict[str, Any]:
+        """The parity report recorded at compile time."""
+        return self.manifest["parity"]
+
+    @property
+    def benchmark(self) -> dict[str, Any] | None:
+        """The benchmark report recorded at compile time."""
+        return self.manifest.get("benchmark")
+
+    def predictor(self, target: Any = None) -> Any:
+        """Opens the artifact with onnxruntime (see ``kepler.runtimes.load``)."""
+        from kepler.runtimes import load
+
+        return load(self, target)
+
+    def save(self, destination: str | os.PathLike[str]) -> "CompiledArtifact":
+        """Copies the artifact to ``destination`` atomically and returns the copy."""
+        publish(self.path, Path(destination), move=False)
+        return CompiledArtifact(Path(destination), read_artifact(destination).manifest)
+
+    def __repr__(self) -> str:
+        return f"CompiledArtifact({str(self.path)!r}, target={self.manifest['target']['name']!r})"
+
+
+def check_output(output: Path) -> None:
+    """Fails before any work when ``output`` exists and is not a Kepler artifact."""
+    if output.exists() and not (output.is_dir() and (output / MANIFEST_NAME).is_file()):
+        raise ArtifactError(f"{output}: exists and is not a Kepler artifact; choose another output folder")
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def probe_columns(frame: Any, rows: int = PROBE_ROWS) -> dict[str, list[Any]]:
+    """The first rows of a DataFrame as JSON-ready columns (NaN becomes null)."""
+    head = frame.head(rows)
+    return {str(name): [_json_value(v) for v in head[name].tolist()] for name in head.columns}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def new_staging() -> Path:
+    """A private scratch folder for an artifact being built."""
+    return Path(tempfile.mkdtemp(prefix="kepler-artifact-"))
+
+
+def write_probe(folder: Path, frame: Any) -> None:
+    """Stores probe rows with the artifact, for benchmarks and reproduction checks."""
+    write_json(folder / PROBE_NAME, probe_columns(frame))
+
+
+def publish(source: Path, output: Path, *, move: bool = True) -> None:
+    """Puts the artifact folder ``source`` at ``output`` in one rename.
+
+    The folder is first copied next to ``output`` (same filesystem), then renamed
+    into place; an existing artifact there is swapped out and removed.
+    """
+    check_output(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.staging-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(source, staging)
+        if output.exists():
+            retired = output.parent / f".{output.name}.retired-{uuid.uuid4().hex[:8]}"
+            os.rename(output, retired)
+            os.rename(staging, output)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    if move:
+        shutil.rmtree(source, ignore_errors=True)

@@ -1,0 +1,184 @@
+"""kp.compile: the front door that turns a fitted model into a verified artifact for a target."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from kepler.compilers import parity as parity_mod
+from kepler.compilers.artifact import (
+    CompiledArtifact, check_output, new_staging, publish, write_json, write_probe,
+)
+from kepler.compilers.convert import TARGET_OPSET, to_onnx
+from kepler.compilers.environment import environment
+from kepler.compilers.inspection import ModelInfo, inspect_model
+from kepler.compilers.passes import PassContext, check_pass_names, run_passes
+from kepler.compilers.schema import infer_input_schema
+from kepler.errors import InputSchemaError, ParityError, UnsupportedModelError
+from kepler.runtimes.artifact import FORMAT_VERSION, MANIFEST_NAME, read_artifact, sha256_file
+from kepler.runtimes.benchmark import benchmark as run_benchmark
+from kepler.runtimes.predictor import Predictor
+from kepler.runtimes.session import session_settings
+from kepler.targets import TargetProfile, load_profile
+
+
+def _json_params(estimator: Any) -> dict[str, Any]:
+    if not hasattr(estimator, "get_params"):
+        return {}
+    params = {}
+    for key, value in estimator.get_params(deep=False).items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            params[key] = value
+        else:
+            params[key] = repr(value)
+    return params
+
+
+def _kepler_version() -> str:
+    from kepler import __version__
+
+    return __version__
+
+
+def _source(info: ModelInfo) -> dict[str, Any]:
+    final = info.final
+    return {
+        "type": f"{type(info.model).__module__}.{type(info.model).__name__}",
+        "estimator": type(final).__name__,
+        "library": type(final).__module__.split(".")[0],
+        "role": info.role,
+        "families": info.families,
+        "steps": [type(leaf).__name__ for leaf in info.leaves],
+        "params": _json_params(final),
+    }
+
+
+def _check_allowed(info: ModelInfo, profile: TargetProfile) -> None:
+    allowed = set(profile.allowed_estimators)
+    if allowed and info.spec.name not in allowed and info.spec.family not in allowed:
+        raise UnsupportedModelError(
+            f"target {profile.name!r} allows only {', '.join(sorted(allowed))}, not {info.spec.name} "
+            f"(family {info.spec.family}); pick another model or another target"
+        )
+
+
+def _save_model(model: onnx.ModelProto, folder: Path, profile: TargetProfile) -> Path:
+    onnx_path = folder / "model.onnx"
+    onnx.save(model, str(onnx_path))
+    if profile.artifact_format == "onnx":
+        return onnx_path
+    import onnxruntime as ort
+
+    ort_path = folder / "model.ort"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(ort_path)
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+    onnx_path.unlink()
+    return ort_path
+
+
+def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge", sample: Any = None, *,
+            output: str | os.PathLike[str] | None = None, benchmark: bool = True) -> CompiledArtifact:
+    """Compiles a fitted model into one verified ONNX artifact for a target profile.
+
+    The graph takes the raw table (named numeric and categorical columns) and
+    returns labels and probabilities, or values, as plain tensors. The artifact
+    is checked against the native model on ``sample`` and the compile fails when
+    they disagree beyond the profile's parity tolerance.
+
+    Args:
+        model: A fitted scikit-learn estimator or Pipeline, or an XGBoost or LightGBM model.
+        target: ``"edge"``, ``"cloud"``, a registered profile name, a TOML path, or a profile.
+        sample: Rows of the training data (DataFrame or 2-D array), used for the input
+            schema and the parity check.
+        output: Where to write the artifact folder; by default a new temporary folder.
+        benchmark: Whether to record a short benchmark on the profile in the manifest.
+
+    Returns:
+        The compiled artifact (folder, manifest, parity and benchmark reports).
+
+    Raises:
+        ProfileError: unknown or invalid target.
+        UnsupportedModelError: unfitted model or unsupported component.
+        InputSchemaError: the sample does not match the model.
+        CompileError: conversion or a pass failed.
+        ParityError: the artifact disagrees with the native model.
+        ArtifactError: ``output`` exists and is not an artifact.
+    """
+    profile = load_profile(target)
+    check_pass_names(profile.passes, profile.source or profile.name)
+    destination = Path(output) if output is not None else None
+    if destination is not None:
+        check_output(destination)
+    info = inspect_model(model)
+    _check_allowed(info, profile)
+    if sample is None:
+        raise InputSchemaError("pass sample= (rows of the training data): it fixes the input schema and checks parity")
+    input_schema, frame = infer_input_schema(info, sample)
+
+    graph, output_schema = to_onnx(info, input_schema, frame)
+    keep = [output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)]
+    context = PassContext(profile=profile, keep_outputs=keep, metadata={
+        "kepler_version": _kepler_version(), "kepler.source": _source(info)["type"],
+        "kepler.estimator": type(info.final).__name__, "kepler.target": profile.name,
+    })
+    graph, applied = run_passes(graph, profile.passes, context)
+    output_schema["outputs"] = [o.name for o in graph.graph.output]
+
+    staging = new_staging()
+    try:
+        model_path = _save_model(graph, staging, profile)
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "kepler_version": _kepler_version(),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "model_file": model_path.name,
+            "sha256": sha256_file(model_path),
+            "size_bytes": model_path.stat().st_size,
+            "opset": dict(TARGET_OPSET),
+            "input_schema": input_schema,
+            "output_schema": output_schema,
+            "source": _source(info),
+            "target": profile.to_dict(),
+            "session": session_settings(profile),
+            "passes": applied,
+            "precision": "preprocessing float64; tree estimators float32 as natively; see README 'Precision policy'",
+            "seed": _json_params(info.final).get("random_state"),
+            "environment": environment(),
+        }
+        write_json(staging / MANIFEST_NAME, manifest)
+        write_probe(staging, frame)
+
+        predictor = Predictor(read_artifact(staging), profile)
+        native_rows = frame if info.feature_names is not None else frame.to_numpy()
+        report = parity_mod.compare(
+            parity_mod.native_outputs(info.model, info.role, native_rows),
+            parity_mod.compiled_outputs(predictor, info.role, frame),
+            profile.parity,
+        )
+        manifest["parity"] = report
+        if not report["passed"]:
+            raise ParityError(
+                f"parity check failed for {type(info.final).__name__} on target {profile.name!r}: "
+                f"{parity_mod.summarize(report)}; loosen [parity] in the profile only if that difference is acceptable",
+                report,
+            )
+        if benchmark:
+            manifest["benchmark"] = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
+        write_json(staging / MANIFEST_NAME, manifest)
+
+        if destination is None:
+            return CompiledArtifact(staging, manifest)
+        publish(staging, destination)
+        return CompiledArtifact(destination, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,124 @@
+"""Converting a native model into one ONNX graph with plain tensor outputs.
+
+Precision policy: preprocessing runs in float64, as in scikit-learn; the final
+estimator sees float32 where its native library casts to float32 (trees,
+forests, boosting, isolation forest) and float64 otherwise (linear models).
+A Pipeline is therefore converted in two parts, joined by one Cast.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import onnx
+from onnx import TensorProto, compose, helper
+
+from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
+from kepler.compilers.converters.double_precision import repair_constant_of_shape
+from kepler.compilers.inspection import ModelInfo
+from kepler.compilers.schema import estimator_dtype, onnx_initial_types
+from kepler.errors import CompileError
+
+# onnxmltools' XGBoost converter accepts main opsets up to 15; ai.onnx.ml 3 is what both converters emit.
+TARGET_OPSET = {"": 15, "ai.onnx.ml": 3}
+FEATURES = "kepler_features"
+_ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+
+
+def _classes(final: Any) -> list[Any] | None:
+    classes = getattr(final, "classes_", None)
+    if classes is None:
+        return None
+    return [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def _convert(model: Any, initial_types: list[tuple[str, Any]], options: dict | None) -> onnx.ModelProto:
+    from skl2onnx import convert_sklearn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_sklearn(model, initial_types=initial_types, options=options, target_opset=TARGET_OPSET)
+
+
+def _set_opsets(model: onnx.ModelProto) -> None:
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        versions[entry.domain] = max(versions.get(entry.domain, 0), entry.version)
+    versions.update(TARGET_OPSET)
+    del model.opset_import[:]
+    for domain, version in sorted(versions.items()):
+        model.opset_import.add(domain=domain, version=version)
+
+
+def _joined(preprocessing: onnx.ModelProto, estimator: onnx.ModelProto, dtype: str, width: int) -> onnx.ModelProto:
+    """Feeds the preprocessing graph's output, cast to ``dtype``, into the estimator graph."""
+    preprocessing = compose.add_prefix(preprocessing, "pre_", rename_inputs=False)
+    produced = preprocessing.graph.output[0].name
+    cast = f"{FEATURES}_cast"
+    preprocessing.graph.node.append(helper.make_node("Cast", [produced], [cast], to=_ELEM[dtype], name="kepler_cast_features"))
+    del preprocessing.graph.output[:]
+    preprocessing.graph.output.append(helper.make_tensor_value_info(cast, _ELEM[dtype], [None, width]))
+    estimator = compose.add_prefix(estimator, "est_", rename_inputs=False, rename_outputs=False)
+    _set_opsets(preprocessing)
+    _set_opsets(estimator)
+    estimator.ir_version = preprocessing.ir_version = max(preprocessing.ir_version, estimator.ir_version)
+    return compose.merge_models(preprocessing, estimator, io_map=[(cast, FEATURES)])
+
+
+def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Converts the model and describes its outputs.
+
+    Args:
+        info: The inspected model.
+        input_schema: The graph's input schema.
+        frame: Sample rows, used to size the features between preprocessing and estimator.
+
+    Returns:
+        The ONNX model and the output schema: task, output names, classes.
+
+    Raises:
+        CompileError: a converter failed.
+    """
+    from sklearn.pipeline import Pipeline
+
+    install_backends()
+    options = {id(info.final): {"zipmap": False}} if info.role == CLASSIFIER else None
+    try:
+        steps = info.model.steps if type(info.model).__name__ == "Pipeline" else []
+        if len(steps) >= 2:
+            preprocessing = Pipeline(steps[:-1])
+            rows = frame if info.feature_names is not None else frame.to_numpy()
+            width = int(preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1])
+            pre_graph = repair_constant_of_shape(_convert(preprocessing, onnx_initial_types(input_schema), None))
+            dtype = estimator_dtype(info)
+            tensor_type = _tensor_type(dtype)
+            est_graph = _convert(info.final, [(FEATURES, tensor_type([None, width]))], options)
+            model = _joined(pre_graph, est_graph, dtype, width)
+        else:
+            model = _convert(info.model, onnx_initial_types(input_schema), options)
+        _set_opsets(model)
+        onnx.checker.check_model(model)
+    except CompileError:
+        raise
+    except Exception as exc:  # the converters raise bare Exceptions of many types
+        raise CompileError(
+            f"converting {type(info.final).__name__} to ONNX failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}; check that every step is supported "
+            f"(kepler.compilers.supported())"
+        ) from exc
+    outputs = [o.name for o in model.graph.output]
+    schema: dict[str, Any] = {"task": info.role, "classes": _classes(info.final), "outputs": outputs}
+    if info.role == CLASSIFIER:
+        schema.update(label=outputs[0], probabilities=outputs[1])
+    elif info.role == OUTLIER:
+        schema.update(label=outputs[0], scores=outputs[1] if len(outputs) > 1 else None)
+    else:
+        schema.update(prediction=outputs[0])
+    return model, schema
+
+
+def _tensor_type(dtype: str) -> Any:
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    return DoubleTensorType if dtype == "float64" else FloatTensorType

@@ -1,0 +1,85 @@
+"""scikit-learn classes Kepler compiles through skl2onnx, and a fix for HistGradientBoosting under onnx >= 1.17."""
+
+from __future__ import annotations
+
+from kepler.compilers.converters.spec import (
+    CLASSIFIER, COMPOSITE, OUTLIER, REGRESSOR, TRANSFORMER, ConverterSpec, register_converter,
+)
+
+_ESTIMATORS = [
+    ("LogisticRegression", CLASSIFIER, "linear"),
+    ("SGDClassifier", CLASSIFIER, "linear"),
+    ("RidgeClassifier", CLASSIFIER, "linear"),
+    ("LinearRegression", REGRESSOR, "linear"),
+    ("Ridge", REGRESSOR, "linear"),
+    ("Lasso", REGRESSOR, "linear"),
+    ("ElasticNet", REGRESSOR, "linear"),
+    ("SGDRegressor", REGRESSOR, "linear"),
+    ("DecisionTreeClassifier", CLASSIFIER, "tree"),
+    ("DecisionTreeRegressor", REGRESSOR, "tree"),
+    ("RandomForestClassifier", CLASSIFIER, "forest"),
+    ("RandomForestRegressor", REGRESSOR, "forest"),
+    ("ExtraTreesClassifier", CLASSIFIER, "forest"),
+    ("ExtraTreesRegressor", REGRESSOR, "forest"),
+    ("GradientBoostingClassifier", CLASSIFIER, "boosting"),
+    ("GradientBoostingRegressor", REGRESSOR, "boosting"),
+    ("HistGradientBoostingClassifier", CLASSIFIER, "boosting"),
+    ("HistGradientBoostingRegressor", REGRESSOR, "boosting"),
+    ("IsolationForest", OUTLIER, "outlier"),
+]
+
+_TRANSFORMERS = [
+    "StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler", "OneHotEncoder", "OrdinalEncoder",
+    "SimpleImputer", "PolynomialFeatures", "SelectKBest", "VarianceThreshold", "Normalizer", "Binarizer",
+]
+
+_COMPOSITES = ["Pipeline", "ColumnTransformer", "FeatureUnion"]
+
+for _name, _role, _family in _ESTIMATORS:
+    register_converter(ConverterSpec(_name, "sklearn", _role, _family))
+for _name in _TRANSFORMERS:
+    register_converter(ConverterSpec(_name, "sklearn", TRANSFORMER, "preprocessing"))
+for _name in _COMPOSITES:
+    register_converter(ConverterSpec(_name, "sklearn", COMPOSITE, "composite"))
+
+
+def install() -> None:
+    """Wraps skl2onnx's HistGradientBoosting converters so numpy bools become ints.
+
+    skl2onnx 1.20 passes ``missing_go_to_left`` as numpy bools, which onnx >= 1.17
+    rejects ("Expected an int, got a boolean"); the wrapper casts them before the node is made.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import _converter_pool, register_converter as skl_register
+
+    for cls in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        alias = sklearn_operator_name_map[cls]
+        original = _converter_pool[alias]
+        if getattr(original, "_kepler_wrapped", False):
+            continue
+
+        skl_register(alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options())
+        _converter_pool[alias]._kepler_wrapped = True
+
+
+def _with_int_attributes(original):
+    """Wraps a skl2onnx converter so list attributes holding numpy bools are passed as ints."""
+    import numpy as np
+
+    def convert(scope, operator, container):
+        add_node = container.add_node
+
+        def add_node_with_ints(*args, **attrs):
+            for key, value in attrs.items():
+                if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+                    attrs[key] = [int(v) for v in value]
+            return add_node(*args, **attrs)
+
+        container.add_node = add_node_with_ints
+        try:
+            original(scope, operator, container)
+        finally:
+            del container.add_node
+
+    return convert

@@ -1,0 +1,57 @@
+"""What a converter registration says: which native class it handles and what that class is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kepler.targets import Registry
+
+# Roles of a supported class inside a model.
+CLASSIFIER = "classifier"
+REGRESSOR = "regressor"
+OUTLIER = "outlier"
+TRANSFORMER = "transformer"
+COMPOSITE = "composite"
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """A native class Kepler can compile.
+
+    Attributes:
+        name: Registry name, the class name (``RandomForestClassifier``).
+        package: Top-level package the class comes from (``sklearn``, ``xgboost``, ``lightgbm``).
+        role: classifier, regressor, outlier, transformer or composite.
+        family: Estimator family for AutoML and profiles (``linear``, ``tree``, ``forest``,
+            ``boosting``, ``outlier``, ``preprocessing``).
+        backend: The library that emits its ONNX (``skl2onnx`` or ``onnxmltools``).
+    """
+
+    name: str
+    package: str
+    role: str
+    family: str
+    backend: str = "skl2onnx"
+
+    def matches(self, obj: object) -> bool:
+        """True when ``obj`` is an instance of the class this spec names."""
+        cls = type(obj)
+        return cls.__name__ == self.name and cls.__module__.split(".")[0] == self.package
+
+
+CONVERTERS: Registry[ConverterSpec] = Registry("converter")
+
+
+def register_converter(spec: ConverterSpec, *, replace: bool = False) -> ConverterSpec:
+    """Registers a supported native class; a second spec with the same name raises."""
+    return CONVERTERS.register(spec.name, spec, replace=replace)
+
+
+def spec_for(obj: object) -> ConverterSpec | None:
+    """The spec that handles ``obj``, or None."""
+    name = type(obj).__name__
+    if name in CONVERTERS:
+        spec = CONVERTERS.get(name)
+        if spec.matches(obj):
+            return spec
+    return None

@@ -1,0 +1,144 @@
+"""Input schema of a compiled graph, inferred from the fitted model and a sample of its training data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kepler.compilers.inspection import ModelInfo
+from kepler.errors import InputSchemaError
+from kepler.runtimes.inputs import CATEGORICAL, NUMERIC
+
+MATRIX_INPUT = "X"
+
+
+def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
+    import pandas as pd
+
+    if isinstance(sample, pd.DataFrame):
+        return sample
+    array = np.asarray(sample)
+    if array.ndim != 2:
+        raise InputSchemaError(f"the sample must be 2-D (rows, columns), got shape {array.shape}; pass a table")
+    if names is None:
+        names = [f"f{i}" for i in range(array.shape[1])]
+    if len(names) != array.shape[1]:
+        raise InputSchemaError(
+            f"the sample has {array.shape[1]} columns but the model was fit on {len(names)}; "
+            f"pass rows of the training data"
+        )
+    return pd.DataFrame(array, columns=names)
+
+
+def _column_kind(series: Any) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return NUMERIC
+    return CATEGORICAL
+
+
+def _selects_by_name(model: Any) -> bool:
+    first = model.steps[0][1] if type(model).__name__ == "Pipeline" else model
+    if type(first).__name__ != "ColumnTransformer":
+        return False
+    return any(isinstance(cols, (list, tuple)) and cols and all(isinstance(c, str) for c in cols) or isinstance(cols, str)
+               for _, _, cols in first.transformers)
+
+
+def _encoder_categories(model: Any) -> dict[str, dict[str, Any]]:
+    """Categories per raw column from encoders that sit directly on raw columns of a ColumnTransformer."""
+    first = model.steps[0][1] if type(model).__name__ == "Pipeline" else model
+    if type(first).__name__ != "ColumnTransformer":
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for _, transformer, columns in first.transformers_:
+        steps = transformer.steps if type(transformer).__name__ == "Pipeline" else [("", transformer)]
+        for _, step in steps:
+            if type(step).__name__ in ("OneHotEncoder", "OrdinalEncoder") and isinstance(columns, (list, tuple)):
+                for column, categories in zip(columns, step.categories_):
+                    found[str(column)] = {
+                        "categories": [str(c) for c in categories.tolist()],
+                        "allow_unknown": step.handle_unknown != "error",
+                    }
+                break
+            if type(step).__name__ != "SimpleImputer":
+                break
+    return found
+
+
+def estimator_dtype(info: ModelInfo) -> str:
+    """The float type the final estimator computes in natively: float32 for tree kernels, else float64."""
+    return "float64" if info.spec.family == "linear" else "float32"
+
+
+def numeric_input_dtype(info: ModelInfo) -> str:
+    """Graph input type of numeric columns: float64 when preprocessing or a linear model reads them."""
+    has_preprocessing = type(info.model).__name__ == "Pipeline" and len(info.model.steps) >= 2
+    return "float64" if has_preprocessing else estimator_dtype(info)
+
+
+def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], Any]:
+    """Builds the input schema and returns it with the sample as a DataFrame of exactly those columns.
+
+    Raises:
+        InputSchemaError: the sample's columns differ from the model's, or the sample is empty.
+    """
+    frame = _as_frame(sample, info.feature_names, info.n_features)
+    if len(frame) == 0:
+        raise InputSchemaError("the sample is empty; pass rows of the training data")
+    columns = [str(c) for c in frame.columns]
+    if info.feature_names is not None:
+        missing = [n for n in info.feature_names if n not in columns]
+        if missing:
+            raise InputSchemaError(
+                f"the sample lacks columns the model was fit on: {', '.join(missing)}; pass rows of the training data"
+            )
+        extra = [c for c in columns if c not in info.feature_names]
+        if extra:
+            raise InputSchemaError(
+                f"the sample has columns the model was not fit on: {', '.join(extra)}; drop them (the label too)"
+            )
+        frame = frame[info.feature_names]
+        columns = list(info.feature_names)
+    elif info.n_features is not None and len(columns) != info.n_features:
+        raise InputSchemaError(
+            f"the sample has {len(columns)} columns but the model was fit on {info.n_features}; "
+            f"pass rows of the training data"
+        )
+    layout = "columns" if _selects_by_name(info.model) else "matrix"
+    categories = _encoder_categories(info.model) if layout == "columns" else {}
+    numeric_dtype = numeric_input_dtype(info)
+    specs = []
+    for name in columns:
+        kind = _column_kind(frame[name])
+        if layout == "matrix" and kind != NUMERIC:
+            raise InputSchemaError(
+                f"column {name!r} holds text but the model takes a numeric matrix; "
+                f"encode it in the pipeline (ColumnTransformer + OneHotEncoder) and refit"
+            )
+        spec: dict[str, Any] = {"name": name, "kind": kind,
+                                "dtype": numeric_dtype if kind == NUMERIC else "string", "input": name}
+        if kind == CATEGORICAL:
+            spec.update(categories.get(name, {"categories": None, "allow_unknown": True}))
+        specs.append(spec)
+    schema: dict[str, Any] = {"layout": layout, "columns": specs}
+    if layout == "matrix":
+        schema["matrix_input"] = MATRIX_INPUT
+        for spec in specs:
+            spec["input"] = MATRIX_INPUT
+    return schema, frame
+
+
+def onnx_initial_types(schema: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The skl2onnx ``initial_types`` for an input schema."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+    def numeric(spec: dict[str, Any]) -> Any:
+        return DoubleTensorType if spec["dtype"] == "float64" else FloatTensorType
+
+    if schema["layout"] == "matrix":
+        return [(schema["matrix_input"], numeric(schema["columns"][0])([None, len(schema["columns"])]))]
+    return [(spec["input"], numeric(spec)([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]))
+            for spec in schema["columns"]]

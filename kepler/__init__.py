@@ -1,0 +1,58 @@
+"""Kepler: compile classic ML models to verified ONNX artifacts for edge and cloud targets.
+
+``import kepler as kp`` is cheap: every name below is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+for _variable in ("MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK", "DVC_NO_ANALYTICS", "DO_NOT_TRACK"):
+    os.environ.setdefault(_variable, "1")
+
+try:
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("kepler-ml")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "KeplerError",
+    "__version__",
+    "bench",
+    "compile",
+    "compilers",
+    "errors",
+    "load_model",
+    "runtimes",
+    "supported",
+    "targets",
+]
+
+_LAZY = {
+    "compile": ("kepler.compilers", "compile"),
+    "supported": ("kepler.compilers", "supported"),
+    "load_model": ("kepler.compilers", "load_model"),
+    "bench": ("kepler.api", "bench"),
+    "KeplerError": ("kepler.errors", "KeplerError"),
+}
+_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"kepler.{name}")
+    else:
+        raise AttributeError(f"module 'kepler' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,123 @@
+"""The compiled artifact on disk: reading its manifest and verifying its model file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kepler.errors import ArtifactError
+
+MANIFEST_NAME = "manifest.json"
+PROBE_NAME = "probe.json"
+FORMAT_VERSION = 1
+_REQUIRED_KEYS = ("format_version", "model_file", "sha256", "input_schema", "output_schema", "target")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Returns the hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled artifact folder: ``model.onnx`` (or ``model.ort``) and ``manifest.json``.
+
+    Attributes:
+        path: The artifact folder.
+        manifest: The parsed manifest.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        """Path of the model file the manifest names."""
+        return self.path / self.manifest["model_file"]
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """Columns, their kinds and the graph inputs they feed."""
+        return self.manifest["input_schema"]
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        """Task, output names and classes."""
+        return self.manifest["output_schema"]
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the model file in bytes."""
+        return self.model_path.stat().st_size
+
+    def probe(self) -> dict[str, list[Any]] | None:
+        """The probe rows stored with the artifact (columns of raw values), if any."""
+        probe_path = self.path / PROBE_NAME
+        if not probe_path.exists():
+            return None
+        try:
+            return json.loads(probe_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{probe_path}: unreadable probe data ({exc}); recompile the artifact") from None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Parses and sanity-checks ``manifest.json``.
+
+    Raises:
+        ArtifactError: the file is missing, is not JSON, or lacks required keys.
+    """
+    manifest_path = path / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{path}: not a Kepler artifact (no {MANIFEST_NAME}); compile one with `kepler compile`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{manifest_path}: corrupted manifest ({exc}); recompile the artifact") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{manifest_path}: corrupted manifest (not a JSON object); recompile the artifact")
+    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ArtifactError(f"{manifest_path}: manifest lacks {', '.join(missing)}; recompile the artifact")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{manifest_path}: artifact format {manifest['format_version']!r} is not supported "
+            f"(this Kepler reads {FORMAT_VERSION}); recompile with this version"
+        )
+    return manifest
+
+
+def read_artifact(path: str | os.PathLike[str] | Artifact, *, verify: bool = True) -> Artifact:
+    """Opens an artifact folder and, by default, verifies the model file's sha256.
+
+    Raises:
+        ArtifactError: missing folder or files, corrupted manifest, or a sha256 mismatch.
+    """
+    if isinstance(path, Artifact):
+        return path
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: no such artifact folder; compile one with `kepler compile`")
+    artifact = Artifact(folder, read_manifest(folder))
+    model_path = artifact.model_path
+    if model_path.parent != folder or not model_path.is_file():
+        raise ArtifactError(f"{model_path}: model file missing from the artifact; recompile it")
+    if verify:
+        actual = sha256_file(model_path)
+        if actual != artifact.manifest["sha256"]:
+            raise ArtifactError(
+                f"{model_path}: sha256 {actual[:12]}… does not match the manifest's "
+                f"{str(artifact.manifest['sha256'])[:12]}…; the file was modified or corrupted, "
+                f"so restore it or recompile"
+            )
+    return artifact

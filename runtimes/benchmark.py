@@ -1,0 +1,197 @@
+"""Benchmark harness: latency percentiles per batch size, throughput, size, load time and memory."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from kepler.errors import ArtifactError, KeplerError
+from kepler.runtimes.artifact import Artifact, read_artifact
+from kepler.runtimes.predictor import Predictor, load
+from kepler.targets import TargetProfile, load_profile
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process in MiB."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_name() -> str:
+    """The CPU model name, as the OS reports it."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """A description of the machine that produced a measurement."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def time_calls(call: Callable[[], Any], *, min_iters: int = 50, min_time_s: float = 0.5,
+               max_time_s: float = 3.0, warmup_s: float = 0.1) -> dict[str, float]:
+    """Times ``call`` repeatedly after a warm-up and returns latency percentiles in ms."""
+    deadline = time.perf_counter() + warmup_s
+    calls = 0
+    while calls < 3 or time.perf_counter() < deadline:
+        call()
+        calls += 1
+    samples: list[int] = []
+    start = time.perf_counter()
+    clock = time.perf_counter_ns
+    while True:
+        t0 = clock()
+        call()
+        samples.append(clock() - t0)
+        elapsed = time.perf_counter() - start
+        if (len(samples) >= min_iters and elapsed >= min_time_s) or elapsed >= max_time_s:
+            break
+    ms = np.asarray(samples, dtype=np.float64) / 1e6
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "iterations": len(samples),
+    }
+
+
+def _tile_columns(columns: Mapping[str, Any], rows: int) -> dict[str, np.ndarray]:
+    return {name: np.resize(np.asarray(values), rows) for name, values in columns.items()}
+
+
+def _tile(data: Any, rows: int) -> Any:
+    if type(data).__name__ == "DataFrame":
+        index = np.resize(np.arange(len(data)), rows)
+        return data.iloc[index].reset_index(drop=True)
+    if isinstance(data, Mapping):
+        return _tile_columns(data, rows)
+    array = np.asarray(data)
+    return array[np.resize(np.arange(len(array)), rows)]
+
+
+def _native_call(model: Any, batch: Any, task: str) -> Callable[[], Any]:
+    if task == "classifier" and hasattr(model, "predict_proba"):
+        return lambda: model.predict_proba(batch)
+    return lambda: model.predict(batch)
+
+
+def benchmark(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None,
+              *, data: Any = None, native: Any = None, native_data: Any = None,
+              batch_sizes: tuple[int, ...] | None = None, min_time_s: float = 0.5,
+              max_time_s: float = 3.0) -> dict[str, Any]:
+    """Measures a compiled artifact on a target profile, optionally against the native model.
+
+    Args:
+        artifact: The artifact folder.
+        target: The profile; by default the one the artifact was compiled for.
+        data: Rows to time on (DataFrame, dict of columns or array), tiled to each batch size;
+            by default the probe rows stored in the artifact.
+        native: The native model, timed in the same run on the same rows.
+        native_data: The rows in the form the native model takes, if not ``data`` itself.
+        batch_sizes: Overrides the profile's batch sizes.
+        min_time_s: Least time to spend timing each batch size.
+        max_time_s: Most time to spend timing each batch size.
+
+    Returns:
+        A JSON-ready report: per-batch percentiles, throughput at the largest batch, size,
+        session load time, memory, budget checks and, with ``native``, ratios.
+    """
+    opened = read_artifact(artifact)
+    rss_before = rss_mb()
+    load_times = []
+    predictor: Predictor | None = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        predictor = load(opened, target)
+        load_times.append((time.perf_counter() - t0) * 1e3)
+    assert predictor is not None
+    profile = predictor.profile
+    if data is None:
+        data = opened.probe()
+        if data is None:
+            raise ArtifactError(f"{opened.path}: no probe rows stored; pass data= to benchmark it")
+    if native is not None and native_data is None:
+        native_data = data if not isinstance(data, Mapping) else _to_frame(data)
+    sizes = tuple(sorted(set(batch_sizes or profile.batch_sizes)))
+    method = predictor.predict_proba if predictor.task == "classifier" else predictor.predict
+    rows = predictor.fastest_form(data)
+
+    batches = []
+    native_batches = []
+    for size in sizes:
+        batch = _tile(rows, size)
+        entry = {"batch": size, **time_calls(lambda: method(batch), min_time_s=min_time_s, max_time_s=max_time_s)}
+        entry["throughput_rows_s"] = size / (entry["p50_ms"] / 1e3)
+        batches.append(entry)
+        if native is not None:
+            native_batch = _tile(native_data, size)
+            native_entry = {"batch": size, **time_calls(_native_call(native, native_batch, predictor.task),
+                                                        min_time_s=min_time_s, max_time_s=max_time_s)}
+            native_entry["throughput_rows_s"] = size / (native_entry["p50_ms"] / 1e3)
+            native_batches.append(native_entry)
+
+    size_mb = opened.size_bytes / 2**20
+    session_rss = max(0.0, rss_mb() - rss_before)
+    batch1 = next(b for b in batches if b["batch"] == 1) if 1 in sizes else batches[0]
+    report: dict[str, Any] = {
+        "target": profile.name,
+        "threads": profile.resolved_threads,
+        "artifact": str(opened.path),
+        "model_file": opened.model_path.name,
+        "size_mb": size_mb,
+        "load_ms": float(np.median(load_times)),
+        "batches": batches,
+        "throughput_rows_s": batches[-1]["throughput_rows_s"],
+        "throughput_batch": batches[-1]["batch"],
+        "session_rss_mb": session_rss,
+        "peak_rss_mb": peak_rss_mb(),
+        "machine": machine(),
+        "budgets": {
+            "latency_p99_ms": {"limit": profile.latency_p99_ms, "measured": batch1["p99_ms"],
+                               "ok": batch1["p99_ms"] <= profile.latency_p99_ms},
+            "size_mb": {"limit": profile.size_mb, "measured": size_mb, "ok": size_mb <= profile.size_mb},
+            "memory_mb": {"limit": profile.memory_mb, "measured": session_rss,
+                          "ok": session_rss <= profile.memory_mb},
+        },
+    }
+    if native is not None:
+        native_first = native_batches[0]
+        report["native"] = {"type": type(native).__name__, "batches": native_batches,
+                            "throughput_rows_s": native_batches[-1]["throughput_rows_s"]}
+        report["ratios"] = {
+            "p50_speedup_batch1": native_first["p50_ms"] / batches[0]["p50_ms"],
+            "throughput_ratio": report["throughput_rows_s"] / report["native"]["throughput_rows_s"],
+        }
+    return report
+
+
+def _to_frame(columns: Mapping[str, Any]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas ships with the compiler extras
+        raise KeplerError("timing the native model on stored probe rows needs pandas; pip install pandas") from None
+    return pd.DataFrame({name: list(values) for name, values in columns.items()})
