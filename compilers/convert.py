@@ -8,6 +8,7 @@ A Pipeline is therefore converted in two parts, joined by one Cast.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -83,9 +84,10 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
     from sklearn.pipeline import Pipeline
 
     install_backends()
-    options = {id(info.final): {"zipmap": False}} if info.role == CLASSIFIER else None
+    native, final = _without_xgboost_feature_names(info.model, info.final)
+    options = {id(final): {"zipmap": False}} if info.role == CLASSIFIER else None
     try:
-        steps = info.model.steps if type(info.model).__name__ == "Pipeline" else []
+        steps = native.steps if type(native).__name__ == "Pipeline" else []
         if len(steps) >= 2:
             preprocessing = Pipeline(steps[:-1])
             rows = frame if info.feature_names is not None else frame.to_numpy()
@@ -93,10 +95,10 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             pre_graph = repair_constant_of_shape(_convert(preprocessing, onnx_initial_types(input_schema), None))
             dtype = estimator_dtype(info)
             tensor_type = _tensor_type(dtype)
-            est_graph = _convert(info.final, [(FEATURES, tensor_type([None, width]))], options)
+            est_graph = _convert(final, [(FEATURES, tensor_type([None, width]))], options)
             model = _joined(pre_graph, est_graph, dtype, width)
         else:
-            model = _convert(info.model, onnx_initial_types(input_schema), options)
+            model = _convert(native, onnx_initial_types(input_schema), options)
         _set_opsets(model)
         onnx.checker.check_model(model)
     except CompileError:
@@ -116,6 +118,24 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
     else:
         schema.update(prediction=outputs[0])
     return model, schema
+
+
+def _without_xgboost_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
+    """A copy of ``model`` whose XGBoost booster has no feature names, and its final estimator.
+
+    An XGBoost model fit on a DataFrame keeps the column names in its booster, and
+    onnxmltools then fails ("feature names should follow pattern 'f%d'"); the graph
+    addresses features by position, so the names are dropped from a copy, never from
+    the caller's model.
+    """
+    if type(final).__name__ not in ("XGBClassifier", "XGBRegressor"):
+        return model, final
+    if not getattr(final.get_booster(), "feature_names", None):
+        return model, final
+    model = copy.deepcopy(model)
+    final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
+    final.get_booster().feature_names = None
+    return model, final
 
 
 def _tensor_type(dtype: str) -> Any:

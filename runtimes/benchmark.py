@@ -93,6 +93,16 @@ def _tile(data: Any, rows: int) -> Any:
     return array[np.resize(np.arange(len(array)), rows)]
 
 
+def limit_native_threads(model: Any, threads: int) -> None:
+    """Sets every ``n_jobs``/``nthread`` parameter of a native model to the profile's thread count,
+    so native and compiled are timed on the same cores."""
+    if not hasattr(model, "get_params"):
+        return
+    keys = [k for k in model.get_params(deep=True) if k.split("__")[-1] in ("n_jobs", "nthread")]
+    if keys:
+        model.set_params(**{k: threads for k in keys})
+
+
 def _native_call(model: Any, batch: Any, task: str) -> Callable[[], Any]:
     if task == "classifier" and hasattr(model, "predict_proba"):
         return lambda: model.predict_proba(batch)
@@ -134,6 +144,8 @@ def benchmark(artifact: str | os.PathLike[str] | Artifact, target: str | os.Path
         data = opened.probe()
         if data is None:
             raise ArtifactError(f"{opened.path}: no probe rows stored; pass data= to benchmark it")
+    if native is not None:
+        limit_native_threads(native, profile.resolved_threads)
     if native is not None and native_data is None:
         native_data = data if not isinstance(data, Mapping) else _to_frame(data)
     sizes = tuple(sorted(set(batch_sizes or profile.batch_sizes)))

@@ -1,4 +1,5 @@
-"""scikit-learn classes Kepler compiles through skl2onnx, and a fix for HistGradientBoosting under onnx >= 1.17."""
+"""scikit-learn classes Kepler compiles through skl2onnx, a fix for HistGradientBoosting under onnx >= 1.17,
+and NaN routing for scikit-learn trees."""
 
 from __future__ import annotations
 
@@ -61,6 +62,36 @@ def install() -> None:
 
         skl_register(alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options())
         _converter_pool[alias]._kepler_wrapped = True
+    _route_missing_values_like_sklearn()
+
+
+def _route_missing_values_like_sklearn():
+    """Makes skl2onnx's DecisionTree, forest and IsolationForest converters send NaN where scikit-learn does.
+
+    scikit-learn (>= 1.3) sends a missing value to the child ``tree_.missing_go_to_left``
+    names, and does so even for trees fit without missing values; skl2onnx 1.20 leaves
+    ``nodes_missing_value_tracks_true`` at 0, so onnxruntime sends every NaN right.
+    """
+    from skl2onnx.common import tree_ensemble
+    from skl2onnx.operator_converters import decision_tree, isolation_forest, random_forest
+
+    original = tree_ensemble.add_tree_to_attribute_pairs
+
+    def add_tree_with_missing(attr_pairs, is_classifier, tree, *args, **kwargs):
+        original(attr_pairs, is_classifier, tree, *args, **kwargs)
+        go_left = getattr(tree, "missing_go_to_left", None)
+        if go_left is None or tree.node_count == 0:
+            return
+        tracks = attr_pairs["nodes_missing_value_tracks_true"]
+        first = len(tracks) - tree.node_count
+        for i in range(tree.node_count):
+            is_split = tree.children_left[i] > i or tree.children_right[i] > i
+            tracks[first + i] = int(bool(go_left[i])) if is_split else 0
+
+    add_tree_with_missing._kepler_wrapped = True
+    for module in (decision_tree, random_forest, isolation_forest):
+        if not getattr(module.add_tree_to_attribute_pairs, "_kepler_wrapped", False):
+            module.add_tree_to_attribute_pairs = add_tree_with_missing
 
 
 def _with_int_attributes(original):

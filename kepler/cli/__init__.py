@@ -1,0 +1,1 @@
+"""Kepler's command line: one module per command group, one error boundary in main."""

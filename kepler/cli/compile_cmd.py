@@ -1,0 +1,42 @@
+"""`kepler compile`: turn a saved model into a verified artifact for a target.
+
+Usage:
+    kepler compile model.joblib --target edge --sample data/sensors.csv --drop failure
+    kepler compile model.json --target cloud --sample sample.parquet --output artifacts/xgb-cloud
+    kepler compile model.txt --target my-profile.toml --sample sample.csv --json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kepler.cli.app import app
+
+
+@app.command("compile")
+def compile_command(
+    model: Path = typer.Argument(..., help="Fitted model: .joblib/.pkl, XGBoost .json/.ubj, or LightGBM .txt."),
+    target: str = typer.Option("edge", "--target", "-t", help="Target profile name or path to a .toml profile."),
+    sample: Path = typer.Option(..., "--sample", "-s", help="CSV or Parquet rows of the training data."),
+    drop: Optional[list[str]] = typer.Option(None, "--drop", help="Column(s) of the sample that are not features (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact folder (default artifacts/<model>-<target>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Compile a fitted model to one ONNX graph, verify parity and write the artifact."""
+    from kepler.api import compile_file
+    from kepler.cli import output as out
+
+    artifact = compile_file(model, target, sample, output=output, drop=drop)
+    if as_json:
+        out.print_json({"artifact": str(artifact.path), **artifact.manifest})
+        return
+    console = out.console()
+    console.print(out.parity_table(artifact.parity))
+    if artifact.benchmark:
+        console.print(out.benchmark_table(artifact.benchmark))
+        console.print(out.budget_table(artifact.benchmark))
+    console.print(f"[bold green]compiled[/] {artifact.manifest['source']['estimator']} for "
+                  f"'{artifact.manifest['target']['name']}' → {artifact.path}")

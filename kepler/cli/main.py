@@ -1,0 +1,91 @@
+"""Entry point of the `kepler` command: registers the command groups and maps errors to exit codes.
+
+Usage:
+    kepler --help
+    kepler --version
+    KEPLER_DEBUG=1 kepler compile model.joblib --sample data.csv   # tracebacks on errors
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from kepler.cli import bench_cmd, compile_cmd, targets_cmd  # noqa: F401  (registers the commands)
+from kepler.cli.app import app
+
+# One place maps each kind of failure to an exit code; the most specific class comes first.
+EXIT_CODES = (
+    ("ParityError", 7),
+    ("ProfileError", 3),
+    ("RegistryError", 3),
+    ("ModelLoadError", 4),
+    ("UnsupportedModelError", 5),
+    ("InputSchemaError", 6),
+    ("ArtifactError", 8),
+    ("CompileError", 9),
+    ("KeplerError", 1),
+)
+EXIT_INTERNAL = 70
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code of a Kepler error, by the first matching class in :data:`EXIT_CODES`."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    for name, code in EXIT_CODES:
+        if name in names:
+            return code
+    return EXIT_INTERNAL
+
+
+def _debug() -> bool:
+    return os.environ.get("KEPLER_DEBUG", "") not in ("", "0", "false")
+
+
+def _show_report(error: BaseException) -> None:
+    report = getattr(error, "report", None)
+    if report:
+        from kepler.cli.output import console, parity_table
+
+        console(stderr=True).print(parity_table(report))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI and returns its exit code; errors become one line on stderr.
+
+    Typer handles --help, --version and usage errors (exit 2) itself; Kepler's
+    errors and unexpected ones pass through it and are mapped here.
+    """
+    from kepler.errors import KeplerError
+
+    try:
+        app(args=argv, prog_name="kepler")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except KeplerError as error:
+        if _debug():
+            traceback.print_exc()
+        _show_report(error)
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code_for(error)
+    except Exception as error:  # anything else is a bug: one line, traceback on request
+        if _debug():
+            traceback.print_exc()
+        print(f"internal error: {type(error).__name__}: {error} "
+              f"(rerun with KEPLER_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    return 0
+
+
+def run() -> None:
+    """Console-script entry: exits with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

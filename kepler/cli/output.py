@@ -1,0 +1,81 @@
+"""Printing results: Rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def console(stderr: bool = False) -> Any:
+    """A Rich console on stdout (or stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Writes ``data`` as JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:.1f} µs" if value < 1 else f"{value:.2f} ms"
+
+
+def parity_table(report: dict[str, Any]) -> Any:
+    """A table of a parity report and its worst rows."""
+    from rich.table import Table
+
+    table = Table(title="Parity against the native model", show_lines=False)
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_row("rows compared", str(report.get("rows")))
+    table.add_row("max abs diff", f"{report.get('max_abs_diff', float('nan')):.3g}")
+    table.add_row("max rel diff", f"{report.get('max_rel_diff', float('nan')):.3g}")
+    if report.get("label_agreement") is not None:
+        table.add_row("label agreement", f"{report['label_agreement']:.4%}")
+    table.add_row("rows out of tolerance", str(report.get("rows_out_of_tolerance")))
+    table.add_row("bit exact", "yes" if report.get("bit_exact") else "no")
+    table.add_row("passed", "[green]yes[/]" if report.get("passed") else "[red]no[/]")
+    for row in report.get("worst_rows", [])[:5]:
+        label = f" label {row.get('native_label')}→{row.get('compiled_label')}" if "native_label" in row else ""
+        table.add_row(f"worst row {row['row']}", f"Δ {row['abs_diff']:.3g}{label}")
+    return table
+
+
+def benchmark_table(report: dict[str, Any]) -> Any:
+    """A table of a benchmark report, with the native model's figures and ratios when present."""
+    from rich.table import Table
+
+    native = {b["batch"]: b for b in report.get("native", {}).get("batches", [])}
+    title = (f"Benchmark on '{report['target']}' ({report['threads']} thread(s), "
+             f"{report['machine']['cpu']}, {report['machine']['cores']} cores)")
+    table = Table(title=title)
+    for column in ("batch", "p50", "p95", "p99", "rows/s"):
+        table.add_column(column, justify="right")
+    if native:
+        for column in ("native p50", "native rows/s", "speed-up"):
+            table.add_column(column, justify="right")
+    for entry in report["batches"]:
+        cells = [str(entry["batch"]), _ms(entry["p50_ms"]), _ms(entry["p95_ms"]), _ms(entry["p99_ms"]),
+                 f"{entry['throughput_rows_s']:,.0f}"]
+        if native:
+            base = native[entry["batch"]]
+            cells += [_ms(base["p50_ms"]), f"{base['throughput_rows_s']:,.0f}", f"{base['p50_ms'] / entry['p50_ms']:.1f}×"]
+        table.add_row(*cells)
+    return table
+
+
+def budget_table(report: dict[str, Any]) -> Any:
+    """A table of the profile's budgets against what was measured."""
+    from rich.table import Table
+
+    table = Table(title="Budgets")
+    for column in ("budget", "limit", "measured", "ok"):
+        table.add_column(column, justify="right")
+    for name, check in report.get("budgets", {}).items():
+        table.add_row(name, f"{check['limit']:g}", f"{check['measured']:.3g}", "[green]yes[/]" if check["ok"] else "[red]no[/]")
+    table.caption = (f"size {report['size_mb']:.3f} MB · session load {report['load_ms']:.1f} ms · "
+                     f"session RSS +{report['session_rss_mb']:.1f} MB · peak RSS {report['peak_rss_mb']:.0f} MB")
+    return table
