@@ -12,7 +12,9 @@ import copy
 import warnings
 from typing import Any
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx import TensorProto, compose, helper
 
 from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
@@ -67,6 +69,37 @@ def _joined(preprocessing: onnx.ModelProto, estimator: onnx.ModelProto, dtype: s
     return compose.merge_models(preprocessing, estimator, io_map=[(cast, FEATURES)])
 
 
+def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelProto:
+    """Replaces per-column graph inputs by one numeric and one categorical matrix, split inside the graph.
+
+    Two inputs instead of one per column keep the caller's work per request flat.
+    """
+    if not schema["by_name"]:
+        return model
+    graph = model.graph
+    front = []
+    inputs = []
+    for key, elem in (("numeric", _ELEM.get((schema["numeric"] or {}).get("dtype", ""), 0)),
+                      ("categorical", TensorProto.STRING)):
+        group = schema[key]
+        if not group:
+            continue
+        names = group["columns"]
+        inputs.append(helper.make_tensor_value_info(group["input"], elem, [None, len(names)]))
+        if len(names) == 1:
+            front.append(helper.make_node("Identity", [group["input"]], names, name=f"kepler_split_{key}"))
+        else:
+            sizes = f"kepler_split_{key}_sizes"
+            graph.initializer.append(onnx.numpy_helper.from_array(np.ones(len(names), dtype=np.int64), sizes))
+            front.append(helper.make_node("Split", [group["input"], sizes], names, axis=1, name=f"kepler_split_{key}"))
+    del graph.input[:]
+    graph.input.extend(inputs)
+    nodes = front + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
 def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Converts the model and describes its outputs.
 
@@ -99,6 +132,7 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             model = _joined(pre_graph, est_graph, dtype, width)
         else:
             model = _convert(native, onnx_initial_types(input_schema), options)
+        model = group_inputs(model, input_schema)
         _set_opsets(model)
         onnx.checker.check_model(model)
     except CompileError:

@@ -8,9 +8,7 @@ import numpy as np
 
 from kepler.compilers.inspection import ModelInfo
 from kepler.errors import InputSchemaError
-from kepler.runtimes.inputs import CATEGORICAL, NUMERIC
-
-MATRIX_INPUT = "X"
+from kepler.runtimes.inputs import CATEGORICAL, CATEGORICAL_INPUT, NUMERIC, NUMERIC_INPUT
 
 
 def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
@@ -82,6 +80,9 @@ def numeric_input_dtype(info: ModelInfo) -> str:
 def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], Any]:
     """Builds the input schema and returns it with the sample as a DataFrame of exactly those columns.
 
+    The schema lists every column (name, kind, dtype, known categories) and the two
+    graph inputs: one matrix of the numeric columns and one of the categorical ones.
+
     Raises:
         InputSchemaError: the sample's columns differ from the model's, or the sample is empty.
     """
@@ -107,38 +108,49 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
             f"the sample has {len(columns)} columns but the model was fit on {info.n_features}; "
             f"pass rows of the training data"
         )
-    layout = "columns" if _selects_by_name(info.model) else "matrix"
-    categories = _encoder_categories(info.model) if layout == "columns" else {}
+    by_name = _selects_by_name(info.model)
+    categories = _encoder_categories(info.model) if by_name else {}
     numeric_dtype = numeric_input_dtype(info)
     specs = []
     for name in columns:
         kind = _column_kind(frame[name])
-        if layout == "matrix" and kind != NUMERIC:
+        if not by_name and kind != NUMERIC:
             raise InputSchemaError(
                 f"column {name!r} holds text but the model takes a numeric matrix; "
                 f"encode it in the pipeline (ColumnTransformer + OneHotEncoder) and refit"
             )
-        spec: dict[str, Any] = {"name": name, "kind": kind,
-                                "dtype": numeric_dtype if kind == NUMERIC else "string", "input": name}
+        spec: dict[str, Any] = {"name": name, "kind": kind, "dtype": numeric_dtype if kind == NUMERIC else "string"}
         if kind == CATEGORICAL:
             spec.update(categories.get(name, {"categories": None, "allow_unknown": True}))
         specs.append(spec)
-    schema: dict[str, Any] = {"layout": layout, "columns": specs}
-    if layout == "matrix":
-        schema["matrix_input"] = MATRIX_INPUT
-        for spec in specs:
-            spec["input"] = MATRIX_INPUT
+    numeric = [s["name"] for s in specs if s["kind"] == NUMERIC]
+    categorical = [s["name"] for s in specs if s["kind"] == CATEGORICAL]
+    schema: dict[str, Any] = {
+        "columns": specs,
+        "by_name": by_name,
+        "numeric": {"input": _free_name(NUMERIC_INPUT, columns), "columns": numeric, "dtype": numeric_dtype}
+        if numeric else None,
+        "categorical": {"input": _free_name(CATEGORICAL_INPUT, columns), "columns": categorical}
+        if categorical else None,
+    }
     return schema, frame
 
 
+def _free_name(name: str, taken: list[str]) -> str:
+    while name in taken:
+        name = f"_{name}"
+    return name
+
+
 def onnx_initial_types(schema: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The skl2onnx ``initial_types`` for an input schema."""
+    """The skl2onnx ``initial_types``: one per column for models that select columns by name, else one matrix."""
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    def numeric(spec: dict[str, Any]) -> Any:
-        return DoubleTensorType if spec["dtype"] == "float64" else FloatTensorType
+    def numeric(dtype: str) -> Any:
+        return DoubleTensorType if dtype == "float64" else FloatTensorType
 
-    if schema["layout"] == "matrix":
-        return [(schema["matrix_input"], numeric(schema["columns"][0])([None, len(schema["columns"])]))]
-    return [(spec["input"], numeric(spec)([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]))
+    if not schema["by_name"]:
+        group = schema["numeric"]
+        return [(group["input"], numeric(group["dtype"])([None, len(group["columns"])]))]
+    return [(spec["name"], numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]))
             for spec in schema["columns"]]

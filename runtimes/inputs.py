@@ -1,4 +1,9 @@
-"""Turning a DataFrame, a column mapping or an array into the graph's feed, checked against the manifest."""
+"""Turning a DataFrame, a column mapping, records or an array into the graph's feed, checked against the manifest.
+
+A compiled graph has at most two inputs: every numeric column in one float matrix
+and every categorical column in one string matrix, in the order the manifest gives.
+Two arrays per call keep the per-request overhead flat however many columns there are.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,26 @@ from kepler.errors import InputSchemaError
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+NUMERIC_INPUT = "numeric_features"
+CATEGORICAL_INPUT = "categorical_features"
+_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def _is_dataframe(data: Any) -> bool:
     return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
 
 
-def _numeric_column(name: str, values: Any, dtype: type = np.float32) -> np.ndarray:
+def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fiub":
-        return array.astype(dtype, copy=False)
+        return array.astype(dtype, copy=False).ravel()
     if array.dtype.kind in "OUS":
-        out = np.empty(array.shape, dtype=dtype)
+        out = np.empty(array.size, dtype=dtype)
         for i, value in enumerate(array.ravel()):
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                out.flat[i] = np.nan
-            elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-                out.flat[i] = value
+                out[i] = np.nan
+            elif isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+                out[i] = value
             else:
                 raise InputSchemaError(
                     f"column {name!r} must be numeric, got {value!r}; send numbers (or null for a missing value)"
@@ -38,15 +46,15 @@ def _numeric_column(name: str, values: Any, dtype: type = np.float32) -> np.ndar
 
 
 def _categorical_column(name: str, values: Any, spec: dict[str, Any]) -> np.ndarray:
-    array = np.asarray(values, dtype=object)
-    for value in array.ravel():
+    array = np.asarray(values, dtype=object).ravel()
+    for value in array:
         if not isinstance(value, str):
             raise InputSchemaError(
                 f"column {name!r} is categorical and must hold strings, got {value!r}; send the category as text"
             )
     categories = spec.get("categories")
     if categories is not None and not spec.get("allow_unknown", True):
-        unknown = sorted(set(array.ravel().tolist()) - set(categories))
+        unknown = sorted(set(array.tolist()) - set(categories))
         if unknown:
             raise InputSchemaError(
                 f"column {name!r} has unknown categories {unknown[:5]}; the model knows {categories[:20]}"
@@ -62,13 +70,19 @@ class FeedBuilder:
     """
 
     def __init__(self, input_schema: dict[str, Any]) -> None:
-        self.layout = input_schema["layout"]
         self.columns: list[dict[str, Any]] = input_schema["columns"]
         self.names = [column["name"] for column in self.columns]
-        self.matrix_input = input_schema.get("matrix_input", "X")
-        self._n = len(self.columns)
-        self._dtypes = [np.float64 if c.get("dtype") == "float64" else np.float32 for c in self.columns]
-        self._matrix_dtype = self._dtypes[0] if self._dtypes else np.float32
+        self._specs = {column["name"]: column for column in self.columns}
+        numeric = input_schema.get("numeric")
+        categorical = input_schema.get("categorical")
+        self._num_input = numeric["input"] if numeric else None
+        self._num_names: list[str] = numeric["columns"] if numeric else []
+        self._num_dtype = _DTYPES[numeric["dtype"]] if numeric else np.float32
+        self._cat_input = categorical["input"] if categorical else None
+        self._cat_names: list[str] = categorical["columns"] if categorical else []
+        self._n = len(self.names)
+        self._only_numeric = not self._cat_names
+        self._positions = {name: i for i, name in enumerate(self.names)}
 
     def feed(self, data: Any) -> dict[str, np.ndarray]:
         """Checks ``data`` against the schema and returns the session feed.
@@ -76,31 +90,62 @@ class FeedBuilder:
         Raises:
             InputSchemaError: missing or extra columns, wrong types, unknown categories, or an empty batch.
         """
-        if self.layout == "matrix" and type(data) is np.ndarray:
-            # Fast path: the hot loop of batch-1 serving lands here.
+        if self._only_numeric and type(data) is np.ndarray:
+            # Fast path: batch-1 serving of numeric models lands here.
             if data.ndim == 2 and data.shape[1] == self._n and data.shape[0] > 0 and data.dtype.kind in "fiub":
-                return {self.matrix_input: data.astype(self._matrix_dtype, copy=False)}
+                return {self._num_input: data.astype(self._num_dtype, copy=False)}
             self._check_array(data)
-        columns = self._columns_of(data)
-        if self.layout == "matrix":
-            stacked = np.column_stack([_numeric_column(name, columns[name], self._matrix_dtype) for name in self.names])
-            return {self.matrix_input: stacked}
-        feed = {}
-        for spec, dtype in zip(self.columns, self._dtypes):
-            name = spec["name"]
-            values = columns[name]
-            if spec["kind"] == CATEGORICAL:
-                array = _categorical_column(name, values, spec)
-            else:
-                array = _numeric_column(name, values, dtype)
-            feed[spec["input"]] = array.reshape(-1, 1)
-        return feed
+        if _is_dataframe(data):
+            return self._from_frame(data)
+        return self._from_columns(self._columns_of(data))
 
     def fastest_form(self, data: Any) -> Any:
         """``data`` converted once into the form :meth:`feed` reads fastest (for benchmarks)."""
-        if self.layout == "matrix":
-            return self.feed(data)[self.matrix_input]
-        return {spec["name"]: array.ravel() for spec, array in zip(self.columns, self.feed(data).values())}
+        feed = self.feed(data)
+        if self._only_numeric:
+            return feed[self._num_input]
+        columns: dict[str, np.ndarray] = {}
+        if self._num_input:
+            columns.update(zip(self._num_names, feed[self._num_input].T))
+        if self._cat_input:
+            columns.update(zip(self._cat_names, feed[self._cat_input].T))
+        return {name: columns[name] for name in self.names}
+
+    def _check_names(self, given: list[str], rows: int) -> None:
+        known = set(self.names)
+        missing = [n for n in self.names if n not in set(given)]
+        if missing:
+            raise InputSchemaError(f"missing columns: {', '.join(missing)}; the model needs {', '.join(self.names)}")
+        extra = [n for n in given if n not in known]
+        if extra:
+            raise InputSchemaError(f"unexpected columns: {', '.join(extra)}; drop them or recompile with them")
+        if rows == 0:
+            raise InputSchemaError("empty batch: send at least one row")
+
+    def _from_frame(self, frame: Any) -> dict[str, np.ndarray]:
+        self._check_names([str(c) for c in frame.columns], len(frame))
+        feed = {}
+        if self._num_input:
+            block = frame[self._num_names]
+            if all(dtype.kind in "fiub" for dtype in block.dtypes):
+                feed[self._num_input] = block.to_numpy(dtype=self._num_dtype)
+            else:
+                feed[self._num_input] = np.column_stack(
+                    [_numeric_column(n, block[n].to_numpy(), self._num_dtype) for n in self._num_names])
+        if self._cat_input:
+            feed[self._cat_input] = np.column_stack(
+                [_categorical_column(n, frame[n].to_numpy(), self._specs[n]) for n in self._cat_names])
+        return feed
+
+    def _from_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        feed = {}
+        if self._num_input:
+            feed[self._num_input] = np.column_stack(
+                [_numeric_column(n, columns[n], self._num_dtype) for n in self._num_names])
+        if self._cat_input:
+            feed[self._cat_input] = np.column_stack(
+                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names])
+        return feed
 
     def _check_array(self, data: np.ndarray) -> None:
         if data.ndim != 2:
@@ -117,46 +162,29 @@ class FeedBuilder:
             )
 
     def _columns_of(self, data: Any) -> Mapping[str, Any]:
-        if _is_dataframe(data):
-            given = [str(c) for c in data.columns]
-            columns = {str(c): data[c].to_numpy() for c in data.columns}
-            rows = len(data)
-        elif isinstance(data, Mapping):
-            given = [str(c) for c in data]
+        if isinstance(data, Mapping):
             columns = {str(k): np.atleast_1d(np.asarray(v)) for k, v in data.items()}
             lengths = {len(v) for v in columns.values()}
             if len(lengths) > 1:
                 raise InputSchemaError(f"columns have different lengths {sorted(lengths)}; send equal-length columns")
-            rows = lengths.pop() if lengths else 0
-        elif isinstance(data, (np.ndarray, list, tuple)):
-            array = np.asarray(data, dtype=object) if not isinstance(data, np.ndarray) else data
-            if array.ndim == 1 and len(array) and isinstance(array[0], Mapping):
-                return self._columns_of(_records_to_columns(list(array), self.names))
+            self._check_names(list(columns), lengths.pop() if lengths else 0)
+            return columns
+        if isinstance(data, (np.ndarray, list, tuple)):
+            if isinstance(data, (list, tuple)) and data and all(isinstance(r, Mapping) for r in data):
+                return self._columns_of(_records_to_columns(list(data)))
+            array = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
+            if array.ndim == 1 and array.size and all(isinstance(r, Mapping) for r in array):
+                return self._columns_of(_records_to_columns(list(array)))
             self._check_array(array)
             return {name: array[:, i] for i, name in enumerate(self.names)}
-        else:
-            raise InputSchemaError(
-                f"cannot read input of type {type(data).__name__}; pass a DataFrame, a dict of columns, "
-                f"a list of records or a 2-D array"
-            )
-        missing = [n for n in self.names if n not in columns]
-        if missing:
-            raise InputSchemaError(f"missing columns: {', '.join(missing)}; the model needs {', '.join(self.names)}")
-        extra = [n for n in given if n not in set(self.names)]
-        if extra:
-            raise InputSchemaError(f"unexpected columns: {', '.join(extra)}; drop them or recompile with them")
-        if rows == 0:
-            raise InputSchemaError("empty batch: send at least one row")
-        return columns
+        raise InputSchemaError(
+            f"cannot read input of type {type(data).__name__}; pass a DataFrame, a dict of columns, "
+            f"a list of records or a 2-D array"
+        )
 
 
-def _records_to_columns(records: list[Any], names: list[str]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {}
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise InputSchemaError(f"record {index} is not an object; send a list of objects")
-        for key in record:
-            columns.setdefault(str(key), [])
-    for key in columns:
-        columns[key] = [record.get(key) for record in records]
-    return columns
+def _records_to_columns(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(str(k) for k in record))
+    return {key: [record.get(key) for record in records] for key in keys}
