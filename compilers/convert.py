@@ -19,6 +19,7 @@ from onnx import TensorProto, compose, helper
 
 from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
 from kepler.compilers.converters.double_precision import repair_constant_of_shape
+from kepler.compilers.converters.lightgbm_thresholds import floor_lightgbm_thresholds
 from kepler.compilers.inspection import ModelInfo
 from kepler.compilers.schema import estimator_dtype, onnx_initial_types
 from kepler.errors import CompileError
@@ -128,10 +129,10 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             pre_graph = repair_constant_of_shape(_convert(preprocessing, onnx_initial_types(input_schema), None))
             dtype = estimator_dtype(info)
             tensor_type = _tensor_type(dtype)
-            est_graph = _convert(final, [(FEATURES, tensor_type([None, width]))], options)
+            est_graph = _exact_splits(_convert(final, [(FEATURES, tensor_type([None, width]))], options), final)
             model = _joined(pre_graph, est_graph, dtype, width)
         else:
-            model = _convert(native, onnx_initial_types(input_schema), options)
+            model = _exact_splits(_convert(native, onnx_initial_types(input_schema), options), final)
         model = group_inputs(model, input_schema)
         _set_opsets(model)
         onnx.checker.check_model(model)
@@ -170,6 +171,12 @@ def _without_xgboost_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
     final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
     final.get_booster().feature_names = None
     return model, final
+
+
+def _exact_splits(model: onnx.ModelProto, final: Any) -> onnx.ModelProto:
+    if type(final).__module__.split(".")[0] == "lightgbm":
+        floor_lightgbm_thresholds(model, final)
+    return model
 
 
 def _tensor_type(dtype: str) -> Any:

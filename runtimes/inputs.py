@@ -46,12 +46,16 @@ def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
 
 
 def _categorical_column(name: str, values: Any, spec: dict[str, Any]) -> np.ndarray:
-    array = np.asarray(values, dtype=object).ravel()
-    for value in array:
-        if not isinstance(value, str):
-            raise InputSchemaError(
-                f"column {name!r} is categorical and must hold strings, got {value!r}; send the category as text"
-            )
+    array = np.asarray(values)
+    if array.dtype.kind == "U":  # numpy already proved every value is text
+        array = array.astype(object).ravel()
+    else:
+        array = array.astype(object, copy=False).ravel()
+        for value in array:
+            if not isinstance(value, str):
+                raise InputSchemaError(
+                    f"column {name!r} is categorical and must hold strings, got {value!r}; send the category as text"
+                )
     categories = spec.get("categories")
     if categories is not None and not spec.get("allow_unknown", True):
         unknown = sorted(set(array.tolist()) - set(categories))
@@ -82,7 +86,7 @@ class FeedBuilder:
         self._cat_names: list[str] = categorical["columns"] if categorical else []
         self._n = len(self.names)
         self._only_numeric = not self._cat_names
-        self._positions = {name: i for i, name in enumerate(self.names)}
+        self._name_set = set(self.names)
 
     def feed(self, data: Any) -> dict[str, np.ndarray]:
         """Checks ``data`` against the schema and returns the session feed.
@@ -112,8 +116,11 @@ class FeedBuilder:
         return {name: columns[name] for name in self.names}
 
     def _check_names(self, given: list[str], rows: int) -> None:
-        known = set(self.names)
-        missing = [n for n in self.names if n not in set(given)]
+        given_set = set(given)
+        if given_set == self._name_set and len(given) == self._n and rows > 0:
+            return
+        known = self._name_set
+        missing = [n for n in self.names if n not in given_set]
         if missing:
             raise InputSchemaError(f"missing columns: {', '.join(missing)}; the model needs {', '.join(self.names)}")
         extra = [n for n in given if n not in known]
@@ -123,28 +130,22 @@ class FeedBuilder:
             raise InputSchemaError("empty batch: send at least one row")
 
     def _from_frame(self, frame: Any) -> dict[str, np.ndarray]:
+        # Column by column: selecting a sub-frame costs far more than a few Series.to_numpy() calls.
         self._check_names([str(c) for c in frame.columns], len(frame))
-        feed = {}
-        if self._num_input:
-            block = frame[self._num_names]
-            if all(dtype.kind in "fiub" for dtype in block.dtypes):
-                feed[self._num_input] = block.to_numpy(dtype=self._num_dtype)
-            else:
-                feed[self._num_input] = np.column_stack(
-                    [_numeric_column(n, block[n].to_numpy(), self._num_dtype) for n in self._num_names])
-        if self._cat_input:
-            feed[self._cat_input] = np.column_stack(
-                [_categorical_column(n, frame[n].to_numpy(), self._specs[n]) for n in self._cat_names])
-        return feed
+        return self._from_columns({str(c): frame[c].to_numpy() for c in frame.columns})
 
     def _from_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         feed = {}
         if self._num_input:
-            feed[self._num_input] = np.column_stack(
-                [_numeric_column(n, columns[n], self._num_dtype) for n in self._num_names])
+            arrays = [np.asarray(columns[n]).ravel() for n in self._num_names]
+            if all(a.dtype.kind in "fiub" for a in arrays):
+                feed[self._num_input] = np.stack(arrays, axis=1).astype(self._num_dtype, copy=False)
+            else:
+                feed[self._num_input] = np.stack(
+                    [_numeric_column(n, a, self._num_dtype) for n, a in zip(self._num_names, arrays)], axis=1)
         if self._cat_input:
-            feed[self._cat_input] = np.column_stack(
-                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names])
+            feed[self._cat_input] = np.stack(
+                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1)
         return feed
 
     def _check_array(self, data: np.ndarray) -> None:
