@@ -1,0 +1,244 @@
+"""Shared fixtures: a small synthetic industrial table, labels, and helpers to compile and compare.
+
+The table mimics sensor readings from a production line: numeric columns with
+missing values (sensor dropouts) and one categorical column (the line), plus a
+binary label (failure), a three-class label (grade) and a numeric target (wear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+NUMERIC = ["temperature", "pressure", "vibration", "rpm"]
+CATEGORICAL = "line"
+LINES = ["north", "south", "east"]
+ROWS = 240
+
+
+@dataclass(frozen=True)
+class IndustrialData:
+    """One synthetic table and its labels.
+
+    Attributes:
+        frame: Feature columns: four numeric ones (with NaNs) and ``line`` (strings).
+        failure: Binary label (0/1).
+        grade: Three-class label (0/1/2).
+        wear: Regression target.
+        status: Binary label as strings ("ok"/"fail").
+    """
+
+    frame: pd.DataFrame
+    failure: np.ndarray
+    grade: np.ndarray
+    wear: np.ndarray
+    status: np.ndarray
+
+    @property
+    def numeric(self) -> pd.DataFrame:
+        """Only the numeric columns, NaNs included."""
+        return self.frame[NUMERIC]
+
+    @property
+    def numeric_filled(self) -> pd.DataFrame:
+        """Only the numeric columns, NaNs replaced by column medians (for estimators that reject NaN)."""
+        return self.numeric.fillna(self.numeric.median())
+
+
+def make_industrial(rows: int = ROWS, seed: int = 7) -> IndustrialData:
+    """Builds the table; deterministic for a given seed."""
+    rng = np.random.default_rng(seed)
+    line = rng.choice(LINES, rows)
+    temperature = rng.normal(70.0, 6.0, rows) + np.where(line == "east", 4.0, 0.0)
+    pressure = rng.normal(1.0, 0.12, rows)
+    vibration = rng.gamma(2.0, 1.1, rows)
+    rpm = rng.integers(900, 1600, rows).astype(np.float64)
+    risk = (0.25 * (temperature - 70.0) + 1.2 * (vibration - 2.2) + 8.0 * (pressure - 1.0)
+            + np.where(line == "south", 1.0, 0.0) + rng.normal(0.0, 0.8, rows))
+    failure = (risk > 0.5).astype(np.int64)
+    grade = np.digitize(risk, [-0.8, 1.2]).astype(np.int64)
+    wear = 0.02 * rpm + 0.6 * vibration + 0.1 * temperature + np.where(line == "north", 2.0, 0.0) + rng.normal(0, 0.3, rows)
+    frame = pd.DataFrame({
+        "temperature": temperature, "pressure": pressure, "vibration": vibration, "rpm": rpm,
+        CATEGORICAL: pd.Series(line, dtype=object),
+    })
+    # Sensor dropouts: about 8% missing in three numeric columns, never a whole row.
+    for column, share in (("temperature", 0.08), ("vibration", 0.08), ("pressure", 0.05)):
+        frame.loc[rng.random(rows) < share, column] = np.nan
+    status = np.where(failure == 1, "fail", "ok")
+    return IndustrialData(frame=frame, failure=failure, grade=grade, wear=wear, status=status)
+
+
+@pytest.fixture(scope="session")
+def industrial() -> IndustrialData:
+    """The shared table (session-scoped: tests must not modify it; copy first)."""
+    return make_industrial()
+
+
+@pytest.fixture(scope="session")
+def holdout() -> IndustrialData:
+    """Unseen rows from the same process (another seed), to check parity beyond the compile sample."""
+    return make_industrial(rows=160, seed=11)
+
+
+def make_full_preprocessing(task: str) -> list[tuple[str, Any]]:
+    """Pipeline steps with every preprocessing family at once: imputers, both scalers,
+    polynomial features, one-hot encoding and, when there is a label, SelectKBest."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, PolynomialFeatures, StandardScaler
+
+    columns = ColumnTransformer([
+        ("standard", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+         ["temperature", "pressure"]),
+        ("minmax", Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", MinMaxScaler()),
+                             ("poly", PolynomialFeatures(degree=2, include_bias=False))]),
+         ["vibration", "rpm"]),
+        ("onehot", OneHotEncoder(handle_unknown="ignore"), [CATEGORICAL]),
+    ])
+    steps: list[tuple[str, Any]] = [("columns", columns)]
+    if task != "outlier":
+        steps.append(("select", SelectKBest(f_classif if task == "classifier" else f_regression, k=7)))
+    return steps
+
+
+@pytest.fixture(scope="session")
+def full_preprocessing() -> Callable[[str], list[tuple[str, Any]]]:
+    """``full_preprocessing(task)``: fresh preprocessing steps for a Pipeline (see make_full_preprocessing)."""
+    return make_full_preprocessing
+
+
+@pytest.fixture
+def artifact_dir(tmp_path: Path) -> Path:
+    """Where a test's artifact goes (not created: kp.compile creates it)."""
+    return tmp_path / "artifact"
+
+
+@pytest.fixture
+def compile_edge(tmp_path: Path) -> Callable[..., Any]:
+    """``compile_edge(model, sample, **kwargs)``: kp.compile to the edge target into tmp_path, no benchmark."""
+    import kepler as kp
+
+    counter = iter(range(10_000))
+
+    def run(model: Any, sample: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("target", "edge")
+        kwargs.setdefault("benchmark", False)
+        kwargs.setdefault("output", tmp_path / f"artifact-{next(counter)}")
+        return kp.compile(model, sample=sample, **kwargs)
+
+    return run
+
+
+def assert_parity(model: Any, predictor: Any, rows: Any, task: str, *,
+                  atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Compares the compiled predictor with the native model on the same ``rows``.
+
+    Classifiers: probabilities within tolerance and identical labels.
+    Regressors: values within tolerance.
+    Outlier detectors: identical labels, and the compiled scores against ``decision_function``.
+    """
+    if task == "classifier":
+        np.testing.assert_allclose(predictor.predict_proba(rows), model.predict_proba(rows), atol=atol, rtol=rtol)
+        np.testing.assert_array_equal(predictor.predict(rows), model.predict(rows))
+    elif task == "regressor":
+        np.testing.assert_allclose(predictor.predict(rows), np.ravel(model.predict(rows)), atol=atol, rtol=rtol)
+    elif task == "outlier":
+        np.testing.assert_array_equal(predictor.predict(rows), model.predict(rows))
+        np.testing.assert_allclose(predictor.score_samples(rows), model.decision_function(rows), atol=atol, rtol=rtol)
+    else:  # pragma: no cover - a typo in a test
+        raise AssertionError(f"unknown task {task!r}")
+
+
+@pytest.fixture
+def parity() -> Callable[..., None]:
+    """The :func:`assert_parity` helper, as a fixture (test modules cannot import conftest)."""
+    return assert_parity
+
+
+def float32_grid(start: float, count: int) -> np.ndarray:
+    """``count`` adjacent float32 numbers from ``start`` upward (each one ulp above the previous)."""
+    values = [np.float32(start)]
+    for _ in range(count - 1):
+        values.append(np.nextafter(values[-1], np.float32(np.inf)))
+    return np.asarray(values, dtype=np.float32)
+
+
+def threshold_table(count: int = 48, repeats: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Data whose class changes between adjacent float32 values of feature 0.
+
+    Feature 0 walks ``count`` adjacent float32 numbers above 1000 (one ulp is 6e-5 there,
+    well above the 1e-7 below which scikit-learn treats values as equal); the label flips
+    every two steps, so a fitted tree needs split thresholds that fall between adjacent
+    float32 numbers. Feature 1 takes the same ``repeats`` values at every step, so it
+    carries no information. Returned as float64, as data usually arrives.
+    """
+    grid = float32_grid(1000.0, count)
+    x0 = np.repeat(grid, repeats).astype(np.float64)
+    labels = ((np.arange(count) // 2) % 2).repeat(repeats).astype(np.int64)
+    x1 = np.tile(np.arange(repeats, dtype=np.float64), count)
+    return np.column_stack([x0, x1]), labels
+
+
+@pytest.fixture(scope="session")
+def threshold_data() -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of :func:`threshold_table`."""
+    return threshold_table()
+
+
+def floor32(value: float) -> np.float32:
+    """The largest float32 not above ``value``."""
+    rounded = np.float32(value)
+    if float(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return rounded
+
+
+def float64_splits(estimator: Any) -> list[tuple[int, float]]:
+    """(feature, threshold) of every ``x <= t`` split of a LightGBM or HistGradientBoosting model,
+    the two families that compare float64 features with float64 thresholds natively."""
+    splits: list[tuple[int, float]] = []
+    if hasattr(estimator, "booster_"):  # LightGBM
+        def walk(node: dict[str, Any]) -> None:
+            if "split_index" in node:
+                splits.append((int(node["split_feature"]), float(node["threshold"])))
+                walk(node["left_child"])
+                walk(node["right_child"])
+
+        for tree in estimator.booster_.dump_model()["tree_info"]:
+            walk(tree["tree_structure"])
+        return splits
+    for iteration in estimator._predictors:  # HistGradientBoosting
+        for predictor in iteration:
+            nodes = predictor.nodes[~predictor.nodes["is_leaf"].astype(bool)]
+            splits.extend(zip(nodes["feature_idx"].tolist(), nodes["num_threshold"].tolist()))
+    return splits
+
+
+def float32_sensitive_rows(estimator: Any, features: np.ndarray) -> list[int]:
+    """Rows for which some split decides differently in the compiled graph than natively.
+
+    Natively ``x <= t`` in float64; the graph compares ``float32(x) <= floor32(t)``, which
+    agrees for every float32 number x and can differ only for float64 values within
+    half a float32 step of a threshold.
+    """
+    rows: set[int] = set()
+    for feature, threshold in float64_splits(estimator):
+        column = features[:, feature]
+        native = column <= threshold
+        graph = column.astype(np.float32) <= floor32(threshold)
+        rows.update(np.flatnonzero((native != graph) & ~np.isnan(column)).tolist())
+    return sorted(rows)
+
+
+@pytest.fixture(scope="session")
+def sensitive_rows() -> Callable[[Any, np.ndarray], list[int]]:
+    """The :func:`float32_sensitive_rows` helper, as a fixture."""
+    return float32_sensitive_rows
