@@ -1,9 +1,11 @@
 """Converting a native model into one ONNX graph with plain tensor outputs.
 
-Precision policy: preprocessing runs in float64, as in scikit-learn; the final
-estimator sees float32 where its native library casts to float32 (trees,
-forests, boosting, isolation forest) and float64 otherwise (linear models).
-A Pipeline is therefore converted in two parts, joined by one Cast.
+Precision policy: preprocessing runs in float64, as in scikit-learn. The final
+estimator computes in the precision of its native library: float32 for
+scikit-learn trees and forests, GradientBoosting, IsolationForest and XGBoost
+(they cast their input to float32), float64 for LightGBM and HistGradientBoosting
+(float64 thresholds, see ``float64_thresholds``) and for linear models. A Pipeline
+is therefore converted in two parts joined by one Cast.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from onnx import TensorProto, compose, helper
 
 from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
 from kepler.compilers.converters.double_precision import repair_constant_of_shape
-from kepler.compilers.converters.lightgbm_thresholds import floor_lightgbm_thresholds
+from kepler.compilers.converters.float64_thresholds import native_thresholds, use_native_thresholds
 from kepler.compilers.inspection import ModelInfo
 from kepler.compilers.schema import estimator_dtype, onnx_initial_types
 from kepler.errors import CompileError
@@ -128,11 +130,11 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             width = int(preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1])
             pre_graph = repair_constant_of_shape(_convert(preprocessing, onnx_initial_types(input_schema), None))
             dtype = estimator_dtype(info)
-            tensor_type = _tensor_type(dtype)
-            est_graph = _exact_splits(_convert(final, [(FEATURES, tensor_type([None, width]))], options), final)
-            model = _joined(pre_graph, est_graph, dtype, width)
+            converted = "float64" if info.spec.family == "linear" else "float32"
+            est_graph = _convert(final, [(FEATURES, _tensor_type(converted)([None, width]))], options)
+            model = _joined(pre_graph, _native_splits(est_graph, final), dtype, width)
         else:
-            model = _exact_splits(_convert(native, onnx_initial_types(input_schema), options), final)
+            model = _native_splits(_convert(native, onnx_initial_types(input_schema, for_converter=True), options), final)
         model = group_inputs(model, input_schema)
         _set_opsets(model)
         onnx.checker.check_model(model)
@@ -173,9 +175,9 @@ def _without_xgboost_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
     return model, final
 
 
-def _exact_splits(model: onnx.ModelProto, final: Any) -> onnx.ModelProto:
-    if type(final).__module__.split(".")[0] == "lightgbm":
-        floor_lightgbm_thresholds(model, final)
+def _native_splits(model: onnx.ModelProto, final: Any) -> onnx.ModelProto:
+    if native_thresholds(final) is not None:
+        use_native_thresholds(model, final)
     return model
 
 

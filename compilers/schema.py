@@ -66,9 +66,13 @@ def _encoder_categories(model: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+FLOAT64_TREES = ("LGBMClassifier", "LGBMRegressor", "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+
+
 def estimator_dtype(info: ModelInfo) -> str:
-    """The float type the final estimator computes in natively: float32 for tree kernels, else float64."""
-    return "float64" if info.spec.family == "linear" else "float32"
+    """The float type the final estimator reads natively: float64 for linear models, LightGBM and
+    HistGradientBoosting; float32 for the tree kernels that cast to it (scikit-learn trees, XGBoost)."""
+    return "float64" if info.spec.family == "linear" or info.spec.name in FLOAT64_TREES else "float32"
 
 
 def numeric_input_dtype(info: ModelInfo) -> str:
@@ -128,6 +132,7 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
     schema: dict[str, Any] = {
         "columns": specs,
         "by_name": by_name,
+        "estimator_family": info.spec.family,
         "numeric": {"input": _free_name(NUMERIC_INPUT, columns), "columns": numeric, "dtype": numeric_dtype}
         if numeric else None,
         "categorical": {"input": _free_name(CATEGORICAL_INPUT, columns), "columns": categorical}
@@ -142,8 +147,12 @@ def _free_name(name: str, taken: list[str]) -> str:
     return name
 
 
-def onnx_initial_types(schema: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The skl2onnx ``initial_types``: one per column for models that select columns by name, else one matrix."""
+def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -> list[tuple[str, Any]]:
+    """The skl2onnx ``initial_types``: one per column for models that select columns by name, else one matrix.
+
+    With ``for_converter``, a bare tree ensemble's float64 matrix is declared float32,
+    the only type the tree converters take; the float64 thresholds are restored after.
+    """
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     def numeric(dtype: str) -> Any:
@@ -151,6 +160,9 @@ def onnx_initial_types(schema: dict[str, Any]) -> list[tuple[str, Any]]:
 
     if not schema["by_name"]:
         group = schema["numeric"]
-        return [(group["input"], numeric(group["dtype"])([None, len(group["columns"])]))]
+        dtype = group["dtype"]
+        if for_converter and schema.get("estimator_family") != "linear":
+            dtype = "float32"
+        return [(group["input"], numeric(dtype)([None, len(group["columns"])]))]
     return [(spec["name"], numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]))
             for spec in schema["columns"]]

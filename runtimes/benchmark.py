@@ -14,7 +14,7 @@ import numpy as np
 from kepler.errors import ArtifactError, KeplerError
 from kepler.runtimes.artifact import Artifact, read_artifact
 from kepler.runtimes.predictor import Predictor, load
-from kepler.targets import TargetProfile, load_profile
+from kepler.targets import TargetProfile
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 

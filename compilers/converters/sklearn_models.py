@@ -1,5 +1,5 @@
-"""scikit-learn classes Kepler compiles through skl2onnx, fixes for HistGradientBoosting (onnx >= 1.17
-attributes, float32 thresholds rounded down) and NaN routing for scikit-learn trees."""
+"""scikit-learn classes Kepler compiles through skl2onnx, a fix for HistGradientBoosting under onnx >= 1.17,
+and NaN routing for scikit-learn trees."""
 
 from __future__ import annotations
 
@@ -63,33 +63,6 @@ def install() -> None:
         skl_register(alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options())
         _converter_pool[alias]._kepler_wrapped = True
     _route_missing_values_like_sklearn()
-    _round_hist_gradient_boosting_thresholds_down()
-
-
-def _round_hist_gradient_boosting_thresholds_down():
-    """Makes skl2onnx store HistGradientBoosting thresholds as floor32(t), not round32(t).
-
-    HistGradientBoosting compares float64 features with float64 thresholds; the graph
-    compares float32 features with float32 thresholds. For a float32 value x,
-    ``x <= t`` holds exactly when ``x <= floor32(t)``; skl2onnx 1.20 rounds these
-    thresholds to nearest (its ``adjust_threshold_for_sklearn`` is off for them), which
-    sends x = round32(t) > t down the wrong branch.
-    """
-    from skl2onnx.operator_converters import random_forest
-
-    original = random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting
-    if getattr(original, "_kepler_wrapped", False):
-        return
-
-    def add_tree_rounding_down(*args, **kwargs):
-        if len(args) >= 8:
-            args = (*args[:7], True, *args[8:])
-        else:
-            kwargs["adjust_threshold_for_sklearn"] = True
-        return original(*args, **kwargs)
-
-    add_tree_rounding_down._kepler_wrapped = True
-    random_forest.add_tree_to_attribute_pairs_hist_gradient_boosting = add_tree_rounding_down
 
 
 def _route_missing_values_like_sklearn():
