@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -46,7 +47,9 @@ class CompiledArtifact(Artifact):
 
 
 def check_output(output: Path) -> None:
-    """Fails before any work when ``output`` exists and is not a Kepler artifact."""
+    """Fails before any work when ``output`` exists and is neither empty nor a Kepler artifact."""
+    if output.is_dir() and not any(output.iterdir()):
+        return
     if output.exists() and not (output.is_dir() and (output / MANIFEST_NAME).is_file()):
         raise ArtifactError(f"{output}: exists and is not a Kepler artifact; choose another output folder")
 
@@ -80,6 +83,11 @@ def new_staging() -> Path:
     return Path(tempfile.mkdtemp(prefix="kepler-artifact-"))
 
 
+def remove_at_exit(folder: Path) -> None:
+    """Deletes a scratch artifact when the process exits (``CompiledArtifact.save`` keeps a copy)."""
+    atexit.register(shutil.rmtree, folder, True)
+
+
 def write_probe(folder: Path, frame: Any) -> None:
     """Stores probe rows with the artifact, for benchmarks and reproduction checks."""
     write_json(folder / PROBE_NAME, probe_columns(frame))
@@ -96,6 +104,8 @@ def publish(source: Path, output: Path, *, move: bool = True) -> None:
     staging = output.parent / f".{output.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(source, staging)
+        if output.is_dir() and not any(output.iterdir()):
+            output.rmdir()
         if output.exists():
             retired = output.parent / f".{output.name}.retired-{uuid.uuid4().hex[:8]}"
             os.rename(output, retired)

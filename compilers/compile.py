@@ -12,7 +12,7 @@ import onnx
 
 from kepler.compilers import parity as parity_mod
 from kepler.compilers.artifact import (
-    CompiledArtifact, check_output, new_staging, publish, write_json, write_probe,
+    CompiledArtifact, check_output, new_staging, publish, remove_at_exit, write_json, write_probe,
 )
 from kepler.compilers.convert import TARGET_OPSET, to_onnx
 from kepler.compilers.environment import environment
@@ -99,7 +99,8 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
         target: ``"edge"``, ``"cloud"``, a registered profile name, a TOML path, or a profile.
         sample: Rows of the training data (DataFrame or 2-D array), used for the input
             schema and the parity check.
-        output: Where to write the artifact folder; by default a new temporary folder.
+        output: Where to write the artifact folder; by default a temporary folder that is
+            deleted when the process exits (keep it with ``artifact.save(path)``).
         benchmark: Whether to record a short benchmark on the profile in the manifest.
 
     Returns:
@@ -176,6 +177,7 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
         write_json(staging / MANIFEST_NAME, manifest)
 
         if destination is None:
+            remove_at_exit(staging)
             return CompiledArtifact(staging, manifest)
         publish(staging, destination)
         return CompiledArtifact(destination, manifest)

@@ -146,6 +146,7 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             f"{str(exc).splitlines()[0][:300] if str(exc) else ''}; check that every step is supported "
             f"(kepler.compilers.supported())"
         ) from exc
+    _check_runnable(model, info)
     outputs = [o.name for o in model.graph.output]
     schema: dict[str, Any] = {"task": info.role, "classes": _classes(info.final), "outputs": outputs}
     if info.role == CLASSIFIER:
@@ -173,6 +174,22 @@ def _without_xgboost_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
     final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
     final.get_booster().feature_names = None
     return model, final
+
+
+def _check_runnable(model: onnx.ModelProto, info: ModelInfo) -> None:
+    """Fails the compile when onnxruntime cannot load the converted graph (an op or type it lacks)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise CompileError(
+            f"onnxruntime cannot run the graph converted from {type(info.final).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}; this combination of steps is not supported yet, "
+            f"so replace the step the message names"
+        ) from exc
 
 
 def _native_splits(model: onnx.ModelProto, final: Any) -> onnx.ModelProto:

@@ -27,7 +27,7 @@ def compiled_outputs(predictor: Any, role: str, rows: Any) -> dict[str, np.ndarr
     if role == CLASSIFIER:
         return {"label": predictor.predict(rows), "values": predictor.predict_proba(rows).astype(np.float64)}
     if role == OUTLIER:
-        return {"label": predictor.predict(rows), "values": predictor.score_samples(rows).astype(np.float64).reshape(-1, 1)}
+        return {"label": predictor.predict(rows), "values": predictor.decision_function(rows).astype(np.float64).reshape(-1, 1)}
     return {"values": predictor.predict(rows).astype(np.float64).reshape(len(rows), -1)}
 
 

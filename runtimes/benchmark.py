@@ -93,14 +93,20 @@ def _tile(data: Any, rows: int) -> Any:
     return array[np.resize(np.arange(len(array)), rows)]
 
 
-def limit_native_threads(model: Any, threads: int) -> None:
+def limit_native_threads(model: Any, threads: int) -> dict[str, Any]:
     """Sets every ``n_jobs``/``nthread`` parameter of a native model to the profile's thread count,
-    so native and compiled are timed on the same cores."""
+    so native and compiled are timed on the same cores.
+
+    Returns:
+        The previous values, for ``model.set_params(**previous)``.
+    """
     if not hasattr(model, "get_params"):
-        return
-    keys = [k for k in model.get_params(deep=True) if k.split("__")[-1] in ("n_jobs", "nthread")]
-    if keys:
-        model.set_params(**{k: threads for k in keys})
+        return {}
+    params = model.get_params(deep=True)
+    previous = {k: v for k, v in params.items() if k.split("__")[-1] in ("n_jobs", "nthread")}
+    if previous:
+        model.set_params(**{k: threads for k in previous})
+    return previous
 
 
 def _native_call(model: Any, batch: Any, task: str) -> Callable[[], Any]:
@@ -144,8 +150,18 @@ def benchmark(artifact: str | os.PathLike[str] | Artifact, target: str | os.Path
         data = opened.probe()
         if data is None:
             raise ArtifactError(f"{opened.path}: no probe rows stored; pass data= to benchmark it")
-    if native is not None:
-        limit_native_threads(native, profile.resolved_threads)
+    previous_threads = limit_native_threads(native, profile.resolved_threads) if native is not None else {}
+    try:
+        return _measure(opened, predictor, profile, data, native, native_data, batch_sizes, min_time_s, max_time_s,
+                        load_times, rss_before)
+    finally:
+        if previous_threads:
+            native.set_params(**previous_threads)
+
+
+def _measure(opened: Artifact, predictor: Predictor, profile: TargetProfile, data: Any, native: Any,
+             native_data: Any, batch_sizes: tuple[int, ...] | None, min_time_s: float, max_time_s: float,
+             load_times: list[float], rss_before: float) -> dict[str, Any]:
     if native is not None and native_data is None:
         native_data = data if not isinstance(data, Mapping) else _to_frame(data)
     sizes = tuple(sorted(set(batch_sizes or profile.batch_sizes)))

@@ -35,7 +35,7 @@ def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
         for i, value in enumerate(array.ravel()):
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 out[i] = np.nan
-            elif isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+            elif isinstance(value, (int, float, np.number, np.bool_)):  # bools count as 0/1, as in numpy
                 out[i] = value
             else:
                 raise InputSchemaError(
@@ -171,7 +171,9 @@ class FeedBuilder:
             self._check_names(list(columns), lengths.pop() if lengths else 0)
             return columns
         if isinstance(data, (np.ndarray, list, tuple)):
-            if isinstance(data, (list, tuple)) and data and all(isinstance(r, Mapping) for r in data):
+            if len(data) == 0:
+                raise InputSchemaError("empty batch: send at least one row")
+            if isinstance(data, (list, tuple)) and all(isinstance(r, Mapping) for r in data):
                 return self._columns_of(_records_to_columns(list(data)))
             array = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
             if array.ndim == 1 and array.size and all(isinstance(r, Mapping) for r in array):

@@ -66,10 +66,10 @@ class Predictor:
             raise KeplerError(f"predict_proba needs a classifier, this model is a {self.task}; use predict")
         return self._run(self._proba_out, self._feeds.feed(data))[0]
 
-    def score_samples(self, data: Any) -> np.ndarray:
-        """Anomaly scores of an outlier detector (the graph's score output)."""
+    def decision_function(self, data: Any) -> np.ndarray:
+        """Anomaly scores of an outlier detector, as its ``decision_function`` (negative means outlier)."""
         if self._score_out is None:
-            raise KeplerError(f"score_samples needs an outlier detector, this model is a {self.task}; use predict")
+            raise KeplerError(f"decision_function needs an outlier detector, this model is a {self.task}; use predict")
         return self._run(self._score_out, self._feeds.feed(data))[0].ravel()
 
     def run(self, data: Any) -> dict[str, np.ndarray]:

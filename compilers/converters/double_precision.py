@@ -57,26 +57,49 @@ def _imputer_converter(original: Any) -> Any:
         imputer = operator.raw_operator
         missing = imputer.missing_values
         numeric_nan = isinstance(missing, float) and math.isnan(missing)
-        if (type(operator.inputs[0].type).__name__ != "DoubleTensorType" or not numeric_nan
-                or getattr(imputer, "add_indicator", False)):
+        if type(operator.inputs[0].type).__name__ != "DoubleTensorType" or not numeric_nan:
             original(scope, operator, container)
             return
         statistics = np.asarray(imputer.statistics_, dtype=np.float64)
         source = operator.inputs[0].full_name
         target = operator.outputs[0].full_name
-        mask = scope.get_unique_variable_name("is_missing")
-        container.add_node("IsNaN", [source], [mask], name=scope.get_unique_operator_name("IsNaN"))
-        fill = scope.get_unique_variable_name("fill_values")
-        container.add_initializer(fill, TensorProto.DOUBLE, [1, len(statistics)], np.nan_to_num(statistics).tolist())
-        kept = ~np.isnan(statistics)  # scikit-learn drops columns it never saw a value in
-        filled = target if kept.all() else scope.get_unique_variable_name("imputed")
-        container.add_node("Where", [mask, fill, source], [filled], name=scope.get_unique_operator_name("Where"))
-        if not kept.all():
-            index = scope.get_unique_variable_name("kept_columns")
-            container.add_initializer(index, TensorProto.INT64, [int(kept.sum())], np.flatnonzero(kept).tolist())
-            container.add_node("Gather", [filled, index], [target], axis=1, name=scope.get_unique_operator_name("Gather"))
+        indicator = getattr(imputer, "indicator_", None)
+        if indicator is not None:
+            # scikit-learn appends one 0/1 column per feature its MissingIndicator tracks.
+            imputed = scope.get_unique_variable_name("imputed_values")
+            flags = scope.get_unique_variable_name("missing_flags")
+            _impute(scope, container, source, imputed, statistics)
+            _missing_flags(scope, container, source, flags, indicator.features_)
+            container.add_node("Concat", [imputed, flags], [target], axis=1, name=scope.get_unique_operator_name("Concat"))
+            return
+        _impute(scope, container, source, target, statistics)
 
     return convert
+
+
+def _missing_flags(scope: Any, container: Any, source: str, target: str, features: Any) -> None:
+    mask = scope.get_unique_variable_name("is_missing")
+    container.add_node("IsNaN", [source], [mask], name=scope.get_unique_operator_name("IsNaN"))
+    index = scope.get_unique_variable_name("indicator_columns")
+    container.add_initializer(index, TensorProto.INT64, [len(features)], [int(f) for f in features])
+    picked = scope.get_unique_variable_name("picked_flags")
+    container.add_node("Gather", [mask, index], [picked], axis=1, name=scope.get_unique_operator_name("Gather"))
+    container.add_node("Cast", [picked], [target], to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast"))
+
+
+def _impute(scope: Any, container: Any, source: str, target: str, statistics: np.ndarray) -> None:
+    """Replaces NaN by the fitted statistics and drops the columns scikit-learn drops."""
+    mask = scope.get_unique_variable_name("is_missing")
+    container.add_node("IsNaN", [source], [mask], name=scope.get_unique_operator_name("IsNaN"))
+    fill = scope.get_unique_variable_name("fill_values")
+    container.add_initializer(fill, TensorProto.DOUBLE, [1, len(statistics)], np.nan_to_num(statistics).tolist())
+    kept = ~np.isnan(statistics)  # scikit-learn drops columns it never saw a value in
+    filled = target if kept.all() else scope.get_unique_variable_name("imputed")
+    container.add_node("Where", [mask, fill, source], [filled], name=scope.get_unique_operator_name("Where"))
+    if not kept.all():
+        index = scope.get_unique_variable_name("kept_columns")
+        container.add_initializer(index, TensorProto.INT64, [int(kept.sum())], np.flatnonzero(kept).tolist())
+        container.add_node("Gather", [filled, index], [target], axis=1, name=scope.get_unique_operator_name("Gather"))
 
 
 def install() -> None:

@@ -241,6 +241,8 @@ PREPROCESSING = {
         ("columns", ColumnTransformer([("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(), ["line"])])),
         ("select", SelectKBest(f_classif, k=3)),
     ],
+    "imputer_with_missing_indicator": lambda: [("columns", ColumnTransformer([
+        ("num", SimpleImputer(add_indicator=True), NUMERIC), ("cat", OneHotEncoder(), ["line"])]))],
     "remainder_imputer": lambda: [("columns", ColumnTransformer([("cat", OneHotEncoder(), ["line"])],
                                                                 remainder=SimpleImputer()))],
 }
@@ -325,7 +327,7 @@ def test_isolation_forest_scores_and_labels(industrial, compile_edge):
     assert set(labels.tolist()) == {-1, 1}
     np.testing.assert_array_equal(labels, model.predict(rows))
     # The graph's score is decision_function (score_samples - offset_), whose sign gives the label.
-    scores = predictor.score_samples(rows)
+    scores = predictor.decision_function(rows)
     np.testing.assert_allclose(scores, model.decision_function(rows), atol=1e-5)
     np.testing.assert_allclose(scores, model.score_samples(rows) - model.offset_, atol=1e-5)
     np.testing.assert_array_equal(np.where(scores < 0, -1, 1), labels)

@@ -4,6 +4,8 @@ loading refuses tampered, corrupted or foreign folders."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -222,7 +224,7 @@ def test_corrupted_probe(compiled, tmp_path):
         read_artifact(path).probe()
 
 
-@pytest.mark.parametrize("kind", ["file", "folder_with_files", "empty_folder"])
+@pytest.mark.parametrize("kind", ["file", "folder_with_files"])
 def test_output_that_exists_and_is_not_an_artifact(kind, industrial, tmp_path, scratch):
     output = tmp_path / "out"
     if kind == "file":
@@ -288,6 +290,35 @@ def test_compile_without_output_returns_a_private_folder(industrial, scratch):
     artifact = kp.compile(model, target="edge", sample=rows, benchmark=False)
     assert artifact.path.parent == scratch
     assert read_artifact(artifact.path).manifest["sha256"] == artifact.manifest["sha256"]
+
+
+def test_compile_into_an_existing_empty_folder(industrial, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    model = LogisticRegression(max_iter=2000).fit(industrial.numeric_filled, industrial.failure)
+    artifact = kp.compile(model, target="edge", sample=industrial.numeric_filled, output=output, benchmark=False)
+    assert artifact.path == output
+    assert sorted(p.name for p in output.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_private_folder_is_removed_when_the_process_exits(tmp_path):
+    code = (
+        "import sys, numpy as np, kepler as kp\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "x = np.random.default_rng(0).normal(size=(200, 3)); y = (x[:, 0] > 0).astype(int)\n"
+        "artifact = kp.compile(LogisticRegression().fit(x, y), 'edge', x, benchmark=False)\n"
+        "assert (artifact.path / 'model.onnx').is_file()\n"
+        "kept = artifact.save(sys.argv[1])\n"
+        "print(artifact.path)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "kept")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    private = Path(result.stdout.strip().splitlines()[-1])
+    assert private.name.startswith("kepler-artifact-")
+    assert not private.exists()
+    assert (tmp_path / "kept" / "model.onnx").is_file()
 
 
 def test_save_copies_a_verified_artifact(compiled, tmp_path):

@@ -96,6 +96,21 @@ def test_every_input_form_gives_identical_results(strict, industrial):
     np.testing.assert_allclose(expected_proba, strict["model"].predict_proba(frame), atol=1e-12)
 
 
+def test_booleans_in_a_numeric_column_count_as_zero_and_one_in_every_form(strict, industrial):
+    frame = _head(industrial, 3)
+    flags = [True, False, True]
+    as_numbers = frame.assign(pressure=[1.0, 0.0, 1.0])
+    expected = strict["predictor"].predict_proba(as_numbers)
+    forms = [
+        frame.assign(pressure=flags),
+        frame.assign(pressure=pd.Series(flags, dtype=object, index=frame.index)),
+        {**{c: frame[c].tolist() for c in frame.columns}, "pressure": flags},
+        [dict(record, pressure=flag) for record, flag in zip(frame.to_dict(orient="records"), flags)],
+    ]
+    for form in forms:
+        np.testing.assert_array_equal(strict["predictor"].predict_proba(form), expected)
+
+
 def test_a_single_record_as_a_dict_of_scalars(strict, industrial):
     frame = _head(industrial, 1)
     one = {c: frame[c].iloc[0] for c in frame.columns}
@@ -133,7 +148,7 @@ def test_numeric_forms_for_a_matrix_model(regressor):
 
 
 @pytest.mark.parametrize("case", [
-    "missing_column", "extra_column", "string_in_numeric", "boolean_in_numeric", "number_in_categorical",
+    "missing_column", "extra_column", "string_in_numeric", "number_in_categorical",
     "none_in_categorical", "unknown_category", "empty_frame", "empty_array", "one_dimensional", "too_few_columns",
     "too_many_columns", "unequal_columns", "unreadable_type",
 ])
@@ -148,9 +163,6 @@ def test_bad_input_raises_input_schema_error(case, strict, industrial):
     elif case == "string_in_numeric":
         bad, expected = frame.assign(rpm=pd.Series(["fast", 1200.0, 1300.0], dtype=object, index=frame.index)), \
             "column 'rpm' must be numeric, got 'fast'"
-    elif case == "boolean_in_numeric":
-        bad, expected = frame.assign(pressure=pd.Series([1.0, True, 0.9], dtype=object, index=frame.index)), \
-            "column 'pressure' must be numeric, got True"
     elif case == "number_in_categorical":
         bad, expected = frame.assign(line=[1, 2, 3]), "column 'line' is categorical and must hold strings, got 1"
     elif case == "none_in_categorical":
@@ -210,9 +222,9 @@ def test_predict_proba_on_a_regressor_raises(regressor):
         regressor["predictor"].predict_proba(regressor["rows"][:2])
 
 
-def test_score_samples_on_a_classifier_raises(strict, industrial):
-    with pytest.raises(KeplerError, match="score_samples needs an outlier detector"):
-        strict["predictor"].score_samples(_head(industrial))
+def test_decision_function_on_a_classifier_raises(strict, industrial):
+    with pytest.raises(KeplerError, match="decision_function needs an outlier detector"):
+        strict["predictor"].decision_function(_head(industrial))
 
 
 def test_outlier_detector_predicts_labels_and_scores(industrial, compile_edge):
