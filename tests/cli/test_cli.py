@@ -70,7 +70,7 @@ def test_help_is_lazy() -> None:
     code = ("import sys; from kepler.cli.main import main; rc = main(['--help']); "
             "heavy = [m for m in ('sklearn', 'mlflow', 'flaml', 'bentoml', 'xgboost', 'lightgbm', 'skl2onnx', "
             "'onnxruntime', 'pandas') if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
     assert "compile" in result.stdout and "bench" in result.stdout and "targets" in result.stdout

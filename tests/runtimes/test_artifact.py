@@ -312,7 +312,7 @@ def test_private_folder_is_removed_when_the_process_exits(tmp_path):
         "kept = artifact.save(sys.argv[1])\n"
         "print(artifact.path)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "kept")], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-P", "-c", code, str(tmp_path / "kept")], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     private = Path(result.stdout.strip().splitlines()[-1])

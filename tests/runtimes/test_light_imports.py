@@ -43,7 +43,7 @@ def test_runtimes_import_and_use_stay_light(industrial, tmp_path):
     records = json.loads(industrial.frame.head(4).to_json(orient="records"))
 
     code = PROGRAM.format(heavy=HEAVY, path=str(output), records=records)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
