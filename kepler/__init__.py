@@ -22,9 +22,11 @@ except PackageNotFoundError:  # running from a source tree without an install
 __all__ = [
     "KeplerError",
     "__version__",
+    "automl",
     "bench",
     "compile",
     "compilers",
+    "data",
     "errors",
     "load_model",
     "runtimes",
@@ -39,7 +41,7 @@ _LAZY = {
     "bench": ("kepler.api", "bench"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
-_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api"}
+_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api", "data", "automl"}
 
 
 def __getattr__(name: str) -> Any:

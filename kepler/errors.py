@@ -9,12 +9,14 @@ from kepler.targets.errors import KeplerError, ProfileError, RegistryError
 __all__ = [
     "ArtifactError",
     "CompileError",
+    "DataError",
     "InputSchemaError",
     "KeplerError",
     "ModelLoadError",
     "ParityError",
     "ProfileError",
     "RegistryError",
+    "BudgetError",
     "UnsupportedModelError",
 ]
 
@@ -49,3 +51,20 @@ class ArtifactError(KeplerError):
 
 class InputSchemaError(KeplerError):
     """Input data does not match the schema the model was compiled for."""
+
+
+class DataError(KeplerError):
+    """Training data cannot be used: a missing, unreadable or empty table, a bad column or label,
+    or a data source (such as Splunk) that cannot be reached or refuses the query."""
+
+
+class BudgetError(KeplerError):
+    """No candidate model fits the target's budgets.
+
+    Attributes:
+        report: The closest candidates, each with the budget it broke and by how much.
+    """
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report

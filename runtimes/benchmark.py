@@ -16,6 +16,7 @@ from kepler.runtimes.artifact import Artifact, read_artifact
 from kepler.runtimes.predictor import Predictor, load
 from kepler.targets import TargetProfile
 
+HISTOGRAM_BINS = 30  # latency histogram for reports; the slowest 0.1% fall outside it
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -70,12 +71,14 @@ def time_calls(call: Callable[[], Any], *, min_iters: int = 50, min_time_s: floa
         if (len(samples) >= min_iters and elapsed >= min_time_s) or elapsed >= max_time_s:
             break
     ms = np.asarray(samples, dtype=np.float64) / 1e6
+    counts, edges = np.histogram(ms, bins=HISTOGRAM_BINS, range=(ms.min(), np.percentile(ms, 99.9)))
     return {
         "p50_ms": float(np.percentile(ms, 50)),
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": float(ms.mean()),
         "iterations": len(samples),
+        "histogram": {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]},
     }
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from kepler.cli import bench_cmd, compile_cmd, targets_cmd  # noqa: F401  (registers the commands)
+from kepler.cli import automl_cmd, bench_cmd, build_cmd, compile_cmd, targets_cmd  # noqa: F401  (registers them)
 from kepler.cli.app import app
 
 # One place maps each kind of failure to an exit code; the most specific class comes first.
@@ -23,8 +23,10 @@ EXIT_CODES = (
     ("ModelLoadError", 4),
     ("UnsupportedModelError", 5),
     ("InputSchemaError", 6),
+    ("DataError", 6),
     ("ArtifactError", 8),
     ("CompileError", 9),
+    ("BudgetError", 10),
     ("KeplerError", 1),
 )
 EXIT_INTERNAL = 70
@@ -46,9 +48,10 @@ def _debug() -> bool:
 def _show_report(error: BaseException) -> None:
     report = getattr(error, "report", None)
     if report:
-        from kepler.cli.output import console, parity_table
+        from kepler.cli.output import closest_table, console, parity_table
 
-        console(stderr=True).print(parity_table(report))
+        table = closest_table(report) if "closest" in report else parity_table(report)
+        console(stderr=True).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,3 +79,84 @@ def budget_table(report: dict[str, Any]) -> Any:
     table.caption = (f"size {report['size_mb']:.3f} MB · session load {report['load_ms']:.1f} ms · "
                      f"session RSS +{report['session_rss_mb']:.1f} MB · peak RSS {report['peak_rss_mb']:.0f} MB")
     return table
+
+
+class SearchProgress:
+    """A Rich progress bar over the search's time budget: trials, best score, time left."""
+
+    def __init__(self, time_budget_s: float, metric: str = "score", enabled: bool = True) -> None:
+        self.time_budget_s = time_budget_s
+        self.metric = metric
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "SearchProgress":
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), TextColumn("{task.description}"),
+                                      TimeRemainingColumn(), console=console(stderr=True), transient=False)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("starting", total=self.time_budget_s)
+        return self
+
+    def __call__(self, trial: Any, best: Any, elapsed: float) -> None:
+        if self._progress is None:
+            return
+        best_text = f"best {best.val_score:.4f} ({best.family})" if best is not None else "no compliant model yet"
+        self._progress.update(self._task, completed=min(elapsed, self.time_budget_s),
+                              description=f"{trial.number} trials · {best_text}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.time_budget_s)
+            self._progress.__exit__(*exc)
+
+
+def budget_rows_table(rows: list[dict[str, Any]], title: str = "Budgets") -> Any:
+    """A table of budget checks (limit, source, measured, ok)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("budget", "limit", "source", "measured", "ok"):
+        table.add_column(column, justify="right" if column in ("limit", "measured") else "left")
+    for row in rows:
+        measured = "—" if row.get("measured") is None else f"{row['measured']:.3g}"
+        verdict = "[green]yes[/]" if row["ok"] else f"[red]no, {row['over_by']:.3g}× over[/]" if row.get("over_by") else "[red]no[/]"
+        table.add_row(row["budget"], f"{row['limit']:g}", row.get("source", ""), measured, verdict)
+    return table
+
+
+def closest_table(report: dict[str, Any]) -> Any:
+    """A table of the candidates that came nearest to the budgets."""
+    from rich.table import Table
+
+    table = Table(title="No candidate fits: the closest ones")
+    for column in ("trial", "family", "score", "p99 ms", "size MB", "broken budgets"):
+        table.add_column(column)
+    for c in report.get("closest", []):
+        broken = ", ".join(f"{k} {v['over_by']:.3g}× over" for k, v in c["broken"].items()) or "—"
+        table.add_row(str(c["trial"]), c["family"], f"{c['val_score']:.4f}", f"{c['p99_ms']:.4g}",
+                      f"{c['size_mb']:.4g}", broken)
+    for r in report.get("rejected_at_final_check", []):
+        table.add_row(str(r["trial"]), r["family"], "", "", "", r["reason"][:80])
+    return table
+
+
+def build_summary(report: dict[str, Any]) -> Any:
+    """Tables summarizing a build: budgets, test metrics and the chosen model."""
+    from rich.console import Group
+    from rich.table import Table
+
+    parts = [budget_rows_table(report.get("constraint_report", []))]
+    metrics = report.get("test_metrics") or {}
+    if metrics:
+        table = Table(title=f"Test metrics of the compiled model ({report.get('test_rows', '?')} held-out rows)"
+                      if report.get("kind") == "search" else "Metrics of the compiled model")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        parts.append(table)
+    return Group(*parts)

@@ -1,0 +1,221 @@
+"""kp.automl.automl_pipeline and industrial_automl: search, choose the best compliant model, compile it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kepler.automl import budgets as budget_mod
+from kepler.automl.families import ALL_FAMILIES, CLASSIFICATION, FAMILIES, searchable
+from kepler.automl.metrics import METRICS, report as metric_report
+from kepler.automl.pipelines import candidate
+from kepler.automl.presets import Preset, load_preset
+from kepler.automl.result import AutoMLResult
+from kepler.automl.search import SearchSpec, Trial, closest_candidates, evaluate, pareto_front, run_search
+from kepler.errors import BudgetError, DataError, KeplerError, ParityError
+from kepler.targets import TargetProfile, load_profile
+
+TEST_SHARE = 0.2
+VALIDATION_SHARE = 0.25
+FINAL_ATTEMPTS = 3
+
+
+def _default_preset(task: str, n_classes: int) -> Preset:
+    metric = "r2" if task != CLASSIFICATION else ("roc_auc" if n_classes == 2 else "accuracy")
+    return Preset(name="default", description="Best score under the target's budgets.", task=task,
+                  metric=metric, families=ALL_FAMILIES)
+
+
+def _load(data: Any, target: str) -> Any:
+    from kepler.data import Dataset, load
+
+    return data if isinstance(data, Dataset) else load(data, label=target)
+
+
+def _split(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
+    from sklearn.model_selection import train_test_split
+
+    def stratify(y: Any) -> Any:
+        if task != CLASSIFICATION:
+            return None
+        counts = y.value_counts()
+        return y if counts.min() >= 2 else None
+
+    x_rest, x_test, y_rest, y_test = train_test_split(frame, label, test_size=TEST_SHARE, random_state=seed,
+                                                      stratify=stratify(label))
+    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=VALIDATION_SHARE, random_state=seed,
+                                                      stratify=stratify(y_rest))
+    return x_rest, y_rest, x_train, y_train, x_val, y_val, x_test, y_test
+
+
+def _positive_class(label: Any, task: str) -> Any:
+    if task != CLASSIFICATION:
+        return None
+    counts = label.value_counts()
+    if len(counts) != 2:
+        return None
+    value = counts.idxmin()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _constraints(constraints: Any) -> dict[str, Any]:
+    if constraints is None:
+        return {}
+    if isinstance(constraints, (str, os.PathLike)):
+        return budget_mod.read_constraints(constraints)
+    if isinstance(constraints, dict):
+        return budget_mod.check_constraints(constraints)
+    raise KeplerError("constraints must be a dict or the path of a JSON file; see `kepler automl run --help`")
+
+
+def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, numeric: list[str],
+              categorical: list[str], output: Path | None) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
+    """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets."""
+    from kepler.compilers import compile as compile_model
+
+    rejected: list[dict[str, Any]] = []
+    ranked = sorted((t for t in trials if t.compliant), key=lambda t: (-t.val_score, t.p99_ms))
+    for trial in ranked[:FINAL_ATTEMPTS]:
+        family = FAMILIES.get(trial.family)
+        model = candidate(family, trial.config, spec.task, spec.seed, numeric, categorical).fit(x_rest, y_rest)
+        try:
+            artifact = compile_model(model, spec.profile, x_rest, output=output)
+        except ParityError as exc:
+            rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc)})
+            continue
+        bench = artifact.benchmark
+        batch1 = next(b for b in bench["batches"] if b["batch"] == 1)
+        rows = budget_mod.check(spec.budgets, {"latency_p99_ms": batch1["p99_ms"], "size_mb": bench["size_mb"],
+                                               "memory_mb": bench["session_rss_mb"]})
+        if all(r["ok"] for r in rows):
+            return model, artifact, trial, rows, rejected
+        rejected.append({"trial": trial.number, "family": trial.family,
+                         "reason": "re-measured budgets broken: " + ", ".join(
+                             f"{r['budget']} {r['measured']:.3g} > {r['limit']:g}" for r in rows if not r["ok"])})
+    raise BudgetError(
+        f"no candidate fits the budgets ({_budget_text(spec.budgets)}) after {len(trials)} trials; "
+        f"relax a budget, pick another target, or give the search more time",
+        {"budgets": spec.budgets, "closest": closest_candidates(trials), "rejected_at_final_check": rejected,
+         "trials": len(trials)},
+    )
+
+
+def _budget_text(budgets: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{k} ≤ {v['limit']:g} ({v['source']})" for k, v in budgets.items())
+
+
+def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h", interpretability_required: bool = False,
+                    environment: str | os.PathLike[str] | TargetProfile = "edge", constraints: Any = None,
+                    seed: int = 0, *, use_case: str | Preset | None = None, output: str | os.PathLike[str] | None = None,
+                    progress: Callable[[Trial, Trial | None, float], None] | None = None) -> AutoMLResult:
+    """Searches for the most accurate model that fits a target's budgets, measured on the compiled artifact.
+
+    Args:
+        data: A CSV/Parquet path, a DataFrame or a ``kp.data`` Dataset.
+        target: The label column.
+        optimization_time: Search time budget (``"90s"``, ``"5m"``, ``"1h"`` or seconds).
+        interpretability_required: Search only linear models, shallow trees and small boosted models.
+        environment: ``"edge"``, ``"cloud"``, a profile TOML path or a profile.
+        constraints: Extra budgets (``latency_p99_ms``, ``size_mb``, ``memory_mb``), ``metric`` or
+            ``families``, as a dict or a JSON file; the stricter budget wins.
+        seed: Seed of the split, the search and the models.
+        use_case: A preset name (``predictive_maintenance``, ``quality_control``, ``anomaly_detection``) or file.
+        output: Folder for the chosen artifact; by default a temporary one.
+        progress: Called after every trial with the trial, the best compliant trial and the elapsed seconds.
+
+    Returns:
+        The result: best config, held-out test metrics of the compiled model, constraint report,
+        trials, Pareto front, and the compiled artifact.
+
+    Raises:
+        DataError: bad data or label.
+        ProfileError: unknown target, preset or bad constraints.
+        BudgetError: no candidate fits the budgets; the error's report names the closest ones.
+    """
+    started = time.perf_counter()
+    profile = load_profile(environment)
+    extra = _constraints(constraints)
+    time_budget_s = budget_mod.parse_duration(optimization_time)
+    dataset = _load(data, target)
+    if dataset.label is None:
+        raise DataError("the search needs a label column; pass target='<column>'")
+    task = dataset.task
+    n_classes = int(dataset.label.nunique())
+    preset = load_preset(use_case) if use_case is not None else _default_preset(task, n_classes)
+    if preset.task != task:
+        raise DataError(f"use case {preset.name!r} needs a {preset.task} label, but {target!r} is a {task} label; "
+                        f"pick another use case or label")
+    metric = extra.get("metric", preset.metric)
+    METRICS.get(metric)
+    positive = _positive_class(dataset.label, task)
+    if metric in ("roc_auc", "pr_auc", "recall_at_precision", "fpr_at_recall") and positive is None:
+        raise DataError(f"metric {metric!r} needs a label with exactly two classes; {target!r} has {n_classes}")
+    names = tuple(extra.get("families", preset.families))
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise KeplerError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES.names())}")
+    families = searchable(names, task, interpretable=interpretability_required, allowed=profile.allowed_estimators)
+    if not families:
+        raise KeplerError(f"no model family of {', '.join(names)} can be searched for a {task} task on target "
+                          f"{profile.name!r}{' with interpretability required' if interpretability_required else ''}; "
+                          f"widen the families")
+    spec = SearchSpec(task=task, metric=metric, metric_options={"precision_floor": preset.precision_floor,
+                                                                "recall_target": preset.recall_target},
+                      families=families, profile=profile,
+                      budgets=budget_mod.merge_budgets(profile, preset.budgets(), preset.name, extra),
+                      time_budget_s=time_budget_s, seed=seed, interpretable=interpretability_required,
+                      positive=positive)
+
+    x_rest, y_rest, x_train, y_train, x_val, y_val, x_test, y_test = _split(dataset.frame, dataset.label, task, seed)
+    numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
+    trials, search_seconds = run_search(x_train, y_train, x_val, y_val, spec, numeric, categorical, progress)
+    model, artifact, chosen, constraint_rows, rejected = _finalize(
+        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None)
+
+    compiled = artifact.predictor()
+    evaluation = evaluate(compiled, x_test, y_test, spec)
+    test_metrics = {"score": float(METRICS.get(metric)(evaluation)), **metric_report(evaluation, task)}
+    if metric == "fpr_at_recall":
+        test_metrics["false_positive_rate"] = 1.0 - test_metrics["score"]
+    result = {
+        "best_algorithm": chosen.family,
+        "best_estimator": type(model.steps[-1][1]).__name__,
+        "best_config": chosen.to_dict()["config"],
+        "deployment_ready": all(r["ok"] for r in constraint_rows) and artifact.parity["passed"],
+        "metric": metric,
+        "validation_score": chosen.val_score,
+        "test_metrics": test_metrics,
+        "test_rows": int(len(x_test)),
+        "budgets": spec.budgets,
+        "constraint_report": constraint_rows,
+        "rejected_at_final_check": rejected,
+        "trials": [t.to_dict() for t in trials],
+        "pareto_front": [t.number for t in pareto_front(trials)],
+        "artifact": str(artifact.path),
+        "target": profile.name,
+        "use_case": preset.name,
+        "families": [f.name for f in families],
+        "interpretability_required": interpretability_required,
+        "seed": seed,
+        "time_budget_s": time_budget_s,
+        "search_seconds": search_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "data": dataset.summary(),
+        "positive_class": positive,
+    }
+    return AutoMLResult(result, artifact=artifact, model=model)
+
+
+def industrial_automl(data: Any, target: str, use_case: str = "predictive_maintenance",
+                      production_environment: str | os.PathLike[str] | TargetProfile = "edge",
+                      optimization_time: str | float = "5m", **kwargs: Any) -> AutoMLResult:
+    """The guide's industrial entry point: a use-case preset on an edge or cloud target.
+
+    See :func:`automl_pipeline` for the other arguments.
+    """
+    return automl_pipeline(data, target, optimization_time=optimization_time, environment=production_environment,
+                           use_case=use_case, **kwargs)

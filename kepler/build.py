@@ -1,0 +1,173 @@
+"""kp.build: search (or take) a model, compile it for a target, and write builds/<build-id>/ with its reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kepler.errors import DataError
+
+DEFAULT_BUILDS = Path("builds")
+
+
+@dataclass
+class BuildResult:
+    """A finished build.
+
+    Attributes:
+        path: The build folder (``builds/<build-id>``).
+        report: The JSON report written as ``report.json``.
+        result: The AutoML result (searches only).
+    """
+
+    path: Path
+    report: dict[str, Any]
+    result: Any = None
+
+    @property
+    def artifact_path(self) -> Path:
+        """The compiled artifact inside the build."""
+        return self.path / "artifact"
+
+
+def new_build_id() -> str:
+    """A sortable, unique build id: UTC time plus a random suffix."""
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _artifact_section(artifact: Any, final_path: Path) -> dict[str, Any]:
+    return {"path": str(final_path), "sha256": artifact.manifest["sha256"],
+            "size_mb": artifact.manifest["size_bytes"] / 2**20, "estimator": artifact.manifest["source"]["estimator"],
+            "parity": artifact.parity, "benchmark": artifact.benchmark}
+
+
+def _from_model(model_path: Path, data: Any, label: str | None, target: Any, staging: Path) -> dict[str, Any]:
+    """Compiles and benchmarks a given model on a table (its label column, if named, is left out)."""
+    import numpy as np
+
+    from kepler.automl import budgets as budget_mod
+    from kepler.compilers import compile as compile_model, load_model
+    from kepler.data import read_table
+    from kepler.targets import load_profile
+
+    profile = load_profile(target)
+    frame = read_table(data) if not hasattr(data, "columns") else data
+    truth = None
+    if label is not None:
+        if label not in frame.columns:
+            raise DataError(f"label column {label!r} is not in the table (columns: {', '.join(map(str, frame.columns))})")
+        truth = frame[label]
+        frame = frame.drop(columns=[label])
+    model = load_model(model_path)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        frame = frame[[c for c in frame.columns if c in set(map(str, names))]]
+    artifact = compile_model(model, profile, frame, output=staging / "artifact")
+    bench = artifact.benchmark
+    batch1 = next(b for b in bench["batches"] if b["batch"] == 1)
+    budgets = budget_mod.merge_budgets(profile, {}, None, None)
+    rows = budget_mod.check(budgets, {"latency_p99_ms": batch1["p99_ms"], "size_mb": bench["size_mb"],
+                                      "memory_mb": bench["session_rss_mb"]})
+    report: dict[str, Any] = {
+        "kind": "model", "model_file": str(model_path), "best_estimator": artifact.manifest["source"]["estimator"],
+        "constraint_report": rows, "deployment_ready": all(r["ok"] for r in rows) and artifact.parity["passed"],
+        "data": {"rows": int(len(frame)), "label": label, "features": [str(c) for c in frame.columns]},
+    }
+    if truth is not None:
+        predictor = artifact.predictor()
+        if artifact.output_schema["task"] == "classifier":
+            labels = predictor.predict(frame)
+            report["test_metrics"] = {"accuracy": float(np.mean(labels.astype(str) == truth.astype(str).to_numpy()))}
+        elif artifact.output_schema["task"] == "regressor":
+            values = predictor.predict(frame)
+            report["test_metrics"] = {"rmse": float(np.sqrt(np.mean((values - truth.to_numpy(dtype=float)) ** 2)))}
+        report["test_metrics_note"] = "computed on the given table with the compiled model (not a held-out split)"
+    return {"report": report, "artifact": artifact}
+
+
+def build(data: Any = None, *, label: str | None = None, target: Any = "edge", use_case: str | None = None,
+          time_budget: str | float = "5m", model: str | os.PathLike[str] | None = None,
+          output: str | os.PathLike[str] | None = None, constraints: Any = None, seed: int = 0,
+          interpretable: bool = False, command: str | None = None,
+          progress: Callable[..., None] | None = None) -> BuildResult:
+    """Builds a deployable artifact for a target and writes ``<output>/<build-id>/``.
+
+    Without ``model``, runs the constraint-aware search (:func:`kepler.automl.automl_pipeline`);
+    with it, compiles and benchmarks that model. The folder holds ``artifact/``,
+    ``report.json`` and ``report.html``; it appears only when the build succeeded.
+
+    Args:
+        data: The table (CSV/Parquet path or DataFrame).
+        label: The label column (required for a search).
+        target: ``edge``, ``cloud`` or a profile TOML path.
+        use_case: A preset name or file.
+        time_budget: Search budget (``90s``, ``5m``, ``1h``).
+        model: A saved model to compile instead of searching.
+        output: Parent folder of builds (default ``builds``).
+        constraints: Extra budgets, as a dict or a JSON file.
+        seed: Seed of the split, the search and the models.
+        interpretable: Search only interpretable families.
+        command: The command line, recorded in the report.
+        progress: Forwarded to the search.
+
+    Raises:
+        DataError, ProfileError, BudgetError, and the compiler's errors.
+    """
+    from kepler.targets import load_profile
+
+    if data is None:
+        raise DataError("pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv --label failure`")
+    if model is None and label is None:
+        raise DataError("a search needs the label column: add --label <column> (or pass --model to compile a saved model)")
+    profile = load_profile(target)
+    parent = Path(output) if output is not None else DEFAULT_BUILDS
+    build_id = new_build_id()
+    staging = parent / f".{build_id}.partial"
+    final = parent / build_id
+    created_parent = not parent.exists()
+    staging.mkdir(parents=True)
+    try:
+        report: dict[str, Any] = {"build_id": build_id, "command": command,
+                                  "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                  "target": profile.to_dict()}
+        result = None
+        if model is not None:
+            built = _from_model(Path(model), data, label, profile, staging)
+            report.update(built["report"])
+            artifact = built["artifact"]
+        else:
+            from kepler.automl import automl_pipeline
+
+            result = automl_pipeline(data, label, optimization_time=time_budget, environment=profile,
+                                     constraints=constraints, seed=seed, use_case=use_case,
+                                     interpretability_required=interpretable, output=staging / "artifact",
+                                     progress=progress)
+            report.update({"kind": "search", **result.to_dict()})
+            report.pop("artifact", None)
+            artifact = result.artifact
+        if isinstance(data, (str, os.PathLike)):
+            report.setdefault("data", {})["path"] = str(data)
+        report["artifact"] = _artifact_section(artifact, final / "artifact")
+        (staging / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        _write_html(report, staging / "report.html")
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_parent and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+        raise
+    if result is not None:
+        result.artifact = type(artifact)(final / "artifact", artifact.manifest)
+    return BuildResult(final, report, result)
+
+
+def _write_html(report: dict[str, Any], path: Path) -> None:
+    from kepler.reporting import write_build_report
+
+    write_build_report(report, path)

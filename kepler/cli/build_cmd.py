@@ -1,0 +1,40 @@
+"""`kepler build`: search the best model that fits a target (or compile a given one) and write builds/<id>/.
+
+Usage:
+    kepler build examples/data/sensors.csv --label failure --target edge --time-budget 60s
+    kepler build data.csv --label failure --target cloud --use-case predictive_maintenance --time-budget 5m
+    kepler build data.csv --label failure --target my-profile.toml --constraints-file budgets.json --json
+    kepler build data.csv --label failure --target edge --model model.joblib
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kepler.cli.app import app
+
+
+@app.command("build")
+def build_command(
+    data: Optional[Path] = typer.Argument(None, help="CSV or Parquet table."),
+    target: str = typer.Option("edge", "--target", "-t", help="edge, cloud, or a profile .toml."),
+    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column."),
+    use_case: Optional[str] = typer.Option(None, "--use-case", help="predictive_maintenance, quality_control, anomaly_detection."),
+    time_budget: str = typer.Option("5m", "--time-budget", help="Search time budget: 90s, 5m, 1h."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Compile and benchmark this saved model instead of searching."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Parent folder of builds (default builds/)."),
+    constraints_file: Optional[Path] = typer.Option(None, "--constraints-file", help="JSON with latency_p99_ms, size_mb, memory_mb."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, search and models."),
+    interpretable: bool = typer.Option(False, "--interpretable", help="Only linear models, shallow trees, small boosting."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Build a deployable artifact: constraint-aware search (or --model), compile, benchmark, report."""
+    from kepler.cli.commands import run_build
+
+    run_build(data=data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
+              output=output, constraints=constraints_file, seed=seed, interpretable=interpretable, as_json=as_json,
+              command=" ".join(["kepler", *sys.argv[1:]]))

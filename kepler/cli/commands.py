@@ -1,0 +1,25 @@
+"""Shared presentation for the build-like commands: progress bar in, tables or JSON out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run_build(*, as_json: bool, time_budget: str, model: Any, **arguments: Any) -> None:
+    """Calls :func:`kepler.build.build` with a progress bar and prints its summary (or JSON)."""
+    from kepler.automl.budgets import parse_duration
+    from kepler.build import build
+    from kepler.cli import output as out
+
+    seconds = parse_duration(time_budget)
+    with out.SearchProgress(seconds, enabled=model is None and not as_json) as progress:
+        built = build(time_budget=time_budget, model=model, progress=progress, **arguments)
+    if as_json:
+        out.print_json({"build": str(built.path), **built.report})
+        return
+    console = out.console()
+    report = built.report
+    console.print(out.build_summary(report))
+    chosen = report.get("best_algorithm") or report.get("best_estimator")
+    console.print(f"[bold green]built[/] {chosen} for '{report['target']['name']}' → {built.path} "
+                  f"(report.html, report.json, artifact/)")
