@@ -1,0 +1,115 @@
+"""The loaded table: typed feature columns, the label, and what inference decided about every column."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+# Column kinds. Features are numeric, boolean (stored as 0.0/1.0) or categorical (text);
+# datetime and id columns are always dropped; "label" marks the label column.
+NUMERIC = "numeric"
+BOOLEAN = "boolean"
+CATEGORICAL = "categorical"
+DATETIME = "datetime"
+ID = "id"
+LABEL = "label"
+
+# Column roles.
+FEATURE = "feature"
+DROPPED = "dropped"
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What inference decided about one column of the source table.
+
+    Attributes:
+        name: The column name.
+        kind: ``numeric``, ``boolean``, ``categorical``, ``datetime`` or ``id``; ``label`` for the
+            label column; None for a column dropped with ``drop=[...]`` (it is not inspected).
+        role: ``feature``, ``dropped`` or ``label``.
+        note: Why the column was dropped or changed; empty when nothing needs saying.
+        dtype: The column's dtype in the source table.
+        missing: Missing values in the rows kept (those with a label).
+        distinct: Distinct non-missing values in the rows kept.
+    """
+
+    name: str
+    kind: str | None
+    role: str
+    note: str = ""
+    dtype: str = ""
+    missing: int = 0
+    distinct: int = 0
+
+
+@dataclass
+class Dataset:
+    """A table ready for training: typed features, the label and the task.
+
+    Attributes:
+        frame: Feature columns only, in source order: numeric and boolean columns as float64
+            (booleans as 0.0/1.0, missing as NaN), categorical columns as object dtype holding str.
+        label: The label (rows with a missing label removed), aligned with ``frame``; None without a label.
+        label_name: The label column's name, or None.
+        task: ``classification`` or ``regression``; None without a label.
+        columns: One :class:`ColumnInfo` per source column, in source order.
+        notes: Everything inference changed or dropped, one sentence each.
+        class_balance: For classification: ``counts`` (class -> rows, most frequent first),
+            ``minority_class``, ``minority_share`` and ``imbalanced``; None otherwise.
+        source: Where the table came from (a path, or ``DataFrame``).
+    """
+
+    frame: pd.DataFrame
+    label: pd.Series | None = None
+    label_name: str | None = None
+    task: str | None = None
+    columns: list[ColumnInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    class_balance: dict[str, Any] | None = None
+    source: str = "DataFrame"
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def features(self) -> list[str]:
+        """Names of the feature columns, in ``frame`` order."""
+        return [str(name) for name in self.frame.columns]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Feature columns stored as float64: numeric and boolean ones."""
+        return [c.name for c in self.columns if c.role == FEATURE and c.kind in (NUMERIC, BOOLEAN)]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """Feature columns stored as text."""
+        return [c.name for c in self.columns if c.role == FEATURE and c.kind == CATEGORICAL]
+
+    def summary(self) -> dict[str, Any]:
+        """Everything about the dataset except the data itself, as plain JSON types."""
+        balance = None
+        if self.class_balance is not None:
+            # JSON object keys must be strings; classes may be ints or bools.
+            balance = {**self.class_balance,
+                       "counts": {str(k): v for k, v in self.class_balance["counts"].items()},
+                       "minority_class": str(self.class_balance["minority_class"])}
+        return {
+            "source": self.source,
+            "rows": len(self),
+            "label": self.label_name,
+            "task": self.task,
+            "features": self.features,
+            "numeric_columns": self.numeric_columns,
+            "categorical_columns": self.categorical_columns,
+            "dropped_columns": [c.name for c in self.columns if c.role == DROPPED],
+            "columns": [asdict(c) for c in self.columns],
+            "notes": list(self.notes),
+            "class_balance": balance,
+        }
