@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 import kepler as kp
 from kepler.automl.run import _split
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "search_overrun": ours["search_seconds"] / args.budget,
     }
     lines = [
-        f"| | Kepler (edge budgets, compiled) | plain FLAML (no constraints) |",
+        "| | Kepler (edge budgets, compiled) | plain FLAML (no constraints) |",
         "|---|---|---|",
         f"| test {METRIC} ({report['test_rows']} held-out rows) | {ours['test_score']:.4f} | {theirs['test_score']:.4f} |",
         f"| chosen model | {ours['best_algorithm']} | {theirs['best_estimator']} |",

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from kepler.automl import budgets as budget_mod
 from kepler.automl.families import ALL_FAMILIES, CLASSIFICATION, FAMILIES, searchable
