@@ -149,6 +149,7 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
                                      interpretability_required=interpretable, output=staging / "artifact",
                                      progress=progress)
             report.update({"kind": "search", **result.to_dict()})
+            report["target"] = profile.to_dict()
             report.pop("artifact", None)
             artifact = result.artifact
         if isinstance(data, (str, os.PathLike)):

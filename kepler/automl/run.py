@@ -184,6 +184,7 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         "best_algorithm": chosen.family,
         "best_estimator": type(model.steps[-1][1]).__name__,
         "best_config": chosen.to_dict()["config"],
+        "best_trial": chosen.number,
         "deployment_ready": all(r["ok"] for r in constraint_rows) and artifact.parity["passed"],
         "metric": metric,
         "validation_score": chosen.val_score,
