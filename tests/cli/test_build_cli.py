@@ -1,0 +1,116 @@
+"""`kepler build` and the guide's `kepler automl` commands, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.tree import DecisionTreeClassifier
+
+REPO = Path(__file__).resolve().parents[2]
+KEPLER = str(Path(sys.executable).with_name("kepler"))
+NUMERIC = ["air_temperature_k", "process_temperature_k", "rotational_speed_rpm", "torque_nm", "tool_wear_min",
+           "vibration_mm_s"]
+
+
+def kepler(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KEPLER_DEBUG"}
+    return subprocess.run([KEPLER, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("build") / "sensors.csv"
+    pd.read_csv(REPO / "examples" / "data" / "sensors.csv").head(1200).to_csv(path, index=False)
+    return path
+
+
+def only_build(folder: Path) -> Path:
+    builds = [p for p in folder.iterdir()]
+    assert len(builds) == 1 and not builds[0].name.startswith("."), builds
+    return builds[0]
+
+
+def test_build_searches_and_writes_the_build_folder(table: Path, tmp_path: Path) -> None:
+    result = kepler("build", str(table), "--label", "failure", "--target", "edge", "--time-budget", "4s",
+                    "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    build = only_build(tmp_path / "builds")
+    assert sorted(p.name for p in build.iterdir()) == ["artifact", "report.html", "report.json"]
+    report = json.loads((build / "report.json").read_text())
+    assert report["kind"] == "search" and report["deployment_ready"] is True
+    assert report["artifact"]["path"] == str(build / "artifact")
+    assert (build / "artifact" / "model.onnx").is_file()
+    html = (build / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+    assert "built" in result.stdout and "search" in result.stderr  # tables on stdout, progress on stderr
+
+
+def test_build_with_a_given_model(table: Path, tmp_path: Path) -> None:
+    frame = pd.read_csv(table)
+    model = Pipeline([
+        ("pre", ColumnTransformer([("num", SimpleImputer(), NUMERIC),
+                                   ("cat", OneHotEncoder(handle_unknown="ignore"), ["machine_type"])])),
+        ("model", DecisionTreeClassifier(max_depth=5, random_state=0)),
+    ]).fit(frame[NUMERIC + ["machine_type"]], frame["failure"])
+    joblib.dump(model, tmp_path / "tree.joblib")
+    result = kepler("build", str(table), "--label", "failure", "--model", str(tmp_path / "tree.joblib"),
+                    "--output", str(tmp_path / "builds"), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "model" and report["best_estimator"] == "DecisionTreeClassifier"
+    assert report["artifact"]["parity"]["passed"] and report["test_metrics"]["accuracy"] > 0.9
+    assert (only_build(tmp_path / "builds") / "report.html").is_file()
+
+
+def test_impossible_budget_fails_shows_the_report_and_writes_nothing(table: Path, tmp_path: Path) -> None:
+    constraints = tmp_path / "impossible.json"
+    constraints.write_text(json.dumps({"latency_p99_ms": 0.001}))
+    result = kepler("build", str(table), "--label", "failure", "--time-budget", "3s", "--constraints-file",
+                    str(constraints), "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    assert result.returncode == 10, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "closest" in result.stderr and "latency_p99_ms" in result.stderr
+    assert [l for l in result.stderr.splitlines() if l.startswith("error: ")][0].startswith(
+        "error: no candidate fits the budgets")
+    assert not (tmp_path / "builds").exists()
+
+
+def test_guide_automl_commands(table: Path, tmp_path: Path) -> None:
+    constraints = tmp_path / "industrial.json"
+    constraints.write_text(json.dumps({"latency_p99_ms": 20, "size_mb": 5}))
+    run = kepler("automl", "run", str(table), "--target", "failure", "--optimization-time", "3s",
+                 "--constraints-file", str(constraints), "--output", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["budgets"]["latency_p99_ms"] == {"limit": 20.0, "source": "constraints"}
+    assert report["budgets"]["size_mb"] == {"limit": 5.0, "source": "constraints"}
+    industrial = kepler("automl", "industrial", str(table), "--target", "failure", "--use-case",
+                        "predictive_maintenance", "--environment", "edge", "--optimization-time", "3s",
+                        "--output", str(tmp_path / "industrial"), "--json", cwd=tmp_path)
+    assert industrial.returncode == 0, industrial.stderr
+    assert json.loads(industrial.stdout)["use_case"] == "predictive_maintenance"
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--label", "nope"], 6, "nope"),
+    (["--label", "failure", "--time-budget", "soon"], 3, "time budget"),
+    (["--label", "failure", "--use-case", "cooking"], 3, "unknown use case"),
+    (["--label", "failure", "--target", "mars"], 3, "unknown target"),
+])
+def test_build_bad_arguments(table: Path, tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    result = kepler("build", str(table), *args, "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "builds").exists()
