@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,15 +136,24 @@ def run_search(x_train: Any, y_train: Any, x_val: Any, y_val: Any, spec: SearchS
         automl.add_learner(f"kepler_{family.name}", learner_class(
             family, spec.task, spec.seed, numeric, categorical, interpretable=spec.interpretable))
     logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        # FLAML 2.7 calls pandas APIs that pandas 3 deprecates; the warnings are FLAML's to fix.
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+        _fit(automl, x_train, y_train, x_val, y_val, spec, metric, list(family_of))
+    return trials, time.perf_counter() - started
+
+
+def _fit(automl: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, spec: SearchSpec, metric: Any,
+         learners: list[str]) -> None:
     automl.fit(
         x_train, y_train, X_val=x_val, y_val=y_val, task=spec.task, metric=metric,
         metric_constraints=[("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
                             ("size_mb", "<=", spec.budgets["size_mb"]["limit"])],
-        estimator_list=list(family_of), time_budget=spec.time_budget_s, seed=spec.seed, skip_transform=True,
+        estimator_list=learners, time_budget=spec.time_budget_s, seed=spec.seed, skip_transform=True,
         retrain_full=False, verbose=0, log_file_name="", n_jobs=1, auto_augment=False, early_stop=False,
         keep_search_state=False, model_history=False,
     )
-    return trials, time.perf_counter() - started
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
