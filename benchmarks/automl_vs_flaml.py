@@ -22,7 +22,7 @@ from typing import Any
 
 
 import kepler as kp
-from kepler.automl.run import _split
+from kepler.automl.run import split_test
 from kepler.runtimes.benchmark import machine, time_calls
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "sensors.csv"
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     dataset = kp.data.load(DATA, label="failure")
-    x_rest, y_rest, _, _, _, _, x_test, y_test = _split(dataset.frame, dataset.label, dataset.task, args.seed)
+    x_rest, y_rest, x_test, y_test = split_test(dataset.frame, dataset.label, dataset.task, args.seed)
     with tempfile.TemporaryDirectory(prefix="kepler-automl-bench-") as scratch:
         ours = kepler_search(dataset, x_test, y_test, args.budget, args.seed, Path(scratch))
     theirs = plain_flaml(x_rest, y_rest, x_test, y_test, args.budget, args.seed)

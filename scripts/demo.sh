@@ -13,10 +13,11 @@ export PATH="$PWD/$venv/bin:$PATH"
 
 kepler --version
 kepler targets list
+kepler build examples/data/sensors.csv --label failure --target edge --time-budget 60s --output "$out/builds"
 python examples/train_example.py --data examples/data/sensors.csv --output "$out"
 for target in edge cloud; do
   kepler compile "$out/model.joblib" --target "$target" --sample "$out/sample.csv" --output "$out/artifacts/$target"
 done
 kepler bench "$out/artifacts/edge" --target edge --compare-native "$out/model.joblib"
 kepler bench "$out/artifacts/cloud" --target cloud --compare-native "$out/model.joblib" --json > "$out/bench-cloud.json"
-echo "artifacts in $out/artifacts; cloud benchmark in $out/bench-cloud.json"
+echo "build (report.html) in $out/builds; artifacts in $out/artifacts; cloud benchmark in $out/bench-cloud.json"

@@ -19,7 +19,6 @@ from kepler.errors import BudgetError, DataError, KeplerError, ParityError
 from kepler.targets import TargetProfile, load_profile
 
 TEST_SHARE = 0.2
-VALIDATION_SHARE = 0.25
 FINAL_ATTEMPTS = 3
 
 
@@ -35,7 +34,8 @@ def _load(data: Any, target: str) -> Any:
     return data if isinstance(data, Dataset) else load(data, label=target)
 
 
-def _split(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
+def split_test(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
+    """Holds out the test split (20%, stratified when every class has two rows) that no search sees."""
     from sklearn.model_selection import train_test_split
 
     def stratify(y: Any) -> Any:
@@ -46,9 +46,7 @@ def _split(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
 
     x_rest, x_test, y_rest, y_test = train_test_split(frame, label, test_size=TEST_SHARE, random_state=seed,
                                                       stratify=stratify(label))
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=VALIDATION_SHARE, random_state=seed,
-                                                      stratify=stratify(y_rest))
-    return x_rest, y_rest, x_train, y_train, x_val, y_val, x_test, y_test
+    return x_rest, y_rest, x_test, y_test
 
 
 def _positive_class(label: Any, task: str) -> Any:
@@ -169,9 +167,9 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
                       time_budget_s=time_budget_s, seed=seed, interpretable=interpretability_required,
                       positive=positive)
 
-    x_rest, y_rest, x_train, y_train, x_val, y_val, x_test, y_test = _split(dataset.frame, dataset.label, task, seed)
+    x_rest, y_rest, x_test, y_test = split_test(dataset.frame, dataset.label, task, seed)
     numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
-    trials, search_seconds = run_search(x_train, y_train, x_val, y_val, spec, numeric, categorical, progress)
+    trials, search_seconds = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
     model, artifact, chosen, constraint_rows, rejected = _finalize(
         trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None)
 
