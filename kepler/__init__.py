@@ -21,27 +21,35 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 __all__ = [
     "KeplerError",
+    "Project",
     "__version__",
     "automl",
     "bench",
+    "build",
     "compile",
     "compilers",
     "data",
     "errors",
+    "init",
     "load_model",
+    "reproduce",
     "runtimes",
     "supported",
     "targets",
+    "versioning",
 ]
 
 _LAZY = {
     "compile": ("kepler.compilers", "compile"),
     "supported": ("kepler.compilers", "supported"),
     "load_model": ("kepler.compilers", "load_model"),
+    "init": ("kepler.versioning.project", "init"),
+    "Project": ("kepler.versioning.project", "Project"),
+    "build": ("kepler.build", "build"),
     "bench": ("kepler.api", "bench"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
-_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api", "data", "automl"}
+_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api", "data", "automl", "versioning", "reproduce"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,8 @@ __all__ = [
     "ProfileError",
     "RegistryError",
     "BudgetError",
+    "ProjectNotFoundError",
+    "VersioningError",
     "UnsupportedModelError",
 ]
 
@@ -68,3 +70,11 @@ class BudgetError(KeplerError):
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
+
+
+class VersioningError(KeplerError):
+    """A versioning record, name, release transition or lineage edge is invalid, unknown or taken."""
+
+
+class ProjectNotFoundError(VersioningError):
+    """The working directory is not inside a Kepler project."""

@@ -27,6 +27,8 @@ EXIT_CODES = (
     ("ArtifactError", 8),
     ("CompileError", 9),
     ("BudgetError", 10),
+    ("ProjectNotFoundError", 12),
+    ("VersioningError", 11),
     ("KeplerError", 1),
 )
 EXIT_INTERNAL = 70

@@ -1,0 +1,189 @@
+"""A Kepler project: a git repository with kepler.toml at its root and the .kepler/ store beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kepler.errors import ProjectNotFoundError, VersioningError
+from kepler.versioning import gitrepo
+from kepler.versioning.store import RecordStore
+
+CONFIG_NAME = "kepler.toml"
+STORE = ".kepler"
+DVC_REMOTE_NAME = "kepler-local"
+_STORE_GITIGNORE = "/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/dvc-remote/\n/bentoml/\n/locks/\n/cache/\n"
+_DEFAULT_CONFIG = """# Kepler project settings. Paths are relative to this file.
+[project]
+name = "{name}"
+
+[mlflow]
+# MLFLOW_TRACKING_URI overrides this; a server URL (http://...) scales it out.
+tracking_uri = "sqlite:///.kepler/mlflow.db"
+artifact_root = ".kepler/mlartifacts"
+
+[dvc]
+# Any DVC remote URL (s3://..., gs://...) replaces the local folder.
+remote_url = ".kepler/dvc-remote"
+
+[bentoml]
+home = ".kepler/bentoml"
+"""
+
+
+@dataclass
+class Project:
+    """An opened Kepler project.
+
+    Attributes:
+        root: The project folder (the git work tree's root for a new project).
+        config: The parsed ``kepler.toml``.
+    """
+
+    root: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        root = find_root(Path(path))
+        self.root = root
+        self.config = _read_config(root / CONFIG_NAME)
+
+    @property
+    def name(self) -> str:
+        """The project's name from kepler.toml."""
+        return str(self.config.get("project", {}).get("name", self.root.name))
+
+    @property
+    def store(self) -> RecordStore:
+        """Kepler's JSON records of this project."""
+        return RecordStore(self.root)
+
+    def resolve(self, value: str) -> str:
+        """A config path made absolute against the project root (URLs are left as they are)."""
+        if "://" in value:
+            return value
+        return str((self.root / value).resolve())
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: ``MLFLOW_TRACKING_URI``, else kepler.toml, else the embedded SQLite file."""
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        uri = str(self.config.get("mlflow", {}).get("tracking_uri", "sqlite:///.kepler/mlflow.db"))
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            return "sqlite:///" + str((self.root / uri[len("sqlite:///"):]).resolve())
+        return uri
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow stores run artifacts for new experiments."""
+        return Path(self.resolve(str(self.config.get("mlflow", {}).get("artifact_root", ".kepler/mlartifacts")))).as_uri()
+
+    @property
+    def dvc_remote_url(self) -> str:
+        """The DVC remote URL (a local folder by default)."""
+        return self.resolve(str(self.config.get("dvc", {}).get("remote_url", ".kepler/dvc-remote")))
+
+    @property
+    def bentoml_home(self) -> Path:
+        """The BentoML store of this project."""
+        return Path(self.resolve(str(self.config.get("bentoml", {}).get("home", ".kepler/bentoml"))))
+
+    def relative(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` relative to the project root.
+
+        Raises:
+            VersioningError: the path lies outside the project.
+        """
+        absolute = (Path.cwd() / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
+        try:
+            return absolute.relative_to(self.root.resolve())
+        except ValueError:
+            raise VersioningError(f"{path} is outside the project {self.root}; move the file into the project") from None
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r})"
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectNotFoundError(f"{path.parent} is not a Kepler project; run `kepler init` there") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise VersioningError(f"{path}: unreadable project settings ({exc}); fix the file") from None
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds kepler.toml, as git finds .git.
+
+    Raises:
+        ProjectNotFoundError: none up to the filesystem root.
+    """
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise ProjectNotFoundError(f"{here} is not inside a Kepler project; run `kepler init` to create one")
+
+
+def current() -> Project:
+    """The project that contains the working directory."""
+    return Project(Path.cwd())
+
+
+def init(path: str | os.PathLike[str] = ".", *, name: str | None = None) -> Project:
+    """Creates (or completes) a Kepler project: git init where needed, dvc init, kepler.toml, .kepler/.
+
+    Running it again on a project changes nothing.
+    """
+    root = Path(path).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if not gitrepo.is_repo(root):
+        gitrepo.git(root, "init", "-q")
+    gitrepo.ensure_identity(root)
+    config = root / CONFIG_NAME
+    store = root / STORE
+    (store / "records").mkdir(parents=True, exist_ok=True)
+    ignore = store / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(_STORE_GITIGNORE, encoding="utf-8")
+    if not config.exists():
+        config.write_text(_DEFAULT_CONFIG.format(name=name or root.name), encoding="utf-8")
+    project = Project(root)
+    _init_dvc(project)
+    (store / "records" / ".keep").touch()
+    gitrepo.commit(root, [config, ignore, store / "records" / ".keep", *_dvc_files(root)], "kepler init")
+    return project
+
+
+def _dvc_files(root: Path) -> list[Path]:
+    return [p for p in (root / ".dvc" / "config", root / ".dvc" / ".gitignore", root / ".dvcignore") if p.exists()]
+
+
+def _init_dvc(project: Project) -> None:
+    from dvc.repo import Repo
+
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    if not (project.root / ".dvc").is_dir():
+        with contextlib.redirect_stdout(io.StringIO()):  # DVC prints a greeting on init
+            Repo.init(str(project.root))
+    repo = Repo(str(project.root))
+    url = project.dvc_remote_url
+    if "://" not in url:
+        # Relative to .dvc/, so a clone elsewhere still finds the remote inside the project.
+        url = os.path.relpath(url, project.root / ".dvc")
+    try:
+        with repo.config.edit() as conf:
+            conf["remote"][DVC_REMOTE_NAME] = {"url": url}
+            conf["core"]["remote"] = DVC_REMOTE_NAME
+            conf["core"]["analytics"] = False
+    finally:
+        repo.close()
+    Path(project.dvc_remote_url).mkdir(parents=True, exist_ok=True) if "://" not in project.dvc_remote_url else None
