@@ -12,7 +12,9 @@ import os
 import sys
 import traceback
 
-from kepler.cli import automl_cmd, bench_cmd, build_cmd, compile_cmd, targets_cmd  # noqa: F401  (registers them)
+from kepler.cli import (  # noqa: F401  (importing a module registers its commands)
+    automl_cmd, bench_cmd, build_cmd, compile_cmd, targets_cmd, versioning_cmd,
+)
 from kepler.cli.app import app
 
 # One place maps each kind of failure to an exit code; the most specific class comes first.

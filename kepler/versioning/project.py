@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
+import logging
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,18 @@ def init(path: str | os.PathLike[str] = ".", *, name: str | None = None) -> Proj
     return project
 
 
+@contextlib.contextmanager
+def quiet_dvc() -> Iterator[None]:
+    """Silences DVC's informational messages (its init greeting, progress notes) while inside."""
+    logger = logging.getLogger("dvc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _dvc_files(root: Path) -> list[Path]:
     return [p for p in (root / ".dvc" / "config", root / ".dvc" / ".gitignore", root / ".dvcignore") if p.exists()]
 
@@ -172,13 +185,14 @@ def _init_dvc(project: Project) -> None:
 
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     if not (project.root / ".dvc").is_dir():
-        with contextlib.redirect_stdout(io.StringIO()):  # DVC prints a greeting on init
+        with quiet_dvc():
             Repo.init(str(project.root))
     repo = Repo(str(project.root))
     url = project.dvc_remote_url
     if "://" not in url:
-        # Relative to .dvc/, so a clone elsewhere still finds the remote inside the project.
-        url = os.path.relpath(url, project.root / ".dvc")
+        # DVC reads a relative path against the working directory and stores it relative to .dvc/,
+        # so a clone elsewhere still finds the remote inside the project.
+        url = os.path.relpath(url, Path.cwd())
     try:
         with repo.config.edit() as conf:
             conf["remote"][DVC_REMOTE_NAME] = {"url": url}
