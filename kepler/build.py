@@ -94,7 +94,7 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
 def build(data: Any = None, *, label: str | None = None, target: Any = "edge", use_case: str | None = None,
           time_budget: str | float = "5m", model: str | os.PathLike[str] | None = None,
           output: str | os.PathLike[str] | None = None, constraints: Any = None, seed: int = 0,
-          interpretable: bool = False, command: str | None = None,
+          interpretable: bool = False, command: str | None = None, track: bool | None = None,
           progress: Callable[..., None] | None = None) -> BuildResult:
     """Builds a deployable artifact for a target and writes ``<output>/<build-id>/``.
 
@@ -114,6 +114,8 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
         seed: Seed of the split, the search and the models.
         interpretable: Search only interpretable families.
         command: The command line, recorded in the report.
+        track: Record the build in the Kepler project (DVC data version, MLflow runs and model,
+            unified version); by default whenever the working directory is inside a project.
         progress: Forwarded to the search.
 
     Raises:
@@ -155,7 +157,7 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
         if isinstance(data, (str, os.PathLike)):
             report.setdefault("data", {})["path"] = str(data)
         report["artifact"] = _artifact_section(artifact, final / "artifact")
-        (staging / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        _write_json(staging / "report.json", report)
         _write_html(report, staging / "report.html")
         os.rename(staging, final)
     except BaseException:
@@ -165,7 +167,34 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
         raise
     if result is not None:
         result.artifact = type(artifact)(final / "artifact", artifact.manifest)
+    project = _project_for(track)
+    if project is not None:
+        from kepler.versioning.build_tracking import track_build
+
+        report["tracking"] = track_build(project, report, final, data if isinstance(data, (str, os.PathLike)) else None)
+        _write_json(final / "report.json", report)
     return BuildResult(final, report, result)
+
+
+def _project_for(track: bool | None) -> Any:
+    """The project to record a build in: the one around the working directory, unless tracking is off."""
+    if track is False:
+        return None
+    from kepler.errors import ProjectNotFoundError
+    from kepler.versioning.project import current
+
+    try:
+        return current()
+    except ProjectNotFoundError:
+        if track:
+            raise
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _write_html(report: dict[str, Any], path: Path) -> None:

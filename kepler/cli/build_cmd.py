@@ -30,6 +30,8 @@ def build_command(
     constraints_file: Optional[Path] = typer.Option(None, "--constraints-file", help="JSON with latency_p99_ms, size_mb, memory_mb."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, search and models."),
     interpretable: bool = typer.Option(False, "--interpretable", help="Only linear models, shallow trees, small boosting."),
+    track: Optional[bool] = typer.Option(None, "--track/--no-track",
+                                         help="Record in the Kepler project (default: when inside one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Build a deployable artifact: constraint-aware search (or --model), compile, benchmark, report."""
@@ -37,4 +39,4 @@ def build_command(
 
     run_build(data=data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
               output=output, constraints=constraints_file, seed=seed, interpretable=interpretable, as_json=as_json,
-              command=" ".join(["kepler", *sys.argv[1:]]))
+              track=track, command=" ".join(["kepler", *sys.argv[1:]]))

@@ -159,6 +159,7 @@ def init(path: str | os.PathLike[str] = ".", *, name: str | None = None) -> Proj
         config.write_text(_DEFAULT_CONFIG.format(name=name or root.name), encoding="utf-8")
     project = Project(root)
     _init_dvc(project)
+    _ignore_builds(root)
     (store / "records" / ".keep").touch()
     gitrepo.commit(root, [config, ignore, store / "records" / ".keep", *_dvc_files(root)], "kepler init")
     return project
@@ -177,7 +178,16 @@ def quiet_dvc() -> Iterator[None]:
 
 
 def _dvc_files(root: Path) -> list[Path]:
-    return [p for p in (root / ".dvc" / "config", root / ".dvc" / ".gitignore", root / ".dvcignore") if p.exists()]
+    files = (root / ".dvc" / "config", root / ".dvc" / ".gitignore", root / ".dvcignore", root / ".gitignore")
+    return [p for p in files if p.exists()]
+
+
+def _ignore_builds(root: Path) -> None:
+    """Build folders are outputs (their artifacts live in MLflow and their records in .kepler): keep them out of git."""
+    ignore = root / ".gitignore"
+    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
+    if "/builds/" not in lines:
+        ignore.write_text("\n".join([*lines, "/builds/"]) + "\n", encoding="utf-8")
 
 
 def _init_dvc(project: Project) -> None:

@@ -15,7 +15,7 @@ from filelock import FileLock
 from kepler.errors import VersioningError
 from kepler.versioning.names import check_name
 
-KINDS = ("data", "pipelines", "experiments", "unified", "releases", "lineage")
+KINDS = ("data", "pipelines", "experiments", "unified", "probes", "releases", "lineage")
 LOCK_TIMEOUT_S = 120
 
 
