@@ -1,39 +1,19 @@
-"""Reading a table (CSV or Parquet) into a DataFrame, with one clear error per kind of bad file."""
+"""Reading a table file as it is (CSV or Parquet), for compiling and benchmarking a given model."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
-
-from kepler.errors import InputSchemaError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def read_table(path: str | os.PathLike[str]) -> Any:
-    """Reads a CSV or Parquet file.
+    """Reads a CSV or Parquet file without typing its columns (``kp.data.load`` types them for training).
 
     Raises:
-        InputSchemaError: missing, empty, unreadable or not a table.
+        DataError: missing, empty, unreadable or not a table.
     """
-    import pandas as pd
+    from kepler.data.files import read_source
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputSchemaError(f"{path}: no such file; pass the path of a CSV or Parquet table")
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise InputSchemaError(f"{path}: unknown table type {suffix or '(none)'}; use a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise InputSchemaError(f"{path}: the file is empty; pass a table with a header row and data rows")
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise InputSchemaError(f"{path}: not a readable table ({str(exc).splitlines()[0][:160]}); check the file") from None
-    if frame.shape[1] == 0 or len(frame) == 0:
-        raise InputSchemaError(f"{path}: the table has no data rows; pass a table with a header row and data rows")
-    return frame
+    return read_source(os.fspath(path))[0]
