@@ -15,10 +15,10 @@ _EXPORTS = {
     "end_experiment": "experiments", "track_experiment": "experiments",
     "create_unified_version": "unified", "list_unified_versions": "unified", "get_unified_version": "unified",
     "create_release": "releases", "promote_release": "releases", "reproduce_release": "releases",
-    "list_releases": "releases", "get_release": "releases",
+    "list_releases": "releases", "get_release": "releases", "record_deployment": "releases",
     "create_data_lineage": "lineage", "create_pipeline_lineage": "lineage", "create_model_lineage": "lineage",
     "create_release_lineage": "lineage", "create_service_lineage": "lineage", "get_complete_lineage": "lineage",
-    "get_lineage_node": "lineage",
+    "get_lineage_node": "lineage", "lineage_tree": "lineage",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -59,7 +59,7 @@ def commit(root: Path, paths: list[Path | str], message: str) -> str:
     """Stages ``paths`` and commits them (if anything changed); returns the commit id."""
     rels = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p) for p in paths]
     git(root, "add", "--", *rels)
-    if git(root, "diff", "--cached", "--name-only", check=False):
+    if git(root, "diff", "--cached", "--name-only", "--", *rels, check=False):
         git(root, "commit", "-q", "-m", message, "--", *rels)
     return head(root) or ""
 

@@ -1,0 +1,433 @@
+"""Versioned feature pipelines: steps declared as data, stored as a manifest, fitted once, then replayed.
+
+A pipeline is a list of steps, each ``{"type": <name>, **params}``; the type comes from an allow-list of
+scikit-learn transformers mapped to classes here (:data:`TRANSFORMERS`); nothing is ever imported from a
+name the user gives. The declaration is a record ``.kepler/records/pipelines/<name>@<version>.json``,
+committed to git.
+
+The fitted state belongs to the version. The first :func:`apply_versioned_pipeline` fits on the data it
+gets (and ``y=``), saves the fitted scikit-learn Pipeline with joblib beside the record
+(``<name>@<version>.joblib``, committed, its sha256 and the md5 of the data it was fit on kept in the
+record); every later apply loads that file, checks its sha256 and only transforms, so the same input
+always gives the same output, on any clone of the project.
+
+Decisions:
+
+* Selectors (``SelectKBest``, ``SelectPercentile``) score features with the labels given as ``y=``
+  on the first apply. Without labels, a selector that names no ``score_func`` keeps the features of
+  highest variance (an unsupervised score, written in the record as ``labels: "none: selected by
+  variance"``), so the guide's call without ``y`` works; one that names a supervised ``score_func``
+  raises :class:`~kepler.errors.VersioningError` asking for ``y=``. Once fitted, ``y`` is ignored.
+* Output: a pandas DataFrame in gives a DataFrame out, with the columns of ``get_feature_names_out()``
+  and the input's index; anything else gives a 2-D float numpy array. Sparse results are made dense.
+* Re-declaring ``name@version`` with the same steps (compared as declared, so ``{"type": "PCA"}`` and
+  ``{"type": "PCA", "n_components": None}`` differ) does nothing; with other steps it is an error:
+  declare a new version instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kepler.errors import VersioningError
+from kepler.versioning.clock import now
+from kepler.versioning.data_versions import check_metadata, commit_paths, resolve_project
+from kepler.versioning.names import check_name
+from kepler.versioning.project import Project
+
+KIND = "pipelines"
+
+# type name -> (module, class). The only transformers a declared step can name.
+TRANSFORMERS: dict[str, tuple[str, str]] = {
+    "StandardScaler": ("sklearn.preprocessing", "StandardScaler"),
+    "MinMaxScaler": ("sklearn.preprocessing", "MinMaxScaler"),
+    "RobustScaler": ("sklearn.preprocessing", "RobustScaler"),
+    "MaxAbsScaler": ("sklearn.preprocessing", "MaxAbsScaler"),
+    "Normalizer": ("sklearn.preprocessing", "Normalizer"),
+    "Binarizer": ("sklearn.preprocessing", "Binarizer"),
+    "QuantileTransformer": ("sklearn.preprocessing", "QuantileTransformer"),
+    "PowerTransformer": ("sklearn.preprocessing", "PowerTransformer"),
+    "KBinsDiscretizer": ("sklearn.preprocessing", "KBinsDiscretizer"),
+    "PolynomialFeatures": ("sklearn.preprocessing", "PolynomialFeatures"),
+    "SplineTransformer": ("sklearn.preprocessing", "SplineTransformer"),
+    "OneHotEncoder": ("sklearn.preprocessing", "OneHotEncoder"),
+    "OrdinalEncoder": ("sklearn.preprocessing", "OrdinalEncoder"),
+    "SimpleImputer": ("sklearn.impute", "SimpleImputer"),
+    "KNNImputer": ("sklearn.impute", "KNNImputer"),
+    "VarianceThreshold": ("sklearn.feature_selection", "VarianceThreshold"),
+    "SelectKBest": ("sklearn.feature_selection", "SelectKBest"),
+    "SelectPercentile": ("sklearn.feature_selection", "SelectPercentile"),
+    "PCA": ("sklearn.decomposition", "PCA"),
+    "TruncatedSVD": ("sklearn.decomposition", "TruncatedSVD"),
+}
+SUPERVISED = frozenset({"SelectKBest", "SelectPercentile"})
+# score_func of the selectors, by name (a step cannot carry a function).
+SCORE_FUNCTIONS = ("f_classif", "f_regression", "chi2", "mutual_info_classif", "mutual_info_regression")
+
+
+@dataclass
+class FeaturePipeline:
+    """One declared version of a feature pipeline.
+
+    Attributes:
+        pipeline_name: The pipeline's name.
+        version: Its version (any safe name, e.g. ``v1.2.0``).
+        steps: The declared steps, ``{"type": ..., **params}`` each.
+        created_at: UTC time of declaration.
+        fitted: None until the first apply; then ``{"file", "sha256", "fit_data_md5", "fit_labels_md5",
+            "fitted_at", "n_features_in", "feature_names_out", "sklearn_version"}``.
+    """
+
+    pipeline_name: str
+    version: str
+    steps: list[dict[str, Any]]
+    created_at: str
+    fitted: dict[str, Any] | None = None
+
+    @property
+    def pipeline_id(self) -> str:
+        """``name@version``, the record's name."""
+        return f"{self.pipeline_name}@{self.version}"
+
+    @property
+    def supervised(self) -> bool:
+        """True when a step needs labels to be fitted."""
+        return any(step["type"] in SUPERVISED for step in self.steps)
+
+    def to_sklearn(self) -> Any:
+        """A new, unfitted scikit-learn Pipeline of the declared steps."""
+        return _build(self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pipeline as JSON-ready values (``pipeline_id`` included)."""
+        return {**dataclasses.asdict(self), "pipeline_id": self.pipeline_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeaturePipeline":
+        """A pipeline from its record (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _normalize(steps: Any) -> list[dict[str, Any]]:
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise VersioningError("steps must be a non-empty list of {'type': ..., **params} dicts")
+    normalized = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict) or not isinstance(step.get("type"), str):
+            raise VersioningError(f"step {index} must be a dict with a 'type' string, got {step!r}")
+        normalized.append(check_metadata(dict(step), f"step {index} ({step['type']})"))
+    _build(normalized)  # every type known, every parameter accepted
+    return normalized
+
+
+def _make(index: int, step: dict[str, Any]) -> Any:
+    import importlib
+
+    kind = step["type"]
+    if kind not in TRANSFORMERS:
+        raise VersioningError(f"step {index}: unknown type {kind!r}; use one of {', '.join(sorted(TRANSFORMERS))}")
+    params = {k: v for k, v in step.items() if k != "type"}
+    if kind in SUPERVISED:
+        name = params.get("score_func", "f_classif")
+        if name == "variance":
+            params["score_func"] = variance_scores
+        elif name not in SCORE_FUNCTIONS:
+            raise VersioningError(f"step {index} ({kind}): score_func {name!r} is not one of {', '.join(SCORE_FUNCTIONS)}")
+        else:
+            params["score_func"] = getattr(importlib.import_module("sklearn.feature_selection"), name)
+    module, cls_name = TRANSFORMERS[kind]
+    cls = getattr(importlib.import_module(module), cls_name)
+    try:
+        transformer = cls(**params)
+        if hasattr(transformer, "_validate_params"):
+            transformer._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise VersioningError(f"step {index} ({kind}): bad parameters ({str(exc).splitlines()[0]})") from None
+    return transformer
+
+
+def variance_scores(X: Any, y: Any = None) -> Any:
+    """Scores each feature by its variance: the unsupervised score a selector uses when fitted without labels."""
+    import numpy as np
+
+    return np.nanvar(np.asarray(X, dtype=float), axis=0)
+
+
+def _build(steps: list[dict[str, Any]]) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([(f"step{i}_{step['type']}", _make(i, step)) for i, step in enumerate(steps)])
+
+
+def _canonical(steps: list[dict[str, Any]]) -> str:
+    return json.dumps(steps, sort_keys=True, separators=(",", ":"))
+
+
+def _pipeline_id(pipeline_name: str, version: str) -> str:
+    check_name(pipeline_name, "pipeline name")
+    if "@" in pipeline_name:
+        raise VersioningError(f"pipeline name {pipeline_name!r} may not contain '@' (it separates the version)")
+    check_name(version, "pipeline version")
+    return check_name(f"{pipeline_name}@{version}", "pipeline id")
+
+
+def _load_record(project: Project, pipeline_id: str) -> FeaturePipeline:
+    if not project.store.exists(KIND, pipeline_id):
+        raise VersioningError(f"unknown feature pipeline {pipeline_id!r}; declare it with "
+                              f"kp.versioning.version_feature_pipeline(...) or list them with kp.versioning.list_pipelines()")
+    return FeaturePipeline.from_dict(project.store.read(KIND, pipeline_id))
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _digest(values: Any) -> str | None:
+    """md5 of a table's values, column names and dtypes (for the record of what a pipeline was fit on)."""
+    if values is None:
+        return None
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        values = values.to_frame()
+    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(np.asarray(values))
+    digest = hashlib.md5()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _output(result: Any, data: Any, fitted: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if hasattr(result, "toarray"):
+        result = result.toarray()
+    result = np.asarray(result)
+    if not isinstance(data, pd.DataFrame):
+        return result
+    try:
+        columns = [str(c) for c in fitted.get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        columns = [f"x{i}" for i in range(result.shape[1])]
+    return pd.DataFrame(result, columns=columns, index=data.index)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_fitted(project: Project, record: FeaturePipeline) -> Any:
+    import joblib
+
+    fitted = record.fitted or {}
+    path = project.store.root / KIND / f"{record.pipeline_id}.joblib"
+    if not path.is_file():
+        raise VersioningError(f"{path}: the fitted state of {record.pipeline_id} is missing; restore it from git "
+                              f"(git checkout -- {path.relative_to(project.root)})")
+    if _sha256(path) != fitted.get("sha256"):
+        raise VersioningError(f"{path}: sha256 differs from the record of {record.pipeline_id}; the file was changed "
+                              f"after fitting: restore it from git")
+    return joblib.load(path)
+
+
+def _save_fitted(project: Project, pipeline_id: str, pipeline: Any) -> Path:
+    import joblib
+
+    path = project.store.root / KIND / f"{pipeline_id}.joblib"
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        joblib.dump(pipeline, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def version_feature_pipeline(pipeline_name: str, steps: list[dict[str, Any]], version: str, *,
+                             project: Project | None = None) -> FeaturePipeline:
+    """Declares (records and commits) one version of a feature pipeline.
+
+    Args:
+        pipeline_name: The pipeline's name (no ``@``).
+        steps: ``[{"type": "StandardScaler"}, {"type": "PolynomialFeatures", "degree": 2}, ...]``; the types
+            are those of :data:`TRANSFORMERS`, the other keys the transformer's parameters. Selectors take
+            ``score_func`` by name (:data:`SCORE_FUNCTIONS`, default ``f_classif``).
+        version: The version, e.g. ``v1.2.0``.
+        project: The project; default the one containing the working directory.
+
+    Returns:
+        The declared pipeline (unchanged when the same steps were declared before).
+
+    Raises:
+        VersioningError: a bad name, an unknown type or bad parameters (naming the step), or
+            ``name@version`` already declared with other steps.
+    """
+    project = resolve_project(project)
+    pipeline_id = _pipeline_id(pipeline_name, version)
+    normalized = _normalize(steps)
+    store = project.store
+    with store.lock(KIND):
+        if store.exists(KIND, pipeline_id):
+            existing = FeaturePipeline.from_dict(store.read(KIND, pipeline_id))
+            if _canonical(existing.steps) == _canonical(normalized):
+                return existing
+            raise VersioningError(f"feature pipeline {pipeline_id} exists with other steps; "
+                                  f"declare the new steps as another version")
+        record = FeaturePipeline(pipeline_name=pipeline_name, version=version, steps=normalized, created_at=now())
+        path = store.write(KIND, pipeline_id, record.to_dict())
+        commit_paths(project, [path], f"kepler: feature pipeline {pipeline_id}")
+    return record
+
+
+def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: Any = None,
+                             project: Project | None = None) -> Any:
+    """Transforms ``data`` with a versioned feature pipeline, fitting it on the first call.
+
+    Args:
+        data: A pandas DataFrame or a 2-D array.
+        pipeline_name: The pipeline's name.
+        version: Its version.
+        y: Labels for supervised steps; required on the first apply of a pipeline with one, ignored after.
+        project: The project; default the one containing the working directory.
+
+    Returns:
+        A DataFrame (columns from ``get_feature_names_out()``, the input's index) for a DataFrame,
+        else a 2-D numpy array.
+
+    Raises:
+        VersioningError: unknown pipeline; a supervised step and no ``y`` on the first apply; data
+            that the fitted pipeline cannot transform; a fitted state that fails its sha256 check.
+    """
+    project = resolve_project(project)
+    pipeline_id = _pipeline_id(pipeline_name, version)
+    record = _load_record(project, pipeline_id)
+    if record.fitted is None:
+        store = project.store
+        with store.lock(KIND):
+            record = _load_record(project, pipeline_id)
+            if record.fitted is None:
+                return _fit(project, record, data, y)
+    fitted = _load_fitted(project, record)
+    try:
+        result = fitted.transform(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise VersioningError(f"{pipeline_id} cannot transform this data ({str(exc).splitlines()[0][:200]}); "
+                              f"pass the same columns it was fitted on") from None
+    return _output(result, data, fitted)
+
+
+def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any) -> Any:
+    import sklearn
+
+    steps = record.steps
+    labels = "y"
+    if record.supervised and y is None:
+        explicit = [s["type"] for s in steps if s["type"] in SUPERVISED and "score_func" in s]
+        if explicit:
+            raise VersioningError(f"{record.pipeline_id} scores features with a supervised score_func "
+                                  f"({', '.join(explicit)}) and is not fitted yet: pass the labels with y= on its "
+                                  f"first apply; later applies reuse the fitted state without y")
+        # No labels and no score_func asked for: select by variance, an unsupervised score (recorded).
+        steps = [{**s, "score_func": "variance"} if s["type"] in SUPERVISED else s for s in steps]
+        labels = "none: selected by variance"
+    pipeline = _build(steps)
+    try:
+        pipeline.fit(data, y)
+        result = pipeline.transform(data)
+    except (ValueError, TypeError) as exc:
+        raise VersioningError(f"fitting {record.pipeline_id} failed ({str(exc).splitlines()[0][:200]}); "
+                              f"check the data and the steps' parameters") from None
+    path = _save_fitted(project, record.pipeline_id, pipeline)
+    try:
+        names = [str(c) for c in pipeline.get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        names = None
+    record.fitted = {
+        "file": path.name, "sha256": _sha256(path), "fit_data_md5": _digest(data), "fit_labels_md5": _digest(y),
+        "fitted_at": now(), "n_features_in": int(getattr(pipeline, "n_features_in_", 0)) or None,
+        "feature_names_out": names, "sklearn_version": sklearn.__version__, "labels": labels,
+    }
+    store = project.store
+    json_path = store.write(KIND, record.pipeline_id, record.to_dict())
+    commit_paths(project, [path, json_path], f"kepler: fitted feature pipeline {record.pipeline_id}")
+    return _output(result, data, pipeline)
+
+
+def list_pipelines(*, project: Project | None = None) -> list[FeaturePipeline]:
+    """Every declared feature pipeline version, by name then declaration time."""
+    project = resolve_project(project)
+    records = [FeaturePipeline.from_dict(r) for r in project.store.all(KIND)]
+    return sorted(records, key=lambda p: (p.pipeline_name, p.created_at, p.version))
+
+
+def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dict[str, Any]:
+    """Rebuilds a feature pipeline version from its record, for ``kp.reproduce`` (type ``pipeline``).
+
+    The declared steps are rebuilt from the allow-list; when the version is fitted, its saved state is
+    loaded after its sha256 check and each fitted step is compared with its declaration (type and
+    parameters).
+
+    Args:
+        pipeline_id: ``name@version``.
+
+    Returns:
+        ``{"pipeline": <sklearn Pipeline, fitted when the version is>, "fitted": bool,
+        "steps_completed": [...], "artifacts_created": []}``.
+
+    Raises:
+        VersioningError: unknown pipeline, a bad id, or a fitted state that does not match its record.
+    """
+    project = resolve_project(project)
+    if not isinstance(pipeline_id, str) or pipeline_id.count("@") != 1:
+        raise VersioningError(f"feature pipeline {pipeline_id!r} must be given as 'name@version'")
+    name, version = pipeline_id.split("@")
+    record = _load_record(project, _pipeline_id(name, version))
+    declared = _build(record.steps)
+    done = [f"rebuilt {record.pipeline_id} from its record: "
+            + " -> ".join(step["type"] for step in record.steps)]
+    if record.fitted is None:
+        done.append("not fitted yet: the first apply_versioned_pipeline fits it")
+        return {"pipeline": declared, "fitted": False, "steps_completed": done, "artifacts_created": []}
+    fitted = _load_fitted(project, record)
+    have_steps = getattr(fitted, "steps", [])
+    same = len(have_steps) == len(declared.steps) and all(
+        type(want) is type(have) and repr(want.get_params()) == repr(have.get_params())
+        for (_, want), (_, have) in zip(declared.steps, have_steps))
+    if not same:
+        raise VersioningError(f"the fitted state of {record.pipeline_id} does not match its declared steps; "
+                              f"restore the record and its .joblib file from git")
+    done.append(f"loaded the fitted state (sha256 {record.fitted['sha256'][:12]} verified, fitted "
+                f"{record.fitted.get('fitted_at')} on data md5 {record.fitted.get('fit_data_md5')})")
+    return {"pipeline": fitted, "fitted": True, "steps_completed": done, "artifacts_created": []}
+
+
+def get_pipeline(pipeline_name: str, version: str, *, project: Project | None = None) -> FeaturePipeline:
+    """One declared feature pipeline version.
+
+    Raises:
+        VersioningError: unknown pipeline.
+    """
+    project = resolve_project(project)
+    return _load_record(project, _pipeline_id(pipeline_name, version))

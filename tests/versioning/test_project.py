@@ -1,0 +1,64 @@
+"""kepler init and finding the project: idempotent init, a clear error outside a project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kepler.errors import ProjectNotFoundError
+from kepler.versioning import project as project_mod
+
+
+def test_init_twice_is_idempotent(tmp_path: Path, run_git: Any) -> None:
+    root = tmp_path / "p"
+    first = project_mod.init(root)
+    head = run_git(root, "rev-parse", "HEAD")
+    second = project_mod.init(root)
+    assert second.root == first.root
+    assert run_git(root, "rev-parse", "HEAD") == head
+    assert run_git(root, "status", "--porcelain") == ""
+    assert (root / "kepler.toml").is_file() and (root / ".dvc").is_dir() and (root / ".kepler" / "records").is_dir()
+
+
+def test_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kepler.versioning as kv
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProjectNotFoundError, match="kepler init"):
+        kv.list_versions()
+    with pytest.raises(ProjectNotFoundError, match="kepler init"):
+        kv.version_data("x.csv")
+    with pytest.raises(ProjectNotFoundError, match="kepler init"):
+        kv.list_unified_versions()
+    with pytest.raises(ProjectNotFoundError, match="kepler init"):
+        kv.list_pipelines()
+
+
+def test_current_finds_the_root_from_a_subfolder(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = project.root / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    assert project_mod.current().root == project.root
+
+
+def test_kepler_init_cli(tmp_path: Path, run_kepler: Any) -> None:
+    done = run_kepler("init", "proj", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    root = (tmp_path / "proj").resolve()
+    assert info["project"] == str(root)
+    assert info["tracking_uri"] == f"sqlite:///{root / '.kepler' / 'mlflow.db'}"
+    assert info["dvc_remote"] == str(root / ".kepler" / "dvc-remote")
+    again = run_kepler("init", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert str(root) in again.stdout and "DVC remote" in again.stdout and "sqlite:///" in again.stdout
+
+
+def test_cli_outside_a_project_exits_non_zero(tmp_path: Path, run_kepler: Any) -> None:
+    done = run_kepler("versioning", "list-data", cwd=tmp_path)
+    assert done.returncode == 12
+    assert done.stderr.startswith("error:") and "kepler init" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
