@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kepler.errors import VersioningError
+from kepler.errors import KeplerError, VersioningError
 
 TYPES = ("full", "data", "pipeline", "experiment")
 
@@ -114,20 +114,26 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     version = get_unified_version(name, project=project)
     record = version.to_dict() if hasattr(version, "to_dict") else dict(version)
     config = record.get("build_config") or {}
-    if config.get("kind") != "search":
-        raise VersioningError(f"{name} was not made by a kepler build search; only those can be retrained from "
-                              f"their recorded config")
     restored = []
     for entry in record.get("data") or []:
         data_record = _resolve_data_version(entry["data_version"], project)
         restored.append(_restore_data(data_record, workdir, project))
         result.steps_completed.append(f"restored data {entry['data_version']} (md5 {data_record['md5']} verified)")
         result.artifacts_created.append(str(restored[-1]))
-    if not restored:
-        raise VersioningError(f"{name} records no data version; it cannot be retrained")
     pipeline = record.get("feature_pipeline")
-    result.steps_completed.append(f"feature pipeline {pipeline} rebuilt" if pipeline else
-                                  "feature pipeline: the preprocessing is inside the recorded model")
+    if pipeline:
+        _pipeline(pipeline, project, workdir, result)
+    else:
+        result.steps_completed.append("feature pipeline: none recorded (a build keeps its preprocessing in the model)")
+    if record.get("mlflow_run_id"):
+        _experiment(record["mlflow_run_id"], project, workdir, result, restore_data=False)
+    if config.get("kind") != "search":
+        # Nothing to retrain from: the version was recorded by hand, not by a kepler build search.
+        result.steps_completed.append("model: not retrained (the version records no build config); "
+                                      "data, pipeline and run verified")
+        return
+    if not restored:
+        raise VersioningError(f"{name} records no data version; its model cannot be retrained")
 
     dataset = load(restored[0], label=config["label"])
     seed = int(config.get("seed") or 0)
@@ -164,15 +170,36 @@ def _data(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
                                   f"({record.get('size')} bytes, md5 {record['md5']} verified)")
 
 
+def _resolve_pipeline(name: str, project: Any) -> str:
+    """A pipeline id ``name@version``, also from the guide's short forms (``preprocessing@v1.2`` for
+    ``sensor-preprocessing@v1.2.0``) when exactly one declared pipeline matches."""
+    from kepler.versioning.features import list_pipelines
+
+    declared = [f"{p.pipeline_name}@{p.version}" for p in list_pipelines(project=project)]
+    if name in declared:
+        return name
+    if "@" in name:
+        short, version = name.split("@", 1)
+        matches = [d for d in declared
+                   if (d.split("@")[0] == short or d.split("@")[0].endswith(f"-{short}"))
+                   and (d.split("@")[1] == version or d.split("@")[1].startswith(f"{version}."))]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise VersioningError(f"{name!r} matches several pipelines ({', '.join(matches)}); give the full name@version")
+    raise VersioningError(f"unknown feature pipeline {name!r}; declared: {', '.join(declared) or 'none'}")
+
+
 def _pipeline(name: str, project: Any, workdir: Path, result: ReproductionResult) -> None:
     from kepler.versioning.features import rebuild_pipeline
 
-    rebuilt = rebuild_pipeline(name, project=project)
+    rebuilt = rebuild_pipeline(_resolve_pipeline(name, project), project=project)
     result.steps_completed.extend(rebuilt["steps_completed"])
     result.artifacts_created.extend(rebuilt.get("artifacts_created", []))
 
 
-def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResult) -> None:
+def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResult, *,
+                restore_data: bool = True) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -191,6 +218,8 @@ def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResu
     result.steps_completed.append(f"found run {run.info.run_id} ({run.info.status}) with "
                                   f"{len(run.data.params)} parameters and {len(run.data.metrics)} metrics")
     result.steps_completed.append(f"code version: git commit {commit or 'not recorded'}")
+    if not restore_data:
+        return
     data_versions = [v for v in run.data.tags.get("kepler.data_versions", "").split(",") if v]
     for version in data_versions:
         _data(version, project, workdir, result)
@@ -208,11 +237,13 @@ def from_version(name: str, reproduction_type: str = "full", *, project: Any = N
     pipeline (``"preprocessing@v1.2"``), ``experiment`` one MLflow run or experiment.
 
     Returns:
-        The result; ``success`` is False with ``error_message`` when a step failed or the
-        rebuilt predictions are beyond the target's parity tolerance.
+        The result; ``success`` is False with ``error_message`` when the version is unknown, a
+        step failed, or the rebuilt predictions are beyond the target's parity tolerance (the
+        guide reads ``result.success`` and ``result.error_message``).
 
     Raises:
-        VersioningError: an unknown type, or an unknown version, pipeline or run.
+        VersioningError: an unknown reproduction type.
+        ProjectNotFoundError: not inside a Kepler project.
     """
     if reproduction_type not in TYPES:
         raise VersioningError(f"unknown reproduction type {reproduction_type!r}; use one of {', '.join(TYPES)}")
@@ -221,15 +252,9 @@ def from_version(name: str, reproduction_type: str = "full", *, project: Any = N
     workdir.mkdir(parents=True, exist_ok=True)
     result = ReproductionResult(success=False, version=name, reproduction_type=reproduction_type)
     step = {"full": _full, "data": _data, "pipeline": _pipeline, "experiment": _experiment}[reproduction_type]
-    if reproduction_type == "full":
-        from kepler.versioning.unified import get_unified_version
-
-        get_unified_version(name, project=project)  # an unknown name is a bad input, not a failed reproduction
     try:
         step(name, project, workdir, result)
-    except VersioningError as exc:
-        if not result.steps_completed and reproduction_type != "full":
-            raise
+    except KeplerError as exc:
         result.error_message = str(exc)
         return result
     result.success = True

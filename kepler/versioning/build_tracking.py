@@ -136,6 +136,7 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
         metadata={"build_path": str(build_path), "test_metrics": report.get("test_metrics")},
         project=project,
     )
+    lineage = _record_lineage(project, data_version, unified_name, line, model)
     store = project.store
     with store.lock("probes"):
         path = store.write("probes", unified_name, probe_record(artifact_dir, unified_name))
@@ -143,7 +144,22 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
         gitrepo.commit(project.root, [path], f"kepler: probe set of {unified_name}")
     return {"data_version": data_version.version_id if data_version else None, "mlflow_run_id": run_id,
             "experiment": experiment_name, "registered_model": model, "unified_version": unified.version_id,
-            "notes": notes}
+            "lineage": lineage, "notes": notes}
+
+
+def _record_lineage(project: Project, data_version: Any, unified_name: str, line: str,
+                    model: dict[str, str] | None) -> list[str]:
+    """Adds the data node (once per data version) and the build's model node to the lineage graph."""
+    from kepler.versioning.lineage import create_data_lineage, create_model_lineage
+
+    inputs = []
+    if data_version is not None:
+        create_data_lineage(data_version.version_id, data_version.file_path, {"md5": data_version.md5},
+                            project=project)
+        inputs.append(data_version.version_id)
+    create_model_lineage(unified_name, line, inputs, {"unified_version": unified_name, "registered_model": model},
+                         project=project)
+    return [*inputs, unified_name]
 
 
 def _frame_head(path: Any) -> Any:

@@ -157,6 +157,14 @@ def _make(index: int, step: dict[str, Any]) -> Any:
     return transformer
 
 
+UNLABELLED = "none: selected by variance"
+
+
+def _without_labels(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps as fitted without labels: selectors score by variance."""
+    return [{**s, "score_func": "variance"} if s["type"] in SUPERVISED else s for s in steps]
+
+
 def variance_scores(X: Any, y: Any = None) -> Any:
     """Scores each feature by its variance: the unsupervised score a selector uses when fitted without labels."""
     import numpy as np
@@ -350,8 +358,8 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any) -> Any:
                                   f"({', '.join(explicit)}) and is not fitted yet: pass the labels with y= on its "
                                   f"first apply; later applies reuse the fitted state without y")
         # No labels and no score_func asked for: select by variance, an unsupervised score (recorded).
-        steps = [{**s, "score_func": "variance"} if s["type"] in SUPERVISED else s for s in steps]
-        labels = "none: selected by variance"
+        steps = _without_labels(steps)
+        labels = UNLABELLED
     pipeline = _build(steps)
     try:
         pipeline.fit(data, y)
@@ -404,7 +412,8 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
         raise VersioningError(f"feature pipeline {pipeline_id!r} must be given as 'name@version'")
     name, version = pipeline_id.split("@")
     record = _load_record(project, _pipeline_id(name, version))
-    declared = _build(record.steps)
+    unlabelled = (record.fitted or {}).get("labels") == UNLABELLED
+    declared = _build(_without_labels(record.steps) if unlabelled else record.steps)
     done = [f"rebuilt {record.pipeline_id} from its record: "
             + " -> ".join(step["type"] for step in record.steps)]
     if record.fitted is None:
