@@ -62,8 +62,10 @@ def test_guide_block_6_runs_as_written(project: Project) -> None:
     # Reproducir release completo: delegated to kp.reproduce.from_version on the release's model version.
     if importlib.util.find_spec("kepler.versioning.unified") is None:
         pytest.skip("kepler.versioning.unified is not there yet: reproduce_release is checked by the lead's tests")
-    with pytest.raises(VersioningError, match="xgboost-v1.3"):  # no unified version of that name in this project
-        kp.versioning.reproduce_release("stable-v1.0")
+    # No unified version of that name in this project: the reproduction says so in its result.
+    reproduction = kp.versioning.reproduce_release("stable-v1.0")
+    assert reproduction.success is False and "xgboost-v1.3" in reproduction.error_message
+    assert get_release("stable-v1.0").history[-1]["action"] == "reproduce"
 
 
 def test_guide_workflow_release_ready_for_deployment(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
