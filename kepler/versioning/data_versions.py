@@ -343,10 +343,9 @@ def get_data_version(version_id: str, *, project: Project | None = None) -> Data
         VersioningError: no such version.
     """
     project = resolve_project(project)
-    check_name(version_id, "version id")
-    if not project.store.exists(KIND, version_id):
-        raise VersioningError(f"unknown data version {version_id!r}; list them with kp.versioning.list_versions()")
-    return DataVersion.from_dict(project.store.read(KIND, version_id))
+    return DataVersion.from_dict(project.store.read(
+        KIND, check_name(version_id, "version id"),
+        missing=f"unknown data version {version_id!r}; list them with kp.versioning.list_versions()"))
 
 
 def get_data(version: str | DataVersion, *, project: Project | None = None) -> bytes:

@@ -30,8 +30,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from kepler.versioning.clock import now
 from kepler.versioning.data_versions import check_metadata, commit_paths, resolve_project
 from kepler.versioning.names import check_name
 from kepler.versioning.project import Project
+from kepler.versioning.store import atomic_write
 
 KIND = "pipelines"
 
@@ -257,17 +256,7 @@ def _load_fitted(project: Project, record: FeaturePipeline) -> Any:
 def _save_fitted(project: Project, pipeline_id: str, pipeline: Any) -> Path:
     import joblib
 
-    path = project.store.root / KIND / f"{pipeline_id}.joblib"
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        joblib.dump(pipeline, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(project.store.root / KIND / f"{pipeline_id}.joblib", lambda handle: joblib.dump(pipeline, handle))
 
 
 # --------------------------------------------------------------------------- public API

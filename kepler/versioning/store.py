@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,24 @@ from kepler.versioning.names import check_name
 
 KINDS = ("data", "pipelines", "experiments", "unified", "probes", "releases", "lineage")
 LOCK_TIMEOUT_S = 120
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> Path:
+    """Writes ``path`` through a temporary file in the same folder, fsynced, then renamed over it.
+
+    ``write`` receives the temporary file opened for binary writing.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 class RecordStore:
@@ -52,8 +70,13 @@ class RecordStore:
         """True when the record exists."""
         return self.path(kind, name).is_file()
 
-    def read(self, kind: str, name: str) -> dict[str, Any]:
+    def read(self, kind: str, name: str, *, missing: str | None = None) -> dict[str, Any]:
         """Reads one record.
+
+        Args:
+            kind: The kind of record.
+            name: Its name (validated).
+            missing: The error message when there is no such record.
 
         Raises:
             VersioningError: no such record, or a corrupted file (naming it).
@@ -62,7 +85,7 @@ class RecordStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise VersioningError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; "
+            raise VersioningError(missing or f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; "
                                   f"list what exists with `kepler versioning`") from None
         except (OSError, ValueError) as exc:
             raise VersioningError(f"{path}: corrupted record ({exc}); restore it from git "
@@ -75,18 +98,11 @@ class RecordStore:
         """Writes one record atomically (temp file, fsync, rename). Callers hold :meth:`lock`."""
         path = self.path(kind, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True, default=str)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+
+        def dump(handle: Any) -> None:
+            handle.write((json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
+
+        return atomic_write(path, dump)
 
     def names(self, kind: str) -> list[str]:
         """Names of the records of one kind (temporary files excluded)."""

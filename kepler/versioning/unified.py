@@ -268,7 +268,6 @@ def get_unified_version(name: str, *, project: Project | None = None) -> Unified
         VersioningError: no such version.
     """
     project = resolve_project(project)
-    check_name(name, "unified version name")
-    if not project.store.exists(KIND, name):
-        raise VersioningError(f"unknown unified version {name!r}; list them with `kepler versioning list-unified`")
-    return UnifiedVersion.from_dict(project.store.read(KIND, name))
+    return UnifiedVersion.from_dict(project.store.read(
+        KIND, check_name(name, "unified version name"),
+        missing=f"unknown unified version {name!r}; list them with `kepler versioning list-unified`"))

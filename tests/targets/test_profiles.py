@@ -56,7 +56,7 @@ def test_edge_defaults_follow_the_industrial_guide():
     assert edge.threads == 1 and edge.resolved_threads == 1
     assert edge.latency_p99_ms == 50.0
     assert edge.size_mb == 10.0
-    assert 1 in edge.batch_sizes
+    assert edge.batch_sizes.count(1) == 1
     assert edge.artifact_format == "onnx"
     assert edge.passes == ("ort_optimize", "prune_unused", "embed_metadata")
     assert edge.parity == ParityTolerance(atol=1e-4, rtol=1e-3, min_label_agreement=1.0)

@@ -17,17 +17,10 @@ from kepler.versioning.lineage import (
     create_data_lineage, create_model_lineage, create_pipeline_lineage, create_release_lineage,
     create_service_lineage, get_complete_lineage, get_lineage_node, lineage_tree,
 )
-from kepler.versioning.project import Project, init
+from kepler.versioning.project import Project
 
 KEPLER = str(Path(sys.executable).with_name("kepler"))
 
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    created = init(tmp_path / "proj")
-    monkeypatch.chdir(created.root)
-    return created
 
 
 def guide_graph() -> None:

@@ -15,18 +15,11 @@ import pytest
 import kepler as kp
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
-from kepler.versioning.project import Project, init
+from kepler.versioning.project import Project
 from kepler.versioning.releases import create_release, get_release, list_releases, promote_release, record_deployment
 
 KEPLER = str(Path(sys.executable).with_name("kepler"))
 
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    created = init(tmp_path / "proj")
-    monkeypatch.chdir(created.root)
-    return created
 
 
 def git_log(project: Project) -> list[str]:
