@@ -47,6 +47,7 @@ _LAZY = {
     "Project": ("kepler.versioning.project", "Project"),
     "build": ("kepler.build", "build"),
     "bench": ("kepler.api", "bench"),
+    "deploy": ("kepler.deploy", "deploy"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
 _SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api", "data", "automl", "versioning", "reproduce"}

@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from kepler.cli import (  # noqa: F401  (importing a module registers its commands)
-    automl_cmd, bench_cmd, build_cmd, compile_cmd, init_cmd, reproduce_cmd, targets_cmd, versioning_cmd,
+    automl_cmd, bench_cmd, build_cmd, compile_cmd, deploy_cmd, init_cmd, reproduce_cmd, targets_cmd, versioning_cmd,
 )
 from kepler.cli.app import app
 

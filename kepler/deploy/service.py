@@ -1,0 +1,474 @@
+"""The Kepler service: one BentoML service module for every release.
+
+It serves the release's ONNX artifact through :mod:`kepler.runtimes` and nothing else: this module
+imports only bentoml, numpy, onnxruntime (through kepler.runtimes) and the standard library, so a
+serving image carries no scikit-learn, XGBoost, LightGBM, MLflow, pandas or pickle.
+
+Which release it serves comes from the bento's arguments (``bentoml.build(args=...)``, set by
+``kp.deploy``) or, when serving this module directly, from ``KEPLER_MODEL_TAG`` and ``KEPLER_RELEASE``.
+Tuning settings (``workers``, ``batching``, ``max_body_bytes``, ...) read ``KEPLER_<NAME>`` first,
+then the bento's arguments, then the defaults below, so an operator can change them without a rebuild.
+
+Endpoints:
+
+- ``POST /predict`` and ``POST /predict_proba``: a JSON list of records (``[{"col": value, ...}, ...]``)
+  or an object of columns (``{"col": [values...], ...}``); they answer a JSON list, one entry per row.
+- ``GET /metadata``: the release, its version, its lineage (data md5, MLflow run, git commit, artifact
+  sha256...), the model's inputs and outputs and the artifact's benchmark figures.
+- BentoML's ``/livez`` and ``/readyz``.
+
+Every answer, errors included, carries ``X-Kepler-Release: <release name>``; that name is the release's
+node in the project's lineage graph (``kp.versioning.get_complete_lineage(name)``).
+
+Bad input never gets a 5xx: a body that is not JSON gets 400, a body over ``max_body_bytes`` 413,
+and a payload that does not match the manifest's input schema (a missing or unexpected column, a
+wrong type, an empty batch, columns of unequal length) 422, each with ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import typing as t
+from http import HTTPStatus
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException
+from bentoml.models import BentoModel
+
+from kepler.errors import InputSchemaError, KeplerError
+from kepler.runtimes import load as load_predictor
+
+RELEASE_HEADER = "X-Kepler-Release"
+PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba"}
+METADATA_ROUTE = "/metadata"
+MIB = 1 << 20
+
+# name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.
+IDENTITY = {"model_tag": (str, None), "release": (str, None), "bento_tag": (str, None), "platform": (str, "local")}
+TUNING = {
+    "workers": (int, 1),
+    "threads": (int, 1),
+    "batching": (bool, False),
+    "max_batch_size": (int, 100),
+    "max_latency_ms": (int, 200),
+    "max_body_bytes": (int, 4 * MIB),
+    "access_log": (bool, False),
+    "timeout_s": (int, 60),
+}
+
+
+def _convert(name: str, kind: type, value: t.Any) -> t.Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise KeplerError(f"setting {name} must be true or false, got {value!r}")
+    if kind is int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise KeplerError(f"setting {name} must be a whole number, got {value!r}") from None
+        if number < 1:
+            raise KeplerError(f"setting {name} must be at least 1, got {number}")
+        return number
+    return str(value)
+
+
+def settings(arguments: dict[str, t.Any] | None = None, environ: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+    """The service's settings: bento arguments and ``KEPLER_<NAME>`` variables over the defaults.
+
+    Raises:
+        KeplerError: no model tag, or a setting that is not a valid number or flag.
+    """
+    arguments = dict(vars(bentoml.use_arguments())) if arguments is None else dict(arguments)
+    environ = os.environ if environ is None else environ
+    values: dict[str, t.Any] = {}
+    for name, (kind, default) in IDENTITY.items():
+        value = arguments.get(name)
+        if value in (None, ""):
+            value = environ.get(f"KEPLER_{name.upper()}") or default
+        values[name] = None if value is None else _convert(name, kind, value)
+    for name, (kind, default) in TUNING.items():
+        value = environ.get(f"KEPLER_{name.upper()}")
+        if value in (None, ""):
+            value = arguments.get(name, default)
+        values[name] = _convert(name, kind, value)
+    if not values["model_tag"]:
+        raise KeplerError("this Kepler service has no model: serve a bento made by `kepler deploy <release>` "
+                          "(or `kepler serve <release>`), or set KEPLER_MODEL_TAG to a model in BENTOML_HOME")
+    values["release"] = values["release"] or values["model_tag"]
+    return values
+
+
+SETTINGS = settings()
+
+
+# --------------------------------------------------------------------------- the loaded release
+
+
+class _Loaded:
+    """What the service instance loaded, shared with the gate (one per worker process)."""
+
+    def __init__(self) -> None:
+        self.predictor: t.Any = None
+        self.metadata: dict[str, t.Any] | None = None
+        self.classifier = False
+        self._lock = threading.Lock()
+
+    def set(self, predictor: t.Any, metadata: dict[str, t.Any]) -> None:
+        with self._lock:
+            self.predictor = predictor
+            self.metadata = metadata
+            self.classifier = predictor.manifest["output_schema"].get("probabilities") is not None
+
+
+LOADED = _Loaded()
+
+
+def _benchmark_summary(benchmark: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
+    if not benchmark:
+        return None
+    keep = ("batch", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "throughput_rows_s")
+    return {
+        "target": benchmark.get("target"),
+        "threads": benchmark.get("threads"),
+        "batches": [{k: b.get(k) for k in keep if k in b} for b in benchmark.get("batches", [])],
+        "size_mb": benchmark.get("size_mb"),
+        "load_ms": benchmark.get("load_ms"),
+        "session_rss_mb": benchmark.get("session_rss_mb"),
+        "throughput_rows_s": benchmark.get("throughput_rows_s"),
+        "budgets": benchmark.get("budgets"),
+        "machine": benchmark.get("machine"),
+    }
+
+
+def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The ``/metadata`` document of a release."""
+    lineage = dict(kepler.get("lineage") or {})
+    outputs = manifest.get("output_schema", {})
+    inputs = manifest.get("input_schema", {})
+    return {
+        "release": lineage.get("release", config["release"]),
+        "version": lineage.get("version"),
+        "lineage": lineage,
+        "service": {
+            "model_tag": config["model_tag"],
+            "bento_tag": config.get("bento_tag"),
+            "platform": config.get("platform"),
+            "workers": config["workers"],
+            "batching": ({"max_batch_size": config["max_batch_size"], "max_latency_ms": config["max_latency_ms"]}
+                         if config["batching"] else False),
+            "max_body_bytes": config["max_body_bytes"],
+        },
+        "model": {
+            "task": outputs.get("task"),
+            "classes": outputs.get("classes"),
+            "estimator": (manifest.get("source") or {}).get("estimator"),
+            "inputs": [{k: c.get(k) for k in ("name", "kind", "dtype", "categories") if k in c}
+                       for c in inputs.get("columns", [])],
+            "target": (manifest.get("target") or {}).get("name"),
+            "sha256": manifest.get("sha256"),
+            "size_bytes": manifest.get("size_bytes"),
+        },
+        "benchmark": _benchmark_summary(manifest.get("benchmark")),
+        "parity": {k: v for k, v in (manifest.get("parity") or {}).items() if k != "worst_rows"} or None,
+    }
+
+
+# --------------------------------------------------------------------------- the gate in front of every route
+
+
+def _reject_constant(token: str) -> t.NoReturn:
+    raise ValueError(f"{token} is not JSON; send null for a missing value")
+
+
+def _error(status: int, message: str) -> tuple[int, bytes]:
+    return status, json.dumps({"error": message, "status": status}).encode()
+
+
+def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
+    """None when ``body`` is a valid request for ``route``, else ``(status, JSON error body)``.
+
+    Runs the release's own input check (:meth:`kepler.runtimes.Predictor.feed`), so what passes here is
+    exactly what the model accepts.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        return _error(400, "the body is nested too deeply to be a table; send a list of records or an object of columns")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return _error(400, f"the body is not valid JSON ({exc}); send a list of records "
+                           f"[{{\"column\": value, ...}}] or an object of columns {{\"column\": [values]}}")
+    if not isinstance(payload, (list, dict)):
+        return _error(422, f"expected a list of records or an object of columns, got a JSON {type(payload).__name__}")
+    if isinstance(payload, list) and any(not isinstance(row, dict) for row in payload):
+        return _error(422, "a list body must hold records (JSON objects of column: value); "
+                           "send columns as an object of lists instead")
+    if isinstance(payload, dict) and any(not isinstance(v, list) for v in payload.values()):
+        return _error(422, "an object body must map each column to a list of values")
+    if route == "predict_proba" and not LOADED.classifier:
+        task = LOADED.predictor.manifest["output_schema"].get("task")
+        return _error(400, f"predict_proba needs a classifier and this release serves a {task}; use /predict")
+    try:
+        LOADED.predictor.feed(payload)
+    except InputSchemaError as exc:
+        return _error(422, str(exc))
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. a number numpy cannot hold
+        return _error(422, f"the input cannot be read as the model's columns: {exc}")
+    return None
+
+
+class ReleaseGate:
+    """ASGI middleware: stamps ``X-Kepler-Release`` on every answer, serves ``GET /metadata``, and checks the
+    body of each prediction request (size, JSON, schema) before BentoML sees it.
+
+    With batching on, it wraps each request's payload in a one-item list, so BentoML's adaptive batching
+    groups whole requests (records or columns alike), and unwraps the answer again.
+    """
+
+    def __init__(self, app: t.Any, *, release: str, max_body_bytes: int, batching: bool) -> None:
+        self.app = app
+        self.header = (RELEASE_HEADER.lower().encode(), release.encode("latin-1", "replace"))
+        self.max_body_bytes = max_body_bytes
+        self.drain_bytes = max(4 * max_body_bytes, 64 * MIB)
+        self.batching = batching
+
+    async def __call__(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = self._stamped(send)
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if path == METADATA_ROUTE:
+            if method not in ("GET", "HEAD"):
+                await self._reply(send, *_error(405, "use GET /metadata"), extra=[(b"allow", b"GET, HEAD")])
+            elif LOADED.metadata is None:
+                await self._reply(send, *_error(503, "the model is still loading; retry when /readyz answers 200"))
+            else:
+                await self._reply(send, 200, json.dumps(LOADED.metadata).encode(), head=method == "HEAD")
+            return
+        route = PREDICT_ROUTES.get(path)
+        if route is None or method != "POST":
+            await self.app(scope, receive, send)
+            return
+        if LOADED.predictor is None:
+            await self._reply(send, *_error(503, "the model is still loading; retry when /readyz answers 200"))
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            if not declared.isdigit():
+                await self._reply(send, *_error(400, f"bad Content-Length {declared!r}"))
+                return
+            if "100-continue" not in headers.get("expect", "").lower():
+                await self._drain(receive, 0)  # the client is sending it anyway: read it so the answer arrives
+            await self._too_large(send)
+            return
+        body, complete = await self._read(receive)
+        if not complete:
+            await self._drain(receive, len(body))
+            await self._too_large(send)
+            return
+        if len(body) > 65536:
+            import anyio.to_thread
+
+            problem = await anyio.to_thread.run_sync(check_payload, body, route)
+        else:
+            problem = check_payload(body, route)
+        if problem is not None:
+            await self._reply(send, *problem)
+            return
+        if self.batching:
+            body = b"[" + body + b"]"
+            send = self._unwrapped(send)
+        new_headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+        new_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        sent = False
+
+        async def replay() -> dict[str, t.Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app({**scope, "headers": new_headers}, replay, send)
+
+    def _stamped(self, send: t.Any) -> t.Any:
+        header = self.header
+
+        async def stamped(message: dict[str, t.Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        return stamped
+
+    @staticmethod
+    def _unwrapped(send: t.Any) -> t.Any:
+        """Strips the one-item list that batching put around a successful answer."""
+        start: dict[str, t.Any] | None = None
+        chunks: list[bytes] = []
+
+        async def unwrapped(message: dict[str, t.Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if message.get("status") != 200:
+                    await send(message)
+                    return
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks).strip()
+            if body.startswith(b"[") and body.endswith(b"]"):
+                body = body[1:-1]
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return unwrapped
+
+    async def _read(self, receive: t.Any) -> tuple[bytes, bool]:
+        """The body, and False when it grew past the limit (reading stops there)."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(parts), True
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return b"", False
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts), True
+
+    async def _drain(self, receive: t.Any, already: int) -> None:
+        """Reads and drops the rest of an oversize body (up to a bound), so the client can read the 413."""
+        size = already
+        while size <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _too_large(self, send: t.Any) -> None:
+        limit = self.max_body_bytes
+        await self._reply(send, *_error(413, f"the body is larger than this service accepts ({limit} bytes, "
+                                             f"{limit / MIB:.1f} MiB); send fewer rows per request"),
+                          extra=[(b"connection", b"close")])
+
+    @staticmethod
+    async def _reply(send: t.Any, status: int, body: bytes, *, head: bool = False,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
+
+
+# --------------------------------------------------------------------------- the service
+
+
+def _schema_error(exc: Exception) -> BentoMLException:
+    """A 422 for input the gate let through (it should not happen: the gate runs the same check)."""
+    return BentoMLException(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY)
+
+
+def _split(results: np.ndarray, counts: list[int]) -> list[list[t.Any]]:
+    out, start = [], 0
+    for count in counts:
+        out.append(results[start:start + count].tolist())
+        start += count
+    return out
+
+
+@bentoml.service(
+    name="kepler",
+    workers=SETTINGS["workers"],
+    threads=SETTINGS["threads"],
+    traffic={"timeout": SETTINGS["timeout_s"]},
+    logging={"access": {"enabled": SETTINGS["access_log"]}},
+    labels={"kepler.release": SETTINGS["release"]},
+)
+class KeplerService:
+    """Serves one Kepler release's ONNX artifact."""
+
+    model = BentoModel(SETTINGS["model_tag"])
+
+    def __init__(self) -> None:
+        stored = self.model
+        labels = dict(stored.info.labels)
+        expected = labels.get("kepler.release")
+        if expected and expected != SETTINGS["release"]:
+            raise KeplerError(f"model {stored.tag} belongs to release {expected!r}, not {SETTINGS['release']!r}; "
+                              f"deploy the release again with `kepler deploy {SETTINGS['release']}`")
+        self.predictor = load_predictor(stored.path)  # verifies the ONNX file's sha256 against its manifest
+        manifest = self.predictor.manifest
+        recorded = labels.get("kepler.artifact-sha256")
+        if recorded and recorded != manifest["sha256"]:
+            raise KeplerError(f"model {stored.tag}: artifact sha256 {manifest['sha256'][:12]}… differs from the "
+                              f"lineage's {recorded[:12]}…; deploy the release again")
+        kepler_metadata = dict(stored.info.metadata.get("kepler") or {})
+        self.metadata = describe(manifest, kepler_metadata, SETTINGS)
+        LOADED.set(self.predictor, self.metadata)
+
+    if SETTINGS["batching"]:
+        @bentoml.api(route="/predict", batchable=True, batch_dim=0, max_batch_size=SETTINGS["max_batch_size"],
+                     max_latency_ms=SETTINGS["max_latency_ms"])
+        def predict(self, payloads: list, /) -> list:  # type: ignore[type-arg]
+            """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
+            return self._batched(payloads, proba=False)
+
+        @bentoml.api(route="/predict_proba", batchable=True, batch_dim=0, max_batch_size=SETTINGS["max_batch_size"],
+                     max_latency_ms=SETTINGS["max_latency_ms"])
+        def predict_proba(self, payloads: list, /) -> list:  # type: ignore[type-arg]
+            """Class probabilities, one list per row. Classifiers only."""
+            return self._batched(payloads, proba=True)
+    else:
+        @bentoml.api(route="/predict")
+        def predict(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
+            """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
+            try:
+                return self.predictor.predict(payload).tolist()
+            except InputSchemaError as exc:
+                raise _schema_error(exc) from None
+
+        @bentoml.api(route="/predict_proba")
+        def predict_proba(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
+            """Class probabilities, one list per row. Classifiers only."""
+            try:
+                return self.predictor.predict_proba(payload).tolist()
+            except InputSchemaError as exc:
+                raise _schema_error(exc) from None
+
+    def _batched(self, payloads: list, *, proba: bool) -> list:  # type: ignore[type-arg]
+        """One onnxruntime run for the payloads of several requests, split back per request."""
+        try:
+            feeds = [self.predictor.feed(p) for p in payloads]
+        except InputSchemaError as exc:
+            raise _schema_error(exc) from None
+        counts = [len(next(iter(f.values()))) for f in feeds]
+        feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
+        outputs = self.predictor.manifest["output_schema"]
+        name = outputs["probabilities"] if proba else (outputs.get("label") or outputs.get("prediction"))
+        result = self.predictor.session.run([name], feed)[0]
+        return _split(result if proba else result.ravel(), counts)
+
+
+KeplerService.add_asgi_middleware(ReleaseGate, release=SETTINGS["release"], max_body_bytes=SETTINGS["max_body_bytes"],
+                                  batching=SETTINGS["batching"])
