@@ -143,7 +143,7 @@ def store_kepler_model(artifact: Path, bentoml_home: Path) -> str:
         print(ref.tag)
     ''')
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "1"}
-    result = subprocess.run([sys.executable, "-c", code, str(artifact)], capture_output=True, text=True, env=env,
+    result = subprocess.run([sys.executable, "-P", "-c", code, str(artifact)], capture_output=True, text=True, env=env,
                             timeout=300, check=True)
     return result.stdout.strip().splitlines()[-1]
 
@@ -207,7 +207,8 @@ def server_for(side: str, setting: dict[str, Any], ctx: dict[str, Any], log: Pat
         env |= {"KEPLER_MODEL_TAG": ctx["model_tag"], "KEPLER_RELEASE": "serve-bench",
                 "KEPLER_WORKERS": str(setting["workers"]), "KEPLER_ACCESS_LOG": str(int(setting["access_log"])),
                 "KEPLER_BATCHING": str(int(setting["batching"])), "KEPLER_MAX_LATENCY_MS": str(batch_latency_ms)}
-        return Server("kepler.deploy.service:KeplerService", env=env, cwd=ROOT, log=log)
+        # Outside the source tree: from the repo root, `kepler` would import the unmapped source folder.
+        return Server("kepler.deploy.service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
     env |= {"NATIVE_MODEL_PATH": str(ctx["native"]), "NATIVE_COLUMNS": json.dumps(ctx["columns"]),
             "NATIVE_WORKERS": str(setting["workers"]), "NATIVE_ACCESS_LOG": str(int(setting["access_log"])),
             "NATIVE_BATCHING": str(int(setting["batching"])), "NATIVE_MAX_LATENCY_MS": str(batch_latency_ms)}
