@@ -304,13 +304,18 @@ def create_release(release_name: str, version: str = "1.0.0", components: dict[s
                           model_line=line, unified_version=unified_version, created_at=now(), notes=notes,
                           git_commit=gitrepo.head(project.root))
         release.history.append(_entry(project, "create", None, status))
-        archived = _supersede(project, release, releases) if status == "production" else []
-        _sync_registry(project, release, None, archived)
-        message = f"release {release_name} {release.version} created ({status})"
-        if archived:
-            message += "; archived " + ", ".join(r.release_id for r in archived)
-        _save(project, [release, *archived], message)
+        _settle(project, release, None, releases, f"release {release_name} {release.version} created ({status})")
     return release
+
+
+def _settle(project: Any, release: Release, before: str | None, others: list[Release], message: str) -> None:
+    """After a release enters its status: archive the line's old production release when it enters
+    production, move the registry aliases, and save and commit every changed record."""
+    archived = _supersede(project, release, others) if release.status == "production" else []
+    _sync_registry(project, release, before, archived)
+    if archived:
+        message += "; archived " + ", ".join(r.release_id for r in archived)
+    _save(project, [release, *archived], message)
 
 
 def _bump(version: semver.SemVer) -> str:
@@ -349,12 +354,7 @@ def promote_release(name: str, target_environment: str = "staging", *, project: 
         releases = [r for r in _all(project) if r.release_id != name]
         release.status = target
         release.history.append(_entry(project, "archive" if target == "archived" else "promote", before, target))
-        archived = _supersede(project, release, releases) if target == "production" else []
-        _sync_registry(project, release, before, archived)
-        message = f"release {name} {release.version}: {before} -> {target}"
-        if archived:
-            message += "; archived " + ", ".join(r.release_id for r in archived)
-        _save(project, [release, *archived], message)
+        _settle(project, release, before, releases, f"release {name} {release.version}: {before} -> {target}")
     return release
 
 
