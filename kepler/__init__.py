@@ -45,7 +45,7 @@ _LAZY = {
     "load_model": ("kepler.compilers", "load_model"),
     "init": ("kepler.versioning.project", "init"),
     "Project": ("kepler.versioning.project", "Project"),
-    "build": ("kepler.build", "build"),
+    "build": ("kepler.builds", "build"),
     "bench": ("kepler.api", "bench"),
     "deploy": ("kepler.deploy", "deploy"),
     "KeplerError": ("kepler.errors", "KeplerError"),

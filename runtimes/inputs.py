@@ -26,6 +26,11 @@ def _is_dataframe(data: Any) -> bool:
     return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
 
 
+def _shown(value: Any) -> str:
+    """A value as the caller wrote it: ``'hot'``, not numpy's ``np.str_('hot')``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fiub":
@@ -39,7 +44,7 @@ def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
                 out[i] = value
             else:
                 raise InputSchemaError(
-                    f"column {name!r} must be numeric, got {value!r}; send numbers (or null for a missing value)"
+                    f"column {name!r} must be numeric, got {_shown(value)}; send numbers (or null for a missing value)"
                 )
         return out
     raise InputSchemaError(f"column {name!r} must be numeric, got dtype {array.dtype}; send numbers")
@@ -54,7 +59,7 @@ def _categorical_column(name: str, values: Any, spec: dict[str, Any]) -> np.ndar
         for value in array:
             if not isinstance(value, str):
                 raise InputSchemaError(
-                    f"column {name!r} is categorical and must hold strings, got {value!r}; send the category as text"
+                    f"column {name!r} is categorical and must hold strings, got {_shown(value)}; send the category as text"
                 )
     categories = spec.get("categories")
     if categories is not None and not spec.get("allow_unknown", True):

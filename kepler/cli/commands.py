@@ -6,9 +6,9 @@ from typing import Any
 
 
 def run_build(*, as_json: bool, time_budget: str, model: Any, **arguments: Any) -> None:
-    """Calls :func:`kepler.build.build` with a progress bar and prints its summary (or JSON)."""
+    """Calls :func:`kepler.builds.build` with a progress bar and prints its summary (or JSON)."""
     from kepler.automl.budgets import parse_duration
-    from kepler.build import build
+    from kepler.builds import build
     from kepler.cli import output as out
 
     seconds = parse_duration(time_budget)

@@ -269,7 +269,8 @@ def serving_sources() -> dict[str, Path]:
     here = Path(__file__).resolve().parent
     files: dict[str, Path] = {"kepler/errors.py": here.parent / "errors.py",
                               "kepler/deploy/__init__.py": here / "__init__.py",
-                              "kepler/deploy/service.py": here / "service.py"}
+                              "kepler/deploy/service.py": here / "service.py",
+                              "kepler/deploy/bentoml_tuning.py": here / "bentoml_tuning.py"}
     for package in ("runtimes", "targets"):
         folder = Path(importlib.import_module(f"kepler.{package}").__file__).parent
         for path in sorted(folder.iterdir()):

@@ -56,3 +56,4 @@ def test_service_settings_environment_over_bento_arguments(monkeypatch: pytest.M
         service.settings({}, {})
     with pytest.raises(KeplerError, match="whole number"):
         service.settings(arguments, {"KEPLER_MAX_BODY_BYTES": "lots"})
+

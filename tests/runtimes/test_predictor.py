@@ -210,11 +210,12 @@ def test_bad_input_for_a_matrix_model(case, regressor):
         "one_dimensional": (rows[0], "got shape (4,)"),
         "wrong_width": (rows[:, :3], "expected 4 columns (f0, f1, f2, f3), got 3"),
         "empty": (rows[:0], "empty batch"),
-        "text": (rows.astype(str), "column 'f0' must be numeric"),
+        "text": (rows.astype(str), f"column 'f0' must be numeric, got {str(rows[0, 0])!r}; send numbers"),
     }[case]
     with pytest.raises(InputSchemaError) as caught:
         regressor["predictor"].predict(bad)
     assert expected in str(caught.value)
+    assert "np." not in str(caught.value)  # numpy's repr of a scalar is not what the caller sent
 
 
 def test_predict_proba_on_a_regressor_raises(regressor):
