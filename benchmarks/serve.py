@@ -21,6 +21,9 @@ count, and counts as an error every answer that is not 200 and every failed conn
 
 Server settings tried, each for both services: 1 worker with the access log on (BentoML's default), 1 worker
 with the access log off, 2 workers, and adaptive batching (``max_latency_ms=--batch-latency-ms``).
+With the setting that gave Kepler the most throughput, a third service, **native+fixes** (the native service
+with Kepler's fixes for BentoML's server, ``kepler/deploy/bentoml_tuning.py``), runs closed and open loop
+too, to show how much of the difference is the compiled model and how much the server fixes.
 
 Usage:
     python benchmarks/serve.py                      # 30 s per run, writes benchmarks/results/serve.{json,md}
@@ -54,6 +57,7 @@ ROUTE = "/predict_proba"
 GOAL = {"rate": 500.0, "p99_ms": 50.0, "errors": 0}
 MAX_REQUESTS_PER_SECOND = 20000  # hard bound on what one run may send
 OPEN_LOOP_GRACE_S = 5.0  # open loop: how long after the run answers are still awaited
+TUNED_NATIVE = "native+fixes"  # the native service with Kepler's BentoML fixes (kepler/deploy/bentoml_tuning.py)
 RECYCLE = 100  # requests per connection before the client reopens it (--requests-per-connection)
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -72,6 +76,7 @@ NATIVE_SERVICE = textwrap.dedent('''\
     ACCESS_LOG = os.environ.get("NATIVE_ACCESS_LOG", "0") == "1"
     BATCHING = os.environ.get("NATIVE_BATCHING", "0") == "1"
     MAX_LATENCY_MS = int(os.environ.get("NATIVE_MAX_LATENCY_MS", "20"))
+    TUNED = os.environ.get("NATIVE_TUNED", "0") == "1"  # with Kepler's fixes for BentoML's server
 
 
     def frame(records):
@@ -94,6 +99,12 @@ NATIVE_SERVICE = textwrap.dedent('''\
             @bentoml.api(route="/predict_proba")
             def predict_proba(self, payload: list, /) -> list:
                 return self.model.predict_proba(frame(payload)).tolist()
+
+    if TUNED:
+        from kepler.deploy.bentoml_tuning import build_io_schemas_once, install_cancelling_timeout
+
+        install_cancelling_timeout()
+        build_io_schemas_once(NativeService)
     ''')
 
 # name -> settings; each service maps them to its own knobs.
@@ -211,7 +222,8 @@ def server_for(side: str, setting: dict[str, Any], ctx: dict[str, Any], log: Pat
         return Server("kepler.deploy.service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
     env |= {"NATIVE_MODEL_PATH": str(ctx["native"]), "NATIVE_COLUMNS": json.dumps(ctx["columns"]),
             "NATIVE_WORKERS": str(setting["workers"]), "NATIVE_ACCESS_LOG": str(int(setting["access_log"])),
-            "NATIVE_BATCHING": str(int(setting["batching"])), "NATIVE_MAX_LATENCY_MS": str(batch_latency_ms)}
+            "NATIVE_BATCHING": str(int(setting["batching"])), "NATIVE_MAX_LATENCY_MS": str(batch_latency_ms),
+            "NATIVE_TUNED": str(int(side == TUNED_NATIVE))}
     return Server("native_service:NativeService", env=env, cwd=ctx["workdir"], log=log)
 
 
@@ -489,7 +501,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"reopened every {report['requests_per_connection']} requests (0: never) so that workers share them. "
         f"Open loop: requests due at a fixed rate, latency from the due time; requests not answered "
         f"{OPEN_LOOP_GRACE_S:g} s after the run are errors. \"Other load\" is CPU used by processes outside the "
-        f"benchmark during the run (a shared machine); \"server CPU\" counts the server's processes only.",
+        f"benchmark during the run (a shared machine); \"server CPU\" counts the server's processes only. "
+        f"\"{TUNED_NATIVE}\": the native service with Kepler's fixes for BentoML's server "
+        f"(kepler/deploy/bentoml_tuning.py).",
         "",
         "| service | setting | load | requests/s | p50 ms | p99 ms | errors | server CPU ms/request "
         "| server cores by process | other load (cores) |",
@@ -556,7 +570,9 @@ def main() -> None:
         kepler_closed = [r for r in results if r["service"] == "kepler" and r["errors"] == 0] or \
             [r for r in results if r["service"] == "kepler"]
         best = max(kepler_closed, key=lambda r: r["throughput_rps"])["setting"]
-        for side in ("kepler", "native"):
+        if not args.quick:  # how much of the difference is ONNX, and how much the server fixes
+            results.append(run_one(TUNED_NATIVE, best, ctx, args, rate=None))
+        for side in ("kepler", "native") + (() if args.quick else (TUNED_NATIVE,)):
             results.append(run_one(side, best, ctx, args, rate=args.rate))
 
         import numpy as np
