@@ -18,7 +18,7 @@ from kepler.compilers.convert import TARGET_OPSET, to_onnx
 from kepler.compilers.environment import environment
 from kepler.compilers.inspection import ModelInfo, inspect_model
 from kepler.compilers.passes import PassContext, check_pass_names, run_passes
-from kepler.compilers.schema import infer_input_schema
+from kepler.compilers.schema import apply_input_typing, infer_input_schema
 from kepler.errors import InputSchemaError, ParityError, UnsupportedModelError
 from kepler.runtimes.artifact import FORMAT_VERSION, MANIFEST_NAME, read_artifact, sha256_file
 from kepler.runtimes.benchmark import benchmark as run_benchmark
@@ -86,7 +86,8 @@ def _save_model(model: onnx.ModelProto, folder: Path, profile: TargetProfile) ->
 
 
 def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge", sample: Any = None, *,
-            output: str | os.PathLike[str] | None = None, benchmark: bool = True) -> CompiledArtifact:
+            output: str | os.PathLike[str] | None = None, benchmark: bool = True,
+            input_typing: dict[str, dict[str, Any]] | None = None) -> CompiledArtifact:
     """Compiles a fitted model into one verified ONNX artifact for a target profile.
 
     The graph takes the raw table (named numeric and categorical columns) and
@@ -102,6 +103,10 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
         output: Where to write the artifact folder; by default a temporary folder that is
             deleted when the process exits (keep it with ``artifact.save(path)``).
         benchmark: Whether to record a short benchmark on the profile in the manifest.
+        input_typing: Per column, how to read raw values the way the training table was typed:
+            ``{"from_text": "numbers" | "booleans"}`` for numeric columns, ``{"missing_as": "missing"}``
+            for categorical ones; ``kp.data.load(...).input_typing()`` gives them. Kept in the manifest
+            and applied by the runtime, so a service answers rows as they appear in the source table.
 
     Returns:
         The compiled artifact (folder, manifest, parity and benchmark reports).
@@ -124,6 +129,7 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
     if sample is None:
         raise InputSchemaError("pass sample= (rows of the training data): it fixes the input schema and checks parity")
     input_schema, frame = infer_input_schema(info, sample)
+    apply_input_typing(input_schema, input_typing)
 
     graph, output_schema = to_onnx(info, input_schema, frame)
     keep = [output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)]

@@ -8,7 +8,8 @@ import numpy as np
 
 from kepler.compilers.inspection import ModelInfo
 from kepler.errors import InputSchemaError
-from kepler.runtimes.inputs import CATEGORICAL, CATEGORICAL_INPUT, NUMERIC, NUMERIC_INPUT
+from kepler.runtimes.inputs import (CATEGORICAL, CATEGORICAL_INPUT, FROM_TEXT, MISSING_AS, NUMERIC, NUMERIC_INPUT,
+                                   TEXT_FORMS)
 
 
 def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
@@ -139,6 +140,39 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
         if categorical else None,
     }
     return schema, frame
+
+
+def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """Adds the input typing rules (``from_text``, ``missing_as``) to the schema's columns.
+
+    Args:
+        schema: The input schema from :func:`infer_input_schema`; changed in place and returned.
+        typing: Column name -> rules, e.g. ``kp.data.load(...).input_typing()``. Columns the model does not
+            read are ignored (the data may hold more columns than a pipeline selects).
+
+    Raises:
+        InputSchemaError: a rule that does not fit its column (``from_text`` on a categorical column,
+            ``missing_as`` on a numeric one, an unknown rule or text form).
+    """
+    if not typing:
+        return schema
+    columns = {column["name"]: column for column in schema["columns"]}
+    for name, rules in typing.items():
+        column = columns.get(str(name))
+        if column is None:
+            continue
+        for key, value in dict(rules).items():
+            if key == FROM_TEXT and column["kind"] == NUMERIC and value in TEXT_FORMS:
+                column[FROM_TEXT] = value
+            elif key == MISSING_AS and column["kind"] == CATEGORICAL and isinstance(value, str):
+                column[MISSING_AS] = value
+            else:
+                raise InputSchemaError(
+                    f"input typing {key}={value!r} does not fit {column['kind']} column {name!r}; use "
+                    f"{FROM_TEXT}= one of {', '.join(TEXT_FORMS)} on numeric columns, {MISSING_AS}=<text> on "
+                    f"categorical ones"
+                )
+    return schema
 
 
 def _free_name(name: str, taken: list[str]) -> str:

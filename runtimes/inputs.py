@@ -21,9 +21,30 @@ NUMERIC_INPUT = "numeric_features"
 CATEGORICAL_INPUT = "categorical_features"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
+# Input typing: optional keys of a column in the manifest's input schema, set at compile time from how the
+# training table was typed (kepler.data), so that rows can be sent as they appear in that table.
+FROM_TEXT = "from_text"  # numeric column: "numbers" reads numeric text, "booleans" reads true/false, yes/no, 1/0
+MISSING_AS = "missing_as"  # categorical column: the category a missing value (null, NaN, blank) stands for
+TEXT_NUMBERS = "numbers"
+TEXT_BOOLEANS = "booleans"
+TEXT_FORMS = (TEXT_NUMBERS, TEXT_BOOLEANS)
+_TRUE_TEXT = frozenset({"true", "yes", "1"})
+_FALSE_TEXT = frozenset({"false", "no", "0"})
+
 
 def _is_dataframe(data: Any) -> bool:
     return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN (float or numpy) or blank text: what kepler.data counts as a missing value."""
+    if value is None or type(value).__name__ == "NAType":  # pandas.NA, without importing pandas
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    if isinstance(value, str):
+        return not value.strip()
+    return False
 
 
 def _shown(value: Any) -> str:
@@ -31,17 +52,19 @@ def _shown(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
+def _numeric_column(name: str, values: Any, dtype: type, from_text: str | None = None) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fiub":
         return array.astype(dtype, copy=False).ravel()
     if array.dtype.kind in "OUS":
         out = np.empty(array.size, dtype=dtype)
         for i, value in enumerate(array.ravel()):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if _is_missing(value) and not isinstance(value, str):
                 out[i] = np.nan
             elif isinstance(value, (int, float, np.number, np.bool_)):  # bools count as 0/1, as in numpy
                 out[i] = value
+            elif from_text and isinstance(value, (str, bytes)):
+                out[i] = _from_text(name, value, from_text)
             else:
                 raise InputSchemaError(
                     f"column {name!r} must be numeric, got {_shown(value)}; send numbers (or null for a missing value)"
@@ -50,14 +73,42 @@ def _numeric_column(name: str, values: Any, dtype: type) -> np.ndarray:
     raise InputSchemaError(f"column {name!r} must be numeric, got dtype {array.dtype}; send numbers")
 
 
+def _from_text(name: str, value: str | bytes, form: str) -> float:
+    """A numeric column's value sent as text, read the way the training table was typed."""
+    text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
+    if not text:
+        return math.nan
+    if form == TEXT_BOOLEANS:
+        lowered = text.lower()
+        if lowered in _TRUE_TEXT:
+            return 1.0
+        if lowered in _FALSE_TEXT:
+            return 0.0
+        raise InputSchemaError(f"column {name!r} is a yes/no column, got {text!r}; send true/false, yes/no, 1/0 "
+                               f"(or null for a missing value)")
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputSchemaError(f"column {name!r} must be numeric, got {text!r}; send numbers "
+                               f"(or null for a missing value)") from None
+    return number if math.isfinite(number) else math.nan  # as in training: infinity counts as missing
+
+
 def _categorical_column(name: str, values: Any, spec: dict[str, Any]) -> np.ndarray:
     array = np.asarray(values)
+    missing_as = spec.get(MISSING_AS)
     if array.dtype.kind == "U":  # numpy already proved every value is text
         array = array.astype(object).ravel()
+        if missing_as is not None:
+            blank = np.char.strip(array.astype(str)) == ""
+            if blank.any():
+                array[blank] = missing_as
     else:
         array = array.astype(object, copy=False).ravel()
-        for value in array:
-            if not isinstance(value, str):
+        for i, value in enumerate(array):
+            if missing_as is not None and _is_missing(value):
+                array[i] = missing_as
+            elif not isinstance(value, str):
                 raise InputSchemaError(
                     f"column {name!r} is categorical and must hold strings, got {_shown(value)}; send the category as text"
                 )
@@ -147,7 +198,8 @@ class FeedBuilder:
                 feed[self._num_input] = np.stack(arrays, axis=1).astype(self._num_dtype, copy=False)
             else:
                 feed[self._num_input] = np.stack(
-                    [_numeric_column(n, a, self._num_dtype) for n, a in zip(self._num_names, arrays)], axis=1)
+                    [_numeric_column(n, a, self._num_dtype, self._specs[n].get(FROM_TEXT))
+                     for n, a in zip(self._num_names, arrays)], axis=1)
         if self._cat_input:
             feed[self._cat_input] = np.stack(
                 [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1)

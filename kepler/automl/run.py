@@ -70,7 +70,8 @@ def _constraints(constraints: Any) -> dict[str, Any]:
 
 
 def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, numeric: list[str],
-              categorical: list[str], output: Path | None) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
+              categorical: list[str], output: Path | None,
+              input_typing: dict[str, dict[str, str]]) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
     """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets."""
     from kepler.compilers import compile as compile_model
 
@@ -80,7 +81,7 @@ def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, n
         family = FAMILIES.get(trial.family)
         model = candidate(family, trial.config, spec.task, spec.seed, numeric, categorical).fit(x_rest, y_rest)
         try:
-            artifact = compile_model(model, spec.profile, x_rest, output=output)
+            artifact = compile_model(model, spec.profile, x_rest, output=output, input_typing=input_typing)
         except ParityError as exc:
             rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc)})
             continue
@@ -171,7 +172,7 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
     numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
     trials, search_seconds = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
     model, artifact, chosen, constraint_rows, rejected = _finalize(
-        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None)
+        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None, dataset.input_typing())
 
     compiled = artifact.predictor()
     evaluation = evaluate(compiled, x_test, y_test, spec)

@@ -16,6 +16,12 @@ DATETIME = "datetime"
 ID = "id"
 LABEL = "label"
 
+# A missing value of a categorical feature becomes this category (the graph takes strings only).
+MISSING_CATEGORY = "missing"
+# ColumnInfo.from_text: features typed from text, whose compiled models read that text too.
+TEXT_NUMBERS = "numbers"
+TEXT_BOOLEANS = "booleans"
+
 # Column roles.
 FEATURE = "feature"
 DROPPED = "dropped"
@@ -37,6 +43,8 @@ class ColumnInfo:
         dtype: The column's dtype in the source table.
         missing: Missing values in the rows kept (those with a label).
         distinct: Distinct non-missing values in the rows kept.
+        from_text: ``numbers`` or ``booleans`` when a numeric or boolean feature was read from text
+            (its compiled model then accepts that text too); empty otherwise.
     """
 
     name: str
@@ -46,6 +54,7 @@ class ColumnInfo:
     dtype: str = ""
     missing: int = 0
     distinct: int = 0
+    from_text: str = ""
 
 
 @dataclass
@@ -91,6 +100,23 @@ class Dataset:
     def categorical_columns(self) -> list[str]:
         """Feature columns stored as text."""
         return [c.name for c in self.columns if c.role == FEATURE and c.kind == CATEGORICAL]
+
+    def input_typing(self) -> dict[str, dict[str, str]]:
+        """Per feature, how a compiled model of this table reads raw values the way :func:`kepler.data.load`
+        typed them: a missing category as ``"missing"``, text booleans and numbers as numbers.
+
+        Pass it to ``kepler.compilers.compile(..., input_typing=...)`` (the AutoML search does), so that a
+        service answers rows sent as they appear in the source table.
+        """
+        rules: dict[str, dict[str, str]] = {}
+        for column in self.columns:
+            if column.role != FEATURE:
+                continue
+            if column.kind == CATEGORICAL:
+                rules[column.name] = {"missing_as": MISSING_CATEGORY}
+            elif column.from_text:
+                rules[column.name] = {"from_text": column.from_text}
+        return rules
 
     def summary(self) -> dict[str, Any]:
         """Everything about the dataset except the data itself, as plain JSON types."""

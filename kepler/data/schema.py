@@ -8,7 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from kepler.data.dataset import BOOLEAN, CATEGORICAL, DATETIME, DROPPED, FEATURE, ID, NUMERIC, ColumnInfo
+from kepler.data.dataset import (BOOLEAN, CATEGORICAL, DATETIME, DROPPED, FEATURE, ID, MISSING_CATEGORY, NUMERIC,
+                                 TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
 from kepler.errors import DataError
 
 # A column is an id when at least this share of its values is distinct ...
@@ -22,7 +23,6 @@ NUMERIC_TEXT_SHARE = 0.90
 WIDE_CATEGORICAL = 50
 # Text booleans: the distinct values (lower-cased, stripped) must be exactly one of these pairs.
 BOOLEAN_PAIRS = {frozenset({"true", "false"}): "true", frozenset({"yes", "no"}): "yes", frozenset({"0", "1"}): "1"}
-MISSING_CATEGORY = "missing"
 
 # Builds a ColumnInfo for the column being inferred: (kind, role=, note=, distinct=) -> ColumnInfo.
 Describe = Callable[..., ColumnInfo]
@@ -74,10 +74,11 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
     if present.empty:
         raise DataError(f"column {name!r} has no values; drop it with drop=[{name!r}] or fill it")
 
-    def info(kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None) -> ColumnInfo:
+    def info(kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None,
+             from_text: str = "") -> ColumnInfo:
         count = int(present.nunique()) if distinct is None else distinct
         return ColumnInfo(name=name, kind=kind, role=role, note=note, dtype=dtype, missing=int(missing.sum()),
-                          distinct=count)
+                          distinct=count, from_text=from_text)
 
     if pd.api.types.is_bool_dtype(series):
         return info(BOOLEAN), _as_float(series, missing)
@@ -150,14 +151,16 @@ def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
         values = pd.Series(np.nan, index=series.index, dtype="float64", name=series.name)
         values[~missing] = (stripped.str.lower() == truthy).astype("float64").to_numpy()
         pair = "/".join(sorted(lowered, key=lambda v: v != truthy))
-        return info(BOOLEAN, note=f"text {pair} stored as 1.0/0.0; callers must send numbers too"), values
+        return info(BOOLEAN, note=f"text {pair} stored as 1.0/0.0 (compiled models accept the text too)",
+                    from_text=TEXT_BOOLEANS), values
 
     numbers = pd.to_numeric(stripped, errors="coerce")
     parsed = numbers.notna()
     if parsed.all():
         values = pd.Series(np.nan, index=series.index, dtype="float64", name=series.name)
         values[~missing] = numbers.astype("float64").to_numpy()
-        return info(NUMERIC, note="numbers stored as text converted to float64; callers must send numbers"), values
+        return info(NUMERIC, note="numbers stored as text converted to float64 (compiled models accept the text too)",
+                    from_text=TEXT_NUMBERS), values
     if parsed.mean() >= NUMERIC_TEXT_SHARE:
         bad = text[~parsed]
         row = bad.index[0]
@@ -180,8 +183,9 @@ def _categorical(info: Describe, series: pd.Series, missing: pd.Series) -> tuple
     notes = []
     count = int(missing.sum())
     if count:
-        # The compiled graph cannot feed a missing category yet, so "missing" becomes a category of its own.
-        notes.append(f"{count} missing values replaced by {MISSING_CATEGORY!r} (callers must send it too)")
+        # The graph takes strings only, so "missing" is a category of its own; compiled models map a
+        # missing value sent at serving time to it (see input_typing).
+        notes.append(f"{count} missing values replaced by {MISSING_CATEGORY!r} (compiled models do the same)")
     distinct = int(series[~missing].nunique())
     if distinct > WIDE_CATEGORICAL:
         notes.append(f"{distinct} distinct values make a wide one-hot encoding; drop it with drop=[...] "

@@ -46,6 +46,7 @@ from kepler.runtimes import load as load_predictor
 RELEASE_HEADER = "X-Kepler-Release"
 PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba"}
 METADATA_ROUTE = "/metadata"
+INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as")  # of each input in /metadata
 MIB = 1 << 20
 
 # name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.
@@ -173,8 +174,7 @@ def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[
             "task": outputs.get("task"),
             "classes": outputs.get("classes"),
             "estimator": (manifest.get("source") or {}).get("estimator"),
-            "inputs": [{k: c.get(k) for k in ("name", "kind", "dtype", "categories") if k in c}
-                       for c in inputs.get("columns", [])],
+            "inputs": [{k: c.get(k) for k in INPUT_FIELDS if k in c} for c in inputs.get("columns", [])],
             "target": (manifest.get("target") or {}).get("name"),
             "sha256": manifest.get("sha256"),
             "size_bytes": manifest.get("size_bytes"),

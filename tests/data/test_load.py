@@ -454,3 +454,12 @@ def test_data_error_is_a_kepler_error_with_the_input_data_exit_code():
 
     assert issubclass(DataError, KeplerError)
     assert exit_code_for(DataError("bad")) == 6
+
+
+def test_input_typing_says_how_a_compiled_model_reads_raw_values():
+    dataset = load(table(door=["yes", "No"] * (ROWS // 2), count=["1.5", "2"] * (ROWS // 2),
+                         flag=[True, False] * (ROWS // 2), line=["east", None] * (ROWS // 2)), label="y")
+    assert info(dataset, "door").from_text == "booleans" and info(dataset, "count").from_text == "numbers"
+    assert info(dataset, "flag").from_text == "" and info(dataset, "temp").from_text == ""
+    assert dataset.input_typing() == {"door": {"from_text": "booleans"}, "count": {"from_text": "numbers"},
+                                      "line": {"missing_as": "missing"}}
