@@ -91,6 +91,37 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     return {"report": report, "artifact": artifact}
 
 
+BUILD_SECTION = "build"
+BUILD_KEYS = ("data", "label", "use_case")
+
+
+def project_build_settings(label: str | None, use_case: str | None) -> tuple[Path, str | None, str | None]:
+    """The data table, label and use case from the ``[build]`` table of the nearest kepler.toml.
+
+    Arguments given win over the file; ``data`` is read relative to the file's folder.
+
+    Raises:
+        DataError: no kepler.toml with ``[build] data`` around the working directory, or a bad value.
+    """
+    from kepler.data.config import PROJECT_FILE, find_project_file, project_section
+
+    path = find_project_file()
+    table = project_section(BUILD_SECTION, BUILD_KEYS) if path is not None else {}
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{path}: [{BUILD_SECTION}] {key} must be a non-empty string")
+    if "data" not in table:
+        where = f"add [{BUILD_SECTION}] data = \"data/table.csv\" to {path}" if path else \
+            f"or run it in a Kepler project whose {PROJECT_FILE} has [{BUILD_SECTION}] data = \"data/table.csv\""
+        raise DataError(f"pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv "
+                        f"--label failure`, {where}")
+    data = (path.parent / table["data"]).resolve()
+    if not data.is_file():
+        raise DataError(f"{path}: [{BUILD_SECTION}] data = {table['data']!r} is not a file ({data}); "
+                        f"fix the path (it is relative to {PROJECT_FILE})")
+    return data, label or table.get("label"), use_case or table.get("use_case")
+
+
 def build(data: Any = None, *, label: str | None = None, target: Any = "edge", use_case: str | None = None,
           time_budget: str | float = "5m", model: str | os.PathLike[str] | None = None,
           output: str | os.PathLike[str] | None = None, constraints: Any = None, seed: int = 0,
@@ -103,7 +134,8 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
     ``report.json`` and ``report.html``; it appears only when the build succeeded.
 
     Args:
-        data: The table (CSV/Parquet path or DataFrame).
+        data: The table (CSV/Parquet path or DataFrame); by default ``[build] data`` of the nearest
+            kepler.toml (with its ``label`` and ``use_case`` where not given).
         label: The label column (required for a search).
         target: ``edge``, ``cloud`` or a profile TOML path.
         use_case: A preset name or file.
@@ -124,7 +156,7 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
     from kepler.targets import load_profile
 
     if data is None:
-        raise DataError("pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv --label failure`")
+        data, label, use_case = project_build_settings(label, use_case)
     if model is None and label is None:
         raise DataError("a search needs the label column: add --label <column> (or pass --model to compile a saved model)")
     profile = load_profile(target)

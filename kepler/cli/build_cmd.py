@@ -1,6 +1,7 @@
 """`kepler build`: search the best model that fits a target (or compile a given one) and write builds/<id>/.
 
 Usage:
+    kepler build --target edge                  # the table and label from [build] in kepler.toml
     kepler build examples/data/sensors.csv --label failure --target edge --time-budget 60s
     kepler build data.csv --label failure --target cloud --use-case predictive_maintenance --time-budget 5m
     kepler build data.csv --label failure --target my-profile.toml --constraints-file budgets.json --json
@@ -20,7 +21,7 @@ from kepler.cli.app import app
 
 @app.command("build")
 def build_command(
-    data: Optional[Path] = typer.Argument(None, help="CSV or Parquet table."),
+    data: Optional[Path] = typer.Argument(None, help="CSV or Parquet table (default: [build] data in kepler.toml)."),
     target: str = typer.Option("edge", "--target", "-t", help="edge, cloud, or a profile .toml."),
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column."),
     use_case: Optional[str] = typer.Option(None, "--use-case", help="predictive_maintenance, quality_control, anomaly_detection."),

@@ -34,6 +34,12 @@ remote_url = ".kepler/dvc-remote"
 
 [bentoml]
 home = ".kepler/bentoml"
+
+# What `kepler build` reads when it is given no table (data is relative to this file):
+# [build]
+# data = "data/table.csv"
+# label = "failure"
+# use_case = "predictive_maintenance"
 """
 
 

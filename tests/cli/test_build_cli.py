@@ -114,3 +114,31 @@ def test_build_bad_arguments(table: Path, tmp_path: Path, args: list[str], code:
     errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
     assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "builds").exists()
+
+
+def test_build_reads_the_table_and_label_from_kepler_toml(table: Path, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sensors.csv").write_bytes(table.read_bytes())
+    (tmp_path / "kepler.toml").write_text('[build]\ndata = "data/sensors.csv"\nlabel = "failure"\n')
+    (tmp_path / "sub").mkdir()  # run from a subfolder: the file is found as git finds .git, data is relative to it
+    result = kepler("build", "--target", "edge", "--time-budget", "3s", "--no-track", "--output",
+                    str(tmp_path / "builds"), "--json", cwd=tmp_path / "sub")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["data"]["path"] == str(tmp_path / "data" / "sensors.csv") and report["data"]["label"] == "failure"
+
+
+@pytest.mark.parametrize(("toml", "needle"), [
+    (None, "pass the data table"),
+    ('[build]\nlabel = "failure"\n', 'add [build] data = "data/table.csv" to'),
+    ('[build]\ndata = "data/none.csv"\n', "is not a file"),
+    ('[build]\ndata = "x.csv"\nlable = "failure"\n', "unknown key lable in [build]"),
+])
+def test_build_without_a_table_says_where_to_name_it(tmp_path: Path, toml: str | None, needle: str) -> None:
+    if toml is not None:
+        (tmp_path / "kepler.toml").write_text(toml)
+    result = kepler("build", "--target", "edge", "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    assert result.returncode == 6, (result.stdout, result.stderr)
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "builds").exists()
