@@ -8,8 +8,8 @@ import numpy as np
 
 from kepler.compilers.inspection import ModelInfo
 from kepler.errors import InputSchemaError
-from kepler.runtimes.inputs import (CATEGORICAL, CATEGORICAL_INPUT, FROM_TEXT, MISSING_AS, NUMERIC, NUMERIC_INPUT,
-                                   TEXT_FORMS)
+from kepler.runtimes.inputs import (CATEGORICAL, CATEGORICAL_INPUT, FROM_TEXT, MISSING_AS, MISSING_WORDS, NUMERIC,
+                                   NUMERIC_INPUT, TEXT_FORMS)
 
 
 def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
@@ -143,7 +143,7 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
 
 
 def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """Adds the input typing rules (``from_text``, ``missing_as``) to the schema's columns.
+    """Adds the input typing rules (``from_text``, ``missing_as``, ``missing_words``) to the schema's columns.
 
     Args:
         schema: The input schema from :func:`infer_input_schema`; changed in place and returned.
@@ -152,7 +152,8 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
 
     Raises:
         InputSchemaError: a rule that does not fit its column (``from_text`` on a categorical column,
-            ``missing_as`` on a numeric one, an unknown rule or text form).
+            ``missing_as`` on a numeric one, ``missing_words`` that is not a list of text, an unknown rule
+            or text form).
     """
     if not typing:
         return schema
@@ -161,16 +162,20 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
         column = columns.get(str(name))
         if column is None:
             continue
-        for key, value in dict(rules).items():
+        if not isinstance(rules, dict):
+            raise InputSchemaError(f"input typing of column {name!r} must be a dict of rules, got {rules!r}")
+        for key, value in rules.items():
             if key == FROM_TEXT and column["kind"] == NUMERIC and value in TEXT_FORMS:
                 column[FROM_TEXT] = value
             elif key == MISSING_AS and column["kind"] == CATEGORICAL and isinstance(value, str):
                 column[MISSING_AS] = value
+            elif key == MISSING_WORDS and isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+                column[MISSING_WORDS] = list(value)
             else:
                 raise InputSchemaError(
                     f"input typing {key}={value!r} does not fit {column['kind']} column {name!r}; use "
                     f"{FROM_TEXT}= one of {', '.join(TEXT_FORMS)} on numeric columns, {MISSING_AS}=<text> on "
-                    f"categorical ones"
+                    f"categorical ones, {MISSING_WORDS}=[<text>, ...] on any"
                 )
     return schema
 

@@ -95,8 +95,10 @@ BUILD_SECTION = "build"
 BUILD_KEYS = ("data", "label", "use_case")
 
 
-def project_build_settings(label: str | None, use_case: str | None) -> tuple[Path, str | None, str | None]:
-    """The data table, label and use case from the ``[build]`` table of the nearest kepler.toml.
+def project_build_settings(label: str | None,
+                           use_case: str | None) -> tuple[Path, str | None, str | None, Path]:
+    """The data table, label and use case from the ``[build]`` table of the nearest kepler.toml, and the
+    file's folder.
 
     Arguments given win over the file; ``data`` is read relative to the file's folder.
 
@@ -119,7 +121,7 @@ def project_build_settings(label: str | None, use_case: str | None) -> tuple[Pat
     if not data.is_file():
         raise DataError(f"{path}: [{BUILD_SECTION}] data = {table['data']!r} is not a file ({data}); "
                         f"fix the path (it is relative to {PROJECT_FILE})")
-    return data, label or table.get("label"), use_case or table.get("use_case")
+    return data, label or table.get("label"), use_case or table.get("use_case"), path.parent
 
 
 def build(data: Any = None, *, label: str | None = None, target: Any = "edge", use_case: str | None = None,
@@ -135,7 +137,8 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
 
     Args:
         data: The table (CSV/Parquet path or DataFrame); by default ``[build] data`` of the nearest
-            kepler.toml (with its ``label`` and ``use_case`` where not given).
+            kepler.toml (with its ``label`` and ``use_case`` where not given; builds then go to
+            ``builds/`` beside that file).
         label: The label column (required for a search).
         target: ``edge``, ``cloud`` or a profile TOML path.
         use_case: A preset name or file.
@@ -155,12 +158,13 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
     """
     from kepler.targets import load_profile
 
+    home = None  # the kepler.toml folder when the table comes from there: builds/ goes beside it
     if data is None:
-        data, label, use_case = project_build_settings(label, use_case)
+        data, label, use_case, home = project_build_settings(label, use_case)
     if model is None and label is None:
         raise DataError("a search needs the label column: add --label <column> (or pass --model to compile a saved model)")
     profile = load_profile(target)
-    parent = Path(output) if output is not None else DEFAULT_BUILDS
+    parent = Path(output) if output is not None else (home / DEFAULT_BUILDS if home is not None else DEFAULT_BUILDS)
     build_id = new_build_id()
     staging = parent / f".{build_id}.partial"
     final = parent / build_id

@@ -145,7 +145,8 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
                                   f"on {len(x_rest)} rows (no search: a wall-clock search cannot repeat)")
     target = config["target"]
     profile = profile_from_dict({k: v for k, v in target.items() if k != "source"}, f"{name}:target")
-    artifact = compile_model(model, profile, x_rest, output=workdir / "artifact")
+    artifact = compile_model(model, profile, x_rest, output=workdir / "artifact",
+                             input_typing=dataset.input_typing())
     result.artifacts_created.append(str(artifact.path))
     result.steps_completed.append(f"recompiled for target {profile.name} (parity "
                                   f"{'passed' if artifact.parity['passed'] else 'failed'})")

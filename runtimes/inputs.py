@@ -25,6 +25,7 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 # training table was typed (kepler.data), so that rows can be sent as they appear in that table.
 FROM_TEXT = "from_text"  # numeric column: "numbers" reads numeric text, "booleans" reads true/false, yes/no, 1/0
 MISSING_AS = "missing_as"  # categorical column: the category a missing value (null, NaN, blank) stands for
+MISSING_WORDS = "missing_words"  # any column: text that counts as missing (e.g. "NA" in a CSV source)
 TEXT_NUMBERS = "numbers"
 TEXT_BOOLEANS = "booleans"
 TEXT_FORMS = (TEXT_NUMBERS, TEXT_BOOLEANS)
@@ -36,15 +37,30 @@ def _is_dataframe(data: Any) -> bool:
     return type(data).__name__ == "DataFrame" and hasattr(data, "columns")
 
 
+def _as_array(values: Any) -> np.ndarray:
+    """A column as a 1-D array. A list holding text stays one object per value: numpy would make every
+    value text (NaN as ``'nan'``, 1.0 as ``'1.0'``)."""
+    array = np.atleast_1d(np.asarray(values))
+    if array.dtype.kind in "US" and isinstance(values, (list, tuple)):
+        return np.atleast_1d(np.asarray(values, dtype=object))
+    return array
+
+
 def _is_missing(value: Any) -> bool:
-    """None, NaN (float or numpy) or blank text: what kepler.data counts as a missing value."""
+    """None, NaN (float or numpy) or pandas.NA."""
     if value is None or type(value).__name__ == "NAType":  # pandas.NA, without importing pandas
         return True
-    if isinstance(value, (float, np.floating)):
-        return math.isnan(value)
-    if isinstance(value, str):
-        return not value.strip()
-    return False
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def _is_missing_text(value: Any, words: frozenset[str]) -> bool:
+    """Blank text, or one of ``words`` (what the training table's reader counted as missing)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return not text or text in words
 
 
 def _shown(value: Any) -> str:
@@ -52,17 +68,23 @@ def _shown(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _numeric_column(name: str, values: Any, dtype: type, from_text: str | None = None) -> np.ndarray:
+def _numeric_column(name: str, values: Any, dtype: type, spec: Mapping[str, Any] | None = None) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fiub":
         return array.astype(dtype, copy=False).ravel()
     if array.dtype.kind in "OUS":
+        spec = spec or {}
+        from_text = spec.get(FROM_TEXT)
+        words = frozenset(spec.get(MISSING_WORDS, ()))
+        reads_text = bool(from_text or words)
         out = np.empty(array.size, dtype=dtype)
         for i, value in enumerate(array.ravel()):
-            if _is_missing(value) and not isinstance(value, str):
+            if _is_missing(value):
                 out[i] = np.nan
             elif isinstance(value, (int, float, np.number, np.bool_)):  # bools count as 0/1, as in numpy
                 out[i] = value
+            elif reads_text and _is_missing_text(value, words):
+                out[i] = np.nan
             elif from_text and isinstance(value, (str, bytes)):
                 out[i] = _from_text(name, value, from_text)
             else:
@@ -74,10 +96,8 @@ def _numeric_column(name: str, values: Any, dtype: type, from_text: str | None =
 
 
 def _from_text(name: str, value: str | bytes, form: str) -> float:
-    """A numeric column's value sent as text, read the way the training table was typed."""
+    """A numeric column's value sent as text (not blank), read the way the training table was typed."""
     text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
-    if not text:
-        return math.nan
     if form == TEXT_BOOLEANS:
         lowered = text.lower()
         if lowered in _TRUE_TEXT:
@@ -94,19 +114,17 @@ def _from_text(name: str, value: str | bytes, form: str) -> float:
     return number if math.isfinite(number) else math.nan  # as in training: infinity counts as missing
 
 
-def _categorical_column(name: str, values: Any, spec: dict[str, Any]) -> np.ndarray:
+def _categorical_column(name: str, values: Any, spec: Mapping[str, Any]) -> np.ndarray:
     array = np.asarray(values)
     missing_as = spec.get(MISSING_AS)
-    if array.dtype.kind == "U":  # numpy already proved every value is text
+    words = frozenset(spec.get(MISSING_WORDS, ()))
+    if array.dtype.kind == "U" and missing_as is None:  # numpy already proved every value is text
         array = array.astype(object).ravel()
-        if missing_as is not None:
-            blank = np.char.strip(array.astype(str)) == ""
-            if blank.any():
-                array[blank] = missing_as
     else:
-        array = array.astype(object, copy=False).ravel()
+        # A copy: the caller's array (or a read-only view of its DataFrame) is never written to.
+        array = array.astype(object, copy=True).ravel()
         for i, value in enumerate(array):
-            if missing_as is not None and _is_missing(value):
+            if missing_as is not None and (_is_missing(value) or _is_missing_text(value, words)):
                 array[i] = missing_as
             elif not isinstance(value, str):
                 raise InputSchemaError(
@@ -193,13 +211,13 @@ class FeedBuilder:
     def _from_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         feed = {}
         if self._num_input:
-            arrays = [np.asarray(columns[n]).ravel() for n in self._num_names]
+            arrays = [_as_array(columns[n]).ravel() for n in self._num_names]
             if all(a.dtype.kind in "fiub" for a in arrays):
                 feed[self._num_input] = np.stack(arrays, axis=1).astype(self._num_dtype, copy=False)
             else:
                 feed[self._num_input] = np.stack(
-                    [_numeric_column(n, a, self._num_dtype, self._specs[n].get(FROM_TEXT))
-                     for n, a in zip(self._num_names, arrays)], axis=1)
+                    [_numeric_column(n, a, self._num_dtype, self._specs[n]) for n, a in zip(self._num_names, arrays)],
+                    axis=1)
         if self._cat_input:
             feed[self._cat_input] = np.stack(
                 [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1)
@@ -221,7 +239,7 @@ class FeedBuilder:
 
     def _columns_of(self, data: Any) -> Mapping[str, Any]:
         if isinstance(data, Mapping):
-            columns = {str(k): np.atleast_1d(np.asarray(v)) for k, v in data.items()}
+            columns = {str(k): _as_array(v) for k, v in data.items()}
             lengths = {len(v) for v in columns.values()}
             if len(lengths) > 1:
                 raise InputSchemaError(f"columns have different lengths {sorted(lengths)}; send equal-length columns")

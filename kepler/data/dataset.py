@@ -72,6 +72,8 @@ class Dataset:
         class_balance: For classification: ``counts`` (class -> rows, most frequent first),
             ``minority_class``, ``minority_share`` and ``imbalanced``; None otherwise.
         source: Where the table came from (a path, or ``DataFrame``).
+        missing_words: Text the reader counted as a missing value (pandas' words for a CSV source:
+            ``NA``, ``null``, ``N/A``...); empty for Parquet and DataFrames.
     """
 
     frame: pd.DataFrame
@@ -82,6 +84,7 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     class_balance: dict[str, Any] | None = None
     source: str = "DataFrame"
+    missing_words: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -101,21 +104,27 @@ class Dataset:
         """Feature columns stored as text."""
         return [c.name for c in self.columns if c.role == FEATURE and c.kind == CATEGORICAL]
 
-    def input_typing(self) -> dict[str, dict[str, str]]:
+    def input_typing(self) -> dict[str, dict[str, Any]]:
         """Per feature, how a compiled model of this table reads raw values the way :func:`kepler.data.load`
-        typed them: a missing category as ``"missing"``, text booleans and numbers as numbers.
+        typed them: a missing category as ``"missing"``, text booleans and numbers as numbers, and the
+        words a CSV reader takes for a missing value (``NA``, ``null``...) as missing.
 
         Pass it to ``kepler.compilers.compile(..., input_typing=...)`` (the AutoML search does), so that a
         service answers rows sent as they appear in the source table.
         """
-        rules: dict[str, dict[str, str]] = {}
+        rules: dict[str, dict[str, Any]] = {}
         for column in self.columns:
             if column.role != FEATURE:
                 continue
+            rule: dict[str, Any] = {}
             if column.kind == CATEGORICAL:
-                rules[column.name] = {"missing_as": MISSING_CATEGORY}
+                rule["missing_as"] = MISSING_CATEGORY
             elif column.from_text:
-                rules[column.name] = {"from_text": column.from_text}
+                rule["from_text"] = column.from_text
+            if self.missing_words:
+                rule["missing_words"] = list(self.missing_words)
+            if rule:
+                rules[column.name] = rule
         return rules
 
     def summary(self) -> dict[str, Any]:

@@ -10,6 +10,11 @@ import pandas as pd
 from kepler.data.tables import TABLE_SUFFIXES
 from kepler.errors import DataError
 
+# Text a CSV cell holds for a missing value: pandas' defaults, spelt out so that compiled models read the
+# same words as missing at serving time (Dataset.input_typing).
+CSV_MISSING_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
 _SNIFF_BYTES = 64 * 1024
 _PARQUET_MAGIC = b"PAR1"
 # Binary formats people export tables to by mistake, by their magic bytes.
@@ -54,6 +59,11 @@ def read_source(source: object) -> tuple[pd.DataFrame, str, list[str]]:
     return frame, where, notes
 
 
+def is_csv(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`read_source` reads ``path`` as CSV."""
+    return Path(path).suffix.lower() == ".csv"
+
+
 def _read_file(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if not path.exists():
         raise DataError(f"{path}: no such file; pass the path of a CSV or Parquet table")
@@ -66,7 +76,7 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, list[str]]:
         raise DataError(f"{path}: the file is empty; pass a table with a header row and data rows")
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
-    if suffix == ".csv":
+    if is_csv(path):
         return _read_csv(path, head)
     return _read_parquet(path, head), []
 
@@ -93,7 +103,8 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, list[str]]:
             encoding = "latin-1"  # industrial exports often are Latin-1 ("°C"); every byte decodes
             notes.append(f"{path.name} is not UTF-8; read as Latin-1")
     try:
-        frame = pd.read_csv(path, encoding=encoding, low_memory=False)
+        frame = pd.read_csv(path, encoding=encoding, low_memory=False, keep_default_na=False,
+                            na_values=list(CSV_MISSING_WORDS))
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file holds no table; pass a table with a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

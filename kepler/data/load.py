@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from kepler.data.dataset import DROPPED, FEATURE, LABEL, ColumnInfo, Dataset
-from kepler.data.files import read_source
+from kepler.data.files import CSV_MISSING_WORDS, is_csv, read_source
 from kepler.data.label import class_balance, missing_label, prepare_label
 from kepler.data.schema import infer_column
 from kepler.errors import DataError
@@ -96,8 +96,9 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
     if target is not None:
         target = target.rename(label)
         target.index = index
+    words = CSV_MISSING_WORDS if isinstance(source, (str, os.PathLike)) and is_csv(source) else ()
     return Dataset(frame=typed, label=target, label_name=label, task=task, columns=columns, notes=notes,
-                   class_balance=balance, source=where)
+                   class_balance=balance, source=where, missing_words=tuple(w for w in words if w))
 
 
 def _drop_list(drop: Iterable[str] | None, names: list[str], where: str) -> set[str]:

@@ -78,18 +78,18 @@ def build_io_schemas_once(service: t.Any) -> None:
     """
     for method in service.apis.values():
         for spec in (method.input_spec, method.output_spec):
-            build = spec.model_json_schema  # the class's own bound classmethod
+            build = spec.model_json_schema.__func__  # the classmethod's function, to call with any subclass
             built: dict[t.Any, dict[str, t.Any]] = {}
 
             def once(cls: t.Any, *args: t.Any, _build: t.Any = build, _built: dict = built,  # type: ignore[type-arg]
                      **kwargs: t.Any) -> dict[str, t.Any]:
                 try:
-                    key = (args, tuple(sorted(kwargs.items())))
+                    key = (cls, args, tuple(sorted(kwargs.items())))
                     hash(key)
                 except TypeError:
-                    return _build(*args, **kwargs)
+                    return _build(cls, *args, **kwargs)
                 if key not in _built:
-                    _built[key] = _build(*args, **kwargs)
+                    _built[key] = _build(cls, *args, **kwargs)
                 return copy.deepcopy(_built[key])
 
             spec.model_json_schema = classmethod(once)

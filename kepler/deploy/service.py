@@ -46,7 +46,7 @@ from kepler.runtimes import load as load_predictor
 RELEASE_HEADER = "X-Kepler-Release"
 PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba"}
 METADATA_ROUTE = "/metadata"
-INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as")  # of each input in /metadata
+INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as", "missing_words")  # of each input in /metadata
 MIB = 1 << 20
 
 # name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.

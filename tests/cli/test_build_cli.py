@@ -121,11 +121,12 @@ def test_build_reads_the_table_and_label_from_kepler_toml(table: Path, tmp_path:
     (tmp_path / "data" / "sensors.csv").write_bytes(table.read_bytes())
     (tmp_path / "kepler.toml").write_text('[build]\ndata = "data/sensors.csv"\nlabel = "failure"\n')
     (tmp_path / "sub").mkdir()  # run from a subfolder: the file is found as git finds .git, data is relative to it
-    result = kepler("build", "--target", "edge", "--time-budget", "3s", "--no-track", "--output",
-                    str(tmp_path / "builds"), "--json", cwd=tmp_path / "sub")
+    result = kepler("build", "--target", "edge", "--time-budget", "3s", "--no-track", "--json", cwd=tmp_path / "sub")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["data"]["path"] == str(tmp_path / "data" / "sensors.csv") and report["data"]["label"] == "failure"
+    assert only_build(tmp_path / "builds").name == report["build_id"]  # beside kepler.toml, not in the subfolder
+    assert list((tmp_path / "sub").iterdir()) == []
 
 
 @pytest.mark.parametrize(("toml", "needle"), [

@@ -463,3 +463,23 @@ def test_input_typing_says_how_a_compiled_model_reads_raw_values():
     assert info(dataset, "flag").from_text == "" and info(dataset, "temp").from_text == ""
     assert dataset.input_typing() == {"door": {"from_text": "booleans"}, "count": {"from_text": "numbers"},
                                       "line": {"missing_as": "missing"}}
+
+
+def test_a_csv_readers_missing_words_travel_with_the_typing(tmp_path):
+    path = tmp_path / "t.csv"
+    table(line=["east", "NA"] * (ROWS // 2)).to_csv(path, index=False)
+    dataset = load(path, label="y")
+    assert (dataset.frame["line"] == "missing").sum() == ROWS // 2  # NA read as missing, as pandas does
+    words = dataset.input_typing()["line"]["missing_words"]
+    assert {"NA", "null", "N/A", "NaN"} <= set(words) and "" not in words
+    assert dataset.input_typing()["temp"] == {"missing_words": words}
+    assert "missing_words" not in load(table(line=["east", "NA"] * (ROWS // 2)), label="y").input_typing()["line"]
+
+
+def test_csv_missing_words_are_pandas_defaults():
+    """Spelt out so that models can carry them; they must stay what pandas reads as missing by default."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from kepler.data.files import CSV_MISSING_WORDS
+
+    assert set(CSV_MISSING_WORDS) == set(STR_NA_VALUES)

@@ -23,8 +23,10 @@ def schema(**rules: dict) -> dict:
             "categorical": {"input": CATEGORICAL_INPUT, "columns": ["line"]}}
 
 
-TYPED = FeedBuilder(schema(rpm={"from_text": "numbers"}, door_open={"from_text": "booleans"},
-                           line={"missing_as": "missing"}))
+WORDS = ["NA", "null", "N/A"]
+TYPED = FeedBuilder(schema(rpm={"from_text": "numbers", "missing_words": WORDS},
+                           door_open={"from_text": "booleans", "missing_words": WORDS},
+                           line={"missing_as": "missing", "missing_words": WORDS}))
 PLAIN = FeedBuilder(schema())
 
 
@@ -76,3 +78,32 @@ def test_text_that_does_not_read_is_refused(row: dict, message: str) -> None:
 def test_without_rules_raw_text_is_refused(row: dict, message: str) -> None:
     with pytest.raises(InputSchemaError, match=message):
         PLAIN.feed([row])
+
+
+def test_lists_keep_each_value_as_sent() -> None:
+    """numpy would turn a list of text and NaN into text ('nan'), and 1.0 beside "no" into '1.0'."""
+    feed = TYPED.feed([{"rpm": 1.0, "door_open": "no", "line": "east"},
+                       {"rpm": "2", "door_open": 1.0, "line": float("nan")}])
+    assert feed[NUMERIC_INPUT].tolist() == [[1.0, 0.0], [2.0, 1.0]]
+    assert feed[CATEGORICAL_INPUT][:, 0].tolist() == ["east", "missing"]
+    columns = TYPED.feed({"rpm": [1.0, "3"], "door_open": [1.0, "no"], "line": ["east", None]})
+    assert columns[NUMERIC_INPUT].tolist() == [[1.0, 1.0], [3.0, 0.0]]
+
+
+def test_the_readers_missing_words_are_missing() -> None:
+    feed = TYPED.feed([{"rpm": "NA", "door_open": " null ", "line": "N/A"}])
+    assert np.isnan(feed[NUMERIC_INPUT]).all() and feed[CATEGORICAL_INPUT][0, 0] == "missing"
+    with pytest.raises(InputSchemaError, match="got 'NA'"):
+        PLAIN.feed([{"rpm": "NA", "door_open": 1.0, "line": "east"}])
+
+
+def test_the_callers_data_is_never_written_to() -> None:
+    import pandas as pd
+
+    line = np.array(["east", None], dtype=object)
+    TYPED.feed({"rpm": [1.0, 2.0], "door_open": [0.0, 1.0], "line": line})
+    assert line.tolist() == ["east", None]
+    frame = pd.DataFrame({"rpm": [1.0, 2.0], "door_open": [0.0, 1.0],
+                          "line": pd.Series(["east", None], dtype=object)})
+    feed = TYPED.feed(frame)  # pandas may hand out read-only views of its columns
+    assert feed[CATEGORICAL_INPUT][:, 0].tolist() == ["east", "missing"] and frame["line"].tolist()[1] is None
