@@ -144,7 +144,9 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
             return _FAILED, {"p99_ms": _FAILED, "size_mb": _FAILED, "val_score": score}
         return -score, {"p99_ms": trial.p99_ms, "size_mb": trial.size_mb, "val_score": score}
 
-    automl = AutoML()
+    # FLAML logs its own model into an active MLflow run (MLflow 3.17 refuses its types) and leaves mlruns/;
+    # Kepler records its own runs.
+    automl = AutoML(mlflow_logging=False)
     learners = []
     for family in spec.families:
         learners.append(f"kepler_{family.name}")
@@ -163,7 +165,7 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
                                 ("size_mb", "<=", spec.budgets["size_mb"]["limit"])],
             estimator_list=learners, time_budget=spec.time_budget_s, seed=spec.seed, skip_transform=True,
             retrain_full=False, verbose=0, log_file_name="", n_jobs=1, auto_augment=False, early_stop=False,
-            keep_search_state=False, model_history=False,
+            keep_search_state=False, model_history=False, mlflow_logging=False,
         )
     return list(trials.values()), time.perf_counter() - started
 
