@@ -23,7 +23,7 @@ from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
 from kepler.compilers.converters.double_precision import repair_constant_of_shape
 from kepler.compilers.converters.float64_thresholds import native_thresholds, use_native_thresholds
 from kepler.compilers.inspection import ModelInfo
-from kepler.compilers.schema import estimator_dtype, onnx_initial_types
+from kepler.compilers.schema import by_position, estimator_dtype, graph_column_name, onnx_initial_types
 from kepler.errors import CompileError
 
 # onnxmltools' XGBoost converter accepts main opsets up to 15; ai.onnx.ml 3 is what both converters emit.
@@ -80,6 +80,7 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
     if not schema["by_name"]:
         return model
     graph = model.graph
+    graph_names = {spec["name"]: graph_column_name(i) for i, spec in enumerate(schema["columns"])}
     front = []
     inputs = []
     for key, elem in (("numeric", _ELEM.get((schema["numeric"] or {}).get("dtype", ""), 0)),
@@ -87,7 +88,7 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
         group = schema[key]
         if not group:
             continue
-        names = group["columns"]
+        names = [graph_names[name] for name in group["columns"]]
         inputs.append(helper.make_tensor_value_info(group["input"], elem, [None, len(names)]))
         if len(names) == 1:
             front.append(helper.make_node("Identity", [group["input"]], names, name=f"kepler_split_{key}"))
@@ -128,7 +129,9 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             preprocessing = Pipeline(steps[:-1])
             rows = frame if info.feature_names is not None else frame.to_numpy()
             width = int(preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1])
-            pre_graph = repair_constant_of_shape(_convert(preprocessing, onnx_initial_types(input_schema), None))
+            names = [spec["name"] for spec in input_schema["columns"]]
+            pre_graph = repair_constant_of_shape(
+                _convert(by_position(preprocessing, names), onnx_initial_types(input_schema), None))
             dtype = estimator_dtype(info)
             converted = "float64" if info.spec.family == "linear" else "float32"
             est_graph = _convert(final, [(FEATURES, _tensor_type(converted)([None, width]))], options)

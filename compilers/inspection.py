@@ -60,6 +60,9 @@ def _walk(obj: Any, leaves: list[Any]) -> None:
             f"cannot compile {type(obj).__module__}.{type(obj).__name__}: no converter is registered for it; "
             f"supported: {', '.join(supported())}"
         )
+    reason = spec.refuse(obj) if spec.refuse is not None else None
+    if reason:
+        raise UnsupportedModelError(f"cannot compile {type(obj).__name__}: {reason}")
     if spec.role == COMPOSITE:
         for child in _children(obj):
             _walk(child, leaves)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -38,26 +39,78 @@ def _column_kind(series: Any) -> str:
     return CATEGORICAL
 
 
+def first_column_transformer(model: Any) -> Any:
+    """The ColumnTransformer the model starts with (bare, or as a Pipeline's first step), or None."""
+    first = model.steps[0][1] if type(model).__name__ == "Pipeline" else model
+    return first if type(first).__name__ == "ColumnTransformer" else None
+
+
 def _selects_by_name(model: Any) -> bool:
-    first = model.steps[0][1] if type(model).__name__ == "Pipeline" else model
-    if type(first).__name__ != "ColumnTransformer":
+    """True when the model starts with a ColumnTransformer fit on named columns: the graph then takes one
+    input per column, which lets text and numbers sit side by side."""
+    transformer = first_column_transformer(model)
+    if transformer is None:
         return False
-    return any(isinstance(cols, (list, tuple)) and cols and all(isinstance(c, str) for c in cols) or isinstance(cols, str)
-               for _, _, cols in first.transformers)
+    if getattr(transformer, "feature_names_in_", None) is not None:
+        return True
+    return any(isinstance(cols, str) or (isinstance(cols, (list, tuple)) and bool(cols)
+                                         and all(isinstance(c, str) for c in cols))
+               for _, _, cols in transformer.transformers)
 
 
-def _encoder_categories(model: Any) -> dict[str, dict[str, Any]]:
+def _column_positions(columns: Any, names: list[str], width: int) -> list[int]:
+    """Positions of a ColumnTransformer's column selection (names, positions, a slice or a boolean mask)."""
+    if isinstance(columns, slice):
+        if isinstance(columns.start, str) or isinstance(columns.stop, str):  # label slices include their end
+            start = names.index(columns.start) if columns.start is not None else 0
+            stop = names.index(columns.stop) + 1 if columns.stop is not None else width
+            return list(range(start, stop, columns.step or 1))
+        return list(range(width))[columns]
+    if isinstance(columns, (str, int, np.integer)):
+        columns = [columns]
+    values = list(columns)
+    if values and all(isinstance(v, (bool, np.bool_)) for v in values):
+        return [i for i, keep in enumerate(values) if keep]
+    return [names.index(v) if isinstance(v, str) else int(v) for v in values]
+
+
+def graph_column_name(position: int) -> str:
+    """The name of a column inside the graph. Kepler generates it: a header may hold any character
+    (``Air temperature [K]``), and converters rewrite or clash on such names."""
+    return f"kepler_col_{position}"
+
+
+def by_position(model: Any, names: list[str]) -> Any:
+    """A copy of ``model`` whose ColumnTransformer selects columns by position instead of by name.
+
+    The graph's inputs carry generated names (:func:`graph_column_name`), so the converter must find
+    each column by its position, never by its header. The caller's model is not changed.
+    """
+    transformer = first_column_transformer(model)
+    if transformer is None:
+        return model
+    model = copy.deepcopy(model)
+    transformer = first_column_transformer(model)
+    transformer.transformers_ = [(name, step, _column_positions(columns, names, len(names)))
+                                 for name, step, columns in transformer.transformers_]
+    return model
+
+
+def _encoder_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     """Categories per raw column from encoders that sit directly on raw columns of a ColumnTransformer."""
-    first = model.steps[0][1] if type(model).__name__ == "Pipeline" else model
-    if type(first).__name__ != "ColumnTransformer":
+    first = first_column_transformer(model)
+    if first is None:
         return {}
     found: dict[str, dict[str, Any]] = {}
     for _, transformer, columns in first.transformers_:
+        if isinstance(transformer, str):
+            continue
         steps = transformer.steps if type(transformer).__name__ == "Pipeline" else [("", transformer)]
         for _, step in steps:
-            if type(step).__name__ in ("OneHotEncoder", "OrdinalEncoder") and isinstance(columns, (list, tuple)):
-                for column, categories in zip(columns, step.categories_):
-                    found[str(column)] = {
+            if type(step).__name__ in ("OneHotEncoder", "OrdinalEncoder"):
+                positions = _column_positions(columns, names, len(names))
+                for position, categories in zip(positions, step.categories_):
+                    found[names[position]] = {
                         "categories": [str(c) for c in categories.tolist()],
                         "allow_unknown": step.handle_unknown != "error",
                     }
@@ -114,7 +167,7 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
             f"pass rows of the training data"
         )
     by_name = _selects_by_name(info.model)
-    categories = _encoder_categories(info.model) if by_name else {}
+    categories = _encoder_categories(info.model, columns) if by_name else {}
     numeric_dtype = numeric_input_dtype(info)
     specs = []
     for name in columns:
@@ -134,36 +187,49 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
         "columns": specs,
         "by_name": by_name,
         "estimator_family": info.spec.family,
-        "numeric": {"input": _free_name(NUMERIC_INPUT, columns), "columns": numeric, "dtype": numeric_dtype}
+        "numeric": {"input": NUMERIC_INPUT, "columns": numeric, "dtype": numeric_dtype}
         if numeric else None,
-        "categorical": {"input": _free_name(CATEGORICAL_INPUT, columns), "columns": categorical}
+        "categorical": {"input": CATEGORICAL_INPUT, "columns": categorical}
         if categorical else None,
     }
     return schema, frame
 
 
+IGNORED = "ignored"  # input typing rule of a column the model does not read but callers may send (ids, the label)
+IGNORED_COLUMNS = "ignored_columns"  # input schema key: those columns, accepted and ignored by the runtime
+
+
 def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """Adds the input typing rules (``from_text``, ``missing_as``, ``missing_words``) to the schema's columns.
+    """Adds the input typing rules (``from_text``, ``missing_as``, ``missing_words``) to the schema's columns,
+    and lists the columns marked ``ignored`` as ``ignored_columns``.
 
     Args:
         schema: The input schema from :func:`infer_input_schema`; changed in place and returned.
-        typing: Column name -> rules, e.g. ``kp.data.load(...).input_typing()``. Columns the model does not
-            read are ignored (the data may hold more columns than a pipeline selects).
+        typing: Column name -> rules, e.g. ``kp.data.load(...).input_typing()``. ``{"ignored": True}`` marks a
+            column of the source table that the model does not read (an id, a timestamp, the label): rows may
+            carry it and the runtime ignores it. Other rules of columns the model does not read are ignored.
 
     Raises:
         InputSchemaError: a rule that does not fit its column (``from_text`` on a categorical column,
             ``missing_as`` on a numeric one, ``missing_words`` that is not a list of text, an unknown rule
-            or text form).
+            or text form), or ``ignored`` on a column the model reads.
     """
     if not typing:
         return schema
     columns = {column["name"]: column for column in schema["columns"]}
+    ignored = []
     for name, rules in typing.items():
-        column = columns.get(str(name))
-        if column is None:
-            continue
         if not isinstance(rules, dict):
             raise InputSchemaError(f"input typing of column {name!r} must be a dict of rules, got {rules!r}")
+        column = columns.get(str(name))
+        if rules.get(IGNORED):
+            if column is not None:
+                raise InputSchemaError(f"input typing marks column {name!r} ignored, but the model reads it; "
+                                       f"drop the column before fitting or remove the rule")
+            ignored.append(str(name))
+            continue
+        if column is None:
+            continue
         for key, value in rules.items():
             if key == FROM_TEXT and column["kind"] == NUMERIC and value in TEXT_FORMS:
                 column[FROM_TEXT] = value
@@ -171,19 +237,17 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
                 column[MISSING_AS] = value
             elif key == MISSING_WORDS and isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
                 column[MISSING_WORDS] = list(value)
+            elif key == IGNORED and not value:
+                continue
             else:
                 raise InputSchemaError(
                     f"input typing {key}={value!r} does not fit {column['kind']} column {name!r}; use "
                     f"{FROM_TEXT}= one of {', '.join(TEXT_FORMS)} on numeric columns, {MISSING_AS}=<text> on "
                     f"categorical ones, {MISSING_WORDS}=[<text>, ...] on any"
                 )
+    if ignored:
+        schema[IGNORED_COLUMNS] = ignored
     return schema
-
-
-def _free_name(name: str, taken: list[str]) -> str:
-    while name in taken:
-        name = f"_{name}"
-    return name
 
 
 def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -> list[tuple[str, Any]]:
@@ -203,5 +267,6 @@ def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -
         if for_converter and schema.get("estimator_family") != "linear":
             dtype = "float32"
         return [(group["input"], numeric(dtype)([None, len(group["columns"])]))]
-    return [(spec["name"], numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]))
-            for spec in schema["columns"]]
+    return [(graph_column_name(i), numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC
+             else StringTensorType([None, 1]))
+            for i, spec in enumerate(schema["columns"])]

@@ -36,10 +36,23 @@ _TRANSFORMERS = [
 
 _COMPOSITES = ["Pipeline", "ColumnTransformer", "FeatureUnion"]
 
+
+
+def _refuse_function(transformer: object) -> str | None:
+    """skl2onnx converts a FunctionTransformer only as the identity: ``"passthrough"`` in a fitted
+    ColumnTransformer, or one built without a function."""
+    if getattr(transformer, "func", None) is None:
+        return None
+    return (f"FunctionTransformer(func={getattr(transformer.func, '__name__', transformer.func)!r}) runs Python code "
+            f"that ONNX cannot hold; compute that column before the model, or use a supported transformer")
+
+
 for _name, _role, _family in _ESTIMATORS:
     register_converter(ConverterSpec(_name, "sklearn", _role, _family))
 for _name in _TRANSFORMERS:
     register_converter(ConverterSpec(_name, "sklearn", TRANSFORMER, "preprocessing"))
+register_converter(ConverterSpec("FunctionTransformer", "sklearn", TRANSFORMER, "preprocessing",
+                                 refuse=_refuse_function))
 for _name in _COMPOSITES:
     register_converter(ConverterSpec(_name, "sklearn", COMPOSITE, "composite"))
 

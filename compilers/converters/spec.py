@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kepler.targets import Registry
@@ -25,6 +26,8 @@ class ConverterSpec:
         family: Estimator family for AutoML and profiles (``linear``, ``tree``, ``forest``,
             ``boosting``, ``outlier``, ``preprocessing``).
         backend: The library that emits its ONNX (``skl2onnx`` or ``onnxmltools``).
+        refuse: Given a fitted instance, why that instance cannot be compiled (None when it can), for
+            classes whose converter handles only some settings.
     """
 
     name: str
@@ -32,6 +35,7 @@ class ConverterSpec:
     role: str
     family: str
     backend: str = "skl2onnx"
+    refuse: Callable[[object], str | None] | None = None
 
     def matches(self, obj: object) -> bool:
         """True when ``obj`` is an instance of the class this spec names."""
