@@ -3,17 +3,23 @@
 A compiled graph has at most two inputs: every numeric column in one float matrix
 and every categorical column in one string matrix, in the order the manifest gives.
 Two arrays per call keep the per-request overhead flat however many columns there are.
+
+Rows are taken as clients send them: columns of the source table the model does not read (the
+manifest's ``ignored_columns``: ids, timestamps, empty columns, the label) are accepted and ignored;
+numbers sent as text in a numeric column are read as pandas reads them from a CSV; other unknown
+columns are refused, or ignored with ``unknown_columns="ignore"``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from kepler.errors import InputSchemaError
+from kepler.errors import InputSchemaError, KeplerError
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -31,6 +37,31 @@ TEXT_BOOLEANS = "booleans"
 TEXT_FORMS = (TEXT_NUMBERS, TEXT_BOOLEANS)
 _TRUE_TEXT = frozenset({"true", "yes", "1"})
 _FALSE_TEXT = frozenset({"false", "no", "0"})
+# Input schema key: columns of the source table the model does not read, accepted and ignored (absent in old manifests).
+IGNORED_COLUMNS = "ignored_columns"
+# What to do with any other column the model does not know: refuse the input (the default) or ignore the column.
+REJECT = "reject"
+IGNORE = "ignore"
+UNKNOWN_COLUMNS = (REJECT, IGNORE)
+# Text pandas reads as a missing value in a CSV by default (pandas._libs.parsers.STR_NA_VALUES), spelt out because
+# the runtime does not import pandas; blank text is missing too.
+PANDAS_MISSING_WORDS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                                  "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+# A number as pandas' CSV parser reads one: decimal or exponent notation, or infinity; ASCII digits only
+# (Python's float() also takes "1_000" and other scripts' digits, which pandas reads as text).
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)", re.IGNORECASE)
+
+
+def unknown_columns_mode(value: Any) -> str:
+    """``reject`` or ``ignore`` from ``value`` (case and surrounding spaces do not matter).
+
+    Raises:
+        KeplerError: any other value.
+    """
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in UNKNOWN_COLUMNS:
+        raise KeplerError(f"unknown_columns must be {' or '.join(UNKNOWN_COLUMNS)}, got {value!r}")
+    return text
 
 
 def _is_dataframe(data: Any) -> bool:
@@ -74,19 +105,16 @@ def _numeric_column(name: str, values: Any, dtype: type, spec: Mapping[str, Any]
         return array.astype(dtype, copy=False).ravel()
     if array.dtype.kind in "OUS":
         spec = spec or {}
-        from_text = spec.get(FROM_TEXT)
-        words = frozenset(spec.get(MISSING_WORDS, ()))
-        reads_text = bool(from_text or words)
+        booleans = spec.get(FROM_TEXT) == TEXT_BOOLEANS
+        words = PANDAS_MISSING_WORDS.union(spec.get(MISSING_WORDS, ()))
         out = np.empty(array.size, dtype=dtype)
         for i, value in enumerate(array.ravel()):
             if _is_missing(value):
                 out[i] = np.nan
             elif isinstance(value, (int, float, np.number, np.bool_)):  # bools count as 0/1, as in numpy
                 out[i] = value
-            elif reads_text and _is_missing_text(value, words):
-                out[i] = np.nan
-            elif from_text and isinstance(value, (str, bytes)):
-                out[i] = _from_text(name, value, from_text)
+            elif isinstance(value, (str, bytes)):
+                out[i] = _from_text(name, value, booleans, words)
             else:
                 raise InputSchemaError(
                     f"column {name!r} must be numeric, got {_shown(value)}; send numbers (or null for a missing value)"
@@ -95,23 +123,27 @@ def _numeric_column(name: str, values: Any, dtype: type, spec: Mapping[str, Any]
     raise InputSchemaError(f"column {name!r} must be numeric, got dtype {array.dtype}; send numbers")
 
 
-def _from_text(name: str, value: str | bytes, form: str) -> float:
-    """A numeric column's value sent as text (not blank), read the way the training table was typed."""
+def _from_text(name: str, value: str | bytes, booleans: bool, words: frozenset[str]) -> float:
+    """A numeric column's value sent as text, read as pandas reads a CSV cell: blank text and pandas' missing
+    words (and the training table reader's) are missing, numbers are numbers; true/false, yes/no only in a
+    column typed from such text. Infinity counts as missing, as in training."""
     text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
-    if form == TEXT_BOOLEANS:
+    if not text or text in words:
+        return math.nan
+    if booleans:
         lowered = text.lower()
         if lowered in _TRUE_TEXT:
             return 1.0
         if lowered in _FALSE_TEXT:
             return 0.0
+    if _NUMBER.fullmatch(text):
+        number = float(text)
+        return number if math.isfinite(number) else math.nan
+    if booleans:
         raise InputSchemaError(f"column {name!r} is a yes/no column, got {text!r}; send true/false, yes/no, 1/0 "
                                f"(or null for a missing value)")
-    try:
-        number = float(text)
-    except ValueError:
-        raise InputSchemaError(f"column {name!r} must be numeric, got {text!r}; send numbers "
-                               f"(or null for a missing value)") from None
-    return number if math.isfinite(number) else math.nan  # as in training: infinity counts as missing
+    raise InputSchemaError(f"column {name!r} must be numeric, got {text!r}; send numbers "
+                           f"(or null for a missing value)")
 
 
 def _categorical_column(name: str, values: Any, spec: Mapping[str, Any]) -> np.ndarray:
@@ -145,11 +177,17 @@ class FeedBuilder:
 
     Args:
         input_schema: The manifest's ``input_schema``.
+        unknown_columns: ``reject`` (default): a column that is neither the model's nor one of the schema's
+            ``ignored_columns`` is an error; ``ignore``: it is ignored too.
+
+    Raises:
+        KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
     """
 
-    def __init__(self, input_schema: dict[str, Any]) -> None:
+    def __init__(self, input_schema: dict[str, Any], *, unknown_columns: str = REJECT) -> None:
         self.columns: list[dict[str, Any]] = input_schema["columns"]
         self.names = [column["name"] for column in self.columns]
+        self.unknown_columns = unknown_columns_mode(unknown_columns)
         self._specs = {column["name"]: column for column in self.columns}
         numeric = input_schema.get("numeric")
         categorical = input_schema.get("categorical")
@@ -161,12 +199,17 @@ class FeedBuilder:
         self._n = len(self.names)
         self._only_numeric = not self._cat_names
         self._name_set = set(self.names)
+        self.ignored: list[str] = [str(n) for n in input_schema.get(IGNORED_COLUMNS) or () if n not in self._name_set]
+        self._ignored_set = frozenset(self.ignored)
 
     def feed(self, data: Any) -> dict[str, np.ndarray]:
         """Checks ``data`` against the schema and returns the session feed.
 
+        Columns in ``ignored_columns`` (and, with ``unknown_columns="ignore"``, any other column the model
+        does not read) are accepted and left out. Numeric columns read numbers sent as text.
+
         Raises:
-            InputSchemaError: missing or extra columns, wrong types, unknown categories, or an empty batch.
+            InputSchemaError: missing or unknown columns, wrong types, unknown categories, or an empty batch.
         """
         if self._only_numeric and type(data) is np.ndarray:
             # Fast path: batch-1 serving of numeric models lands here.
@@ -193,20 +236,29 @@ class FeedBuilder:
         given_set = set(given)
         if given_set == self._name_set and len(given) == self._n and rows > 0:
             return
-        known = self._name_set
         missing = [n for n in self.names if n not in given_set]
         if missing:
             raise InputSchemaError(f"missing columns: {', '.join(missing)}; the model needs {', '.join(self.names)}")
-        extra = [n for n in given if n not in known]
-        if extra:
-            raise InputSchemaError(f"unexpected columns: {', '.join(extra)}; drop them or recompile with them")
+        if self.unknown_columns == REJECT:
+            unknown = [n for n in given if n not in self._name_set and n not in self._ignored_set]
+            if unknown:
+                ignored = f" (and may send {_listed(self.ignored)}, which it ignores)" if self.ignored else ""
+                raise InputSchemaError(
+                    f"unexpected columns: {', '.join(unknown)}; the model reads {_listed(self.names)}{ignored}; "
+                    f"drop them, or ignore unknown columns (unknown_columns='ignore'; "
+                    f"`kepler serve --unknown-columns ignore`)"
+                )
         if rows == 0:
             raise InputSchemaError("empty batch: send at least one row")
 
     def _from_frame(self, frame: Any) -> dict[str, np.ndarray]:
         # Column by column: selecting a sub-frame costs far more than a few Series.to_numpy() calls.
-        self._check_names([str(c) for c in frame.columns], len(frame))
-        return self._from_columns({str(c): frame[c].to_numpy() for c in frame.columns})
+        labels = {str(c): c for c in frame.columns}
+        if len(labels) != len(frame.columns):
+            twice = sorted({str(c) for c in frame.columns if [str(d) for d in frame.columns].count(str(c)) > 1})
+            raise InputSchemaError(f"duplicate columns: {', '.join(twice)}; send each column once")
+        self._check_names(list(labels), len(frame))
+        return self._from_columns({name: frame[labels[name]].to_numpy() for name in self.names})
 
     def _from_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         feed = {}
@@ -249,10 +301,10 @@ class FeedBuilder:
             if len(data) == 0:
                 raise InputSchemaError("empty batch: send at least one row")
             if isinstance(data, (list, tuple)) and all(isinstance(r, Mapping) for r in data):
-                return self._columns_of(_records_to_columns(list(data)))
+                return self._from_records(list(data))
             array = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
             if array.ndim == 1 and array.size and all(isinstance(r, Mapping) for r in array):
-                return self._columns_of(_records_to_columns(list(array)))
+                return self._from_records(list(array))
             self._check_array(array)
             return {name: array[:, i] for i, name in enumerate(self.names)}
         raise InputSchemaError(
@@ -260,9 +312,14 @@ class FeedBuilder:
             f"a list of records or a 2-D array"
         )
 
+    def _from_records(self, records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The model's columns of ``records``; a key missing from a record is a missing value."""
+        keys: dict[str, None] = {}
+        for record in records:
+            keys.update(dict.fromkeys(str(k) for k in record))
+        self._check_names(list(keys), len(records))
+        return {name: _as_array([record.get(name) for record in records]) for name in self.names}
 
-def _records_to_columns(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    keys: dict[str, None] = {}
-    for record in records:
-        keys.update(dict.fromkeys(str(k) for k in record))
-    return {key: [record.get(key) for record in records] for key in keys}
+
+def _listed(names: list[str], most: int = 12) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

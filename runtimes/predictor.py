@@ -9,7 +9,7 @@ import numpy as np
 
 from kepler.errors import KeplerError
 from kepler.runtimes.artifact import Artifact, read_artifact
-from kepler.runtimes.inputs import FeedBuilder
+from kepler.runtimes.inputs import REJECT, FeedBuilder
 from kepler.runtimes.session import create_session, session_settings
 from kepler.targets import TargetProfile, load_profile, profile_from_dict
 
@@ -17,16 +17,24 @@ from kepler.targets import TargetProfile, load_profile, profile_from_dict
 class Predictor:
     """Runs a compiled artifact with ``predict`` and ``predict_proba``, like the native model.
 
+    Inputs may carry the source table's columns the model does not read (ids, timestamps, the label: the
+    manifest's ``ignored_columns``); they are ignored. Any other column the model does not know is an
+    error, or is ignored too with ``unknown_columns="ignore"``.
+
     Args:
         artifact: The opened artifact.
         profile: The target profile whose session settings to use.
+        unknown_columns: ``reject`` (default) or ``ignore``: what to do with columns the model does not know.
+
+    Raises:
+        KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
     """
 
-    def __init__(self, artifact: Artifact, profile: TargetProfile) -> None:
+    def __init__(self, artifact: Artifact, profile: TargetProfile, *, unknown_columns: str = REJECT) -> None:
         self.artifact = artifact
         self.profile = profile
+        self._feeds = FeedBuilder(artifact.input_schema, unknown_columns=unknown_columns)
         self.session = create_session(artifact.model_path, profile)
-        self._feeds = FeedBuilder(artifact.input_schema)
         outputs = artifact.output_schema
         self.task: str = outputs["task"]
         self.classes_ = np.asarray(outputs["classes"]) if outputs.get("classes") is not None else None
@@ -41,6 +49,16 @@ class Predictor:
     def manifest(self) -> dict[str, Any]:
         """The artifact's manifest."""
         return self.artifact.manifest
+
+    @property
+    def ignored_columns(self) -> list[str]:
+        """Columns of the source table that inputs may carry and the model ignores (ids, timestamps, the label)."""
+        return list(self._feeds.ignored)
+
+    @property
+    def unknown_columns(self) -> str:
+        """``reject`` or ``ignore``: what happens to columns the model does not know."""
+        return self._feeds.unknown_columns
 
     @property
     def session_settings(self) -> dict[str, Any]:
@@ -78,23 +96,27 @@ class Predictor:
         return dict(zip(names, self._run(names, self._feeds.feed(data))))
 
 
-def load(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None) -> Predictor:
+def load(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None,
+         *, unknown_columns: str = REJECT) -> Predictor:
     """Opens an artifact (verifying its sha256) and returns a :class:`Predictor`.
 
     Args:
         artifact: The artifact folder or an opened :class:`Artifact`.
         target: The profile whose session settings to use; by default the one it was compiled for.
+        unknown_columns: ``reject`` (default) or ``ignore``: what to do with input columns the model does
+            not know (columns the build dropped are always ignored).
 
     Raises:
         ArtifactError: missing, corrupted or tampered artifact.
         ProfileError: unknown or invalid target.
+        KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
     """
     opened = read_artifact(artifact)
     if target is None:
         profile = profile_from_dict(_profile_fields(opened.manifest["target"]), f"{opened.path}/manifest.json:target")
     else:
         profile = load_profile(target)
-    return Predictor(opened, profile)
+    return Predictor(opened, profile, unknown_columns=unknown_columns)
 
 
 def _profile_fields(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Usage:
     kepler deploy stable-v0.9 --port 3000              # an earlier release on the same port: the rollback
     kepler deploy --stop --port 3000                   # stop the server Kepler started there
     kepler deploy stable-v1.0 --batching --workers 2 --max-body-mb 8 --json
+    kepler deploy stable-v1.0 --port 3000 --unknown-columns ignore   # ignore request columns the model does not know
     kepler deploy stable-v1.0 --platform cloud-run --image-tag europe-docker.pkg.dev/p/r/kepler:1.0.0
     kepler serve stable-v1.0 --port 3000               # foreground, for development (Ctrl-C stops it)
     curl -s localhost:3000/metadata
@@ -21,6 +22,9 @@ import typer
 
 from kepler.cli.app import app
 
+UNKNOWN_HELP = ("reject (422, the default) or ignore: request columns the model does not know. Columns the build "
+                "dropped (ids, timestamps, the label) are always ignored.")
+
 
 @app.command("deploy")
 def deploy_command(
@@ -35,6 +39,7 @@ def deploy_command(
     workers: int = typer.Option(1, "--workers", help="Service worker processes."),
     max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
     access_log: bool = typer.Option(False, "--access-log", help="BentoML's per-request access log."),
+    unknown_columns: str = typer.Option("reject", "--unknown-columns", help=UNKNOWN_HELP),
     image_tag: Optional[str] = typer.Option(None, "--image-tag", help="Cloud Run: the image name (with its registry)."),
     base_image: Optional[str] = typer.Option(None, "--base-image", help="Cloud Run: replace the image's base."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Cloud Run: where service.yaml goes."),
@@ -63,7 +68,8 @@ def deploy_command(
     if no_build:
         options["build"] = False
     done = deploy(release, platform=platform, port=port, host=host, rollback=rollback, batching=batching or None,
-                  workers=workers, max_body_mb=max_body_mb, access_log=access_log, **options)
+                  workers=workers, max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns,
+                  **options)
     if as_json:
         from kepler.cli.output import print_json
 
@@ -96,11 +102,12 @@ def serve_command(
     workers: int = typer.Option(1, "--workers", help="Service worker processes."),
     max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="BentoML's per-request access log."),
+    unknown_columns: str = typer.Option("reject", "--unknown-columns", help=UNKNOWN_HELP),
 ) -> None:
     """Run a release's service in the foreground, for development (records no deployment)."""
     from kepler.deploy import serve
 
     code = serve(release, port=port, host=host, batching=batching or None, workers=workers, max_body_mb=max_body_mb,
-                 access_log=access_log)
+                 access_log=access_log, unknown_columns=unknown_columns)
     if code not in (0, -2, 130):
         raise typer.Exit(code)

@@ -7,13 +7,15 @@ from typing import Any
 
 import pandas as pd
 
-# Column kinds. Features are numeric, boolean (stored as 0.0/1.0) or categorical (text);
-# datetime and id columns are always dropped; "label" marks the label column.
+# Column kinds. Features are numeric, boolean (stored as 0.0/1.0) or categorical (text); datetime, id,
+# empty (no values) and constant (one value, never missing) columns are always dropped; "label" marks the label.
 NUMERIC = "numeric"
 BOOLEAN = "boolean"
 CATEGORICAL = "categorical"
 DATETIME = "datetime"
 ID = "id"
+EMPTY = "empty"
+CONSTANT = "constant"
 LABEL = "label"
 
 # A missing value of a categorical feature becomes this category (the graph takes strings only).
@@ -21,6 +23,8 @@ MISSING_CATEGORY = "missing"
 # ColumnInfo.from_text: features typed from text, whose compiled models read that text too.
 TEXT_NUMBERS = "numbers"
 TEXT_BOOLEANS = "booleans"
+# Input typing rule of a source column the model does not read (dropped, or the label): callers may send it.
+IGNORED = "ignored"
 
 # Column roles.
 FEATURE = "feature"
@@ -36,8 +40,8 @@ class ColumnInfo:
 
     Attributes:
         name: The column name.
-        kind: ``numeric``, ``boolean``, ``categorical``, ``datetime`` or ``id``; ``label`` for the
-            label column; None for a column dropped with ``drop=[...]`` (it is not inspected).
+        kind: ``numeric``, ``boolean``, ``categorical``, ``datetime``, ``id``, ``empty`` or ``constant``;
+            ``label`` for the label column; None for a column dropped with ``drop=[...]`` (it is not inspected).
         role: ``feature``, ``dropped`` or ``label``.
         note: Why the column was dropped or changed; empty when nothing needs saying.
         dtype: The column's dtype in the source table.
@@ -105,9 +109,11 @@ class Dataset:
         return [c.name for c in self.columns if c.role == FEATURE and c.kind == CATEGORICAL]
 
     def input_typing(self) -> dict[str, dict[str, Any]]:
-        """Per feature, how a compiled model of this table reads raw values the way :func:`kepler.data.load`
+        """Per source column, how a compiled model of this table reads raw values the way :func:`kepler.data.load`
         typed them: a missing category as ``"missing"``, text booleans and numbers as numbers, and the
-        words a CSV reader takes for a missing value (``NA``, ``null``...) as missing.
+        words a CSV reader takes for a missing value (``NA``, ``null``...) as missing. Columns the model does
+        not read (dropped ones: ids, timestamps, empty and constant columns, ``drop=[...]``; and the label) get
+        ``{"ignored": True}``: a row sent as it stands in the source table carries them, and they are ignored.
 
         Pass it to ``kepler.compilers.compile(..., input_typing=...)`` (the AutoML search does), so that a
         service answers rows sent as they appear in the source table.
@@ -115,6 +121,7 @@ class Dataset:
         rules: dict[str, dict[str, Any]] = {}
         for column in self.columns:
             if column.role != FEATURE:
+                rules[column.name] = {IGNORED: True}
                 continue
             rule: dict[str, Any] = {}
             if column.kind == CATEGORICAL:

@@ -19,8 +19,9 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
     """Loads a table, infers the type of every column and validates the label.
 
     Columns are classed as numeric, boolean, categorical, datetime or id (see
-    :mod:`kepler.data.schema` for the rules). Datetime and id columns are dropped with
-    a note; every change made to the data is listed in ``Dataset.notes``.
+    :mod:`kepler.data.schema` for the rules). Datetime and id columns, empty columns and
+    constant ones (one value in every row) are dropped with a note; every change made to the
+    data is listed in ``Dataset.notes``.
 
     Args:
         source: A CSV or Parquet path, or a pandas DataFrame (never modified).
@@ -33,8 +34,8 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
 
     Raises:
         DataError: the source cannot be read or is empty; the label or a ``drop`` name is
-            not a column; the label has one class; a column is empty or holds text among
-            numbers; or no feature column is left.
+            not a column; the label has one class; a column holds text among numbers; or no
+            feature column is left.
 
     Example:
         >>> ds = kp.data.load("examples/data/sensors.csv", label="failure")

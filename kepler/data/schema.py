@@ -1,4 +1,4 @@
-"""Schema inference: classes each column as numeric, boolean, categorical, datetime or id, and types it."""
+"""Schema inference: classes each column (numeric, boolean, categorical, datetime, id, empty, constant) and types it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from kepler.data.dataset import (BOOLEAN, CATEGORICAL, DATETIME, DROPPED, FEATURE, ID, MISSING_CATEGORY, NUMERIC,
-                                 TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
+from kepler.data.dataset import (BOOLEAN, CATEGORICAL, CONSTANT, DATETIME, DROPPED, EMPTY, FEATURE, ID,
+                                 MISSING_CATEGORY, NUMERIC, TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
 from kepler.errors import DataError
 
 # A column is an id when at least this share of its values is distinct ...
@@ -39,7 +39,10 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
 
     The rules, in the order they are tried:
 
-    1. A column with no values at all is an error: there is nothing to learn from it.
+    1. ``empty`` (dropped): no values at all (every value missing or blank). ``constant`` (dropped): one
+       distinct value and no missing values. Neither says anything about a row. A column with one value
+       and some missing values is kept and typed by the rules below: whether a row has the value is
+       all it carries, and that can matter (a fault code present only on some rows).
     2. ``datetime`` (a datetime dtype, date objects, or text where every value is an ISO 8601
        date) is dropped: the compiled graph takes the raw table, so features derived from a
        timestamp would have to be computed by callers.
@@ -66,13 +69,18 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
         numeric and boolean, object dtype of str for categorical), or None when dropped.
 
     Raises:
-        DataError: the column is empty, or holds text in an otherwise numeric column.
+        DataError: the column holds text in an otherwise numeric column.
     """
     dtype = str(series.dtype)
     missing = _missing_mask(series)
     present = series[~missing]
     if present.empty:
-        raise DataError(f"column {name!r} has no values; drop it with drop=[{name!r}] or fill it")
+        return ColumnInfo(name=name, kind=EMPTY, role=DROPPED, dtype=dtype, missing=int(missing.sum()), distinct=0,
+                          note="dropped: no values (every value is missing); a model cannot learn from it"), None
+    if not missing.any() and _single_value(present):
+        return ColumnInfo(name=name, kind=CONSTANT, role=DROPPED, dtype=dtype, missing=0, distinct=1,
+                          note=f"dropped: the same value ({_shown(present.iloc[0])}) in every row; "
+                               f"a model cannot learn from it"), None
 
     def info(kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None,
              from_text: str = "") -> ColumnInfo:
@@ -94,6 +102,19 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_complex_dtype(series):
         return _numeric(info, series, missing)
     return _text(name, info, series, missing, present)
+
+
+def _single_value(present: pd.Series) -> bool:
+    """True when every value is the same (unhashable values count as distinct)."""
+    try:
+        return present.nunique() == 1
+    except TypeError:
+        return False
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _missing_mask(series: pd.Series) -> pd.Series:

@@ -89,8 +89,8 @@ def _port(port: object) -> int:
 
 def deploy(release: str, platform: str = "local", *, port: int | None = None, host: str = "127.0.0.1",
            project: Any = None, rollback: bool | None = None, batching: Any = None, workers: int = 1,
-           max_body_mb: float | None = None, access_log: bool = False, wait_s: float = 120.0,
-           **options: Any) -> Deployment:
+           max_body_mb: float | None = None, access_log: bool = False, unknown_columns: str = "reject",
+           wait_s: float = 120.0, **options: Any) -> Deployment:
     """Deploys a release: packages it as a BentoML model and bento, records it, and (locally, with ``port``) runs it.
 
     Args:
@@ -108,6 +108,9 @@ def deploy(release: str, platform: str = "local", *, port: int | None = None, ho
         workers: Service worker processes.
         max_body_mb: The largest request body accepted (default 4 MiB); larger ones get 413.
         access_log: BentoML's per-request access log.
+        unknown_columns: ``reject`` (422, the default) or ``ignore``: what the service does with request columns
+            the model does not know. The source table's columns the build dropped (ids, timestamps, the label)
+            are always accepted and ignored. ``KEPLER_UNKNOWN_COLUMNS`` overrides it where the service runs.
         wait_s: Local with ``port``: how long to wait for ``/readyz``.
         **options: cloud-run: passed to :func:`kepler.deploy.cloudrun.deploy_cloud_run` (``image_tag``,
             ``base_image``, ``output_dir``, ``region``, ``build``, ``apply``...).
@@ -134,7 +137,7 @@ def deploy(release: str, platform: str = "local", *, port: int | None = None, ho
     project = project or current()
     resolved = resolve_release(release, project=project)
     package = package_release(resolved, project=project, platform=chosen, batching=batching, workers=workers,
-                              max_body_mb=max_body_mb, access_log=access_log)
+                              max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns)
     if chosen == "cloud-run":
         return _deploy_cloud_run(resolved, package, project=project, rollback=rollback, options=options)
     url = pid = log = None
@@ -298,16 +301,18 @@ def _terminate(pid: int, timeout_s: float) -> None:
 
 
 def serve(release: str, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", project: Any = None,
-          batching: Any = None, workers: int = 1, max_body_mb: float | None = None, access_log: bool = True) -> int:
+          batching: Any = None, workers: int = 1, max_body_mb: float | None = None, access_log: bool = True,
+          unknown_columns: str = "reject") -> int:
     """Runs a release's service in the foreground (development): packages it, then ``bentoml serve``.
 
-    Records nothing in the release's history. Returns the server's exit code (Ctrl-C stops it).
+    Takes :func:`deploy`'s service settings. Records nothing in the release's history. Returns the server's
+    exit code (Ctrl-C stops it).
     """
     from kepler.deploy.package import package_release
 
     _port(port)
     package = package_release(release, project=project, batching=batching, workers=workers,
-                              max_body_mb=max_body_mb, access_log=access_log)
+                              max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns)
     print(f"serving release {package.release} {package.version} (bento {package.bento_tag}) on "
           f"http://{host}:{port}  (Ctrl-C stops it)", file=sys.stderr, flush=True)
     process = subprocess.Popen(package.serve_command(port, host), env=package.env())

@@ -288,7 +288,8 @@ def _init_file(version: str) -> str:
 
 def package_release(release: str | ResolvedRelease, *, project: Any = None, platform: str = "local",
                     batching: Any = None, workers: int = 1, max_body_mb: float | None = None,
-                    access_log: bool = False, python_packages: list[str] | None = None,
+                    access_log: bool = False, unknown_columns: str = "reject",
+                    python_packages: list[str] | None = None,
                     docker: dict[str, Any] | None = None, timeout_s: float = 300) -> Package:
     """Packages a release in the project's BentoML store (reusing an identical model or bento).
 
@@ -300,6 +301,8 @@ def package_release(release: str | ResolvedRelease, *, project: Any = None, plat
         workers: Service worker processes.
         max_body_mb: The largest request body accepted (default 4 MiB); larger ones get 413.
         access_log: BentoML's per-request access log.
+        unknown_columns: ``reject`` (422, the default) or ``ignore``: what the service does with request columns
+            the model does not know (the source table's columns the build dropped are always ignored).
         python_packages: The bento's requirements (default: the installed numpy and onnxruntime, pinned; BentoML adds itself).
         docker: BentoML docker options for containers (``distro``, ``python_version``, ``base_image``...).
         timeout_s: Limit for the BentoML step.
@@ -315,6 +318,9 @@ def package_release(release: str | ResolvedRelease, *, project: Any = None, plat
     resolved = release if isinstance(release, ResolvedRelease) else resolve_release(release, project=project)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise KeplerError(f"workers must be a whole number >= 1, got {workers!r}")
+    from kepler.runtimes.inputs import unknown_columns_mode
+
+    unknown = unknown_columns_mode(unknown_columns)
     max_body = DEFAULT_MAX_BODY_MB if max_body_mb is None else float(max_body_mb)
     if not max_body > 0:
         raise KeplerError(f"max_body_mb must be positive, got {max_body_mb!r}")
@@ -325,7 +331,7 @@ def package_release(release: str | ResolvedRelease, *, project: Any = None, plat
     code = _digest({path: hashlib.sha256(file.read_bytes()).hexdigest() for path, file in sources.items()})
     packages = list(python_packages) if python_packages is not None else [_installed(p) for p in SERVING_PACKAGES]
     settings = {"model_tag": model_tag, "release": resolved.name, "platform": platform, "workers": workers,
-                "max_body_bytes": int(max_body * 2**20), "access_log": bool(access_log),
+                "max_body_bytes": int(max_body * 2**20), "access_log": bool(access_log), "unknown_columns": unknown,
                 **batching_settings(resolved.manifest, batching)}
     bento_version = _digest({"settings": settings, "code": code, "packages": packages, "docker": docker,
                              "kepler": __version__, "bentoml": _installed("bentoml")})

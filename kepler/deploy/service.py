@@ -6,19 +6,28 @@ serving image carries no scikit-learn, XGBoost, LightGBM, MLflow, pandas or pick
 
 Which release it serves comes from the bento's arguments (``bentoml.build(args=...)``, set by
 ``kp.deploy``) or, when serving this module directly, from ``KEPLER_MODEL_TAG`` and ``KEPLER_RELEASE``.
-Tuning settings (``workers``, ``batching``, ``max_body_bytes``, ...) read ``KEPLER_<NAME>`` first,
-then the bento's arguments, then the defaults below, so an operator can change them without a rebuild.
+Tuning settings (``workers``, ``batching``, ``max_body_bytes``, ``unknown_columns``...) read ``KEPLER_<NAME>``
+first, then the bento's arguments, then the defaults below, so an operator can change them without a rebuild.
 
 Endpoints:
 
 - ``POST /predict`` and ``POST /predict_proba``: a JSON list of records (``[{"col": value, ...}, ...]``)
-  or an object of columns (``{"col": [values...], ...}``); they answer a JSON list, one entry per row.
+  or an object of columns (``{"col": [values...], ...}``), or one of MLflow's scoring payloads
+  (``{"dataframe_records": [...]}``, ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``,
+  ``{"inputs": records or columns}``, ``{"instances": [...]}``); they answer a JSON list, one entry per row.
+- ``POST /invocations``: MLflow's scoring route, so an MLflow client works unchanged: ``/predict``'s
+  answer as ``{"predictions": [...]}``.
 - ``GET /metadata``: the release, its version, its lineage (data md5, MLflow run, git commit, artifact
   sha256...), the model's inputs and outputs and the artifact's benchmark figures.
 - BentoML's ``/livez`` and ``/readyz``.
 
 Every answer, errors included, carries ``X-Kepler-Release: <release name>``; that name is the release's
 node in the project's lineage graph (``kp.versioning.get_complete_lineage(name)``).
+
+Rows are taken as clients send them: the source table's columns the build dropped (ids, timestamps, empty
+columns, the label) are ignored, numbers sent as JSON strings are read as pandas reads a CSV, and any other
+column the model does not know gets 422, or is ignored with ``unknown_columns=ignore``
+(``KEPLER_UNKNOWN_COLUMNS``, ``kepler serve --unknown-columns ignore``).
 
 Bad input never gets a 5xx: a body that is not JSON gets 400, a body over ``max_body_bytes`` 413,
 and a payload that does not match the manifest's input schema (a missing or unexpected column, a
@@ -42,9 +51,14 @@ from bentoml.models import BentoModel
 from kepler.deploy.bentoml_tuning import build_io_schemas_once, install_cancelling_timeout
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes import load as load_predictor
+from kepler.runtimes.inputs import REJECT, UNKNOWN_COLUMNS
 
 RELEASE_HEADER = "X-Kepler-Release"
-PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba"}
+INVOCATIONS_ROUTE = "/invocations"  # MLflow's scoring route: /predict, answered as {"predictions": [...]}
+PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba", INVOCATIONS_ROUTE: "predict"}
+# MLflow's scoring payloads (mlflow.pyfunc.scoring_server), each holding the table under one key.
+MLFLOW_FORMS = ("dataframe_records", "dataframe_split", "inputs", "instances")
+MLFLOW_PARAMS = "params"
 METADATA_ROUTE = "/metadata"
 INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as", "missing_words")  # of each input in /metadata
 MIB = 1 << 20
@@ -60,10 +74,16 @@ TUNING = {
     "max_body_bytes": (int, 4 * MIB),
     "access_log": (bool, False),
     "timeout_s": (int, 60),
+    "unknown_columns": (UNKNOWN_COLUMNS, REJECT),  # reject (422) or ignore columns the model does not know
 }
 
 
-def _convert(name: str, kind: type, value: t.Any) -> t.Any:
+def _convert(name: str, kind: t.Any, value: t.Any) -> t.Any:
+    if isinstance(kind, tuple):  # one of these words
+        text = str(value).strip().lower()
+        if text not in kind:
+            raise KeplerError(f"setting {name} must be {' or '.join(kind)}, got {value!r}")
+        return text
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -123,6 +143,7 @@ class _Loaded:
         self.predictor: t.Any = None
         self.metadata: dict[str, t.Any] | None = None
         self.classifier = False
+        self.known: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def set(self, predictor: t.Any, metadata: dict[str, t.Any]) -> None:
@@ -130,6 +151,7 @@ class _Loaded:
             self.predictor = predictor
             self.metadata = metadata
             self.classifier = predictor.manifest["output_schema"].get("probabilities") is not None
+            self.known = known_columns(predictor)
 
 
 LOADED = _Loaded()
@@ -169,12 +191,14 @@ def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[
             "batching": ({"max_batch_size": config["max_batch_size"], "max_latency_ms": config["max_latency_ms"]}
                          if config["batching"] else False),
             "max_body_bytes": config["max_body_bytes"],
+            "unknown_columns": config.get("unknown_columns", REJECT),
         },
         "model": {
             "task": outputs.get("task"),
             "classes": outputs.get("classes"),
             "estimator": (manifest.get("source") or {}).get("estimator"),
             "inputs": [{k: c.get(k) for k in INPUT_FIELDS if k in c} for c in inputs.get("columns", [])],
+            "ignored_columns": list(inputs.get("ignored_columns") or []),
             "target": (manifest.get("target") or {}).get("name"),
             "sha256": manifest.get("sha256"),
             "size_bytes": manifest.get("size_bytes"),
@@ -195,11 +219,70 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
     return status, json.dumps({"error": message, "status": status}).encode()
 
 
+def known_columns(predictor: t.Any) -> frozenset[str]:
+    """The column names a request may carry for ``predictor``: those it reads and those it ignores."""
+    return frozenset(str(n) for n in predictor.feature_names_in_) | frozenset(predictor.ignored_columns)
+
+
+def read_payload(payload: t.Any, known: t.Collection[str] = ()) -> list[t.Any] | dict[str, t.Any]:
+    """The table a parsed JSON body holds: a list of records or an object of columns, as sent or unwrapped from
+    one of MLflow's scoring payloads. The one reader of bodies, for the gate and the endpoints alike.
+
+    An object is an MLflow payload when its keys are one of :data:`MLFLOW_FORMS` (and optionally ``params``)
+    and none of them is a column in ``known``: a model with a column called ``inputs`` still takes columns.
+
+    Raises:
+        InputSchemaError: the body is neither records, columns nor an MLflow payload holding one of them.
+    """
+    if isinstance(payload, dict) and payload and set(payload) <= {*MLFLOW_FORMS, MLFLOW_PARAMS} \
+            and not set(payload) & set(known) and set(payload) != {MLFLOW_PARAMS}:
+        payload = _unwrap_mlflow(payload)
+    if isinstance(payload, list):
+        if any(not isinstance(row, dict) for row in payload):
+            raise InputSchemaError("a list body must hold records (JSON objects of column: value); "
+                                   "send columns as an object of lists instead")
+        return payload
+    if isinstance(payload, dict):
+        if any(not isinstance(v, list) for v in payload.values()):
+            raise InputSchemaError("an object body must map each column to a list of values")
+        return payload
+    raise InputSchemaError(f"expected a list of records or an object of columns, got a JSON {type(payload).__name__}")
+
+
+def _unwrap_mlflow(payload: dict[str, t.Any]) -> t.Any:
+    forms = [key for key in MLFLOW_FORMS if key in payload]
+    if len(forms) != 1:
+        raise InputSchemaError(f"an MLflow payload holds one of {', '.join(MLFLOW_FORMS)}, got {', '.join(forms)}; "
+                               f"send one")
+    if payload.get(MLFLOW_PARAMS) not in (None, {}):
+        raise InputSchemaError("this model takes no params; leave \"params\" out")
+    form = forms[0]
+    table = payload[form]
+    if form != "dataframe_split":
+        if not isinstance(table, (list, dict)):
+            raise InputSchemaError(f"{form} must hold a list of records or an object of columns, "
+                                   f"got a JSON {type(table).__name__}")
+        return table
+    if not isinstance(table, dict) or set(table) - {"columns", "data", "index"}:
+        raise InputSchemaError("dataframe_split must be an object of columns, data and optionally index "
+                               "(pandas' split orient)")
+    columns, data = table.get("columns"), table.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputSchemaError("dataframe_split needs columns: a list of the column names")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise InputSchemaError(f"dataframe_split names a column twice ({', '.join(twice)}); send each column once")
+    if not isinstance(data, list) or any(not isinstance(row, list) or len(row) != len(columns) for row in data):
+        raise InputSchemaError(f"dataframe_split needs data: a list of rows, each a list of {len(columns)} values "
+                               f"in the order of columns")
+    return {column: [row[i] for row in data] for i, column in enumerate(columns)}
+
+
 def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
     """None when ``body`` is a valid request for ``route``, else ``(status, JSON error body)``.
 
-    Runs the release's own input check (:meth:`kepler.runtimes.Predictor.feed`), so what passes here is
-    exactly what the model accepts.
+    Reads the body with :func:`read_payload` and runs the release's own input check
+    (:meth:`kepler.runtimes.Predictor.feed`), so what passes here is exactly what the model accepts.
     """
     try:
         payload = json.loads(body, parse_constant=_reject_constant)
@@ -208,18 +291,15 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return _error(400, f"the body is not valid JSON ({exc}); send a list of records "
                            f"[{{\"column\": value, ...}}] or an object of columns {{\"column\": [values]}}")
-    if not isinstance(payload, (list, dict)):
-        return _error(422, f"expected a list of records or an object of columns, got a JSON {type(payload).__name__}")
-    if isinstance(payload, list) and any(not isinstance(row, dict) for row in payload):
-        return _error(422, "a list body must hold records (JSON objects of column: value); "
-                           "send columns as an object of lists instead")
-    if isinstance(payload, dict) and any(not isinstance(v, list) for v in payload.values()):
-        return _error(422, "an object body must map each column to a list of values")
+    try:
+        table = read_payload(payload, LOADED.known)
+    except InputSchemaError as exc:
+        return _error(422, str(exc))
     if route == "predict_proba" and not LOADED.classifier:
         task = LOADED.predictor.manifest["output_schema"].get("task")
         return _error(400, f"predict_proba needs a classifier and this release serves a {task}; use /predict")
     try:
-        LOADED.predictor.feed(payload)
+        LOADED.predictor.feed(table)
     except InputSchemaError as exc:
         return _error(422, str(exc))
     except (TypeError, ValueError, OverflowError) as exc:  # e.g. a number numpy cannot hold
@@ -287,6 +367,9 @@ class ReleaseGate:
         if problem is not None:
             await self._reply(send, *problem)
             return
+        if path == INVOCATIONS_ROUTE:
+            scope = {**scope, "path": "/predict", "raw_path": b"/predict"}
+            send = self._as_predictions(send)
         if self.batching:
             body = b"[" + body + b"]"
             send = self._unwrapped(send)
@@ -312,6 +395,30 @@ class ReleaseGate:
             await send(message)
 
         return stamped
+
+    @staticmethod
+    def _as_predictions(send: t.Any) -> t.Any:
+        """Wraps a successful answer as MLflow's ``{"predictions": ...}``."""
+        start: dict[str, t.Any] | None = None
+        chunks: list[bytes] = []
+
+        async def wrapped(message: dict[str, t.Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message.get("status") == 200:
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b'{"predictions": ' + b"".join(chunks).strip() + b"}"
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return wrapped
 
     @staticmethod
     def _unwrapped(send: t.Any) -> t.Any:
@@ -419,7 +526,9 @@ class KeplerService:
         if expected and expected != SETTINGS["release"]:
             raise KeplerError(f"model {stored.tag} belongs to release {expected!r}, not {SETTINGS['release']!r}; "
                               f"deploy the release again with `kepler deploy {SETTINGS['release']}`")
-        self.predictor = load_predictor(stored.path)  # verifies the ONNX file's sha256 against its manifest
+        # Verifies the ONNX file's sha256 against its manifest.
+        self.predictor = load_predictor(stored.path, unknown_columns=SETTINGS["unknown_columns"])
+        self.known = known_columns(self.predictor)
         manifest = self.predictor.manifest
         recorded = labels.get("kepler.artifact-sha256")
         if recorded and recorded != manifest["sha256"]:
@@ -452,7 +561,7 @@ class KeplerService:
         def predict(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
             """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
             try:
-                return self.predictor.predict(payload).tolist()
+                return self.predictor.predict(read_payload(payload, self.known)).tolist()
             except InputSchemaError as exc:
                 raise _schema_error(exc) from None
 
@@ -460,14 +569,14 @@ class KeplerService:
         def predict_proba(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
             """Class probabilities, one list per row. Classifiers only."""
             try:
-                return self.predictor.predict_proba(payload).tolist()
+                return self.predictor.predict_proba(read_payload(payload, self.known)).tolist()
             except InputSchemaError as exc:
                 raise _schema_error(exc) from None
 
     def _batched(self, payloads: list, *, proba: bool) -> list:  # type: ignore[type-arg]
         """One onnxruntime run for the payloads of several requests, split back per request."""
         try:
-            feeds = [self.predictor.feed(p) for p in payloads]
+            feeds = [self.predictor.feed(read_payload(p, self.known)) for p in payloads]
         except InputSchemaError as exc:
             raise _schema_error(exc) from None
         counts = [len(next(iter(f.values()))) for f in feeds]

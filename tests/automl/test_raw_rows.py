@@ -36,7 +36,7 @@ def test_search_artifact_reads_raw_rows_like_typed_ones(raw_table, tmp_path) -> 
     dataset = kp.data.load(raw_table, label="failure")
     assert dataset.input_typing() == {"machine_type": {"missing_as": "missing"},
                                       "coolant_on": {"from_text": "booleans"},
-                                      "shift_hours": {"from_text": "numbers"}}
+                                      "shift_hours": {"from_text": "numbers"}, "failure": {"ignored": True}}
     result = kp.automl.automl_pipeline(dataset, "failure", optimization_time=BUDGET, output=tmp_path / "artifact")
     columns = {c["name"]: c for c in result.artifact.manifest["input_schema"]["columns"]}
     assert columns["coolant_on"]["from_text"] == "booleans" and columns["machine_type"]["missing_as"] == "missing"

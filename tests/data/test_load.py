@@ -324,15 +324,48 @@ def test_no_feature_left():
 
 # --- bad columns -----------------------------------------------------------------------------------
 
-def test_all_empty_column_is_named():
-    message = error_of(table(dead_sensor=[np.nan] * ROWS), label="y")
-    assert "'dead_sensor'" in message and "drop=['dead_sensor']" in message and "fill" in message
+def test_all_empty_column_is_dropped_with_a_note():
+    frame = table(dead_sensor=[np.nan] * ROWS, comment=[None] * ROWS)
+    dataset = load(frame, label="y")
+    for name in ("dead_sensor", "comment"):
+        column = info(dataset, name)
+        assert (column.kind, column.role, column.missing, column.distinct) == ("empty", "dropped", ROWS, 0)
+        assert name not in dataset.frame.columns
+        assert any(note.startswith(f"column {name!r}: dropped: no values") for note in dataset.notes)
+    summary = json.loads(json.dumps(dataset.summary()))
+    assert summary["dropped_columns"] == ["dead_sensor", "comment"] and summary["features"] == ["temp"]
 
 
 def test_all_blank_text_column_is_empty(tmp_path):
     path = tmp_path / "blank.csv"
-    path.write_text("a,b,y\n1,,0\n2,,1\n3,,0\n")
-    assert "'b'" in error_of(path, label="y")
+    path.write_text("a,b,c,y\n1,,  ,0\n2,,\t,1\n3,,,0\n")
+    dataset = load(path, label="y")
+    assert info(dataset, "b").kind == info(dataset, "c").kind == "empty" and dataset.features == ["a"]
+
+
+@pytest.mark.parametrize("values", [
+    [7] * ROWS, [2.5] * ROWS, ["plant-3"] * ROWS, [True] * ROWS, ["yes"] * ROWS,
+    pd.Categorical(["a"] * ROWS), ["2026-01-01"] * ROWS,
+])
+def test_constant_columns_are_dropped_with_a_note(values):
+    dataset = load(table(site=values), label="y")
+    column = info(dataset, "site")
+    assert (column.kind, column.role, column.missing, column.distinct) == ("constant", "dropped", 0, 1)
+    assert "site" not in dataset.frame.columns and dataset.features == ["temp"]
+    assert any(note.startswith("column 'site': dropped: the same value") for note in dataset.notes)
+
+
+def test_one_value_with_gaps_is_kept_for_its_missing_indicator():
+    """Whether a row has the value is information (an alarm code present on some rows): the column stays."""
+    dataset = load(table(alarm=["E42", None] * (ROWS // 2), level=[3.0, np.nan] * (ROWS // 2)), label="y")
+    assert info(dataset, "alarm").kind == "categorical"
+    assert dataset.frame["alarm"].tolist()[:2] == ["E42", "missing"]
+    assert info(dataset, "level").kind == "numeric" and dataset.frame["level"].isna().sum() == ROWS // 2
+
+
+def test_nothing_but_uninformative_columns_is_an_error():
+    message = error_of(pd.DataFrame({"empty": [None] * 4, "same": [1] * 4, "y": [0, 1, 0, 1]}), label="y")
+    assert "no feature columns" in message and "empty, same" in message
 
 
 def test_text_in_a_numeric_column_names_column_value_and_row(tmp_path):
@@ -462,7 +495,17 @@ def test_input_typing_says_how_a_compiled_model_reads_raw_values():
     assert info(dataset, "door").from_text == "booleans" and info(dataset, "count").from_text == "numbers"
     assert info(dataset, "flag").from_text == "" and info(dataset, "temp").from_text == ""
     assert dataset.input_typing() == {"door": {"from_text": "booleans"}, "count": {"from_text": "numbers"},
-                                      "line": {"missing_as": "missing"}}
+                                      "line": {"missing_as": "missing"}, "y": {"ignored": True}}
+
+
+def test_input_typing_marks_the_columns_the_model_does_not_read_ignored():
+    """A row sent as it stands in the source table carries them: the runtime accepts and ignores them."""
+    frame = table(serial=[f"SN-{i:05d}" for i in range(ROWS)], when=[f"2026-02-{i % 28 + 1:02d}" for i in range(ROWS)],
+                  empty=[None] * ROWS, same=["x"] * ROWS, noise=[1.0, 2.0] * (ROWS // 2))
+    typing = load(frame, label="y", drop=["noise"]).input_typing()
+    assert {name for name, rule in typing.items() if rule == {"ignored": True}} == \
+        {"serial", "when", "empty", "same", "noise", "y"}
+    assert "temp" not in typing
 
 
 def test_a_csv_readers_missing_words_travel_with_the_typing(tmp_path):

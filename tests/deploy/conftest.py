@@ -31,12 +31,15 @@ class DeployProject:
         releases: Release name -> unified version name, oldest version first.
         artifacts: Release name -> its artifact folder.
         rows: Unseen rows (feature columns only, missing values as None) for predictions.
+        source_rows: The same rows as they stand in the source table: with the columns the build dropped
+            (``timestamp``, ``machine_id``) and the label (``failure``).
     """
 
     root: Path
     releases: dict[str, str]
     artifacts: dict[str, Path]
     rows: list[dict[str, Any]]
+    source_rows: list[dict[str, Any]]
 
     @property
     def bentoml_home(self) -> Path:
@@ -87,8 +90,9 @@ def deploy_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployP
             releases[name], artifacts[name] = unified, (root / built.path / "artifact").resolve()
         manifest = json.loads((artifacts["pm-1.1"] / "manifest.json").read_text(encoding="utf-8"))
         columns = [c["name"] for c in manifest["input_schema"]["columns"]]
-        unseen = table.iloc[1500:1564][columns]
-        yield DeployProject(root=root, releases=releases, artifacts=artifacts, rows=_records(unseen))
+        unseen = table.iloc[1500:1564]
+        yield DeployProject(root=root, releases=releases, artifacts=artifacts, rows=_records(unseen[columns]),
+                            source_rows=_records(unseen))
         _stop_all(root / ".kepler" / "bentoml")
 
 

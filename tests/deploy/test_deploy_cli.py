@@ -34,6 +34,8 @@ def test_deploy_command_records_and_reports(in_project, kepler_cli) -> None:
     assert platform.returncode == 1 and "unknown platform" in platform.stderr
     nothing = _kepler(kepler_cli, "deploy", "--stop", "--port", "1", cwd=project.root)
     assert nothing.returncode == 0 and "no Kepler server on port 1" in nothing.stdout
+    option = _kepler(kepler_cli, "deploy", "pm-1.1", "--unknown-columns", "sometimes", cwd=project.root)
+    assert option.returncode == 1 and "unknown_columns must be reject or ignore" in option.stderr
 
 
 def test_serve_command_runs_in_the_foreground(in_project, kepler_cli, start_server, free_port) -> None:
@@ -41,8 +43,13 @@ def test_serve_command_runs_in_the_foreground(in_project, kepler_cli, start_serv
     before = len(kp.versioning.get_release("pm-1.1").history)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("KEPLER_DEBUG", "MLFLOW_TRACKING_URI", "BENTOML_HOME")}
-    server = start_server([str(kepler_cli), "serve", "pm-1.1", "--port", str(port)], env, project.root, port)
+    server = start_server([str(kepler_cli), "serve", "pm-1.1", "--port", str(port), "--unknown-columns", "ignore"],
+                          env, project.root, port)
     answer = httpx.post(f"{server.url}/predict", json=project.rows[:2], timeout=30)
     assert answer.status_code == 200 and answer.headers["x-kepler-release"] == "pm-1.1"
-    assert httpx.get(f"{server.url}/metadata", timeout=30).json()["lineage"]["release"] == "pm-1.1"
+    unknown = httpx.post(f"{server.url}/predict", json=[{**row, "operator": "kim"} for row in project.source_rows[:2]],
+                         timeout=30)
+    assert unknown.status_code == 200 and unknown.json() == answer.json()
+    meta = httpx.get(f"{server.url}/metadata", timeout=30).json()
+    assert meta["lineage"]["release"] == "pm-1.1" and meta["service"]["unknown_columns"] == "ignore"
     assert len(kp.versioning.get_release("pm-1.1").history) == before  # serving for development records nothing

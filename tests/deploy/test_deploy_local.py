@@ -43,6 +43,12 @@ def _check_bad_payloads(url: str, rows: list[dict], release: str) -> None:
         "empty list": (b"[]", 422, "empty batch"),
         "10 MB body": (b"[" + b" " * (10 * 1024 * 1024) + b"]", 413, "larger than"),
         "not JSON": (b"temperature=70&pressure=1", 400, "not valid JSON"),
+        "a bare number": (b"5", 422, "expected a list of records or an object of columns"),
+        "split rows of the wrong width": (json.dumps({"dataframe_split": {"columns": list(good), "data": [[1.0]]}})
+                                          .encode(), 422, "each a list of"),
+        "MLflow inputs of a number": (b'{"inputs": 5}', 422, "inputs must hold a list of records"),
+        "two MLflow forms": (json.dumps({"inputs": [good], "instances": [good]}).encode(), 422, "send one"),
+        "MLflow params": (json.dumps({"dataframe_records": [good], "params": {"k": 1}}).encode(), 422, "no params"),
     }
     with httpx.Client(base_url=url, timeout=30) as client:
         for what, (body, status, words) in cases.items():
@@ -51,6 +57,49 @@ def _check_bad_payloads(url: str, rows: list[dict], release: str) -> None:
                 assert answer.status_code == status, (what, route, answer.status_code, answer.text[:300])
                 assert words in answer.json()["error"], (what, answer.text[:300])
                 assert answer.headers[HEADER] == release, what
+
+
+def _as_text(row: dict) -> dict:
+    """A row as csv.DictReader and many JSON clients send it: every number a string, a gap blank."""
+    return {k: "" if v is None else v if isinstance(v, str) else repr(v) for k, v in row.items()}
+
+
+def _check_client_forms(url: str, project, local, *, ignores_unknown: bool) -> None:
+    """Rows as clients send them: as they stand in the source table, numbers as text, MLflow's payloads."""
+    rows, source = project.rows[:8], project.source_rows[:8]
+    assert {"timestamp", "machine_id", "failure"} <= set(source[0]) - set(rows[0])
+    labels, proba = local.predict(rows).tolist(), local.predict_proba(rows)
+    columns = _columns(source)
+    split = {"columns": list(columns), "data": [list(r.values()) for r in source], "index": list(range(len(source)))}
+    same_answer = {
+        "source rows": source,
+        "source columns": columns,
+        "numbers as text": [_as_text(r) for r in source],
+        "dataframe_records": {"dataframe_records": source},
+        "dataframe_split": {"dataframe_split": split},
+        "inputs as records": {"inputs": rows},
+        "inputs as columns": {"inputs": _columns(rows)},
+        "instances": {"instances": source, "params": {}},
+    }
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for what, payload in same_answer.items():
+            answer = client.post("/predict_proba", json=payload)
+            assert answer.status_code == 200, (what, answer.text[:300])
+            _assert_exact(answer.json(), proba)
+            assert client.post("/predict", json=payload).json() == labels, what
+        mlflow = client.post("/invocations", json={"dataframe_split": split})
+        assert mlflow.status_code == 200 and mlflow.json() == {"predictions": labels}, mlflow.text[:300]
+
+        unknown = [{**row, "operator": "kim"} for row in source]
+        answer = client.post("/predict_proba", json=unknown)
+        if ignores_unknown:
+            assert answer.status_code == 200, answer.text[:300]
+            _assert_exact(answer.json(), proba)
+        else:
+            assert answer.status_code == 422 and answer.json()["error"].startswith("unexpected columns: operator;")
+            invocation = client.post("/invocations", json={"dataframe_records": unknown})
+            assert invocation.status_code == 422 and "operator" in invocation.json()["error"]
+        assert client.get("/metadata").json()["service"]["unknown_columns"] == ("ignore" if ignores_unknown else "reject")
 
 
 def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> None:
@@ -100,7 +149,10 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
         assert all(b["p99_ms"] > 0 for b in meta["benchmark"]["batches"])
         assert meta["model"]["task"] == "classifier" and meta["model"]["classes"] == [0, 1]
 
-        # Bad payloads get a 4xx with a clear message, never a 5xx.
+        assert set(meta["model"]["ignored_columns"]) == {"timestamp", "machine_id", "failure"}
+
+        # Rows as clients send them, and bad payloads: a 4xx with a clear message, never a 5xx.
+        _check_client_forms(deployed.url, project, local, ignores_unknown=False)
         _check_bad_payloads(deployed.url, rows, "pm-1.1")
 
         # The header leads back through the lineage graph to the data version.
@@ -134,12 +186,13 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
 
 
 def test_batching_is_an_option_from_the_profile(in_project, start_server, free_port) -> None:
-    """With batching on, `bentoml serve` of the bento batches whole requests; answers and errors are unchanged."""
+    """With batching on, `bentoml serve` of the bento batches whole requests; answers and errors are unchanged.
+    The same server ignores unknown columns (the option baked into its bento)."""
     from kepler.deploy import package_release
 
     project = in_project
-    package = package_release("pm-1.1", batching=True)
-    assert package.settings["batching"] is True
+    package = package_release("pm-1.1", batching=True, unknown_columns="ignore")
+    assert package.settings["batching"] is True and package.settings["unknown_columns"] == "ignore"
     assert package.settings["max_latency_ms"] == 50  # the edge profile's p99 budget at batch 1
     assert package.settings["max_batch_size"] == 100  # its largest benchmarked batch up to 1000
     port = free_port()
@@ -153,6 +206,7 @@ def test_batching_is_an_option_from_the_profile(in_project, start_server, free_p
         assert client.post("/predict", json=_columns(rows[:3])).json() == local.predict(rows[:3]).tolist()
         meta = client.get("/metadata").json()
     assert meta["service"]["batching"] == {"max_batch_size": 100, "max_latency_ms": 50}
+    _check_client_forms(server.url, project, local, ignores_unknown=True)
     _check_bad_payloads(server.url, rows, "pm-1.1")
 
 
@@ -187,3 +241,5 @@ def test_packaging_is_reused_and_tampering_is_refused(in_project) -> None:
         kp.deploy("no-such-release")
     with pytest.raises(KeplerError, match="unknown platform"):
         kp.deploy("pm-1.0", platform="mainframe")
+    with pytest.raises(KeplerError, match="unknown_columns must be reject or ignore, got 'drop'"):
+        kp.deploy("pm-1.0", unknown_columns="drop")

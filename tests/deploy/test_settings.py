@@ -56,4 +56,65 @@ def test_service_settings_environment_over_bento_arguments(monkeypatch: pytest.M
         service.settings({}, {})
     with pytest.raises(KeplerError, match="whole number"):
         service.settings(arguments, {"KEPLER_MAX_BODY_BYTES": "lots"})
+    assert values["unknown_columns"] == "reject"  # the default
+    relaxed = {**arguments, "unknown_columns": "ignore"}
+    assert service.settings(relaxed, {})["unknown_columns"] == "ignore"
+    assert service.settings(arguments, {"KEPLER_UNKNOWN_COLUMNS": " IGNORE "})["unknown_columns"] == "ignore"
+    assert service.settings(relaxed, {"KEPLER_UNKNOWN_COLUMNS": "reject"})["unknown_columns"] == "reject"
+    with pytest.raises(KeplerError, match="setting unknown_columns must be reject or ignore, got 'drop'"):
+        service.settings(arguments, {"KEPLER_UNKNOWN_COLUMNS": "drop"})
+
+
+ROWS = [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}]
+COLUMNS = {"a": [1.0, 2.0], "b": ["x", "y"]}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("payload, table", [
+    (ROWS, ROWS),
+    (COLUMNS, COLUMNS),
+    ({"dataframe_records": ROWS}, ROWS),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]]}}, COLUMNS),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]], "index": [7, 8]}}, COLUMNS),
+    ({"inputs": ROWS}, ROWS),
+    ({"inputs": COLUMNS, "params": None}, COLUMNS),
+    ({"instances": ROWS, "params": {}}, ROWS),
+])
+def test_mlflow_payloads_hold_records_or_columns(payload, table, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
+    service = importlib.import_module("kepler.deploy.service")
+    assert service.read_payload(payload, {"a", "b"}) == table
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_column_named_like_an_mlflow_key_stays_a_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
+    service = importlib.import_module("kepler.deploy.service")
+    assert service.read_payload({"inputs": [1.0, 2.0]}, {"inputs"}) == {"inputs": [1.0, 2.0]}
+    assert service.read_payload({"instances": [1.0]}, {"instances", "failure"}) == {"instances": [1.0]}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("payload, words", [
+    ("text", "got a JSON str"),
+    ([1, 2], "a list body must hold records"),
+    ({"a": 1.0}, "map each column to a list"),
+    ({"dataframe_split": [[1.0]]}, "dataframe_split must be an object of columns, data"),
+    ({"dataframe_split": {"columns": ["a"], "data": [[1.0]], "dtypes": {}}}, "dataframe_split must be an object"),
+    ({"dataframe_split": {"data": [[1.0]]}}, "needs columns"),
+    ({"dataframe_split": {"columns": ["a", "a"], "data": [[1.0, 2.0]]}}, "names a column twice (a)"),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}, "each a list of 2 values"),
+    ({"dataframe_records": [[1.0, "x"]]}, "a list body must hold records"),
+    ({"inputs": "a=1"}, "inputs must hold a list of records or an object of columns, got a JSON str"),
+    ({"inputs": ROWS, "instances": ROWS}, "holds one of dataframe_records, dataframe_split, inputs, instances"),
+    ({"dataframe_records": ROWS, "params": {"threshold": 0.3}}, "takes no params"),
+])
+def test_bad_bodies_are_schema_errors(payload, words, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kepler.errors import InputSchemaError
+
+    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
+    service = importlib.import_module("kepler.deploy.service")
+    with pytest.raises(InputSchemaError) as caught:
+        service.read_payload(payload, {"a", "b"})
+    assert words in str(caught.value) and "\n" not in str(caught.value)
 

@@ -138,6 +138,8 @@ def test_numeric_forms_for_a_matrix_model(regressor):
         "dict": {n: rows[:, i] for i, n in enumerate(names)},
         "records": [dict(zip(names, r)) for r in rows.tolist()],
         "list": rows.tolist(),
+        "text": rows.astype(str),  # numbers sent as text read as pandas reads a CSV
+        "records_of_text": [{n: repr(v) for n, v in zip(names, r)} for r in rows.tolist()],
     }
     for name, data in forms.items():
         result = predictor.predict(data)
@@ -210,12 +212,51 @@ def test_bad_input_for_a_matrix_model(case, regressor):
         "one_dimensional": (rows[0], "got shape (4,)"),
         "wrong_width": (rows[:, :3], "expected 4 columns (f0, f1, f2, f3), got 3"),
         "empty": (rows[:0], "empty batch"),
-        "text": (rows.astype(str), f"column 'f0' must be numeric, got {str(rows[0, 0])!r}; send numbers"),
+        "text": (np.where(rows > -np.inf, "hot", ""), "column 'f0' must be numeric, got 'hot'; send numbers"),
     }[case]
     with pytest.raises(InputSchemaError) as caught:
         regressor["predictor"].predict(bad)
     assert expected in str(caught.value)
     assert "np." not in str(caught.value)  # numpy's repr of a scalar is not what the caller sent
+
+
+def test_numbers_sent_as_text_give_the_answers_of_numbers(strict, industrial):
+    frame = _head(industrial, 12)
+    frame.loc[frame.index[1], "temperature"] = np.nan
+    records = frame.to_dict("records")
+    as_text = [{k: v if isinstance(v, str) else "" if np.isnan(v) else repr(v) for k, v in r.items()}
+               for r in records]
+    assert any(r["temperature"] == "" for r in as_text) and isinstance(as_text[0]["rpm"], str)
+    predictor = strict["predictor"]
+    np.testing.assert_array_equal(predictor.predict_proba(as_text), predictor.predict_proba(frame))
+    text_frame = pd.DataFrame(as_text).assign(temperature=lambda f: f["temperature"].replace("", "NaN"))
+    np.testing.assert_array_equal(predictor.predict_proba(text_frame), predictor.predict_proba(frame))
+
+
+def test_source_rows_with_the_columns_the_build_dropped(industrial, tmp_path):
+    """An artifact compiled with a dataset's input typing ignores the columns the build dropped and the label."""
+    source = industrial.frame.assign(serial=[f"SN-{i:05d}" for i in range(len(industrial.frame))],
+                                     failure=industrial.failure)
+    dataset = kp.data.load(source, label="failure")
+    assert dataset.input_typing()["serial"] == dataset.input_typing()["failure"] == {"ignored": True}
+    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), NUMERIC),
+                                                     ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])])),
+                      ("model", LogisticRegression(max_iter=2000))]).fit(dataset.frame, dataset.label)
+    kp.compile(model, "edge", dataset.frame, output=tmp_path / "a", benchmark=False,
+               input_typing=dataset.input_typing())
+    predictor = kr.load(tmp_path / "a")
+    assert predictor.ignored_columns == ["serial", "failure"] and predictor.unknown_columns == "reject"
+    rows = source.head(8)
+    expected = predictor.predict_proba(dataset.frame.head(8))
+    for form in (rows, rows.to_dict("records"), {c: rows[c].tolist() for c in rows.columns}):
+        np.testing.assert_array_equal(predictor.predict_proba(form), expected)
+    with pytest.raises(InputSchemaError, match="unexpected columns: operator; the model reads"):
+        predictor.predict(rows.assign(operator="kim"))
+    relaxed = kr.load(tmp_path / "a", unknown_columns="ignore")
+    assert relaxed.unknown_columns == "ignore"
+    np.testing.assert_array_equal(relaxed.predict_proba(rows.assign(operator="kim")), expected)
+    with pytest.raises(KeplerError, match="unknown_columns must be reject or ignore"):
+        kr.load(tmp_path / "a", unknown_columns="sometimes")
 
 
 def test_predict_proba_on_a_regressor_raises(regressor):
