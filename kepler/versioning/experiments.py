@@ -17,6 +17,10 @@ Example (guide section 3)::
 
     with kp.versioning.track_experiment("automl-v2.0") as exp:   # FINISHED, or FAILED on an exception
         kp.versioning.log_metrics({"accuracy": 0.95})
+
+A ``kp.automl`` search run inside the block (or inside a caller's own ``mlflow.start_run()``) records
+itself as a child run of the active run, with its trials as child runs of that one
+(:func:`kepler.versioning.build_tracking.track_search`).
 """
 
 from __future__ import annotations
@@ -146,6 +150,27 @@ def _active(project: Any = None) -> tuple[Any, Any]:
                               "or use `with track_experiment(name):`")
     uri = project.tracking_uri if project is not None else _run_uris.get(run.info.run_id) or mlflow.get_tracking_uri()
     return run, MlflowClient(tracking_uri=uri)
+
+
+def active_run_store() -> tuple[Any, Any]:
+    """The active run and a client on the tracking store that holds it.
+
+    A run of :func:`track_experiment` is looked for on the store it started on; a caller's own
+    ``mlflow.start_run()`` on MLflow's current tracking URI.
+
+    Raises:
+        VersioningError: no run is active, or that store does not hold it (the tracking URI changed
+            after the run started).
+    """
+    from mlflow.exceptions import MlflowException
+
+    run, client = _active()
+    try:
+        client.get_run(run.info.run_id)
+    except MlflowException:
+        raise VersioningError(f"the active MLflow run {run.info.run_id} is not in the tracking store now set; "
+                              f"set the tracking URI back to the store the run was started in") from None
+    return run, client
 
 
 def log_parameters(params: Mapping[str, Any], *, project: Any = None) -> None:

@@ -23,6 +23,19 @@ Decisions:
 * Re-declaring ``name@version`` with the same steps (compared as declared, so ``{"type": "PCA"}`` and
   ``{"type": "PCA", "n_components": None}`` differ) does nothing; with other steps it is an error:
   declare a new version instead.
+* Mixed tables (a DataFrame with text, category or date columns): every step applies to the numeric
+  (and boolean) columns, and the other columns pass through unchanged, after the numeric ones, until an
+  encoder step (``OneHotEncoder``, ``OrdinalEncoder``) comes: the first one encodes the text and category
+  columns, whose codes then are numeric columns like the others for the steps after it. Dates always
+  pass through. A table without such columns goes through the steps as a plain scikit-learn Pipeline.
+  On a mixed table sparse outputs are asked for dense (``sparse_output=False``), as the record says.
+* The label: the column named by ``label=``, else by ``[build] label`` in kepler.toml, is kept out of the
+  steps and of the output (the output keeps the input's index, so ``out.join(data[label])`` puts it
+  back). On the first apply it gives the labels of a supervised step when no ``y=`` is passed.
+* With labels (``y=`` or the label column), a selector that names no ``score_func`` scores with
+  ``f_regression`` for a regression label (numbers that are not a few classes, as kepler.data reads a
+  label) and with ``f_classif``, scikit-learn's default, otherwise. The record keeps the label's name, and the steps as
+  fitted (``fit_steps``) beside the steps as declared.
 """
 
 from __future__ import annotations
@@ -67,6 +80,11 @@ TRANSFORMERS: dict[str, tuple[str, str]] = {
     "TruncatedSVD": ("sklearn.decomposition", "TruncatedSVD"),
 }
 SUPERVISED = frozenset({"SelectKBest", "SelectPercentile"})
+# Steps that turn text and category columns into numbers; on a mixed table they apply to those columns.
+ENCODERS = frozenset({"OneHotEncoder", "OrdinalEncoder"})
+NUMERIC_DTYPES = ("number", "bool")
+TEXT_DTYPES = ("object", "string", "category")
+WRAPPED = "columns"  # the name of the step inside each ColumnTransformer of a mixed-table pipeline
 # score_func of the selectors, by name (a step cannot carry a function).
 SCORE_FUNCTIONS = ("f_classif", "f_regression", "chi2", "mutual_info_classif", "mutual_info_regression")
 
@@ -81,7 +99,9 @@ class FeaturePipeline:
         steps: The declared steps, ``{"type": ..., **params}`` each.
         created_at: UTC time of declaration.
         fitted: None until the first apply; then ``{"file", "sha256", "fit_data_md5", "fit_labels_md5",
-            "fitted_at", "n_features_in", "feature_names_out", "sklearn_version"}``.
+            "fitted_at", "n_features_in", "feature_names_out", "sklearn_version", "labels", "label",
+            "fit_steps", "layout"}`` (``layout`` is ``"plain"``, or ``"mixed"`` with the ``numeric``,
+            ``encoded`` and ``passthrough`` columns).
     """
 
     pipeline_name: str
@@ -171,10 +191,106 @@ def variance_scores(X: Any, y: Any = None) -> Any:
     return np.nanvar(np.asarray(X, dtype=float), axis=0)
 
 
-def _build(steps: list[dict[str, Any]]) -> Any:
+def _build(steps: list[dict[str, Any]], *, mixed: bool = False, text: bool = False) -> Any:
+    """The scikit-learn Pipeline of ``steps``; on a mixed table each step sits in a ColumnTransformer.
+
+    Args:
+        steps: The steps to build.
+        mixed: The table has columns that are not numeric: each step then applies to the numeric ones
+            (an encoder to the text ones while there are some) and passes the others through.
+        text: The table has text or category columns for the first encoder to encode.
+    """
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([(f"step{i}_{step['type']}", _make(i, step)) for i, step in enumerate(steps)])
+    if not mixed:
+        return Pipeline([(f"step{i}_{step['type']}", _make(i, step)) for i, step in enumerate(steps)])
+    from sklearn.compose import ColumnTransformer, make_column_selector
+
+    built = []
+    for i, step in enumerate(steps):
+        encodes = step["type"] in ENCODERS and text
+        text = text and not encodes
+        columns = make_column_selector(dtype_include=list(TEXT_DTYPES if encodes else NUMERIC_DTYPES))
+        built.append((f"step{i}_{step['type']}",
+                      ColumnTransformer([(WRAPPED, _make(i, step), columns)], remainder="passthrough",
+                                        verbose_feature_names_out=False)))
+    return Pipeline(built).set_output(transform="pandas")
+
+
+def _unwrap(step: Any) -> Any:
+    """The declared transformer inside one step of a built pipeline (fitted when the step is)."""
+    from sklearn.compose import ColumnTransformer
+
+    if isinstance(step, ColumnTransformer):
+        fitted = getattr(step, "named_transformers_", None)
+        return fitted[WRAPPED] if fitted is not None else step.transformers[0][1]
+    return step
+
+
+def _dense(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps asked for dense outputs (a mixed table's columns travel as a DataFrame)."""
+    dense = []
+    for step in steps:
+        if step["type"] == "OneHotEncoder" and step.get("sparse_output", True):
+            step = {**step, "sparse_output": False}
+        elif step["type"] == "KBinsDiscretizer" and step.get("encode", "onehot") == "onehot":
+            step = {**step, "encode": "onehot-dense"}
+        dense.append(step)
+    return dense
+
+
+def _score_by_task(steps: list[dict[str, Any]], y: Any) -> list[dict[str, Any]]:
+    """Selectors without a declared ``score_func`` score a regression label with ``f_regression``."""
+    if not any(s["type"] in SUPERVISED and "score_func" not in s for s in steps) or not _is_regression(y):
+        return steps
+    return [{**s, "score_func": "f_regression"} if s["type"] in SUPERVISED and "score_func" not in s else s
+            for s in steps]
+
+
+def _is_regression(y: Any) -> bool:
+    """True for labels that kepler.data reads as a regression target (numbers, not a few classes)."""
+    import numpy as np
+    import pandas as pd
+
+    from kepler.data.dataset import REGRESSION
+    from kepler.data.label import prepare_label
+    from kepler.errors import DataError
+
+    values = np.asarray(y)
+    if values.ndim != 1:
+        return False
+    try:
+        return prepare_label("y", pd.Series(values).dropna())[1] == REGRESSION
+    except DataError:
+        return False
+
+
+def _layout(frame: Any) -> dict[str, Any] | None:
+    """The columns of a mixed table by kind, or None for a table whose columns are all numeric."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        return None
+    numeric = [str(c) for c in frame.select_dtypes(include=list(NUMERIC_DTYPES)).columns]
+    if len(numeric) == frame.shape[1]:
+        return None
+    text = [str(c) for c in frame.select_dtypes(include=list(TEXT_DTYPES)).columns]
+    return {"kind": "mixed", "numeric": numeric, "text": text,
+            "other": [str(c) for c in frame.columns if str(c) not in numeric and str(c) not in text]}
+
+
+def _project_label(project: Project) -> str | None:
+    label = (project.config.get("build") or {}).get("label")
+    return str(label) if label else None
+
+
+def _split_label(data: Any, label: str | None) -> tuple[Any, Any]:
+    """``data`` without the label column, and that column (None when ``data`` has none)."""
+    import pandas as pd
+
+    if label is None or not isinstance(data, pd.DataFrame) or label not in data.columns:
+        return data, None
+    return data.drop(columns=[label]), data[label]
 
 
 def _canonical(steps: list[dict[str, Any]]) -> str:
@@ -219,6 +335,10 @@ def _output(result: Any, data: Any, fitted: Any) -> Any:
     import numpy as np
     import pandas as pd
 
+    if isinstance(result, pd.DataFrame):  # a mixed table: text columns keep their values and dtypes
+        result = result.copy()
+        result.index = data.index
+        return result
     if hasattr(result, "toarray"):
         result = result.toarray()
     result = np.asarray(result)
@@ -299,14 +419,21 @@ def version_feature_pipeline(pipeline_name: str, steps: list[dict[str, Any]], ve
 
 
 def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: Any = None,
-                             project: Project | None = None) -> Any:
+                             label: str | None = None, project: Project | None = None) -> Any:
     """Transforms ``data`` with a versioned feature pipeline, fitting it on the first call.
 
+    Numeric steps apply to the numeric columns; text, category and date columns pass through unless an
+    encoder step encodes them (see the module's notes).
+
     Args:
-        data: A pandas DataFrame or a 2-D array.
+        data: A pandas DataFrame (numeric or mixed) or a 2-D array.
         pipeline_name: The pipeline's name.
         version: Its version.
-        y: Labels for supervised steps; required on the first apply of a pipeline with one, ignored after.
+        y: Labels for supervised steps; required on the first apply of a pipeline with one (unless the
+            data holds the label column), ignored after.
+        label: The label column, kept out of the steps and the output; by default the one the pipeline
+            was fitted with, else ``[build] label`` of kepler.toml. On the first apply it gives the
+            labels when ``y`` is not passed.
         project: The project; default the one containing the working directory.
 
     Returns:
@@ -319,13 +446,18 @@ def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: 
     """
     project = resolve_project(project)
     pipeline_id = _pipeline_id(pipeline_name, version)
+    if label is not None and not isinstance(label, str):
+        raise VersioningError(f"label must be a column name, got {label!r}")
     record = _load_record(project, pipeline_id)
     if record.fitted is None:
         store = project.store
         with store.lock(KIND):
             record = _load_record(project, pipeline_id)
             if record.fitted is None:
-                return _fit(project, record, data, y)
+                return _fit(project, record, data, y, label or _project_label(project))
+    if label is None:
+        label = record.fitted["label"] if "label" in record.fitted else _project_label(project)
+    data, _ = _split_label(data, label)
     fitted = _load_fitted(project, record)
     try:
         result = fitted.transform(data)
@@ -335,11 +467,16 @@ def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: 
     return _output(result, data, fitted)
 
 
-def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any) -> Any:
+def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any, label: str | None) -> Any:
     import sklearn
 
+    features, label_column = _split_label(data, label)
     steps = record.steps
     labels = "y"
+    if y is None and label_column is not None:
+        y, labels = label_column, f"column {label!r}"
+    if y is not None:
+        steps = _score_by_task(steps, y)
     if record.supervised and y is None:
         explicit = [s["type"] for s in steps if s["type"] in SUPERVISED and "score_func" in s]
         if explicit:
@@ -349,11 +486,14 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any) -> Any:
         # No labels and no score_func asked for: select by variance, an unsupervised score (recorded).
         steps = _without_labels(steps)
         labels = UNLABELLED
-    pipeline = _build(steps)
+    layout = _layout(features)
+    if layout is not None:
+        steps = _dense(steps)
+    pipeline = _build(steps, mixed=layout is not None, text=bool(layout and layout["text"]))
     try:
-        pipeline.fit(data, y)
-        result = pipeline.transform(data)
-    except (ValueError, TypeError) as exc:
+        pipeline.fit(features, y)
+        result = pipeline.transform(features)
+    except (ValueError, TypeError, KeyError) as exc:
         raise VersioningError(f"fitting {record.pipeline_id} failed ({str(exc).splitlines()[0][:200]}); "
                               f"check the data and the steps' parameters") from None
     path = _save_fitted(project, record.pipeline_id, pipeline)
@@ -365,11 +505,22 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any) -> Any:
         "file": path.name, "sha256": _sha256(path), "fit_data_md5": _digest(data), "fit_labels_md5": _digest(y),
         "fitted_at": now(), "n_features_in": int(getattr(pipeline, "n_features_in_", 0)) or None,
         "feature_names_out": names, "sklearn_version": sklearn.__version__, "labels": labels,
+        "label": label if label_column is not None else None, "fit_steps": steps,
+        "layout": _recorded_layout(layout, steps),
     }
     store = project.store
     json_path = store.write(KIND, record.pipeline_id, record.to_dict())
     commit_paths(project, [path, json_path], f"kepler: fitted feature pipeline {record.pipeline_id}")
-    return _output(result, data, pipeline)
+    return _output(result, features, pipeline)
+
+
+def _recorded_layout(layout: dict[str, Any] | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which columns the steps transformed, which the first encoder encoded, which passed through."""
+    if layout is None:
+        return {"kind": "plain"}
+    encoded = layout["text"] if any(s["type"] in ENCODERS for s in steps) else []
+    return {"kind": "mixed", "numeric": layout["numeric"], "encoded": encoded,
+            "passthrough": [c for c in layout["text"] + layout["other"] if c not in encoded]}
 
 
 def list_pipelines(*, project: Project | None = None) -> list[FeaturePipeline]:
@@ -401,18 +552,21 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
         raise VersioningError(f"feature pipeline {pipeline_id!r} must be given as 'name@version'")
     name, version = pipeline_id.split("@")
     record = _load_record(project, _pipeline_id(name, version))
-    unlabelled = (record.fitted or {}).get("labels") == UNLABELLED
-    declared = _build(_without_labels(record.steps) if unlabelled else record.steps)
+    fitted_record = record.fitted or {}
+    if fitted_record.get("fit_steps") is not None:
+        declared = _build(fitted_record["fit_steps"])
+    else:  # a record written before fit_steps was kept
+        declared = _build(_without_labels(record.steps) if fitted_record.get("labels") == UNLABELLED else record.steps)
     done = [f"rebuilt {record.pipeline_id} from its record: "
             + " -> ".join(step["type"] for step in record.steps)]
     if record.fitted is None:
         done.append("not fitted yet: the first apply_versioned_pipeline fits it")
         return {"pipeline": declared, "fitted": False, "steps_completed": done, "artifacts_created": []}
     fitted = _load_fitted(project, record)
-    have_steps = getattr(fitted, "steps", [])
+    have_steps = [_unwrap(step) for _, step in getattr(fitted, "steps", [])]
     same = len(have_steps) == len(declared.steps) and all(
         type(want) is type(have) and repr(want.get_params()) == repr(have.get_params())
-        for (_, want), (_, have) in zip(declared.steps, have_steps))
+        for (_, want), have in zip(declared.steps, have_steps))
     if not same:
         raise VersioningError(f"the fitted state of {record.pipeline_id} does not match its declared steps; "
                               f"restore the record and its .joblib file from git")

@@ -132,3 +132,100 @@ def test_unknown_pipeline_and_mismatched_data(project: Any, frame: tuple[pd.Data
     kv.apply_versioned_pipeline(data, "imp", "v1")
     with pytest.raises(VersioningError, match="cannot transform"):
         kv.apply_versioned_pipeline(data[["s0", "s1"]], "imp", "v1")
+
+
+# --------------------------------------------------------------------------- mixed tables
+
+
+@pytest.fixture
+def mixed() -> pd.DataFrame:
+    """Sensor readings with a text column, a date column and a 0/1 label."""
+    rng = np.random.default_rng(7)
+    rows = 80
+    line = rng.choice(["H", "north", "south"], rows)
+    temperature = rng.normal(70, 5, rows)
+    return pd.DataFrame({"temperature": temperature, "pressure": rng.normal(1, 0.1, rows),
+                         "rpm": rng.normal(1500, 100, rows).round(), "line": line,
+                         "seen": pd.date_range("2026-01-01", periods=rows, freq="h"),
+                         "failure": ((temperature > 72) | (line == "H")).astype(int)})
+
+
+def _set_label(project: Any, label: str) -> None:
+    with open(project.root / "kepler.toml", "a", encoding="utf-8") as handle:
+        handle.write(f'\n[build]\nlabel = "{label}"\n')
+
+
+@pytest.mark.filterwarnings("ignore:Features .* are constant:UserWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
+def test_mixed_table_numeric_steps_on_numbers_text_passes_project_label_kept_out(
+        project: Any, mixed: pd.DataFrame) -> None:
+    _set_label(project, "failure")
+    kv.version_feature_pipeline("prep", GUIDE_STEPS, "v1")
+    out = kv.apply_versioned_pipeline(mixed, "prep", "v1")
+    # 3 numeric columns -> 10 polynomial terms (bias included), all kept by k=10; text and dates pass through.
+    assert list(out.columns[-2:]) == ["line", "seen"] and out.shape == (80, 12)
+    assert "failure" not in out.columns and list(out.index) == list(mixed.index)
+    pd.testing.assert_series_equal(out["line"], mixed["line"])
+    pd.testing.assert_series_equal(out["seen"], mixed["seen"])
+    scaled = (mixed["temperature"] - mixed["temperature"].mean()) / mixed["temperature"].std(ddof=0)
+    np.testing.assert_allclose(out["temperature"], scaled)
+    fitted = kv.list_pipelines()[0].fitted
+    assert fitted["label"] == "failure" and fitted["labels"] == "column 'failure'"
+    assert fitted["layout"] == {"kind": "mixed", "numeric": ["temperature", "pressure", "rpm"], "encoded": [],
+                                "passthrough": ["line", "seen"]}
+    # Later applies: with or without the label column, the same output.
+    pd.testing.assert_frame_equal(kv.apply_versioned_pipeline(mixed.drop(columns="failure"), "prep", "v1"), out)
+    pd.testing.assert_frame_equal(kv.apply_versioned_pipeline(mixed, "prep", "v1"), out)
+    rebuilt = rebuild_pipeline("prep@v1")
+    assert rebuilt["fitted"]
+    pd.testing.assert_frame_equal(rebuilt["pipeline"].transform(mixed.drop(columns="failure")), out)
+
+
+def test_label_from_the_call_selects_with_it(project: Any, mixed: pd.DataFrame) -> None:
+    kv.version_feature_pipeline("pick", [{"type": "SelectKBest", "k": 1}], "v1")
+    out = kv.apply_versioned_pipeline(mixed, "pick", "v1", label="failure")
+    # f_classif against the label picks temperature (it drives failures); by variance rpm would win.
+    assert list(out.columns) == ["temperature", "line", "seen"]
+    fitted = kv.list_pipelines()[0].fitted
+    assert fitted["label"] == "failure" and fitted["fit_steps"] == [{"type": "SelectKBest", "k": 1}]
+    # The recorded label is kept out of later applies without naming it again.
+    pd.testing.assert_frame_equal(kv.apply_versioned_pipeline(mixed, "pick", "v1"), out)
+
+
+def test_without_a_label_a_numeric_label_column_is_a_feature(project: Any, mixed: pd.DataFrame) -> None:
+    kv.version_feature_pipeline("scale", [{"type": "StandardScaler"}], "v1")
+    out = kv.apply_versioned_pipeline(mixed, "scale", "v1")
+    assert "failure" in out.columns and kv.list_pipelines()[0].fitted["label"] is None
+
+
+def test_encoder_step_encodes_the_text_and_later_steps_see_the_codes(project: Any, mixed: pd.DataFrame) -> None:
+    _set_label(project, "failure")
+    steps = [{"type": "StandardScaler"}, {"type": "OneHotEncoder"}, {"type": "SelectKBest", "k": 2}]
+    kv.version_feature_pipeline("enc", steps, "v1")
+    out = kv.apply_versioned_pipeline(mixed, "enc", "v1")
+    # The selector ranks the one-hot codes with the numbers: line == "H" and temperature drive failures.
+    assert sorted(out.columns) == ["line_H", "seen", "temperature"]
+    assert out["line_H"].tolist() == (mixed["line"] == "H").astype(float).tolist()
+    record = kv.list_pipelines()[0]
+    assert record.steps[1] == {"type": "OneHotEncoder"}  # as declared
+    assert record.fitted["fit_steps"][1] == {"type": "OneHotEncoder", "sparse_output": False}
+    assert record.fitted["layout"]["encoded"] == ["line"] and record.fitted["layout"]["passthrough"] == ["seen"]
+    assert rebuild_pipeline("enc@v1")["fitted"]
+    unseen = mixed.head(3).assign(line=["H", "west", "north"])
+    with pytest.raises(VersioningError, match="cannot transform"):
+        kv.apply_versioned_pipeline(unseen, "enc", "v1")
+
+
+def test_regression_label_scores_with_f_regression(project: Any, mixed: pd.DataFrame) -> None:
+    data = mixed.assign(wear=mixed["pressure"] * 3 + np.random.default_rng(1).normal(0, 0.01, len(mixed)))
+    kv.version_feature_pipeline("reg", [{"type": "SelectKBest", "k": 1}], "v1")
+    out = kv.apply_versioned_pipeline(data.drop(columns="failure"), "reg", "v1", label="wear")
+    assert list(out.columns) == ["pressure", "line", "seen"]
+    assert kv.list_pipelines()[0].fitted["fit_steps"] == [{"type": "SelectKBest", "k": 1, "score_func": "f_regression"}]
+
+
+def test_changed_column_kind_is_refused(project: Any, mixed: pd.DataFrame) -> None:
+    kv.version_feature_pipeline("scale", [{"type": "MinMaxScaler"}], "v1")
+    kv.apply_versioned_pipeline(mixed, "scale", "v1", label="failure")
+    with pytest.raises(VersioningError, match="cannot transform"):
+        kv.apply_versioned_pipeline(mixed.drop(columns="line"), "scale", "v1")
