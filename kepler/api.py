@@ -41,6 +41,18 @@ def compile_file(model_path: str | os.PathLike[str], target: str, sample_path: s
     return compile(model, profile, sample, output=destination)
 
 
+def _native_rows(native: Any, data: Any, columns: list[str]) -> Any:
+    """The rows in the form the native model was fit on: a frame of its named columns, or a matrix of the
+    artifact's columns in order when it was fit on an array (it has no ``feature_names_in_``)."""
+    names = getattr(native, "feature_names_in_", None)
+    wanted = [str(n) for n in names] if names is not None else columns
+    missing = [c for c in wanted if c not in data.columns]
+    if missing:
+        raise InputSchemaError(f"the rows lack column(s) the native model reads: {', '.join(missing)}; "
+                               f"pass rows of its training data with --sample")
+    return data[wanted] if names is not None else data[wanted].to_numpy()
+
+
 def bench(artifact: str | os.PathLike[str], target: str | None = None, *, compare_native: str | None = None,
           sample_path: str | None = None, drop: list[str] | None = None,
           batch_sizes: list[int] | None = None) -> dict[str, Any]:
@@ -73,9 +85,12 @@ def bench(artifact: str | os.PathLike[str], target: str | None = None, *, compar
         if data is None:
             import pandas as pd
 
-            data = pd.DataFrame(opened.probe() or {})
-        if getattr(native, "feature_names_in_", None) is None and opened.input_schema["layout"] == "matrix":
-            native_data = data.to_numpy()
+            probe = opened.probe()
+            if not probe:
+                raise InputSchemaError(f"{artifact} holds no probe rows to time the native model on; "
+                                       f"pass rows with --sample")
+            data = pd.DataFrame(probe)
+        native_data = _native_rows(native, data, [c["name"] for c in opened.input_schema["columns"]])
     return benchmark(opened, target, data=data, native=native, native_data=native_data,
                      batch_sizes=tuple(batch_sizes) if batch_sizes else None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -237,6 +238,13 @@ def from_version(name: str, reproduction_type: str = "full", *, project: Any = N
     ``data`` restores one data version (``"sensors@v1.0"`` or its id), ``pipeline`` one feature
     pipeline (``"preprocessing@v1.2"``), ``experiment`` one MLflow run or experiment.
 
+    Args:
+        name: The version, data version, pipeline, run or experiment.
+        reproduction_type: full, data, pipeline or experiment.
+        project: The project; by default the one around the working directory.
+        output: A folder that keeps what the reproduction writes (restored data, the rebuilt
+            artifact). Without it, a temporary folder is used and removed before returning.
+
     Returns:
         The result; ``success`` is False with ``error_message`` when the version is unknown, a
         step failed, or the rebuilt predictions are beyond the target's parity tolerance (the
@@ -249,14 +257,28 @@ def from_version(name: str, reproduction_type: str = "full", *, project: Any = N
     if reproduction_type not in TYPES:
         raise VersioningError(f"unknown reproduction type {reproduction_type!r}; use one of {', '.join(TYPES)}")
     project = _project(project)
-    workdir = Path(output) if output else Path(tempfile.mkdtemp(prefix="kepler-reproduce-"))
+    temporary = output is None
+    workdir = Path(tempfile.mkdtemp(prefix="kepler-reproduce-")) if temporary else Path(output)
     workdir.mkdir(parents=True, exist_ok=True)
     result = ReproductionResult(success=False, version=name, reproduction_type=reproduction_type)
     step = {"full": _full, "data": _data, "pipeline": _pipeline, "experiment": _experiment}[reproduction_type]
     try:
         step(name, project, workdir, result)
+        result.success = True
     except KeplerError as exc:
         result.error_message = str(exc)
-        return result
-    result.success = True
+    finally:
+        if temporary:
+            _remove_workdir(workdir, result)
     return result
+
+
+def _remove_workdir(workdir: Path, result: ReproductionResult) -> None:
+    """Deletes the temporary folder of a reproduction run without ``output``, and the paths it held from
+    ``artifacts_created`` (they no longer exist)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    inside = [p for p in result.artifacts_created if Path(p).resolve().is_relative_to(workdir.resolve())]
+    if inside:
+        result.artifacts_created = [p for p in result.artifacts_created if p not in inside]
+        result.steps_completed.append(f"removed the temporary folder of the {len(inside)} file(s) and folder(s) it "
+                                      f"made (give an output folder to keep them)")

@@ -211,8 +211,11 @@ def _isolation_space(rows: int, task: str, interpretable: bool) -> dict[str, dic
 
 
 for _family in (
-    Family("logistic_regression", _linear_build, _linear_space, (CLASSIFICATION, REGRESSION),
-           ("LogisticRegression", "Ridge"), interpretable=True, scaled=True),
+    # One linear family per task, so that results name the model they hold; both share the build, which
+    # picks the estimator by task (a build recorded with the older shared name still rebuilds as it was).
+    Family("logistic_regression", _linear_build, _linear_space, (CLASSIFICATION,), ("LogisticRegression",),
+           interpretable=True, scaled=True),
+    Family("ridge", _linear_build, _linear_space, (REGRESSION,), ("Ridge",), interpretable=True, scaled=True),
     Family("decision_tree", _tree_build, _tree_space, (CLASSIFICATION, REGRESSION),
            ("DecisionTreeClassifier", "DecisionTreeRegressor"), interpretable=True),
     Family("random_forest", _forest_build("RandomForest"), _forest_space, (CLASSIFICATION, REGRESSION),
@@ -233,6 +236,10 @@ for _family in (
 
 ALL_FAMILIES = tuple(n for n in FAMILIES.names() if n != "isolation_forest")
 
+# A family named for one task stands for its twin on the other, so a list written for classification
+# (``families = ["logistic_regression", ...]``) still searches a linear model on a regression label.
+TASK_TWINS = {"logistic_regression": "ridge", "ridge": "logistic_regression"}
+
 
 def list_families() -> list[str]:
     """Names of the registered families."""
@@ -243,13 +250,19 @@ def searchable(names: tuple[str, ...] | list[str], task: str, *, interpretable: 
                allowed: tuple[str, ...] = ()) -> list[Family]:
     """The families to search: those named, serving ``task``, compilable, and allowed by the profile.
 
-    ``allowed`` holds estimator class names or compiler families (``tree``, ``boosting``...).
+    ``allowed`` holds estimator class names or compiler families (``tree``, ``boosting``...). A linear
+    family named for the other task stands for its twin (``logistic_regression`` searches ``ridge`` on a
+    regression label, and the reverse).
     """
     from kepler.compilers.converters import CONVERTERS
 
-    chosen = []
+    chosen: list[Family] = []
     for name in names:
         family = FAMILIES.get(name)
+        if task not in family.tasks and name in TASK_TWINS:
+            family = FAMILIES.get(TASK_TWINS[name])
+        if any(f.name == family.name for f in chosen):
+            continue
         if task not in family.tasks or (interpretable and not family.interpretable):
             continue
         if not all(e in CONVERTERS for e in family.estimators):

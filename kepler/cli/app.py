@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from kepler.errors import KeplerError
+
+
+class UsageError(KeplerError):
+    """A command line that lacks what the command needs; exits 2, as Typer's own usage errors do."""
+
+
 app = typer.Typer(
     name="kepler",
     help="Compile classic ML models to verified ONNX artifacts for edge and cloud targets.",

@@ -16,7 +16,23 @@ from typing import Optional
 
 import typer
 
-from kepler.cli.app import app
+from kepler.cli.app import UsageError, app
+
+
+def _require_label(data: Optional[Path], label: Optional[str], model: Optional[Path]) -> None:
+    """A usage error for a search without a label, given neither here nor in kepler.toml's [build].
+
+    Without a table, kepler.toml is read first, so a missing or bad [build] data is reported as such.
+    """
+    if label is not None or model is not None:
+        return
+    if data is None:
+        from kepler.builds import project_build_settings
+
+        if project_build_settings(None, None)[1] is not None:
+            return
+    raise UsageError("a search needs the label column: add --label <column> (or [build] label in kepler.toml), "
+                     "or pass --model to compile a saved model (see kepler build --help)")
 
 
 @app.command("build")
@@ -38,6 +54,7 @@ def build_command(
     """Build a deployable artifact: constraint-aware search (or --model), compile, benchmark, report."""
     from kepler.cli.commands import run_build
 
+    _require_label(data, label, model)
     run_build(data=data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
               output=output, constraints=constraints_file, seed=seed, interpretable=interpretable, as_json=as_json,
               track=track, command=" ".join(["kepler", *sys.argv[1:]]))

@@ -19,6 +19,7 @@ from kepler.cli.app import app
 
 # One place maps each kind of failure to an exit code; the most specific class comes first.
 EXIT_CODES = (
+    ("UsageError", 2),
     ("ParityError", 7),
     ("ProfileError", 3),
     ("RegistryError", 3),

@@ -82,7 +82,11 @@ def budget_table(report: dict[str, Any]) -> Any:
 
 
 class SearchProgress:
-    """A Rich progress bar over the search's time budget: trials, best score, time left."""
+    """A Rich progress bar over the search's time budget: trials, best score, time left.
+
+    The bar appears with the search's first report, so a build that fails before searching (a missing
+    file, a bad label) prints its error alone, not after an empty bar.
+    """
 
     def __init__(self, time_budget_s: float, metric: str = "score", enabled: bool = True) -> None:
         self.time_budget_s = time_budget_s
@@ -92,25 +96,29 @@ class SearchProgress:
         self._task: Any = None
 
     def __enter__(self) -> "SearchProgress":
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), TextColumn("{task.description}"),
-                                      TimeRemainingColumn(), console=console(stderr=True), transient=False)
-            self._progress.__enter__()
-            self._task = self._progress.add_task("starting", total=self.time_budget_s)
         return self
 
+    def _start(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), TextColumn("{task.description}"),
+                                  TimeRemainingColumn(), console=console(stderr=True), transient=False)
+        self._progress.__enter__()
+        self._task = self._progress.add_task("starting", total=self.time_budget_s)
+
     def __call__(self, trial: Any, best: Any, elapsed: float) -> None:
-        if self._progress is None:
+        if not self.enabled:
             return
+        if self._progress is None:
+            self._start()
         best_text = f"best {best.val_score:.4f} ({best.family})" if best is not None else "no compliant model yet"
         self._progress.update(self._task, completed=min(elapsed, self.time_budget_s),
                               description=f"{trial.number} trials · {best_text}")
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.time_budget_s)
+            if exc[0] is None:  # a finished search fills the bar; a failed one stays where it stopped
+                self._progress.update(self._task, completed=self.time_budget_s)
             self._progress.__exit__(*exc)
 
 

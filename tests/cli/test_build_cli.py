@@ -113,6 +113,28 @@ def test_build_bad_arguments(table: Path, tmp_path: Path, args: list[str], code:
     assert result.returncode == code, (result.stdout, result.stderr)
     errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
     assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
+    assert result.stderr == errors[0] + "\n"  # the error alone: no progress bar of a search that never started
+    assert not (tmp_path / "builds").exists()
+
+
+def test_build_of_a_missing_table_prints_only_the_error(tmp_path: Path) -> None:
+    result = kepler("build", str(tmp_path / "missing.csv"), "--label", "failure", "--output", str(tmp_path / "builds"),
+                    cwd=tmp_path)
+    assert result.returncode == 6, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "missing.csv" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "builds").exists()
+
+
+@pytest.mark.parametrize("toml", [None, '[build]\ndata = "sensors.csv"\n'], ids=["argument", "kepler.toml"])
+def test_a_search_without_a_label_is_a_usage_error(table: Path, tmp_path: Path, toml: str | None) -> None:
+    args = ["build", str(table)] if toml is None else ["build"]
+    if toml is not None:
+        (tmp_path / "sensors.csv").write_bytes(table.read_bytes())
+        (tmp_path / "kepler.toml").write_text(toml)
+    result = kepler(*args, "--target", "edge", "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: a search needs the label column: add --label <column>")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "builds").exists()
 
 

@@ -118,6 +118,40 @@ def test_compile_then_bench_against_native(workspace: Path) -> None:
     assert table.returncode == 0 and "Budgets" in table.stdout
 
 
+@pytest.mark.parametrize("fit_on", ["array", "frame"])
+def test_bench_against_a_native_model_fit_on_an_array_or_a_frame(tmp_path: Path, fit_on: str) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(300, 4)), columns=["air temp [K]", "torque (Nm)", "speed/rpm", "wear %"])
+    label = (table["air temp [K]"] + table["wear %"] > 0).astype(int)
+    features = table.to_numpy() if fit_on == "array" else table
+    joblib.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(features, label), tmp_path / "rf.joblib")
+    table.assign(label=label).to_csv(tmp_path / "sample.csv", index=False)
+    out = tmp_path / "artifact"
+    compiled = kepler("compile", str(tmp_path / "rf.joblib"), "--sample", str(tmp_path / "sample.csv"),
+                      "--drop", "label", "--output", str(out))
+    assert compiled.returncode == 0, compiled.stderr
+    for sample in ([], ["--sample", str(tmp_path / "sample.csv"), "--drop", "label"]):  # probe rows, then a table
+        bench = kepler("bench", str(out), "--compare-native", str(tmp_path / "rf.joblib"), *sample, "--batch", "1",
+                       "--json")
+        assert bench.returncode == 0, bench.stderr
+        report = json.loads(bench.stdout)
+        assert report["native"]["batches"][0]["batch"] == 1 and report["native"]["batches"][0]["p50_ms"] > 0
+        assert report["ratios"]["p50_speedup_batch1"] > 0
+
+
+def test_bench_against_a_native_model_needs_its_columns(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "artifact"
+    assert kepler("compile", str(workspace / "model.joblib"), "--sample", str(workspace / "sample.csv"),
+                  "--output", str(out)).returncode == 0
+    short = tmp_path / "short.csv"
+    pd.read_csv(workspace / "sample.csv").drop(columns=["torque_nm"]).to_csv(short, index=False)
+    result = kepler("bench", str(out), "--compare-native", str(workspace / "model.joblib"), "--sample", str(short),
+                    "--batch", "1")
+    assert_clean_failure(result, 6, "torque_nm")
+
+
 def test_compile_default_output_folder(workspace: Path, tmp_path: Path) -> None:
     result = kepler("compile", str(workspace / "model.joblib"), "--sample", str(workspace / "sample.csv"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
