@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ from kepler.compilers import parity as parity_mod
 from kepler.compilers.artifact import (
     CompiledArtifact, check_output, new_staging, publish, remove_at_exit, write_json, write_probe,
 )
+from kepler.compilers.converters import CLASSIFIER
 from kepler.compilers.convert import TARGET_OPSET, to_onnx
+from kepler.compilers.labels import check_encoded, decode, plain_labels, restore_labels
 from kepler.compilers.environment import environment
 from kepler.compilers.inspection import ModelInfo, inspect_model
 from kepler.compilers.passes import PassContext, check_pass_names, run_passes
 from kepler.compilers.schema import apply_input_typing, infer_input_schema
-from kepler.errors import InputSchemaError, ParityError, UnsupportedModelError
+from kepler.errors import CompileError, InputSchemaError, ParityError, UnsupportedModelError
 from kepler.runtimes.artifact import FORMAT_VERSION, MANIFEST_NAME, read_artifact, sha256_file
 from kepler.runtimes.benchmark import benchmark as run_benchmark
 from kepler.runtimes.predictor import Predictor
@@ -87,7 +90,8 @@ def _save_model(model: onnx.ModelProto, folder: Path, profile: TargetProfile) ->
 
 def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge", sample: Any = None, *,
             output: str | os.PathLike[str] | None = None, benchmark: bool = True,
-            input_typing: dict[str, dict[str, Any]] | None = None) -> CompiledArtifact:
+            input_typing: dict[str, dict[str, Any]] | None = None,
+            class_labels: Sequence[Any] | None = None) -> CompiledArtifact:
     """Compiles a fitted model into one verified ONNX artifact for a target profile.
 
     The graph takes the raw table (named numeric and categorical columns) and
@@ -107,6 +111,9 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
             ``{"from_text": "numbers" | "booleans"}`` for numeric columns, ``{"missing_as": "missing"}``
             for categorical ones; ``kp.data.load(...).input_typing()`` gives them. Kept in the manifest
             and applied by the runtime, so a service answers rows as they appear in the source table.
+        class_labels: For a classifier fit on label codes 0..k-1 (text or unordered labels encoded for the
+            search): the label each code stands for. The artifact then answers those labels, and parity
+            compares the native model's decoded labels.
 
     Returns:
         The compiled artifact (folder, manifest, parity and benchmark reports).
@@ -132,6 +139,12 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
     apply_input_typing(input_schema, input_typing)
 
     graph, output_schema = to_onnx(info, input_schema, frame)
+    if class_labels is not None:
+        if info.role != CLASSIFIER:
+            raise CompileError(f"class_labels is for classifiers; this model is a {info.role}")
+        check_encoded(output_schema["classes"], class_labels)
+        graph = restore_labels(graph, output_schema["label"], class_labels)
+        output_schema.update(classes=plain_labels(class_labels), labels_restored=True)
     keep = [output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)]
     context = PassContext(profile=profile, keep_outputs=keep, metadata={
         "kepler_version": _kepler_version(), "kepler.source": _source(info)["type"],
@@ -166,8 +179,11 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
 
         predictor = Predictor(read_artifact(staging), profile)
         native_rows = frame if info.feature_names is not None else frame.to_numpy()
+        native = parity_mod.native_outputs(info.model, info.role, native_rows)
+        if class_labels is not None:
+            native["label"] = decode(native["label"], class_labels)
         report = parity_mod.compare(
-            parity_mod.native_outputs(info.model, info.role, native_rows),
+            native,
             parity_mod.compiled_outputs(predictor, info.role, frame),
             profile.parity,
         )
