@@ -10,7 +10,6 @@ is therefore converted in two parts joined by one Cast.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -21,7 +20,8 @@ from onnx import TensorProto, compose, helper
 
 from kepler.compilers.converters import CLASSIFIER, OUTLIER, install_backends
 from kepler.compilers.converters.double_precision import repair_constant_of_shape
-from kepler.compilers.converters.float64_thresholds import native_thresholds, use_native_thresholds
+from kepler.compilers.converters.float64_thresholds import use_native_thresholds
+from kepler.compilers.converters.spec import ConverterSpec
 from kepler.compilers.inspection import ModelInfo
 from kepler.compilers.schema import by_position, estimator_dtype, graph_column_name, onnx_initial_types
 from kepler.errors import CompileError
@@ -121,7 +121,7 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
     from sklearn.pipeline import Pipeline
 
     install_backends()
-    native, final = _without_xgboost_feature_names(info.model, info.final)
+    native, final = info.spec.prepare(info.model, info.final) if info.spec.prepare else (info.model, info.final)
     options = {id(final): {"zipmap": False}} if info.role == CLASSIFIER else None
     try:
         steps = native.steps if type(native).__name__ == "Pipeline" else []
@@ -133,11 +133,11 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
             pre_graph = repair_constant_of_shape(
                 _convert(by_position(preprocessing, names), onnx_initial_types(input_schema), None))
             dtype = estimator_dtype(info)
-            converted = "float64" if info.spec.family == "linear" else "float32"
-            est_graph = _convert(final, [(FEATURES, _tensor_type(converted)([None, width]))], options)
-            model = _joined(pre_graph, _native_splits(est_graph, final), dtype, width)
+            est_graph = _convert(final, [(FEATURES, _tensor_type(info.spec.input_float)([None, width]))], options)
+            model = _joined(pre_graph, _native_splits(est_graph, final, info.spec), dtype, width)
         else:
-            model = _native_splits(_convert(native, onnx_initial_types(input_schema, for_converter=True), options), final)
+            model = _native_splits(_convert(native, onnx_initial_types(input_schema, for_converter=True), options),
+                                   final, info.spec)
         model = group_inputs(model, input_schema)
         _set_opsets(model)
         onnx.checker.check_model(model)
@@ -161,24 +161,6 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
     return model, schema
 
 
-def _without_xgboost_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
-    """A copy of ``model`` whose XGBoost booster has no feature names, and its final estimator.
-
-    An XGBoost model fit on a DataFrame keeps the column names in its booster, and
-    onnxmltools then fails ("feature names should follow pattern 'f%d'"); the graph
-    addresses features by position, so the names are dropped from a copy, never from
-    the caller's model.
-    """
-    if type(final).__name__ not in ("XGBClassifier", "XGBRegressor"):
-        return model, final
-    if not getattr(final.get_booster(), "feature_names", None):
-        return model, final
-    model = copy.deepcopy(model)
-    final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
-    final.get_booster().feature_names = None
-    return model, final
-
-
 def _check_runnable(model: onnx.ModelProto, info: ModelInfo) -> None:
     """Fails the compile when onnxruntime cannot load the converted graph (an op or type it lacks)."""
     import onnxruntime as ort
@@ -195,9 +177,9 @@ def _check_runnable(model: onnx.ModelProto, info: ModelInfo) -> None:
         ) from exc
 
 
-def _native_splits(model: onnx.ModelProto, final: Any) -> onnx.ModelProto:
-    if native_thresholds(final) is not None:
-        use_native_thresholds(model, final)
+def _native_splits(model: onnx.ModelProto, final: Any, spec: ConverterSpec) -> onnx.ModelProto:
+    if spec.native_thresholds is not None:
+        use_native_thresholds(model, spec.native_thresholds(final))
     return model
 
 

@@ -120,13 +120,9 @@ def _encoder_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any
     return found
 
 
-FLOAT64_TREES = ("LGBMClassifier", "LGBMRegressor", "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
-
-
 def estimator_dtype(info: ModelInfo) -> str:
-    """The float type the final estimator reads natively: float64 for linear models, LightGBM and
-    HistGradientBoosting; float32 for the tree kernels that cast to it (scikit-learn trees, XGBoost)."""
-    return "float64" if info.spec.family == "linear" or info.spec.name in FLOAT64_TREES else "float32"
+    """The float type the final estimator reads natively (its converter registration says)."""
+    return info.spec.native_float
 
 
 def numeric_input_dtype(info: ModelInfo) -> str:
@@ -187,6 +183,7 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
         "columns": specs,
         "by_name": by_name,
         "estimator_family": info.spec.family,
+        "converter_float": info.spec.input_float,
         "numeric": {"input": NUMERIC_INPUT, "columns": numeric, "dtype": numeric_dtype}
         if numeric else None,
         "categorical": {"input": CATEGORICAL_INPUT, "columns": categorical}
@@ -264,8 +261,9 @@ def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -
     if not schema["by_name"]:
         group = schema["numeric"]
         dtype = group["dtype"]
-        if for_converter and schema.get("estimator_family") != "linear":
-            dtype = "float32"
+        if for_converter:
+            dtype = schema.get("converter_float") or ("float64" if schema.get("estimator_family") == "linear"
+                                                      else "float32")
         return [(group["input"], numeric(dtype)([None, len(group["columns"])]))]
     return [(graph_column_name(i), numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC
              else StringTensorType([None, 1]))

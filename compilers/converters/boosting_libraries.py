@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+from kepler.compilers.converters.float64_thresholds import lightgbm_thresholds
 from kepler.compilers.converters.spec import CLASSIFIER, REGRESSOR, ConverterSpec, register_converter
 
-register_converter(ConverterSpec("XGBClassifier", "xgboost", CLASSIFIER, "boosting", backend="onnxmltools"))
-register_converter(ConverterSpec("XGBRegressor", "xgboost", REGRESSOR, "boosting", backend="onnxmltools"))
-register_converter(ConverterSpec("LGBMClassifier", "lightgbm", CLASSIFIER, "boosting", backend="onnxmltools"))
-register_converter(ConverterSpec("LGBMRegressor", "lightgbm", REGRESSOR, "boosting", backend="onnxmltools"))
+
+def without_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
+    """A copy of ``model`` whose XGBoost booster has no feature names, and its final estimator.
+
+    An XGBoost model fit on a DataFrame keeps the column names in its booster, and onnxmltools then
+    fails ("feature names should follow pattern 'f%d'"); the graph addresses features by position.
+    """
+    if not getattr(final.get_booster(), "feature_names", None):
+        return model, final
+    model = copy.deepcopy(model)
+    final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
+    final.get_booster().feature_names = None
+    return model, final
+
+
+# XGBoost casts its input to float32; LightGBM compares float64 with float64 thresholds, which the
+# converter writes as float32 (restored after conversion).
+for _name, _role in (("XGBClassifier", CLASSIFIER), ("XGBRegressor", REGRESSOR)):
+    register_converter(ConverterSpec(_name, "xgboost", _role, "boosting", backend="onnxmltools",
+                                     prepare=without_feature_names))
+for _name, _role in (("LGBMClassifier", CLASSIFIER), ("LGBMRegressor", REGRESSOR)):
+    register_converter(ConverterSpec(_name, "lightgbm", _role, "boosting", backend="onnxmltools",
+                                     native_float="float64", converter_float="float32",
+                                     native_thresholds=lightgbm_thresholds))
 
 _CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
 

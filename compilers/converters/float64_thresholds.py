@@ -49,26 +49,29 @@ def _lightgbm_tree(root: dict[str, Any], tree_id: int, found: dict[NodeKey, floa
         stack.append((node["left_child"], left))
 
 
-def native_thresholds(estimator: Any) -> dict[NodeKey, float] | None:
-    """The float64 thresholds of a LightGBM or HistGradientBoosting model by (tree id, node id), else None."""
-    name = type(estimator).__name__
+def lightgbm_thresholds(estimator: Any) -> dict[NodeKey, float]:
+    """The float64 thresholds of a fitted LightGBM model by (tree id, node id)."""
     found: dict[NodeKey, float] = {}
-    if name in ("LGBMClassifier", "LGBMRegressor"):
-        for tree_id, tree in enumerate(estimator.booster_.dump_model()["tree_info"]):
-            _lightgbm_tree(tree["tree_structure"], tree_id, found)
-        return found
-    if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
-        # skl2onnx numbers trees iteration * n_outputs + output (one output unless multiclass).
-        predictors = estimator._predictors
-        n_outputs = len(predictors[0]) if predictors else 1
-        for iteration, trees in enumerate(predictors):
-            for output, tree in enumerate(trees):
-                tree_id = iteration if n_outputs == 1 else iteration * n_outputs + output
-                for node_id, node in enumerate(tree.nodes):
-                    if not node["is_leaf"]:
-                        found[(tree_id, node_id)] = float(node["num_threshold"])
-        return found
-    return None
+    for tree_id, tree in enumerate(estimator.booster_.dump_model()["tree_info"]):
+        _lightgbm_tree(tree["tree_structure"], tree_id, found)
+    return found
+
+
+def hist_gradient_boosting_thresholds(estimator: Any) -> dict[NodeKey, float]:
+    """The float64 thresholds of a fitted HistGradientBoosting model by (tree id, node id)."""
+    from kepler._compat.sklearn import fitted_predictors
+
+    # skl2onnx numbers trees iteration * n_outputs + output (one output unless multiclass).
+    found: dict[NodeKey, float] = {}
+    predictors = fitted_predictors(estimator)
+    n_outputs = len(predictors[0]) if predictors else 1
+    for iteration, trees in enumerate(predictors):
+        for output, tree in enumerate(trees):
+            tree_id = iteration if n_outputs == 1 else iteration * n_outputs + output
+            for node_id, node in enumerate(tree.nodes):
+                if not node["is_leaf"]:
+                    found[(tree_id, node_id)] = float(node["num_threshold"])
+    return found
 
 
 def _new_values(node: onnx.NodeProto, thresholds: dict[NodeKey, float]) -> list[float] | None:
@@ -91,18 +94,17 @@ def _new_values(node: onnx.NodeProto, thresholds: dict[NodeKey, float]) -> list[
     return exact
 
 
-def use_native_thresholds(model: onnx.ModelProto, estimator: Any) -> str:
+def use_native_thresholds(model: onnx.ModelProto, thresholds: dict[NodeKey, float]) -> str:
     """Gives the estimator graph float64 thresholds and a float64 input, or float32 ones rounded down.
 
     Args:
         model: A graph converted with one float32 input, holding the estimator's tree ensemble.
-        estimator: The native LightGBM or HistGradientBoosting model.
+        thresholds: The native model's float64 thresholds by (tree id, node id).
 
     Returns:
         ``"float64"`` when the graph now reads float64 with native thresholds,
         ``"float32"`` when it reads float64 through a Cast to float32 with rounded-down thresholds.
     """
-    thresholds = native_thresholds(estimator) or {}
     trees = [n for n in model.graph.node if n.op_type in _TREE_OPS]
     rewritten = [_new_values(n, thresholds) for n in trees]
     graph_input = model.graph.input[0]

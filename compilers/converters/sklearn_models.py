@@ -3,6 +3,7 @@ and NaN routing for scikit-learn trees."""
 
 from __future__ import annotations
 
+from kepler.compilers.converters.float64_thresholds import hist_gradient_boosting_thresholds
 from kepler.compilers.converters.spec import (
     CLASSIFIER, COMPOSITE, OUTLIER, REGRESSOR, TRANSFORMER, ConverterSpec, register_converter,
 )
@@ -48,7 +49,14 @@ def _refuse_function(transformer: object) -> str | None:
 
 
 for _name, _role, _family in _ESTIMATORS:
-    register_converter(ConverterSpec(_name, "sklearn", _role, _family))
+    if _name.startswith("HistGradientBoosting"):
+        # Compares float64 features with float64 thresholds natively; the converter writes float32 ones.
+        register_converter(ConverterSpec(_name, "sklearn", _role, _family, native_float="float64",
+                                         converter_float="float32",
+                                         native_thresholds=hist_gradient_boosting_thresholds))
+    else:
+        register_converter(ConverterSpec(_name, "sklearn", _role, _family,
+                                         native_float="float64" if _family == "linear" else "float32"))
 for _name in _TRANSFORMERS:
     register_converter(ConverterSpec(_name, "sklearn", TRANSFORMER, "preprocessing"))
 register_converter(ConverterSpec("FunctionTransformer", "sklearn", TRANSFORMER, "preprocessing",

@@ -48,11 +48,36 @@ def test_supported_filters_by_role():
 
 
 def test_specs_describe_package_family_and_backend():
-    assert CONVERTERS.get("XGBClassifier") == ConverterSpec("XGBClassifier", "xgboost", "classifier", "boosting",
-                                                            backend="onnxmltools")
+    xgb = CONVERTERS.get("XGBClassifier")
+    assert (xgb.name, xgb.package, xgb.role, xgb.family, xgb.backend) == (
+        "XGBClassifier", "xgboost", "classifier", "boosting", "onnxmltools")
     assert CONVERTERS.get("RandomForestRegressor").family == "forest"
     assert CONVERTERS.get("LogisticRegression").family == "linear"
     assert CONVERTERS.get("StandardScaler").role == "transformer"
+
+
+@pytest.mark.parametrize("name, native, converter, thresholds", [
+    ("LogisticRegression", "float64", "float64", False), ("Ridge", "float64", "float64", False),
+    ("RandomForestClassifier", "float32", "float32", False), ("XGBRegressor", "float32", "float32", False),
+    ("GradientBoostingClassifier", "float32", "float32", False), ("IsolationForest", "float32", "float32", False),
+    ("LGBMClassifier", "float64", "float32", True), ("HistGradientBoostingRegressor", "float64", "float32", True),
+])
+def test_registrations_carry_the_precision_policy(name, native, converter, thresholds):
+    spec = CONVERTERS.get(name)
+    assert (spec.native_float, spec.input_float, spec.native_thresholds is not None) == (native, converter, thresholds)
+
+
+def test_no_class_name_lists_remain_outside_the_registry():
+    """The precision policy lives in the registrations: the compiler never tests estimator class names."""
+    import re
+    from pathlib import Path
+
+    import kepler.compilers as compilers
+
+    root = Path(compilers.__file__).parent
+    pattern = re.compile(r"__name__\s*(?:in|not in|==|!=)\s*\(?[\"'](?:LGBM|XGB|HistGradient|RandomForest)")
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
 
 
 def test_duplicate_converter_registration_raises():

@@ -1,0 +1,14 @@
+"""scikit-learn private attributes Kepler reads (written for scikit-learn 1.4–1.9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fitted_predictors(estimator: Any) -> list[list[Any]]:
+    """The trees of a fitted HistGradientBoosting model: one list per iteration, one tree per output.
+
+    scikit-learn keeps them in the private ``_predictors``; each tree's ``nodes`` is a structured array
+    with ``is_leaf`` and ``num_threshold`` (the float64 split thresholds the converter rounds to float32).
+    """
+    return estimator._predictors
