@@ -69,11 +69,8 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     if names is not None:
         frame = frame[[c for c in frame.columns if c in set(map(str, names))]]
     artifact = compile_model(model, profile, frame, output=staging / "artifact")
-    bench = artifact.benchmark
-    batch1 = next(b for b in bench["batches"] if b["batch"] == 1)
     budgets = budget_mod.merge_budgets(profile, {}, None, None)
-    rows = budget_mod.check(budgets, {"latency_p99_ms": batch1["p99_ms"], "size_mb": bench["size_mb"],
-                                      "memory_mb": bench["session_rss_mb"]})
+    rows = budget_mod.check(budgets, budget_mod.measured(artifact.benchmark))
     report: dict[str, Any] = {
         "kind": "model", "model_file": str(model_path), "best_estimator": artifact.manifest["source"]["estimator"],
         "constraint_report": rows, "deployment_ready": all(r["ok"] for r in rows) and artifact.parity["passed"],

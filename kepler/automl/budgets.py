@@ -67,14 +67,32 @@ def merge_budgets(profile: TargetProfile, preset_budgets: dict[str, float], pres
     return {key: {"limit": min(values)[0], "source": min(values)[1]} for key, values in candidates.items() if values}
 
 
-def check(budgets: dict[str, dict[str, Any]], measured: dict[str, float]) -> list[dict[str, Any]]:
-    """One row per budget: limit, source, measured value, whether it holds and by how much it is over."""
+# What each budget is checked against on a compiled artifact (shown beside the figure in reports).
+MEASURES = {
+    "latency_p99_ms": "p99 latency at batch 1, on the target's threads",
+    "size_mb": "size of the model file",
+    "memory_mb": "peak RSS of a fresh process with kepler.runtimes and onnxruntime that loads the artifact "
+                 "and answers batch 1",
+}
+
+
+def measured(benchmark: dict[str, Any]) -> dict[str, float | None]:
+    """The figures the budgets are checked against, from a compiled artifact's benchmark report."""
+    batch1 = next((b for b in benchmark.get("batches", []) if b.get("batch") == 1), None)
+    return {"latency_p99_ms": batch1["p99_ms"] if batch1 else None, "size_mb": benchmark.get("size_mb"),
+            "memory_mb": benchmark.get("process_peak_rss_mb")}
+
+
+def check(budgets: dict[str, dict[str, Any]], measured: dict[str, float | None]) -> list[dict[str, Any]]:
+    """One row per budget: limit, source, measured value, whether it holds, by how much it is over,
+    and what was measured."""
     rows = []
     for key, budget in budgets.items():
         value = measured.get(key)
         ok = value is not None and value <= budget["limit"]
         rows.append({"budget": key, "limit": budget["limit"], "source": budget["source"], "measured": value,
-                     "ok": bool(ok), "over_by": None if ok or value is None else value / budget["limit"]})
+                     "ok": bool(ok), "over_by": None if ok or value is None else value / budget["limit"],
+                     "measure": MEASURES.get(key)})
     return rows
 
 

@@ -35,11 +35,26 @@ def measure_compiled(model: Any, probe: Any, profile: TargetProfile) -> dict[str
         schema, frame = infer_input_schema(info, probe)
         graph, outputs = to_onnx(info, schema, frame)
     except KeplerError as exc:
-        return {"p99_ms": math.inf, "p50_ms": math.inf, "size_mb": math.inf, "error": str(exc)}
+        return _failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the search; its reason is kept
+        return _failed(f"converting {type(model).__name__} failed: {type(exc).__name__}: {_first_line(exc)}")
     payload = graph.SerializeToString()
-    session = create_session(payload, profile)
-    feed = FeedBuilder(schema).feed(frame.head(1))
-    names = [outputs.get("probabilities") or outputs.get("prediction") or outputs.get("scores") or outputs["outputs"][0]]
-    run = session.run
-    timing = time_calls(lambda: run(names, feed), **TRIAL_TIMING)
+    try:
+        session = create_session(payload, profile)
+        feed = FeedBuilder(schema).feed(frame.head(1))
+        names = [outputs.get("probabilities") or outputs.get("prediction") or outputs.get("scores")
+                 or outputs["outputs"][0]]
+        run = session.run
+        timing = time_calls(lambda: run(names, feed), **TRIAL_TIMING)
+    except Exception as exc:  # noqa: BLE001
+        return _failed(f"onnxruntime could not run the converted candidate: {type(exc).__name__}: {_first_line(exc)}")
     return {"p99_ms": timing["p99_ms"], "p50_ms": timing["p50_ms"], "size_mb": len(payload) / 2**20, "error": None}
+
+
+def _failed(reason: str) -> dict[str, Any]:
+    return {"p99_ms": math.inf, "p50_ms": math.inf, "size_mb": math.inf, "error": reason}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""

@@ -14,8 +14,9 @@ from kepler.automl.metrics import METRICS, report as metric_report
 from kepler.automl.pipelines import candidate
 from kepler.automl.presets import Preset, load_preset
 from kepler.automl.result import AutoMLResult
-from kepler.automl.search import SearchSpec, Trial, closest_candidates, evaluate, pareto_front, run_search
-from kepler.errors import BudgetError, DataError, KeplerError, ParityError
+from kepler.automl.search import (SearchSpec, Trial, closest_candidates, evaluate, failure_summary, failure_text,
+                                  pareto_front, run_search)
+from kepler.errors import BudgetError, CompileError, DataError, KeplerError, ParityError
 from kepler.targets import TargetProfile, load_profile
 
 TEST_SHARE = 0.2
@@ -73,32 +74,62 @@ def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, n
               categorical: list[str], output: Path | None,
               input_typing: dict[str, dict[str, str]]) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
     """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets."""
+    from threadpoolctl import threadpool_limits
+
     from kepler.compilers import compile as compile_model
 
     rejected: list[dict[str, Any]] = []
+    parity: ParityError | None = None
     ranked = sorted((t for t in trials if t.compliant), key=lambda t: (-t.val_score, t.p99_ms))
     for trial in ranked[:FINAL_ATTEMPTS]:
         family = FAMILIES.get(trial.family)
-        model = candidate(family, trial.config, spec.task, spec.seed, numeric, categorical).fit(x_rest, y_rest)
+        model = candidate(family, trial.config, spec.task, spec.seed, numeric, categorical)
+        with threadpool_limits(limits=spec.profile.resolved_threads):  # as in the trials: no oversubscription
+            model.fit(x_rest, y_rest)
         try:
             artifact = compile_model(model, spec.profile, x_rest, output=output, input_typing=input_typing)
-        except ParityError as exc:
-            rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc)})
+        except CompileError as exc:  # parity, or a pass of the profile the trials do not run
+            parity = exc if isinstance(exc, ParityError) else parity
+            rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc),
+                             "kind": "parity" if isinstance(exc, ParityError) else "compile"})
             continue
-        bench = artifact.benchmark
-        batch1 = next(b for b in bench["batches"] if b["batch"] == 1)
-        rows = budget_mod.check(spec.budgets, {"latency_p99_ms": batch1["p99_ms"], "size_mb": bench["size_mb"],
-                                               "memory_mb": bench["session_rss_mb"]})
+        rows = budget_mod.check(spec.budgets, budget_mod.measured(artifact.benchmark))
         if all(r["ok"] for r in rows):
             return model, artifact, trial, rows, rejected
-        rejected.append({"trial": trial.number, "family": trial.family,
+        rejected.append({"trial": trial.number, "family": trial.family, "kind": "budget",
                          "reason": "re-measured budgets broken: " + ", ".join(
-                             f"{r['budget']} {r['measured']:.3g} > {r['limit']:g}" for r in rows if not r["ok"])})
-    raise BudgetError(
-        f"no candidate fits the budgets ({_budget_text(spec.budgets)}) after {len(trials)} trials; "
+                             f"{r['budget']} {_figure(r['measured'])} > {r['limit']:g}" for r in rows if not r["ok"])})
+    raise _no_candidate(trials, spec, rejected, parity)
+
+
+def _figure(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3g}"
+
+
+def _no_candidate(trials: list[Trial], spec: SearchSpec, rejected: list[dict[str, Any]],
+                  parity: ParityError | None) -> KeplerError:
+    """The error that says why no model came out of a search: time, compilation, parity, or budgets."""
+    failures = failure_summary(trials)
+    failed = sum(f["count"] for f in failures)
+    if not trials:
+        return BudgetError(f"no trial finished within the time budget of {spec.time_budget_s:g} s; give the search "
+                           f"more time (e.g. --time-budget {max(60, int(spec.time_budget_s * 4))}s)", {})
+    if failed == len(trials):
+        return CompileError(
+            f"all {len(trials)} trials failed to compile: {failure_text(failures)}; fix the cause named, or leave "
+            f"the families it names out of the search (constraint 'families'), then rerun")
+    reasons = " | ".join(f"trial {r['trial']} ({r['family']}): {r['reason']}" for r in rejected)
+    if rejected and all(r["kind"] != "budget" for r in rejected):
+        best = f"the {len(rejected)} best candidates" if len(rejected) > 1 else "the best candidate"
+        if parity is not None and all(r["kind"] == "parity" for r in rejected):
+            return ParityError(f"{best} compiled but failed the parity check of the final build: {reasons}", parity.report)
+        return CompileError(f"{best} failed the final build: {reasons}")
+    failed_text = f"; {failed} of {len(trials)} trials failed to compile: {failure_text(failures)}" if failed else ""
+    return BudgetError(
+        f"no candidate fits the budgets ({_budget_text(spec.budgets)}) after {len(trials)} trials{failed_text}; "
         f"relax a budget, pick another target, or give the search more time",
         {"budgets": spec.budgets, "closest": closest_candidates(trials), "rejected_at_final_check": rejected,
-         "trials": len(trials)},
+         "trials": len(trials), "failed_trials": failures},
     )
 
 
@@ -132,7 +163,10 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
     Raises:
         DataError: bad data or label.
         ProfileError: unknown target, preset or bad constraints.
-        BudgetError: no candidate fits the budgets; the error's report names the closest ones.
+        BudgetError: compiled candidates broke the budgets (the error's report names the closest ones),
+            or no trial finished within the time budget.
+        CompileError: every trial failed to compile (the message counts each reason), or the best
+            candidates failed the final build (ParityError when all failed the parity check).
     """
     started = time.perf_counter()
     profile = load_profile(environment)
@@ -170,7 +204,9 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
 
     x_rest, y_rest, x_test, y_test = split_test(dataset.frame, dataset.label, task, seed)
     numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
-    trials, search_seconds = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
+    search = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
+    trials = search.trials
+    final_started = time.perf_counter()
     model, artifact, chosen, constraint_rows, rejected = _finalize(
         trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None, dataset.input_typing())
 
@@ -193,6 +229,7 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         "constraint_report": constraint_rows,
         "rejected_at_final_check": rejected,
         "trials": [t.to_dict() for t in trials],
+        "failed_trials": failure_summary(trials),
         "pareto_front": [t.number for t in pareto_front(trials)],
         "artifact": str(artifact.path),
         "target": profile.name,
@@ -201,11 +238,17 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         "interpretability_required": interpretability_required,
         "seed": seed,
         "time_budget_s": time_budget_s,
-        "search_seconds": search_seconds,
+        "search_seconds": search.seconds,
+        "search_stopped": search.stopped,
+        "search_isolation": search.isolation,
+        "final_seconds": time.perf_counter() - final_started,
         "total_seconds": time.perf_counter() - started,
         "data": dataset.summary(),
         "positive_class": positive,
     }
+    from kepler.versioning.build_tracking import track_search  # child runs of the caller's MLflow run, if any
+
+    result.update(track_search(result))
     return AutoMLResult(result, artifact=artifact, model=model)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from kepler.automl.families import CLASSIFICATION, Family
 from kepler.automl.measure import measure_compiled
 from kepler.automl.metrics import METRICS, Evaluation
 from kepler.automl.pipelines import learner_class
+from kepler.errors import KeplerError
 from kepler.targets import TargetProfile
 
 _FAILED = 1e9  # what a trial that cannot be compiled reports, so FLAML steers away from it
@@ -97,22 +101,214 @@ CV_MAX_ROWS = 20_000  # below this, 5-fold cross-validation: a small validation 
 CV_FOLDS = 5
 
 
+@dataclass
+class SearchRun:
+    """What a search produced.
+
+    Attributes:
+        trials: Every trial (one per configuration), in order.
+        seconds: Wall-clock seconds from the first trial's start to the search's end.
+        stopped: Whether the time budget ran out during a trial, which was then stopped.
+        isolation: ``"process"`` when the search ran in a child process stopped at the deadline,
+            ``"in-process"`` when it could not (see :func:`can_isolate`).
+    """
+
+    trials: list[Trial]
+    seconds: float
+    stopped: bool
+    isolation: str
+
+
+STOP_AT = 1.1  # share of the time budget after which a search still running is stopped (goal: within 1.2x)
+
+
 def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], categorical: list[str],
-               progress: Callable[[Trial, Trial | None, float], None] | None = None) -> tuple[list[Trial], float]:
+               progress: Callable[[Trial, Trial | None, float], None] | None = None) -> SearchRun:
     """Runs FLAML over the families; every configuration is compiled and timed under the profile.
 
     Small tables are scored by 5-fold cross-validation, larger ones on a 20% holdout; either
     way the rows passed here exclude the test split. A configuration is converted and timed
     once, on its first fold, since every fold builds the same graph shape.
 
+    Every native thread pool (OpenMP, BLAS) is held to the profile's threads during the search,
+    so that two builds on the same cores do not oversubscribe them. On Linux (see
+    :func:`can_isolate`) the search runs in a forked child process that sends each trial back
+    and is stopped at ``time_budget_s * STOP_AT`` with the trial then running, since FLAML alone
+    checks its budget only between trials (OpenMP is then held to one thread: see
+    :func:`can_isolate`).
+
     Returns:
-        Every trial (one per configuration), in order, and the seconds the search took.
+        The trials and how the search ended.
     """
+    _preload(spec)
+    trials: dict[int, Trial] = {}
+    started = time.perf_counter()
+
+    def record(trial: Trial) -> None:
+        trials[trial.number] = trial
+        if progress is not None:
+            best = max((t for t in trials.values() if t.compliant), key=lambda t: t.val_score, default=None)
+            progress(trial, best, trial.elapsed_s)
+
+    isolated = can_isolate()
+
+    def search(emit: Callable[[Trial], None]) -> None:
+        _search(x_fit, y_fit, spec, numeric, categorical, started, emit, forked=isolated)
+
+    stopped = False
+    if isolated:
+        stopped = _run_in_child(search, record, deadline=started + spec.time_budget_s * STOP_AT)
+    else:
+        search(record)
+    return SearchRun(sorted(trials.values(), key=lambda t: t.number), time.perf_counter() - started, stopped,
+                     "process" if isolated else "in-process")
+
+
+def _preload(spec: SearchSpec) -> None:
+    """Imports what trials use (FLAML, the converters, each family's library) before the clock starts,
+    so that neither the budget nor a forked child pays for it."""
+    import flaml  # noqa: F401
+
+    import kepler.compilers.convert  # noqa: F401
+    import kepler.runtimes.benchmark  # noqa: F401
+    from kepler.compilers.converters import install_backends
+
+    install_backends()
+    for family in spec.families:
+        space = family.space(100, spec.task, spec.interpretable)
+        family.build({k: v["init_value"] for k, v in space.items()}, spec.task, spec.seed)
+
+
+def can_isolate() -> bool:
+    """Whether the search can run in a forked child process that is stopped at the deadline (Linux).
+
+    GNU OpenMP (libgomp, which scikit-learn, XGBoost and LightGBM bring) keeps its worker threads
+    between parallel regions, and a forked child that asks for more than one OpenMP thread waits
+    forever for workers that were not copied; the child therefore holds OpenMP to one thread
+    (only HistGradientBoosting would use more: the other families fit with ``n_jobs=1``). BLAS
+    pools survive a fork. macOS forks unsafely with its system frameworks, so it searches in-process.
+    """
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def _run_in_child(search: Callable[[Callable[[Trial], None]], None], record: Callable[[Trial], None],
+                  deadline: float) -> bool:
+    """Runs ``search`` in a forked child, passing each trial it emits to ``record``.
+
+    Returns:
+        Whether the child was stopped at ``deadline`` (a ``time.perf_counter()`` value).
+
+    Raises:
+        KeplerError: the child died without finishing; or the error the search raised.
+    """
+    from multiprocessing import Pipe
+
+    reader, writer = Pipe(duplex=False)
+    for stream in (sys.stdout, sys.stderr):  # or the child's copy of unwritten output is written twice
+        if stream is not None:
+            stream.flush()
+    parent = os.getpid()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when a process with threads forks; the child uses no lock of the other threads.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: search, send every trial, and never return into the caller's code
+        code = 0
+        try:
+            _die_with(parent)
+            reader.close()
+            search(lambda trial: writer.send(("trial", trial)))
+            writer.send(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+            code = 1
+            try:
+                writer.send(("error", _portable(exc)))
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    writer.close()
+    finished = stopped = False
+    try:
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                stopped = True
+                break
+            if not reader.poll(min(left, 1.0)):
+                continue
+            try:
+                kind, value = reader.recv()
+            except EOFError:
+                break
+            if kind == "trial":
+                record(value)
+            elif kind == "error":
+                raise value
+            else:
+                finished = True
+                break
+    finally:
+        reader.close()
+        status = _reap(pid, stop=not finished)
+    if not finished and not stopped:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}, perhaps for lack of memory" if code < 0 else f"exit status {code}"
+        raise KeplerError(f"the search process died ({how}); rerun with KEPLER_DEBUG=1, or on fewer rows")
+    return stopped
+
+
+def _die_with(parent: int) -> None:
+    """Makes the kernel kill this (child) process when its parent dies, however it dies (SIGKILL, SIGTERM),
+    so that no orphaned search runs on."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux's libc: the parent's finally still stops the child
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _reap(pid: int, *, stop: bool) -> int:
+    """Waits for the child (stopping it first when ``stop``) and returns its wait status."""
+    if not stop:
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.005)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return os.waitpid(pid, 0)[1]
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` as it can cross the pipe (a KeplerError naming it when it cannot), with the child's traceback."""
+    import pickle
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        copy = pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - an exception whose arguments do not round-trip
+        copy = KeplerError(f"the search failed: {type(exc).__name__}: {exc}")
+    copy.add_note("raised in the search process:\n" + text)
+    return copy
+
+
+def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], categorical: list[str], started: float,
+            emit: Callable[[Trial], None], *, forked: bool) -> None:
+    """The FLAML search itself; ``emit`` receives each trial after every fold it is scored on."""
     from flaml import AutoML
+    from threadpoolctl import threadpool_limits
 
     trials: dict[tuple, Trial] = {}
     fold_scores: dict[tuple, list[float]] = {}
-    started = time.perf_counter()
     score_of = METRICS.get(spec.metric)
 
     def metric(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any,
@@ -137,9 +333,7 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
         fold_scores[key].append(score)
         trial.val_score = float(np.mean(fold_scores[key]))
         trial.elapsed_s = time.perf_counter() - started
-        if progress is not None:
-            best = max((t for t in trials.values() if t.compliant), key=lambda t: t.val_score, default=None)
-            progress(trial, best, trial.elapsed_s)
+        emit(trial)
         if trial.error is not None:
             return _FAILED, {"p99_ms": _FAILED, "size_mb": _FAILED, "val_score": score}
         return -score, {"p99_ms": trial.p99_ms, "size_mb": trial.size_mb, "val_score": score}
@@ -155,7 +349,11 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
     logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
     evaluation = ({"eval_method": "cv", "n_splits": CV_FOLDS} if len(x_fit) <= CV_MAX_ROWS
                   else {"eval_method": "holdout", "split_ratio": 0.2})
-    with warnings.catch_warnings():
+    # Native pools (OpenMP of the boosters and HistGradientBoosting, BLAS) default to every core; two builds
+    # side by side then oversubscribe the cores and a trial of a few hundred rows takes seconds.
+    threads = spec.profile.resolved_threads
+    limits = {"blas": threads, "openmp": 1 if forked else threads}
+    with warnings.catch_warnings(), threadpool_limits(limits=limits):
         # FLAML 2.7 calls pandas APIs that pandas 3 deprecates; the warnings are FLAML's to fix.
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*inplace keyword.*")
@@ -167,7 +365,6 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
             retrain_full=False, verbose=0, log_file_name="", n_jobs=1, auto_augment=False, early_stop=False,
             keep_search_state=False, model_history=False, mlflow_logging=False,
         )
-    return list(trials.values()), time.perf_counter() - started
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -190,6 +387,34 @@ def closest_candidates(trials: list[Trial], limit: int = 5) -> list[dict[str, An
     return [{"trial": t.number, "family": t.family, "val_score": t.val_score, "p99_ms": t.p99_ms,
              "size_mb": t.size_mb, "broken": {k: {"over_by": round(v, 3)} for k, v in t.violations.items()}}
             for t in ranked[:limit]]
+
+
+def failure_summary(trials: list[Trial]) -> list[dict[str, Any]]:
+    """The distinct reasons trials failed, most frequent first: each with its count, families and trials."""
+    reasons: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        if t.error is None:
+            continue
+        entry = reasons.setdefault(t.error, {"reason": t.error, "count": 0, "families": [], "trials": []})
+        entry["count"] += 1
+        entry["trials"].append(t.number)
+        if t.family not in entry["families"]:
+            entry["families"].append(t.family)
+    return sorted(reasons.values(), key=lambda r: (-r["count"], r["trials"][0]))
+
+
+def failure_text(summary: list[dict[str, Any]], shown: int = 3, width: int = 240) -> str:
+    """The distinct failure reasons on one line, each with its count (the most frequent ``shown`` ones)."""
+    def one(entry: dict[str, Any]) -> str:
+        reason = " ".join(entry["reason"].split())
+        reason = reason if len(reason) <= width else reason[:width - 1] + "…"
+        return f"{entry['count']}× {reason}"
+
+    text = " | ".join(one(e) for e in summary[:shown])
+    rest = summary[shown:]
+    if rest:
+        text += f" | and {len(rest)} other reason{'s' if len(rest) > 1 else ''} ({sum(e['count'] for e in rest)} trials)"
+    return text
 
 
 budget_check = budget_mod.check

@@ -75,9 +75,13 @@ def budget_table(report: dict[str, Any]) -> Any:
     for column in ("budget", "limit", "measured", "ok"):
         table.add_column(column, justify="right")
     for name, check in report.get("budgets", {}).items():
-        table.add_row(name, f"{check['limit']:g}", f"{check['measured']:.3g}", "[green]yes[/]" if check["ok"] else "[red]no[/]")
+        measured = "—" if check["measured"] is None else f"{check['measured']:.3g}"
+        table.add_row(name, f"{check['limit']:g}", measured, "[green]yes[/]" if check["ok"] else "[red]no[/]")
+    process = report.get("process_peak_rss_mb")
     table.caption = (f"size {report['size_mb']:.3f} MB · session load {report['load_ms']:.1f} ms · "
-                     f"session RSS +{report['session_rss_mb']:.1f} MB · peak RSS {report['peak_rss_mb']:.0f} MB")
+                     + (f"memory_mb: peak RSS of a fresh runtime process at batch 1, {process:.0f} MB · "
+                        if process is not None else "")
+                     + f"this process: session RSS +{report['session_rss_mb']:.1f} MB, peak {report['peak_rss_mb']:.0f} MB")
     return table
 
 

@@ -37,7 +37,7 @@ th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;verti
 th{background:#f1f3f4;font-weight:600}td.n,th.n{text-align:right;white-space:nowrap}
 .ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}
 tr.chosen td{background:#fff8e1}tr.failed td{color:var(--muted)}
-td.error{max-width:360px;overflow-wrap:anywhere;font-size:12.5px}
+td.error,span.error{display:inline-block;max-width:360px;overflow-wrap:anywhere;font-size:12.5px}
 figure{margin:8px 0 16px}svg.chart{width:100%;max-width:920px;height:auto;background:#fff}
 svg text{font:11px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:#3c4043}
 svg .title{font-size:12px;fill:#202124}svg .note{fill:#b3261e}
@@ -68,7 +68,7 @@ def render_build_report(report: dict[str, Any]) -> str:
         The HTML document.
     """
     r = report if isinstance(report, dict) else {}
-    sections = [_budgets, _pareto, _latency, _test_metrics, _parity, _data, _trials]
+    sections = [_budgets, _pareto, _latency, _test_metrics, _parity, _data, _trials, _failed_trials]
     main = "".join(_guarded(section, r) for section in sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -244,6 +244,8 @@ def _header(r: dict[str, Any]) -> str:
     if r.get("search_seconds") is not None:
         search = seconds(r["search_seconds"]) + (f" of {seconds(r['time_budget_s'])}"
                                                  if r.get("time_budget_s") is not None else "")
+        if r.get("search_stopped") is True:
+            search += " <small>(the trial running at the deadline was stopped)</small>"
     size = _artifact(r).get("size_mb")
     cards = [
         ("best model", model),
@@ -253,6 +255,7 @@ def _header(r: dict[str, Any]) -> str:
         ("use case", _maybe(r.get("use_case"), esc)),
         ("trials", f"{len(trials)}" + (f" <small>({failed} failed)</small>" if failed else "") if trials else None),
         ("search", search),
+        ("final refit, compile and measurement", _maybe(r.get("final_seconds"), seconds)),
         ("total time", _maybe(r.get("total_seconds"), seconds)),
         ("artifact size", _maybe(size, mb)),
         ("model file", _maybe(r.get("model_file"), lambda v: f"<code>{esc(v)}</code>")),
@@ -302,8 +305,11 @@ def _budgets(r: dict[str, Any]) -> str:
             status = DASH
         table_rows.append([esc(key), by_unit(key, row.get("limit")), esc(row.get("source") or DASH),
                            by_unit(key, row.get("measured")), status])
+    measures = [f"<code>{esc(row.get('budget'))}</code>: {esc(row['measure'])}" for row in rows
+                if isinstance(row.get("measure"), str)]
+    note = f'<p class="note">Measured: {"; ".join(measures)}.</p>\n' if measures else ""
     return _section("budgets", "Budgets", _table(["budget", "limit", "source", "measured", "status"],
-                                                  table_rows, {1, 3}))
+                                                  table_rows, {1, 3}) + note)
 
 
 def _pareto(r: dict[str, Any]) -> str:
@@ -339,8 +345,10 @@ def _latency(r: dict[str, Any]) -> str:
     summary = _pairs([("target", _maybe(bench.get("target"), esc)), ("threads", _maybe(bench.get("threads"))),
                       ("artifact size", _maybe(bench.get("size_mb"), mb)),
                       ("load time", _maybe(bench.get("load_ms"), ms)),
-                      ("session memory", _maybe(bench.get("session_rss_mb"), mb)),
-                      ("peak process memory", _maybe(bench.get("peak_rss_mb"), mb)), ("throughput", throughput)])
+                      ("runtime process memory (fresh process, batch 1)",
+                       _maybe(bench.get("process_peak_rss_mb"), mb)),
+                      ("session memory (build process)", _maybe(bench.get("session_rss_mb"), mb)),
+                      ("peak build process memory", _maybe(bench.get("peak_rss_mb"), mb)), ("throughput", throughput)])
     table = _table(["batch", "p50", "p95", "p99", "mean", "iterations", "rows/s"],
                    [[sig(b.get("batch")), ms(b.get("p50_ms")), ms(b.get("p95_ms")), ms(b.get("p99_ms")),
                      ms(b.get("mean_ms")), sig(b.get("iterations")), sig(b.get("throughput_rows_s"))]
@@ -459,6 +467,27 @@ def _trials(r: dict[str, Any]) -> str:
             + "</p>\n")
     return _section("trials", "Trials", note + _table(
         ["#", "family", "val score", "p99", "size", "within budgets", "error"], rows, {0, 2, 3, 4}, classes))
+
+
+def _failed_trials(r: dict[str, Any]) -> str:
+    """Every distinct reason trials failed (the trials table shows only the best ones), with its count."""
+    trials = _trial_dicts(r)
+    summary = [f for f in _l(r.get("failed_trials")) if isinstance(f, dict)]
+    if not summary:  # an older report: count the reasons from the trials themselves
+        counts: dict[str, list[dict[str, Any]]] = {}
+        for t in trials:
+            if t.get("error"):
+                counts.setdefault(str(t["error"]), []).append(t)
+        summary = [{"reason": k, "count": len(v), "families": sorted({str(t.get("family")) for t in v})}
+                   for k, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))]
+    if not summary:
+        return ""
+    rows = [[sig(f.get("count")), esc(", ".join(str(x) for x in _l(f.get("families"))) or DASH),
+             f'<span class="error">{esc(f.get("reason"))}</span>'] for f in summary]
+    total = sum(num(f.get("count")) or 0 for f in summary)
+    note = (f'<p class="note">{sig(total)} of {len(trials)} trials failed before they could be measured, '
+            f"for {len(summary)} distinct reason{'' if len(summary) == 1 else 's'}.</p>\n")
+    return _section("failed-trials", "Failed trials", note + _table(["trials", "families", "reason"], rows, {0}))
 
 
 

@@ -30,7 +30,13 @@ def test_default_search_returns_a_compliant_compiled_model(sensors, environment,
     profile = kp.targets.load_profile(environment)
     assert p99 <= profile.latency_p99_ms
     assert predictor.artifact.size_bytes / 2**20 <= profile.size_mb
-    assert result["search_seconds"] <= BUDGET * 1.5 + 2
+    # The search and the final build are timed apart (speed goals live in benchmarks/budget_under_load.py).
+    assert result["search_seconds"] > 0 and result["final_seconds"] > 0
+    assert result["total_seconds"] >= result["search_seconds"] + result["final_seconds"]
+    assert result["search_isolation"] == "process" and isinstance(result["search_stopped"], bool)
+    memory = next(row for row in result["constraint_report"] if row["budget"] == "memory_mb")
+    assert memory["measured"] == result.artifact.benchmark["process_peak_rss_mb"]
+    assert memory["measure"].startswith("peak RSS of a fresh process")
 
 
 @pytest.mark.parametrize("use_case", ["predictive_maintenance", "quality_control", "anomaly_detection"])

@@ -86,6 +86,30 @@ def test_impossible_budget_fails_shows_the_report_and_writes_nothing(table: Path
     assert not (tmp_path / "builds").exists()
 
 
+def test_build_whose_every_trial_fails_to_compile_says_why_and_exits_9(
+        table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kepler.automl.families import CLASSIFICATION, FAMILIES, Family
+    from kepler.cli.main import main
+
+    # A tree no converter knows, in a family that claims DecisionTreeClassifier: every trial fails to compile.
+    # The family lives in this process only, so the CLI runs in-process.
+    unconvertible = type("UnconvertibleTree", (DecisionTreeClassifier,), {})
+    family = Family("test_unconvertible", lambda p, task, seed: unconvertible(max_depth=int(p["max_depth"])),
+                    FAMILIES.get("decision_tree").space, (CLASSIFICATION,), ("DecisionTreeClassifier",))
+    monkeypatch.setitem(FAMILIES._entries, family.name, family)
+    monkeypatch.chdir(tmp_path)
+    constraints = tmp_path / "families.json"
+    constraints.write_text(json.dumps({"families": [family.name]}))
+    code = main(["build", str(table), "--label", "failure", "--time-budget", "3s", "--constraints-file",
+                 str(constraints), "--output", str(tmp_path / "builds")])
+    stderr = capsys.readouterr().err
+    assert code == 9, stderr
+    [error] = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: all ") and " trials failed to compile: " in error and "UnconvertibleTree" in error
+    assert "budget" not in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "builds").exists()
+
+
 def test_guide_automl_commands(table: Path, tmp_path: Path) -> None:
     constraints = tmp_path / "industrial.json"
     constraints.write_text(json.dumps({"latency_p99_ms": 20, "size_mb": 5}))
