@@ -12,6 +12,31 @@ from typing import Any
 for _variable in ("MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK", "DVC_NO_ANALYTICS", "DO_NOT_TRACK"):
     os.environ.setdefault(_variable, "1")
 
+
+def _source_root() -> str | None:
+    """The repository root when this file runs from a source tree, else None.
+
+    pyproject.toml installs the top-level folders ``compilers/``, ``runtimes/`` and ``targets/`` as
+    ``kepler.compilers`` and so on. Python started in the repository root imports this folder, not
+    the installed wheel, and would find no ``kepler.compilers`` here: a source tree is recognised by
+    those folders beside ``kepler/`` together with pyproject.toml (an installed wheel has them inside).
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    if os.path.isdir(os.path.join(here, "compilers")) or not os.path.isfile(os.path.join(root, "pyproject.toml")):
+        return None
+    if all(os.path.isfile(os.path.join(root, name, "__init__.py")) for name in ("compilers", "runtimes", "targets")):
+        return root
+    return None
+
+
+_root = _source_root()
+if _root is not None and _root not in __path__:
+    # Searched after this folder, so kepler.compilers resolves to <root>/compilers exactly as
+    # pyproject.toml's package-dir maps it; kepler's own subpackages still come from kepler/.
+    __path__.append(_root)
+del _root
+
 try:
     from importlib.metadata import PackageNotFoundError, version as _version
 

@@ -8,7 +8,7 @@ venv="${KEPLER_VENV:-.venv}"
 out="${KEPLER_DEMO_OUT:-demo-out}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q .
+"$venv/bin/python" -m pip install -q -c constraints.txt .  # the tested versions
 export PATH="$PWD/$venv/bin:$PATH"
 
 kepler --version

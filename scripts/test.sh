@@ -5,21 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${KEPLER_TEST_VENV:-.venv-test}"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 rm -rf dist build
 "$venv/bin/python" -m pip wheel -q --no-deps --wheel-dir dist .
 wheel="$(ls dist/kepler_ml-*.whl)"
-"$venv/bin/python" -m pip install -q "${wheel}[test]"
+# constraints.txt pins the tested versions (scripts/upgrade.sh moves them deliberately).
+"$venv/bin/python" -m pip install -q -c constraints.txt "${wheel}[test]"
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
 
 # The wheel must carry every package: import them from outside the source tree.
-(cd "$(mktemp -d)" && "$OLDPWD/$venv/bin/python" -c '
+outside="$(mktemp -d)"
+(cd "$outside" && "$venv/bin/python" -c '
 import kepler, kepler.compilers, kepler.runtimes, kepler.targets
 assert "site-packages" in kepler.compilers.__file__, kepler.compilers.__file__
 print("wheel ok:", kepler.__version__, kepler.compilers.__file__)
 print("profiles:", kepler.targets.list_profiles())
 ')
+rmdir "$outside"
+# In the repository root the source tree shadows the wheel, and must work too (tests/test_source_tree_import.py).
+"$venv/bin/python" -c 'import kepler, kepler.compilers, kepler.runtimes, kepler.targets; print("source tree ok:", kepler.__file__)'
 
 export KEPLER_TEST_WHEEL=1
 exec "$venv/bin/pytest" -q "$@"
