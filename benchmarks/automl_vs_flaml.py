@@ -55,6 +55,11 @@ def plain_flaml(x_rest: Any, y_rest: Any, x_test: Any, y_test: Any, metric: str,
     from flaml import AutoML
 
     rename = {name: f"c{i}" for i, name in enumerate(x_rest.columns)}
+    if metric != "r2":  # FLAML's XGBoost learner needs codes 0..k-1 for text labels
+        labels = sorted(set(y_rest) | set(y_test), key=str)
+        code = {label: i for i, label in enumerate(labels)}
+        y_rest, y_test = y_rest.map(code), y_test.map(code)
+        positive = code.get(positive, positive)
     automl = AutoML()
     task = "regression" if metric == "r2" else "classification"
     started = time.perf_counter()
@@ -94,7 +99,11 @@ def run_table(name: str, path: Path, label: str, budget: float, seed: int) -> di
             ours = kepler_search(dataset, label, budget, seed, Path(scratch))
         except kp.errors.KeplerError as exc:
             ours = {"error": f"{type(exc).__name__}: {exc}"}
-    theirs = plain_flaml(x_rest, y_rest, x_test, y_test, metric, positive, budget, seed)
+    try:
+        theirs = plain_flaml(x_rest, y_rest, x_test, y_test, metric, positive, budget, seed)
+    except Exception as exc:  # noqa: BLE001 - FLAML's failure is a result of the benchmark too
+        theirs = {"error": f"{type(exc).__name__}: {str(exc)[:200]}", "test_score": float("nan"),
+                  "best_estimator": "failed", "search_seconds": float("nan")}
     row = {"table": name, "rows": len(dataset), "columns": len(dataset.features), "test_rows": int(len(x_test)),
            "metric": metric, "budget_s": budget, "kepler": ours, "flaml": theirs}
     if "error" not in ours:
