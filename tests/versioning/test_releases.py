@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -53,8 +52,6 @@ def test_guide_block_6_runs_as_written(project: Project) -> None:
     assert release.components["model_version"] == "xgboost-v1.3"
 
     # Reproducir release completo: delegated to kp.reproduce.from_version on the release's model version.
-    if importlib.util.find_spec("kepler.versioning.unified") is None:
-        pytest.skip("kepler.versioning.unified is not there yet: reproduce_release is checked by the lead's tests")
     # No unified version of that name in this project: the reproduction says so in its result.
     reproduction = kp.versioning.reproduce_release("stable-v1.0")
     assert reproduction.success is False and "xgboost-v1.3" in reproduction.error_message
