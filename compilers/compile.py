@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,8 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
 
         if destination is None:
             remove_at_exit(staging)
+            print(f"kepler: artifact in {staging} (temporary: removed when this process exits; pass output= "
+                  f"or call artifact.save(path) to keep it)", file=sys.stderr)
             return CompiledArtifact(staging, manifest)
         publish(staging, destination)
         return CompiledArtifact(destination, manifest)
