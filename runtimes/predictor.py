@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kepler.errors import KeplerError
+from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes.artifact import Artifact, read_artifact
 from kepler.runtimes.inputs import REJECT, FeedBuilder
 from kepler.runtimes.session import create_session, session_settings
@@ -74,26 +74,59 @@ class Predictor:
         return self._feeds.fastest_form(data)
 
     def predict(self, data: Any) -> np.ndarray:
-        """Labels for classifiers and outlier detectors, values for regressors."""
+        """Labels for classifiers and outlier detectors, values for regressors.
+
+        Raises:
+            InputSchemaError: ``data`` breaks the input contract (:mod:`kepler.runtimes.inputs`), or a value the
+                model computes is not finite (inputs far outside what it was trained on).
+        """
         names = self._label_out or self._value_out
-        return self._run(names, self._feeds.feed(data))[0].ravel()
+        return finite_answer(self._run(names, self._feeds.feed(data))[0].ravel())
 
     def predict_proba(self, data: Any) -> np.ndarray:
-        """Class probabilities, shape (rows, classes). Classifiers only."""
+        """Class probabilities, shape (rows, classes). Classifiers only.
+
+        Raises:
+            InputSchemaError: as :meth:`predict`.
+        """
         if self._proba_out is None:
             raise KeplerError(f"predict_proba needs a classifier, this model is a {self.task}; use predict")
-        return self._run(self._proba_out, self._feeds.feed(data))[0]
+        return finite_answer(self._run(self._proba_out, self._feeds.feed(data))[0])
 
     def decision_function(self, data: Any) -> np.ndarray:
-        """Anomaly scores of an outlier detector, as its ``decision_function`` (negative means outlier)."""
+        """Anomaly scores of an outlier detector, as its ``decision_function`` (negative means outlier).
+
+        Raises:
+            InputSchemaError: as :meth:`predict`.
+        """
         if self._score_out is None:
             raise KeplerError(f"decision_function needs an outlier detector, this model is a {self.task}; use predict")
-        return self._run(self._score_out, self._feeds.feed(data))[0].ravel()
+        return finite_answer(self._run(self._score_out, self._feeds.feed(data))[0].ravel())
 
     def run(self, data: Any) -> dict[str, np.ndarray]:
-        """Every graph output by name."""
+        """Every graph output by name.
+
+        Raises:
+            InputSchemaError: as :meth:`predict`.
+        """
         names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self._run(names, self._feeds.feed(data))))
+        return {name: finite_answer(value) for name, value in zip(names, self._run(names, self._feeds.feed(data)))}
+
+
+def finite_answer(result: np.ndarray) -> np.ndarray:
+    """``result`` when every number in it is finite (labels and text pass as they are).
+
+    A model answers infinity or NaN only for inputs far outside what it was trained on (a linear model at
+    1e308): an answer computed from such input is garbage, refused like any bad input.
+
+    Raises:
+        InputSchemaError: a value is not finite; names the first such row.
+    """
+    if result.dtype.kind != "f" or np.isfinite(result).all():
+        return result
+    bad = int(np.flatnonzero(~np.isfinite(result.reshape(len(result), -1)).all(axis=1))[0])
+    raise InputSchemaError(f"the model's answer for row {bad} is not a finite number: the row's values lie far "
+                           f"outside what the model was trained on; send values in the range of the training data")
 
 
 def load(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None,

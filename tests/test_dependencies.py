@@ -21,7 +21,7 @@ OTHER_FOLDERS = ("tests", "benchmarks", "examples", "scripts")
 USED_WITHOUT_IMPORT = {"pyarrow": "pandas' Parquet engine, for kepler.data's Parquet tables"}
 # Libraries whose private API Kepler uses (DESIGN.md, "compat"): each needs an upper bound.
 PRIVATE_API_USED = {"bentoml", "skl2onnx", "onnxmltools", "scikit-learn", "lightgbm", "flaml", "dvc", "dvc-data",
-                    "onnxruntime", "mlflow"}
+                    "onnxruntime", "mlflow", "uvicorn"}
 
 
 def _canonical(name: str) -> str:

@@ -29,16 +29,29 @@ columns, the label) are ignored, numbers sent as JSON strings are read as pandas
 column the model does not know gets 422, or is ignored with ``unknown_columns=ignore``
 (``KEPLER_UNKNOWN_COLUMNS``, ``kepler serve --unknown-columns ignore``).
 
-Bad input never gets a 5xx: a body that is not JSON gets 400, a body over ``max_body_bytes`` 413,
-and a payload that does not match the manifest's input schema (a missing or unexpected column, a
-wrong type, an empty batch, columns of unequal length) 422, each with ``{"error": "..."}``.
+Bad input never gets a 5xx: a body that is not JSON (or not UTF-8) gets 400, a body over ``max_body_bytes``
+413, and a payload that breaks the input contract (:mod:`kepler.runtimes.inputs`: a missing or unexpected
+column, a wrong type, a list or an object in a cell, a key missing from a record where the column takes no
+missing value, text that is not valid Unicode, an empty batch, columns of unequal length) 422, each with
+``{"error": "<one line>", "status": <code>}``. Every row sent gets one answer.
+
+A JSON body cannot carry infinity: ``Infinity``, ``-Infinity`` and ``NaN`` (which JSON has no word for) and a
+number beyond a 64-bit float (``1e400``, an integer of 400 digits, which a JSON reader would turn into infinity)
+all get 422, wherever they are in the body; send null for a missing value. (Infinity reaching the runtime from
+Python, or as the text ``"inf"``, is a missing value, as in training.)
+
+A request whose body is cut short by the client's disconnect is never scored. Every answer carries
+``X-Kepler-Release``, those of the HTTP server itself included (its 400 for a request it cannot parse).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
+import math
 import os
+import re
 import threading
 import typing as t
 from http import HTTPStatus
@@ -48,10 +61,12 @@ import numpy as np
 from bentoml.exceptions import BentoMLException
 from bentoml.models import BentoModel
 
-from kepler.deploy.bentoml_tuning import build_io_schemas_once, install_cancelling_timeout
+from kepler.deploy.bentoml_tuning import (build_io_schemas_once, install_cancelling_timeout, install_server_headers,
+                                          server_adds)
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes import load as load_predictor
 from kepler.runtimes.inputs import REJECT, UNKNOWN_COLUMNS
+from kepler.runtimes.predictor import finite_answer
 
 RELEASE_HEADER = "X-Kepler-Release"
 INVOCATIONS_ROUTE = "/invocations"  # MLflow's scoring route: /predict, answered as {"predictions": [...]}
@@ -62,6 +77,11 @@ MLFLOW_PARAMS = "params"
 METADATA_ROUTE = "/metadata"
 INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as", "missing_words")  # of each input in /metadata
 MIB = 1 << 20
+FLOAT64_DIGITS = 309  # an integer of more digits is beyond a 64-bit float (1.8e308)
+# The JSON escape of a UTF-16 surrogate: the only way a JSON body can hold text that is not valid Unicode.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+LOG = logging.getLogger("kepler.deploy.service")
+COMPLETE, TOO_LARGE, DISCONNECTED = "complete", "too large", "disconnected"  # how reading a request body ended
 
 # name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.
 IDENTITY = {"model_tag": (str, None), "release": (str, None), "bento_tag": (str, None), "platform": (str, "local")}
@@ -211,8 +231,77 @@ def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[
 # --------------------------------------------------------------------------- the gate in front of every route
 
 
+class _NotANumber(ValueError):
+    """A JSON token that is no number the model can read: infinity in any spelling (a 422, not a 400)."""
+
+
 def _reject_constant(token: str) -> t.NoReturn:
-    raise ValueError(f"{token} is not JSON; send null for a missing value")
+    raise _NotANumber(f"the body holds {token}, which JSON has no word for and the model cannot read; send a finite "
+                      f"number, or null for a missing value")
+
+
+def _beyond_float64(token: str) -> t.NoReturn:
+    shown = token if len(token) <= 24 else f"{token[:12]}...{token[-6:]} ({len(token)} characters)"
+    raise _NotANumber(f"the body holds the number {shown}, beyond what a 64-bit float holds (about 1.8e308): "
+                      f"infinity, which JSON has no word for either; send a finite number, or null for a missing value")
+
+
+def _parse_float(token: str) -> float:
+    number = float(token)
+    if math.isinf(number):
+        _beyond_float64(token)
+    return number
+
+
+def _parse_int(token: str) -> int:
+    # Python's int() refuses more than 4300 digits with a message about interpreter settings; any integer past
+    # 309 digits is beyond a float anyway.
+    if len(token) - token.startswith("-") > FLOAT64_DIGITS:
+        _beyond_float64(token)
+    number = int(token)
+    if len(token) - token.startswith("-") == FLOAT64_DIGITS:
+        try:
+            float(number)
+        except OverflowError:
+            _beyond_float64(token)
+    return number
+
+
+def _invalid_text(payload: t.Any) -> str | None:
+    """The first string (key or value) of ``payload`` that is not valid Unicode, or None."""
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def parse_body(body: bytes) -> t.Any:
+    """The JSON value of a request body, read as the gate reads it.
+
+    Raises:
+        ValueError: the body is not JSON (400).
+        InputSchemaError: the body holds a number the model cannot read (infinity in any spelling) or text that
+            is not valid Unicode (422).
+    """
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
+    except _NotANumber as exc:
+        raise InputSchemaError(str(exc)) from None
+    if SURROGATE_ESCAPE.search(body) and (bad := _invalid_text(payload)) is not None:
+        shown = json.dumps(bad[:40])
+        raise InputSchemaError(f"the body holds text that is not valid Unicode ({shown}: a lone surrogate); "
+                               f"send UTF-8 text")
+    return payload
 
 
 def _error(status: int, message: str) -> tuple[int, bytes]:
@@ -285,10 +374,14 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
     (:meth:`kepler.runtimes.Predictor.feed`), so what passes here is exactly what the model accepts.
     """
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
+        payload = parse_body(body)
+    except InputSchemaError as exc:
+        return _error(422, str(exc))
     except RecursionError:
         return _error(400, "the body is nested too deeply to be a table; send a list of records or an object of columns")
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except UnicodeDecodeError:
+        return _error(400, "the body is not UTF-8 text; send JSON encoded as UTF-8")
+    except ValueError as exc:  # JSONDecodeError
         return _error(400, f"the body is not valid JSON ({exc}); send a list of records "
                            f"[{{\"column\": value, ...}}] or an object of columns {{\"column\": [values]}}")
     try:
@@ -302,8 +395,10 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
         LOADED.predictor.feed(table)
     except InputSchemaError as exc:
         return _error(422, str(exc))
-    except (TypeError, ValueError, OverflowError) as exc:  # e.g. a number numpy cannot hold
-        return _error(422, f"the input cannot be read as the model's columns: {exc}")
+    except Exception:  # a reader's bug: logged for the operator, a plain 422 for the client (it is their input)
+        LOG.exception("the input check failed on a request body of %d bytes", len(body))
+        return _error(422, "the input cannot be read as the model's columns; send a list of records or an object "
+                           "of columns, one number, text or null per cell")
     return None
 
 
@@ -326,7 +421,26 @@ class ReleaseGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = self._stamped(send)
+        if not server_adds(RELEASE_HEADER):  # else the HTTP server puts it on every answer, its own included
+            send = self._stamped(send)
+        started = False
+
+        async def tracked(message: dict[str, t.Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracked)
+        except Exception:
+            # A failure of the gate or of what it calls: logged once, answered here (with the release header and
+            # one plain line, never a traceback) rather than by the server's bare 500.
+            if started:
+                raise
+            LOG.exception("request to %s failed", scope.get("path", ""))
+            await self._reply(send, *_error(500, "the service failed on this request; the server log has the details"))
+
+    async def _handle(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> None:
         path, method = scope.get("path", ""), scope.get("method", "GET")
         if path == METADATA_ROUTE:
             if method not in ("GET", "HEAD"):
@@ -353,8 +467,10 @@ class ReleaseGate:
                 await self._drain(receive, 0)  # the client is sending it anyway: read it so the answer arrives
             await self._too_large(send)
             return
-        body, complete = await self._read(receive)
-        if not complete:
+        body, state = await self._read(receive)
+        if state == DISCONNECTED:  # the client left before its body was complete: nothing to score, no one to answer
+            return
+        if state == TOO_LARGE:
             await self._drain(receive, len(body))
             await self._too_large(send)
             return
@@ -367,6 +483,7 @@ class ReleaseGate:
         if problem is not None:
             await self._reply(send, *problem)
             return
+        send = self._one_error(send)
         if path == INVOCATIONS_ROUTE:
             scope = {**scope, "path": "/predict", "raw_path": b"/predict"}
             send = self._as_predictions(send)
@@ -395,6 +512,38 @@ class ReleaseGate:
             await send(message)
 
         return stamped
+
+    @staticmethod
+    def _one_error(send: t.Any) -> t.Any:
+        """Gives an error answer BentoML wrapped in a list (``[{"error": ...}]``, its shape for a 4xx an endpoint
+        raised) the gate's own shape: one object with one ``error`` line and the status."""
+        start: dict[str, t.Any] | None = None
+        chunks: list[bytes] = []
+
+        async def unwrapped(message: dict[str, t.Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message.get("status", 200) >= 400:
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = None
+            if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict) and "error" in answer[0]:
+                body = json.dumps({"error": str(answer[0]["error"]).replace("\n", " "),
+                                   "status": start["status"]}).encode()
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return unwrapped
 
     @staticmethod
     def _as_predictions(send: t.Any) -> t.Any:
@@ -443,27 +592,32 @@ class ReleaseGate:
             body = b"".join(chunks).strip()
             if body.startswith(b"[") and body.endswith(b"]"):
                 body = body[1:-1]
+            status = start["status"]
+            if body.startswith(b"{"):  # this request's error object in a batch's answer (see _split)
+                status = 422
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({**start, "status": status,
+                        "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
         return unwrapped
 
-    async def _read(self, receive: t.Any) -> tuple[bytes, bool]:
-        """The body, and False when it grew past the limit (reading stops there)."""
+    async def _read(self, receive: t.Any) -> tuple[bytes, str]:
+        """The body and how reading it ended: :data:`COMPLETE`, :data:`TOO_LARGE` (reading stops at the limit) or
+        :data:`DISCONNECTED` (the client left before the last chunk: what came is not the body it meant)."""
         parts: list[bytes] = []
         size = 0
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return b"".join(parts), True
+            if message["type"] != "http.request":  # http.disconnect
+                return b"".join(parts), DISCONNECTED
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return b"", False
+                return b"", TOO_LARGE
             parts.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(parts), True
+                return b"".join(parts), COMPLETE
 
     async def _drain(self, receive: t.Any, already: int) -> None:
         """Reads and drops the rest of an oversize body (up to a bound), so the client can read the 413."""
@@ -493,15 +647,31 @@ class ReleaseGate:
 # --------------------------------------------------------------------------- the service
 
 
+def answer(predictor: t.Any, payload: t.Any, known: t.Collection[str], *, proba: bool) -> list[t.Any]:
+    """The answer to one request's parsed body: a label or value per row, or a list of probabilities per row.
+
+    Raises:
+        InputSchemaError: the body breaks the input contract.
+    """
+    table = read_payload(payload, known)
+    return (predictor.predict_proba(table) if proba else predictor.predict(table)).tolist()
+
+
 def _schema_error(exc: Exception) -> BentoMLException:
     """A 422 for input the gate let through (it should not happen: the gate runs the same check)."""
     return BentoMLException(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY)
 
 
-def _split(results: np.ndarray, counts: list[int]) -> list[list[t.Any]]:
+def _split(results: np.ndarray, counts: list[int]) -> list[t.Any]:
+    """Each request's share of a batch's answer; a request whose answer is not finite gets an error object
+    instead (the gate answers it 422), so that one bad request does not fail the others of its batch."""
     out, start = [], 0
     for count in counts:
-        out.append(results[start:start + count].tolist())
+        part = results[start:start + count]
+        try:
+            out.append(finite_answer(part).tolist())
+        except InputSchemaError as exc:
+            out.append({"error": str(exc), "status": 422})
         start += count
     return out
 
@@ -561,7 +731,7 @@ class KeplerService:
         def predict(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
             """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
             try:
-                return self.predictor.predict(read_payload(payload, self.known)).tolist()
+                return answer(self.predictor, payload, self.known, proba=False)
             except InputSchemaError as exc:
                 raise _schema_error(exc) from None
 
@@ -569,7 +739,7 @@ class KeplerService:
         def predict_proba(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
             """Class probabilities, one list per row. Classifiers only."""
             try:
-                return self.predictor.predict_proba(read_payload(payload, self.known)).tolist()
+                return answer(self.predictor, payload, self.known, proba=True)
             except InputSchemaError as exc:
                 raise _schema_error(exc) from None
 
@@ -588,6 +758,7 @@ class KeplerService:
 
 
 install_cancelling_timeout()
+install_server_headers({RELEASE_HEADER: SETTINGS["release"]})
 build_io_schemas_once(KeplerService)
 KeplerService.add_asgi_middleware(ReleaseGate, release=SETTINGS["release"], max_body_bytes=SETTINGS["max_body_bytes"],
                                   batching=SETTINGS["batching"])

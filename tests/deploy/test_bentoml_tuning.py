@@ -1,4 +1,5 @@
-"""The BentoML server fixes: a request timeout that lets go of each request, and endpoint schemas built once."""
+"""The BentoML server fixes: a request timeout that lets go of each request, endpoint schemas built once, and the
+server's own headers on every answer."""
 
 from __future__ import annotations
 
@@ -128,3 +129,62 @@ def test_endpoint_schemas_are_built_once(monkeypatch: pytest.MonkeyPatch) -> Non
     plain.model_json_schema()
     plain.model_json_schema()
     assert len(builds) == 2
+
+
+SERVER_HEADERS_PROGRAM = """
+import socket, sys, threading, time
+import uvicorn
+from kepler.deploy.bentoml_tuning import install_server_headers, server_adds
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+assert not server_adds("X-Kepler-Release")
+install_server_headers({"X-Kepler-Release": "r-1"})
+install_server_headers({"X-Kepler-Release": "r-1"})  # twice: one wrapper
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+port = sock.getsockname()[1]
+server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", http="h11"))
+assert server_adds("x-kepler-release")
+threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+while not server.started:
+    time.sleep(0.05)
+for request in (b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", b"GARBAGE\\r\\n\\r\\n",
+                b"POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: abc\\r\\n\\r\\n"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request)
+        head = b""
+        while b"\\r\\n\\r\\n" not in head:
+            head += client.recv(4096)
+    lines = head.split(b"\\r\\n\\r\\n")[0].decode().lower().split("\\r\\n")
+    print(lines[0].split()[1], sum(line == "x-kepler-release: r-1" for line in lines))
+server.should_exit = True
+"""
+
+
+def test_the_server_puts_its_headers_on_every_answer_its_parser_400_included() -> None:
+    """A canary of uvicorn's private protocol API (H11Protocol.send_400_response): in a fresh process, as BentoML
+    builds a worker's uvicorn.Config after importing the service."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SERVER_HEADERS_PROGRAM], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:3] == ["200 1", "400 1", "400 1"], done.stdout
+
+
+def test_protocols_that_add_the_headers_already_are_kept() -> None:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from kepler.deploy.bentoml_tuning import parser_errors_with_headers
+
+    subclass = parser_errors_with_headers("h11")
+    assert issubclass(subclass, H11Protocol) and subclass is not H11Protocol
+    assert parser_errors_with_headers(H11Protocol) is subclass
+    other = type("OtherProtocol", (asyncio.Protocol,), {})  # e.g. httptools', which adds them itself
+    assert parser_errors_with_headers(other) is other
+    assert parser_errors_with_headers("no.such.module:Protocol") == "no.such.module:Protocol"

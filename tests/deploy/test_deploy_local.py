@@ -3,7 +3,9 @@ called over HTTP; then the rollback by deploying the earlier release."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,9 @@ from kepler.errors import ArtifactError, KeplerError, VersioningError
 from kepler.runtimes import load
 
 HEADER = "X-Kepler-Release"
+_spec = importlib.util.spec_from_file_location("kepler_tests_hostile", Path(__file__).with_name("hostile.py"))
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
 
 
 def _columns(rows: list[dict]) -> dict[str, list]:
@@ -57,6 +62,30 @@ def _check_bad_payloads(url: str, rows: list[dict], release: str) -> None:
                 assert answer.status_code == status, (what, route, answer.status_code, answer.text[:300])
                 assert words in answer.json()["error"], (what, answer.text[:300])
                 assert answer.headers[HEADER] == release, what
+        # Issue 13's hostile bodies: each a 4xx with one error line, through BentoML's own body reader too.
+        schema = {"columns": client.get("/metadata").json()["model"]["inputs"]}
+        for what, body in hostile.bodies(schema, good).items():
+            for route in ("/predict", "/predict_proba", "/invocations"):
+                answer = client.post(route, content=body, headers={"content-type": "application/json"})
+                assert 400 <= answer.status_code < 500, (what, route, answer.status_code, answer.text[:300])
+                error = answer.json()
+                assert isinstance(error, dict) and "\n" not in error["error"], (what, route, answer.text[:300])
+                assert answer.headers[HEADER] == release, (what, route)
+    # Requests uvicorn's HTTP parser refuses before any application sees them carry the header too.
+    port = int(url.rsplit(":", 1)[1])
+    for what, request in hostile.UNPARSABLE_REQUESTS.items():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 400"), (what, head[:300])
+        headers = [line.split(":", 1) for line in lines[1:]]
+        assert [v.strip() for k, v in headers if k.lower() == HEADER.lower()] == [release], (what, head[:300])
 
 
 def _as_text(row: dict) -> dict:

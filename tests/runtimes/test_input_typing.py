@@ -69,7 +69,7 @@ def test_typed_values_pass_unchanged() -> None:
 @pytest.mark.parametrize("row, message", [
     ({"rpm": "fast", "door_open": "yes", "line": "east"}, "column 'rpm' must be numeric, got 'fast'"),
     ({"rpm": 1.0, "door_open": "maybe", "line": "east"}, "column 'door_open' is a yes/no column, got 'maybe'"),
-    ({"rpm": 1.0, "door_open": 1.0, "line": 7}, "column 'line' is categorical and must hold strings, got 7"),
+    ({"rpm": 1.0, "door_open": 1.0, "line": 7}, "column 'line' is categorical and must hold strings, got 7 in row 0"),
 ])
 def test_text_that_does_not_read_is_refused(row: dict, message: str) -> None:
     with pytest.raises(InputSchemaError, match=message):
@@ -79,7 +79,8 @@ def test_text_that_does_not_read_is_refused(row: dict, message: str) -> None:
 @pytest.mark.parametrize("row, message", [
     ({"rpm": "1500 rpm", "door_open": 1.0, "line": "east"}, "column 'rpm' must be numeric, got '1500 rpm'"),
     ({"rpm": 1.0, "door_open": "yes", "line": "east"}, "column 'door_open' must be numeric, got 'yes'"),
-    ({"rpm": 1.0, "door_open": 1.0, "line": None}, "column 'line' is categorical and must hold strings, got None"),
+    ({"rpm": 1.0, "door_open": 1.0, "line": None}, "column 'line' is categorical and takes no missing value, got "
+                                                  "None in row 0"),
 ])
 def test_without_rules_raw_text_is_refused(row: dict, message: str) -> None:
     with pytest.raises(InputSchemaError, match=message):

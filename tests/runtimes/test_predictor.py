@@ -166,11 +166,11 @@ def test_bad_input_raises_input_schema_error(case, strict, industrial):
         bad, expected = frame.assign(rpm=pd.Series(["fast", 1200.0, 1300.0], dtype=object, index=frame.index)), \
             "column 'rpm' must be numeric, got 'fast'"
     elif case == "number_in_categorical":
-        bad, expected = frame.assign(line=[1, 2, 3]), "column 'line' is categorical and must hold strings, got 1"
+        bad, expected = frame.assign(line=[1, 2, 3]), "column 'line' is categorical and must hold strings, got 1 in row 0"
     elif case == "none_in_categorical":
         records = frame.to_dict("records")
         records[2]["line"] = None
-        bad, expected = records, "column 'line' is categorical and must hold strings, got None"
+        bad, expected = records, "column 'line' is categorical and takes no missing value, got None in row 2"
     elif case == "unknown_category":
         bad, expected = frame.assign(line=["north", "mars", "east"]), "column 'line' has unknown categories ['mars']"
     elif case == "empty_frame":
@@ -212,7 +212,7 @@ def test_bad_input_for_a_matrix_model(case, regressor):
         "one_dimensional": (rows[0], "got shape (4,)"),
         "wrong_width": (rows[:, :3], "expected 4 columns (f0, f1, f2, f3), got 3"),
         "empty": (rows[:0], "empty batch"),
-        "text": (np.where(rows > -np.inf, "hot", ""), "column 'f0' must be numeric, got 'hot'; send numbers"),
+        "text": (np.where(rows > -np.inf, "hot", ""), "column 'f0' must be numeric, got 'hot' in row 0; send numbers"),
     }[case]
     with pytest.raises(InputSchemaError) as caught:
         regressor["predictor"].predict(bad)
