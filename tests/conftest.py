@@ -242,3 +242,39 @@ def float32_sensitive_rows(estimator: Any, features: np.ndarray) -> list[int]:
 def sensitive_rows() -> Callable[[Any, np.ndarray], list[int]]:
     """The :func:`float32_sensitive_rows` helper, as a fixture."""
     return float32_sensitive_rows
+
+
+# --------------------------------------------------------------------------- test tiers
+# `pytest -m unit` runs the fast tier: no subprocess, server, Docker or search over 2 s. Everything else is
+# `integration`: a test marks itself, or its module is listed here. A unit test that starts a process fails
+# (see `_unit_tests_start_no_process`), so the tiers stay honest as tests are added.
+TESTS = Path(__file__).resolve().parent
+INTEGRATION = (
+    "automl/", "benchmarks/", "cli/", "deploy/", "versioning/",
+    "test_corpus.py", "test_readme.py", "test_source_tree_import.py",
+    "data/test_splunk.py", "runtimes/test_benchmark.py", "runtimes/test_light_imports.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every test ``unit`` or ``integration``."""
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+        if item.get_closest_marker("integration") is None and where.startswith(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test that starts a process fails and says how to mark it."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    import subprocess
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} is a unit test but started a process ({args[1] if len(args) > 1 else kwargs.get('args')}); "
+                             f"mark it @pytest.mark.integration or list its module in tests/conftest.py INTEGRATION")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

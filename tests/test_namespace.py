@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.integration
 def test_top_level_functions_are_not_shadowed_by_modules() -> None:
     code = (
         "import kepler as kp\n"

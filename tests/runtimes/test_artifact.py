@@ -302,6 +302,7 @@ def test_compile_into_an_existing_empty_folder(industrial, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.integration
 def test_private_folder_is_removed_when_the_process_exits(tmp_path):
     code = (
         "import sys, numpy as np, kepler as kp\n"
