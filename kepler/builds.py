@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import signal
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +38,44 @@ class BuildResult:
     def artifact_path(self) -> Path:
         """The compiled artifact inside the build."""
         return self.path / "artifact"
+
+
+class Terminated(BaseException):
+    """A build stopped by SIGTERM: raised where the build then was, so that it cleans up as on Ctrl-C.
+
+    A ``BaseException``, as KeyboardInterrupt is, so that no ``except Exception`` swallows it.
+
+    Attributes:
+        signal: The signal's number (the CLI exits with 128 plus it).
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signal = signum
+
+
+@contextlib.contextmanager
+def terminate_raises() -> Iterator[None]:
+    """For the duration of the block, SIGTERM raises :class:`Terminated` instead of ending the process at once,
+    so that ``finally`` blocks run: the build's partial folder is removed and the search's process stopped.
+
+    Only where SIGTERM still has its default action, and only in the main thread (where Python delivers
+    signals): a caller's own handler is left alone. A second SIGTERM during the cleanup is ignored.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup that follows must not be cut short
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def new_build_id() -> str:
@@ -125,7 +167,7 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
           time_budget: str | float = "5m", model: str | os.PathLike[str] | None = None,
           output: str | os.PathLike[str] | None = None, constraints: Any = None, seed: int = 0,
           interpretable: bool = False, command: str | None = None, track: bool | None = None,
-          progress: Callable[..., None] | None = None) -> BuildResult:
+          progress: Callable[..., None] | None = None, force: bool = False) -> BuildResult:
     """Builds a deployable artifact for a target and writes ``<output>/<build-id>/``.
 
     Without ``model``, runs the constraint-aware search (:func:`kepler.automl.automl_pipeline`);
@@ -149,11 +191,31 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
         track: Record the build in the Kepler project (DVC data version, MLflow runs and model,
             unified version); by default whenever the working directory is inside a project.
         progress: Forwarded to the search.
+        force: Accept a time budget above the maximum of 24 h.
+
+    A build stopped by Ctrl-C (KeyboardInterrupt) or SIGTERM (:class:`Terminated`) leaves nothing behind:
+    no partial folder, no search process.
 
     Raises:
-        DataError, ProfileError, BudgetError, and the compiler's errors.
+        DataError, ProfileError (also for a time budget above 24 h without ``force``), BudgetError, and the
+        compiler's errors.
     """
+    with terminate_raises():
+        return _build(data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
+                      output=output, constraints=constraints, seed=seed, interpretable=interpretable,
+                      command=command, track=track, progress=progress, force=force)
+
+
+def _build(data: Any, *, label: str | None, target: Any, use_case: str | None, time_budget: str | float,
+           model: str | os.PathLike[str] | None, output: str | os.PathLike[str] | None, constraints: Any, seed: int,
+           interpretable: bool, command: str | None, track: bool | None, progress: Callable[..., None] | None,
+           force: bool) -> BuildResult:
+    from kepler.automl.budgets import parse_duration
+    from kepler.automl.plan import check_time_budget
     from kepler.targets import load_profile
+
+    if model is None:
+        check_time_budget(parse_duration(time_budget), force=force)
 
     home = None  # the kepler.toml folder when the table comes from there: builds/ goes beside it
     if data is None:
@@ -166,8 +228,8 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
     staging = parent / f".{build_id}.partial"
     final = parent / build_id
     created_parent = not parent.exists()
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         report: dict[str, Any] = {"build_id": build_id, "command": command,
                                   "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                   "target": profile.to_dict()}
@@ -182,7 +244,7 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
             result = automl_pipeline(data, label, optimization_time=time_budget, environment=profile,
                                      constraints=constraints, seed=seed, use_case=use_case,
                                      interpretability_required=interpretable, output=staging / "artifact",
-                                     progress=progress)
+                                     progress=progress, force=force)
             report.update({"kind": "search", **result.to_dict()})
             report["target"] = profile.to_dict()
             report.pop("artifact", None)

@@ -103,9 +103,12 @@ def _compare(recorded: dict[str, Any], outputs: dict[str, np.ndarray], tolerance
 
 
 def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) -> None:
+    from sklearn.base import is_classifier
+
     from kepler.automl.families import FAMILIES
+    from kepler.automl.labels import LabelCodes, label_codes
     from kepler.automl.pipelines import candidate
-    from kepler.automl.run import split_test
+    from kepler.automl.splits import split_test
     from kepler.compilers import compile as compile_model
     from kepler.data import load
     from kepler.runtimes import load as load_artifact
@@ -138,16 +141,25 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
 
     dataset = load(restored[0], label=config["label"])
     seed = int(config.get("seed") or 0)
-    x_rest, y_rest, _, _ = split_test(dataset.frame, dataset.label, dataset.task, seed)
+    label, class_labels = dataset.label, None
+    if dataset.task == "classification":
+        # Fit on the codes of the recorded labels, as the build did (a record older than them: the sorted labels,
+        # which is how the build encoded them), and compile with them, so that the graph answers the labels.
+        recorded = config.get("class_labels")
+        codes = LabelCodes(tuple(recorded)) if recorded is not None else label_codes(dataset.label)
+        label, class_labels = codes.encode(dataset.label), codes.class_labels
+    x_rest, y_rest, _, _ = split_test(dataset.frame, label, dataset.task, seed)
     family = FAMILIES.get(config["family"])
     model = candidate(family, config["params"], dataset.task, seed, list(dataset.numeric_columns),
                       list(dataset.categorical_columns)).fit(x_rest, y_rest)
+    if not is_classifier(model.steps[-1][1]):  # an outlier detector is fit without the label
+        class_labels = None
     result.steps_completed.append(f"retrained {config['family']} with its recorded config and seed {seed} "
                                   f"on {len(x_rest)} rows (no search: a wall-clock search cannot repeat)")
     target = config["target"]
     profile = profile_from_dict({k: v for k, v in target.items() if k != "source"}, f"{name}:target")
     artifact = compile_model(model, profile, x_rest, output=workdir / "artifact",
-                             input_typing=dataset.input_typing())
+                             input_typing=dataset.input_typing(), class_labels=class_labels)
     result.artifacts_created.append(str(artifact.path))
     result.steps_completed.append(f"recompiled for target {profile.name} (parity "
                                   f"{'passed' if artifact.parity['passed'] else 'failed'})")

@@ -23,6 +23,7 @@ class Family:
         tasks: Tasks it serves.
         interpretable: Whether it stays in the search when interpretability is required.
         scaled: Whether numeric columns are standardized in front of it.
+        dense: Whether it needs a dense matrix (one-hot encoding of a wide categorical column is sparse).
         estimators: Class names it produces, checked against the compiler's registry.
     """
 
@@ -33,6 +34,7 @@ class Family:
     estimators: tuple[str, ...]
     interpretable: bool = False
     scaled: bool = False
+    dense: bool = False
 
 
 FAMILIES: Registry[Family] = Registry("estimator family")
@@ -229,7 +231,7 @@ for _family in (
     Family("lightgbm", _lightgbm_build, _lightgbm_space, (CLASSIFICATION, REGRESSION),
            ("LGBMClassifier", "LGBMRegressor")),
     Family("hist_gradient_boosting", _hist_build, _hist_space, (CLASSIFICATION, REGRESSION),
-           ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")),
+           ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"), dense=True),
     Family("isolation_forest", _isolation_build, _isolation_space, (CLASSIFICATION,), ("IsolationForest",)),
 ):
     FAMILIES.register(_family.name, _family)

@@ -7,9 +7,10 @@ from typing import Any
 from kepler.automl.families import Family
 
 
-def preprocessing(numeric: list[str], categorical: list[str], *, scaled: bool) -> Any:
+def preprocessing(numeric: list[str], categorical: list[str], *, scaled: bool, dense: bool = False) -> Any:
     """A ColumnTransformer selecting columns by name: median imputation (and scaling) for numbers,
-    one-hot encoding that ignores unseen categories for text."""
+    one-hot encoding that ignores unseen categories for text; its output is dense when ``dense`` (a wide
+    one-hot encoding is otherwise sparse, which HistGradientBoosting refuses)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -23,7 +24,7 @@ def preprocessing(numeric: list[str], categorical: list[str], *, scaled: bool) -
         parts.append(("numeric", Pipeline(numeric_steps), list(numeric)))
     if categorical:
         parts.append(("categorical", OneHotEncoder(handle_unknown="ignore"), list(categorical)))
-    return ColumnTransformer(parts)
+    return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
 
 
 def candidate(family: Family, params: dict[str, Any], task: str, seed: int,
@@ -31,7 +32,7 @@ def candidate(family: Family, params: dict[str, Any], task: str, seed: int,
     """The unfitted Pipeline for one configuration of a family."""
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("preprocessing", preprocessing(numeric, categorical, scaled=family.scaled)),
+    return Pipeline([("preprocessing", preprocessing(numeric, categorical, scaled=family.scaled, dense=family.dense)),
                      ("model", family.build(params, task, seed))])
 
 

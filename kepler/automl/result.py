@@ -10,7 +10,11 @@ class AutoMLResult(Mapping):
     """The chosen model, its held-out metrics, the constraint report, every trial and the Pareto front.
 
     Reads like the guide's dict (``result['best_algorithm']``, ``result['deployment_ready']``)
-    and carries the compiled artifact as ``result.artifact``.
+    and carries the compiled artifact as ``result.artifact`` and the native Pipeline as ``result.model``.
+
+    A classification is fit on label codes 0..k-1 (the sorted labels), so ``result.model.predict`` gives
+    codes; ``result.class_labels[code]`` is the label, and ``result.labels_of(codes)`` decodes them as the
+    compiled artifact answers them. ``result.class_labels`` is None for a regression.
     """
 
     def __init__(self, data: dict[str, Any], artifact: Any = None, model: Any = None) -> None:
@@ -32,6 +36,20 @@ class AutoMLResult(Mapping):
             return self.__dict__["_data"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def labels_of(self, codes: Any) -> Any:
+        """The labels the native model's predictions (codes) stand for, as the compiled artifact answers them.
+
+        Raises:
+            KeplerError: a regression result (it has no labels).
+        """
+        from kepler.automl.labels import LabelCodes
+        from kepler.errors import KeplerError
+
+        labels = self._data.get("class_labels")
+        if labels is None:
+            raise KeplerError("a regression result has no class labels; its model predicts values")
+        return LabelCodes(tuple(labels)).decode(codes)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready report."""

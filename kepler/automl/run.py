@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import os
 import time
 from pathlib import Path
@@ -10,16 +12,19 @@ from typing import Any, Callable
 
 from kepler.automl import budgets as budget_mod
 from kepler.automl.families import ALL_FAMILIES, CLASSIFICATION, FAMILIES, searchable
+from kepler.automl.labels import LabelCodes, label_codes
 from kepler.automl.metrics import METRICS, report as metric_report
 from kepler.automl.pipelines import candidate
+from kepler.automl.plan import check_time_budget, plan as time_plan
 from kepler.automl.presets import Preset, load_preset
 from kepler.automl.result import AutoMLResult
 from kepler.automl.search import (SearchSpec, Trial, closest_candidates, evaluate, failure_summary, failure_text,
-                                  pareto_front, run_search)
+                                  pareto_front, preload, run_search)
+from kepler.automl.splits import TEST_SHARE, check_class_rows, split_test  # noqa: F401 (split_test: reproduce's)
+from kepler.data.values import plain
 from kepler.errors import BudgetError, CompileError, DataError, KeplerError, ParityError
 from kepler.targets import TargetProfile, load_profile
 
-TEST_SHARE = 0.2
 FINAL_ATTEMPTS = 3
 
 
@@ -35,29 +40,13 @@ def _load(data: Any, target: str) -> Any:
     return data if isinstance(data, Dataset) else load(data, label=target)
 
 
-def split_test(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
-    """Holds out the test split (20%, stratified when every class has two rows) that no search sees."""
-    from sklearn.model_selection import train_test_split
-
-    def stratify(y: Any) -> Any:
-        if task != CLASSIFICATION:
-            return None
-        counts = y.value_counts()
-        return y if counts.min() >= 2 else None
-
-    x_rest, x_test, y_rest, y_test = train_test_split(frame, label, test_size=TEST_SHARE, random_state=seed,
-                                                      stratify=stratify(label))
-    return x_rest, y_rest, x_test, y_test
-
-
 def _positive_class(label: Any, task: str) -> Any:
     if task != CLASSIFICATION:
         return None
     counts = label.value_counts()
     if len(counts) != 2:
         return None
-    value = counts.idxmin()
-    return value.item() if hasattr(value, "item") else value
+    return plain(counts.idxmin())
 
 
 def _constraints(constraints: Any) -> dict[str, Any]:
@@ -71,13 +60,22 @@ def _constraints(constraints: Any) -> dict[str, Any]:
 
 
 def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, numeric: list[str],
-              categorical: list[str], output: Path | None,
-              input_typing: dict[str, dict[str, str]]) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
-    """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets."""
+              categorical: list[str], output: Path | None, input_typing: dict[str, dict[str, str]],
+              class_labels: list[Any] | None = None,
+              batch_sizes: tuple[int, ...] | None = None) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
+    """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets.
+
+    A classifier fit on label codes compiles with ``class_labels`` (the graph answers the labels); the
+    benchmark runs the ``batch_sizes`` of the time plan (the target's, capped for wide tables).
+    """
+    from sklearn.base import is_classifier
     from threadpoolctl import threadpool_limits
 
     from kepler.compilers import compile as compile_model
 
+    profile = spec.profile
+    if batch_sizes is not None and tuple(batch_sizes) != tuple(profile.batch_sizes):
+        profile = dataclasses.replace(profile, batch_sizes=tuple(batch_sizes))
     rejected: list[dict[str, Any]] = []
     parity: ParityError | None = None
     ranked = sorted((t for t in trials if t.compliant), key=lambda t: (-t.val_score, t.p99_ms))
@@ -86,8 +84,11 @@ def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, n
         model = candidate(family, trial.config, spec.task, spec.seed, numeric, categorical)
         with threadpool_limits(limits=spec.profile.resolved_threads):  # as in the trials: no oversubscription
             model.fit(x_rest, y_rest)
+        # An outlier detector (IsolationForest) is fit without the label: there are no codes to restore.
+        labels = class_labels if class_labels is not None and is_classifier(model.steps[-1][1]) else None
         try:
-            artifact = compile_model(model, spec.profile, x_rest, output=output, input_typing=input_typing)
+            artifact = compile_model(model, profile, x_rest, output=output, input_typing=input_typing,
+                                     class_labels=labels)
         except CompileError as exc:  # parity, or a pass of the profile the trials do not run
             parity = exc if isinstance(exc, ParityError) else parity
             rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc),
@@ -140,7 +141,8 @@ def _budget_text(budgets: dict[str, dict[str, Any]]) -> str:
 def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h", interpretability_required: bool = False,
                     environment: str | os.PathLike[str] | TargetProfile = "edge", constraints: Any = None,
                     seed: int = 0, *, use_case: str | Preset | None = None, output: str | os.PathLike[str] | None = None,
-                    progress: Callable[[Trial, Trial | None, float], None] | None = None) -> AutoMLResult:
+                    progress: Callable[[Trial, Trial | None, float], None] | None = None,
+                    force: bool = False) -> AutoMLResult:
     """Searches for the most accurate model that fits a target's budgets, measured on the compiled artifact.
 
     Args:
@@ -155,23 +157,34 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         use_case: A preset name (``predictive_maintenance``, ``quality_control``, ``anomaly_detection``) or file.
         output: Folder for the chosen artifact; by default a temporary one.
         progress: Called after every trial with the trial, the best compliant trial and the elapsed seconds.
+        force: Accept a time budget above the maximum of 24 h.
+
+    The time budget covers the work on the table (reading it, the search, the final refit, compile and
+    measurement), not the one-off library imports: the search gets what the time plan leaves it
+    (:mod:`kepler.automl.plan`; the report's ``plan``).
+
+    Classification labels are fit as codes 0..k-1 of the sorted labels by every family (XGBoost takes
+    nothing else), and the compiled artifact answers the labels themselves. ``result.model``, the native
+    Pipeline, predicts the codes: ``result.class_labels[code]`` is the label (``result.labels_of(codes)``).
 
     Returns:
         The result: best config, held-out test metrics of the compiled model, constraint report,
         trials, Pareto front, and the compiled artifact.
 
     Raises:
-        DataError: bad data or label.
-        ProfileError: unknown target, preset or bad constraints.
+        DataError: bad data or label, or a class with too few rows for the test split and the folds.
+        ProfileError: unknown target, preset or bad constraints; a time budget above 24 h without ``force``.
         BudgetError: compiled candidates broke the budgets (the error's report names the closest ones),
             or no trial finished within the time budget.
         CompileError: every trial failed to compile (the message counts each reason), or the best
             candidates failed the final build (ParityError when all failed the parity check).
     """
     started = time.perf_counter()
+    importlib.import_module("kepler.data")  # pandas: a one-off import, outside the budget like the search's own
+    imports_s = time.perf_counter() - started
     profile = load_profile(environment)
     extra = _constraints(constraints)
-    time_budget_s = budget_mod.parse_duration(optimization_time)
+    time_budget_s = check_time_budget(budget_mod.parse_duration(optimization_time), force=force)
     dataset = _load(data, target)
     if dataset.label is None:
         raise DataError("the search needs a label column; pass target='<column>'")
@@ -183,6 +196,10 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
                         f"pick another use case or label")
     metric = extra.get("metric", preset.metric)
     METRICS.get(metric)
+    codes: LabelCodes | None = None
+    if task == CLASSIFICATION:
+        check_class_rows(dataset.label, target)
+        codes = label_codes(dataset.label)
     positive = _positive_class(dataset.label, task)
     if metric in ("roc_auc", "pr_auc", "recall_at_precision", "fpr_at_recall") and positive is None:
         raise DataError(f"metric {metric!r} needs a label with exactly two classes; {target!r} has {n_classes}")
@@ -200,18 +217,32 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
                       families=families, profile=profile,
                       budgets=budget_mod.merge_budgets(profile, preset.budgets(), preset.name, extra),
                       time_budget_s=time_budget_s, seed=seed, interpretable=interpretability_required,
-                      positive=positive)
+                      positive=codes.code(positive) if codes is not None and positive is not None else positive)
 
-    x_rest, y_rest, x_test, y_test = split_test(dataset.frame, dataset.label, task, seed)
+    imports_started = time.perf_counter()
+    preload(spec)  # FLAML, scikit-learn, the converters and each family's library
+    imports_s += time.perf_counter() - imports_started
+    label = codes.encode(dataset.label) if codes is not None else dataset.label
+    x_rest, y_rest, x_test, y_test = split_test(dataset.frame, label, task, seed)
     numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
+    plan = time_plan(time_budget_s, time.perf_counter() - started - imports_s, imports_s, y_rest,
+                     len(dataset.features), task, profile)
+    spec.search_s, spec.evaluation = plan.search_s, plan.evaluation
     search = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
     trials = search.trials
     final_started = time.perf_counter()
     model, artifact, chosen, constraint_rows, rejected = _finalize(
-        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None, dataset.input_typing())
+        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None, dataset.input_typing(),
+        class_labels=codes.class_labels if codes is not None else None, batch_sizes=plan.batch_sizes)
 
+    # The compiled artifact is judged against the labels as it answers them (the codes decoded).
     compiled = artifact.predictor()
-    evaluation = evaluate(compiled, x_test, y_test, spec)
+    test_spec = spec
+    if codes is not None:
+        y_test = codes.decode(y_test)
+        test_spec = dataclasses.replace(spec, positive=None if spec.positive is None
+                                        else plain(codes.decode([spec.positive])[0]))
+    evaluation = evaluate(compiled, x_test, y_test, test_spec)
     test_metrics = {"score": float(METRICS.get(metric)(evaluation)), **metric_report(evaluation, task)}
     if metric == "fpr_at_recall":
         test_metrics["false_positive_rate"] = 1.0 - test_metrics["score"]
@@ -238,6 +269,7 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         "interpretability_required": interpretability_required,
         "seed": seed,
         "time_budget_s": time_budget_s,
+        "plan": plan.to_dict(),
         "search_seconds": search.seconds,
         "search_stopped": search.stopped,
         "search_isolation": search.isolation,
@@ -245,6 +277,8 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         "total_seconds": time.perf_counter() - started,
         "data": dataset.summary(),
         "positive_class": positive,
+        "class_labels": list(codes.labels) if codes is not None else None,
+        "labels_encoded": codes is not None and not codes.identity,
     }
     from kepler.versioning.build_tracking import track_search  # child runs of the caller's MLflow run, if any
 

@@ -20,6 +20,8 @@ from kepler.automl.families import CLASSIFICATION, Family
 from kepler.automl.measure import measure_compiled
 from kepler.automl.metrics import METRICS, Evaluation
 from kepler.automl.pipelines import learner_class
+from kepler.automl.plan import CV_MAX_ROWS, STOP_AT
+from kepler.automl.splits import CV_FOLDS
 from kepler.errors import KeplerError
 from kepler.targets import TargetProfile
 
@@ -76,6 +78,13 @@ class SearchSpec:
     seed: int
     interpretable: bool
     positive: Any = None
+    search_s: float | None = None
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def search_budget_s(self) -> float:
+        """The search's own budget: ``search_s`` from the time plan, else the whole ``time_budget_s``."""
+        return self.search_s if self.search_s is not None else self.time_budget_s
 
 
 def evaluate(model: Any, rows: Any, truth: Any, spec: SearchSpec) -> Evaluation:
@@ -92,13 +101,13 @@ def evaluate(model: Any, rows: Any, truth: Any, spec: SearchSpec) -> Evaluation:
         labels = np.where(flagged, spec.positive, negatives[0] if negatives else spec.positive)
         return Evaluation(truth, labels, scores, spec.positive, spec.metric_options)
     proba = np.asarray(model.predict_proba(rows), dtype=float)
-    classes = list(model.classes_)
-    scores = proba[:, classes.index(spec.positive)] if spec.positive is not None else None
+    scores = None
+    if spec.positive is not None:
+        # A model that never saw the positive class gives it no probability (the folds keep every class,
+        # so this is a guard, not a path).
+        found = [i for i, c in enumerate(model.classes_) if c == spec.positive]
+        scores = proba[:, found[0]] if found else np.zeros(len(proba))
     return Evaluation(truth, np.asarray(model.predict(rows)), scores, spec.positive, spec.metric_options)
-
-
-CV_MAX_ROWS = 20_000  # below this, 5-fold cross-validation: a small validation split picks noise
-CV_FOLDS = 5
 
 
 @dataclass
@@ -119,28 +128,27 @@ class SearchRun:
     isolation: str
 
 
-STOP_AT = 1.1  # share of the time budget after which a search still running is stopped (goal: within 1.2x)
-
-
 def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], categorical: list[str],
                progress: Callable[[Trial, Trial | None, float], None] | None = None) -> SearchRun:
     """Runs FLAML over the families; every configuration is compiled and timed under the profile.
 
-    Small tables are scored by 5-fold cross-validation, larger ones on a 20% holdout; either
-    way the rows passed here exclude the test split. A configuration is converted and timed
-    once, on its first fold, since every fold builds the same graph shape.
+    Configurations are scored as ``spec.evaluation`` says (the time plan: k-fold cross-validation
+    whose folds hold every class, or a 20% holdout for large or wide tables); without it, tables up
+    to 20,000 rows by 5-fold cross-validation and larger ones on a holdout. Either way the rows
+    passed here exclude the test split. A configuration is converted and timed once, on its first
+    fold, since every fold builds the same graph shape.
 
     Every native thread pool (OpenMP, BLAS) is held to the profile's threads during the search,
     so that two builds on the same cores do not oversubscribe them. On Linux (see
     :func:`can_isolate`) the search runs in a forked child process that sends each trial back
-    and is stopped at ``time_budget_s * STOP_AT`` with the trial then running, since FLAML alone
+    and is stopped at ``spec.search_budget_s * STOP_AT`` with the trial then running, since FLAML alone
     checks its budget only between trials (OpenMP is then held to one thread: see
     :func:`can_isolate`).
 
     Returns:
         The trials and how the search ended.
     """
-    _preload(spec)
+    preload(spec)
     trials: dict[int, Trial] = {}
     started = time.perf_counter()
 
@@ -157,16 +165,16 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
 
     stopped = False
     if isolated:
-        stopped = _run_in_child(search, record, deadline=started + spec.time_budget_s * STOP_AT)
+        stopped = _run_in_child(search, record, deadline=started + spec.search_budget_s * STOP_AT)
     else:
         search(record)
     return SearchRun(sorted(trials.values(), key=lambda t: t.number), time.perf_counter() - started, stopped,
                      "process" if isolated else "in-process")
 
 
-def _preload(spec: SearchSpec) -> None:
+def preload(spec: SearchSpec) -> None:
     """Imports what trials use (FLAML, the converters, each family's library) before the clock starts,
-    so that neither the budget nor a forked child pays for it."""
+    so that neither the budget nor a forked child pays for it (a second call costs nothing)."""
     import flaml  # noqa: F401
 
     import kepler.compilers.convert  # noqa: F401
@@ -347,8 +355,8 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
         automl.add_learner(learners[-1], learner_class(
             family, spec.task, spec.seed, numeric, categorical, interpretable=spec.interpretable))
     logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
-    evaluation = ({"eval_method": "cv", "n_splits": CV_FOLDS} if len(x_fit) <= CV_MAX_ROWS
-                  else {"eval_method": "holdout", "split_ratio": 0.2})
+    evaluation = spec.evaluation or ({"eval_method": "cv", "n_splits": CV_FOLDS} if len(x_fit) <= CV_MAX_ROWS
+                                     else {"eval_method": "holdout", "split_ratio": 0.2})
     # Native pools (OpenMP of the boosters and HistGradientBoosting, BLAS) default to every core; two builds
     # side by side then oversubscribe the cores and a trial of a few hundred rows takes seconds.
     threads = spec.profile.resolved_threads
@@ -361,7 +369,7 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
             x_fit, y_fit, task=spec.task, metric=metric, **evaluation,
             metric_constraints=[("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
                                 ("size_mb", "<=", spec.budgets["size_mb"]["limit"])],
-            estimator_list=learners, time_budget=spec.time_budget_s, seed=spec.seed, skip_transform=True,
+            estimator_list=learners, time_budget=spec.search_budget_s, seed=spec.seed, skip_transform=True,
             retrain_full=False, verbose=0, log_file_name="", n_jobs=1, auto_augment=False, early_stop=False,
             keep_search_state=False, model_history=False, mlflow_logging=False,
         )

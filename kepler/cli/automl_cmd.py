@@ -29,6 +29,7 @@ def run_command(
     interpretable: bool = typer.Option(False, "--interpretable", help="Only interpretable model families."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Parent folder of builds (default builds/)."),
     seed: int = typer.Option(0, "--seed"),
+    force: bool = typer.Option(False, "--force", help="Accept an optimization time above 24 h."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search the best model for a label under the environment's budgets."""
@@ -36,7 +37,7 @@ def run_command(
 
     run_build(data=data, label=target, target=environment, use_case=None, time_budget=optimization_time, model=None,
               output=output, constraints=constraints_file, seed=seed, interpretable=interpretable, as_json=as_json,
-              command=" ".join(["kepler", *sys.argv[1:]]))
+              force=force, command=" ".join(["kepler", *sys.argv[1:]]))
 
 
 @automl_app.command("industrial")
@@ -48,6 +49,7 @@ def industrial_command(
     optimization_time: str = typer.Option("5m", "--optimization-time", help="Search time budget."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Parent folder of builds (default builds/)."),
     seed: int = typer.Option(0, "--seed"),
+    force: bool = typer.Option(False, "--force", help="Accept an optimization time above 24 h."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search with an industrial use-case preset on an edge or cloud environment."""
@@ -55,4 +57,4 @@ def industrial_command(
 
     run_build(data=data, label=target, target=environment, use_case=use_case, time_budget=optimization_time,
               model=None, output=output, constraints=None, seed=seed, interpretable=False, as_json=as_json,
-              command=" ".join(["kepler", *sys.argv[1:]]))
+              force=force, command=" ".join(["kepler", *sys.argv[1:]]))

@@ -6,6 +6,7 @@ Usage:
     kepler build data.csv --label failure --target cloud --use-case predictive_maintenance --time-budget 5m
     kepler build data.csv --label failure --target my-profile.toml --constraints-file budgets.json --json
     kepler build data.csv --label failure --target edge --model model.joblib
+    kepler build data.csv --label failure --time-budget 36h --force   # above the 24 h maximum
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def build_command(
     target: str = typer.Option("edge", "--target", "-t", help="edge, cloud, or a profile .toml."),
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column."),
     use_case: Optional[str] = typer.Option(None, "--use-case", help="predictive_maintenance, quality_control, anomaly_detection."),
-    time_budget: str = typer.Option("5m", "--time-budget", help="Search time budget: 90s, 5m, 1h."),
+    time_budget: str = typer.Option("5m", "--time-budget", help="Time budget of the build: 90s, 5m, 1h (at most 24h)."),
+    force: bool = typer.Option(False, "--force", help="Accept a time budget above 24 h."),
     model: Optional[Path] = typer.Option(None, "--model", help="Compile and benchmark this saved model instead of searching."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Parent folder of builds (default builds/)."),
     constraints_file: Optional[Path] = typer.Option(None, "--constraints-file", help="JSON with latency_p99_ms, size_mb, memory_mb."),
@@ -57,4 +59,4 @@ def build_command(
     _require_label(data, label, model)
     run_build(data=data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
               output=output, constraints=constraints_file, seed=seed, interpretable=interpretable, as_json=as_json,
-              track=track, command=" ".join(["kepler", *sys.argv[1:]]))
+              track=track, force=force, command=" ".join(["kepler", *sys.argv[1:]]))

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def run_build(*, as_json: bool, time_budget: str, model: Any, **arguments: Any) -> None:
+def run_build(*, as_json: bool, time_budget: str, model: Any, force: bool = False, **arguments: Any) -> None:
     """Calls :func:`kepler.builds.build` with a progress bar and prints its summary (or JSON)."""
     from kepler.automl.budgets import parse_duration
+    from kepler.automl.plan import check_time_budget
     from kepler.builds import build
     from kepler.cli import output as out
 
     seconds = parse_duration(time_budget)
+    if model is None:
+        check_time_budget(seconds, force=force)
     with out.SearchProgress(seconds, enabled=model is None and not as_json) as progress:
-        built = build(time_budget=time_budget, model=model, progress=progress, **arguments)
+        built = build(time_budget=time_budget, model=model, progress=progress, force=force, **arguments)
     if as_json:
         out.print_json({"build": str(built.path), **built.report})
         return

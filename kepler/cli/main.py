@@ -35,6 +35,7 @@ EXIT_CODES = (
     ("KeplerError", 1),
 )
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM during a build exits 143 (128 + 15), as shells report signals
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -65,16 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     Typer handles --help, --version and usage errors (exit 2) itself; Kepler's
     errors and unexpected ones pass through it and are mapped here.
     """
+    from kepler.builds import Terminated
     from kepler.errors import KeplerError
 
     try:
         app(args=argv, prog_name="kepler")
     except SystemExit as done:
         code = done.code
+        if code == EXIT_INTERRUPTED:  # Typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
+            print("interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated as stopped:  # SIGTERM during a build, which cleaned up on its way here
+        print("terminated", file=sys.stderr)
+        return 128 + stopped.signal
     except KeplerError as error:
         if _debug():
             traceback.print_exc()

@@ -156,12 +156,42 @@ def closest_table(report: dict[str, Any]) -> Any:
     return table
 
 
+def data_table(report: dict[str, Any]) -> Any:
+    """A table of what reading the table changed: every dropped column with the reason, every column changed
+    (values read as missing, text read as numbers), and the other notes of the data and of the time plan;
+    None when there is nothing to say."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    data = report.get("data") or {}
+    columns = [c for c in data.get("columns") or []
+               if c.get("role") == "dropped" or (c.get("note") and c.get("role") != "label")]
+    noted = {f"column {c['name']!r}: {c['note']}" for c in columns}
+    notes = [n for n in data.get("notes") or [] if n not in noted]
+    notes += list((report.get("plan") or {}).get("notes") or [])
+    if not columns and not notes:
+        return None
+    dropped = sum(1 for c in columns if c.get("role") == "dropped")
+    table = Table(title=f"Data: {data.get('rows', '?')} rows, {len(data.get('features') or [])} feature columns"
+                        + (f", {dropped} column{'s' if dropped != 1 else ''} dropped" if dropped else ""))
+    table.add_column("column")
+    table.add_column("what was done", overflow="fold")
+    for column in columns:  # headers and notes may hold brackets: text, not Rich markup
+        name = escape(str(column["name"]))
+        table.add_row(name if column.get("role") != "dropped" else f"[yellow]{name}[/] (dropped)",
+                      escape(column.get("note") or "dropped"))
+    for note in notes:
+        table.add_row("", escape(note))
+    return table
+
+
 def build_summary(report: dict[str, Any]) -> Any:
-    """Tables summarizing a build: budgets, test metrics and the chosen model."""
+    """Tables summarizing a build: what reading the table changed (dropped columns first), budgets, test metrics."""
     from rich.console import Group
     from rich.table import Table
 
-    parts = [budget_rows_table(report.get("constraint_report", []))]
+    parts = [part for part in (data_table(report),) if part is not None]
+    parts.append(budget_rows_table(report.get("constraint_report", [])))
     metrics = report.get("test_metrics") or {}
     if metrics:
         table = Table(title=f"Test metrics of the compiled model ({report.get('test_rows', '?')} held-out rows)"

@@ -7,8 +7,11 @@ from typing import Any
 
 import pandas as pd
 
+from kepler.data.files import NUMERIC_MISSING_WORDS
+
 # Column kinds. Features are numeric, boolean (stored as 0.0/1.0) or categorical (text); datetime, id,
-# empty (no values) and constant (one value, never missing) columns are always dropped; "label" marks the label.
+# empty (no values), constant (one value, never missing) and nested (lists, arrays or mappings in cells, as in a
+# Parquet list column) columns are always dropped; "label" marks the label.
 NUMERIC = "numeric"
 BOOLEAN = "boolean"
 CATEGORICAL = "categorical"
@@ -16,6 +19,7 @@ DATETIME = "datetime"
 ID = "id"
 EMPTY = "empty"
 CONSTANT = "constant"
+NESTED = "nested"
 LABEL = "label"
 
 # A missing value of a categorical feature becomes this category (the graph takes strings only).
@@ -49,6 +53,9 @@ class ColumnInfo:
         distinct: Distinct non-missing values in the rows kept.
         from_text: ``numbers`` or ``booleans`` when a numeric or boolean feature was read from text
             (its compiled model then accepts that text too); empty otherwise.
+        missing_words: For a numeric feature read from text: the words of
+            :data:`kepler.data.files.NUMERIC_MISSING_WORDS` found in it (``—``, ``n.a.``...), read as missing
+            values (counted in ``missing``); its compiled model reads every word of that list as missing.
     """
 
     name: str
@@ -59,6 +66,7 @@ class ColumnInfo:
     missing: int = 0
     distinct: int = 0
     from_text: str = ""
+    missing_words: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,8 +119,9 @@ class Dataset:
     def input_typing(self) -> dict[str, dict[str, Any]]:
         """Per source column, how a compiled model of this table reads raw values the way :func:`kepler.data.load`
         typed them: a missing category as ``"missing"``, text booleans and numbers as numbers, and the
-        words a CSV reader takes for a missing value (``NA``, ``null``...) as missing. Columns the model does
-        not read (dropped ones: ids, timestamps, empty and constant columns, ``drop=[...]``; and the label) get
+        words a CSV reader takes for a missing value (``NA``, ``null``...) as missing, and in a numeric column read
+        from text with dashes or ``n.a.`` for gaps, the words of ``NUMERIC_MISSING_WORDS`` too. Columns the model does
+        not read (dropped ones: ids, timestamps, empty, constant and nested columns, ``drop=[...]``; and the label) get
         ``{"ignored": True}``: a row sent as it stands in the source table carries them, and they are ignored.
 
         Pass it to ``kepler.compilers.compile(..., input_typing=...)`` (the AutoML search does), so that a
@@ -128,8 +137,11 @@ class Dataset:
                 rule["missing_as"] = MISSING_CATEGORY
             elif column.from_text:
                 rule["from_text"] = column.from_text
-            if self.missing_words:
-                rule["missing_words"] = list(self.missing_words)
+            words = list(self.missing_words)
+            if column.missing_words:  # the words this numeric column was read with: all of them, not only those seen
+                words += [w for w in NUMERIC_MISSING_WORDS if w not in words]
+            if words:
+                rule["missing_words"] = words
             if rule:
                 rules[column.name] = rule
         return rules

@@ -15,6 +15,14 @@ from kepler.errors import DataError
 CSV_MISSING_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
+# Text that exported tables hold for a missing reading beyond pandas' words: dashes, "n.a.", "?", spreadsheet
+# errors. In a column whose other values are all numbers (from any source), each is read as a missing value and
+# counted in a note; the column's input typing then lists them, so compiled models read them as missing too.
+# Matched after stripping surrounding spaces, case as written here.
+NUMERIC_MISSING_WORDS = ("—", "–", "-", "--", "---", "?", "??", ".", "n.a.", "N.A.", "n.a", "N.A", "na", "Na", "N/a",
+                         "n/d", "N/D", "none", "NONE", "Null", "nil", "Nil", "NIL", "missing", "Missing", "MISSING",
+                         "#VALUE!", "#DIV/0!", "#REF!", "#NUM!", "#NAME?", "#NULL!")
+
 _SNIFF_BYTES = 64 * 1024
 _PARQUET_MAGIC = b"PAR1"
 # Binary formats people export tables to by mistake, by their magic bytes.

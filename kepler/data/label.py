@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from kepler.data.dataset import CLASSIFICATION, REGRESSION
+from kepler.data.values import plain, shown
 from kepler.errors import DataError
 
 # Integer, boolean or text labels with at most this many classes are classification targets.
@@ -37,10 +38,13 @@ def prepare_label(name: str, label: pd.Series) -> tuple[pd.Series, str, list[str
         float64 for regression), the task, and notes.
 
     Raises:
-        DataError: the label has no values, holds dates, or has a single value.
+        DataError: the label has no values, holds dates or nested values (lists), or has a single value.
     """
     if label.empty:
         raise DataError(f"label {name!r} has no values; pick a label column that is filled in")
+    if label.dtype == object and label.map(lambda v: isinstance(v, (list, tuple, set, frozenset, dict, np.ndarray))).any():
+        raise DataError(f"label {name!r} holds lists or other nested values; pick a column with one class or number "
+                        f"per row as the label")
     if pd.api.types.is_datetime64_any_dtype(label):
         raise DataError(f"label {name!r} holds dates; pick a column of classes or numbers as the label")
     values = label
@@ -51,7 +55,7 @@ def prepare_label(name: str, label: pd.Series) -> tuple[pd.Series, str, list[str
             values = numbers
     distinct = values.unique()
     if len(distinct) < 2:
-        raise DataError(f"label {name!r} has a single value ({distinct[0]!r}) in all {len(values)} rows; "
+        raise DataError(f"label {name!r} has a single value ({shown(distinct[0])}) in all {len(values)} rows; "
                         f"a model needs at least two classes: check the label column and the rows")
     if pd.api.types.is_bool_dtype(values):
         return values, CLASSIFICATION, []
@@ -76,7 +80,7 @@ def class_balance(label: pd.Series) -> dict[str, Any]:
     """
     counts = label.value_counts(sort=False)
     # Most frequent first; ties in a stable order so reports do not change between runs.
-    ordered = sorted(((_plain(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], str(kv[0])))
+    ordered = sorted(((plain(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], str(kv[0])))
     total = sum(v for _, v in ordered)
     minority, smallest = ordered[-1]
     share = smallest / total
@@ -87,8 +91,3 @@ def class_balance(label: pd.Series) -> dict[str, Any]:
         "minority_share": share,
         "imbalanced": share < IMBALANCE_RATIO / len(ordered),
     }
-
-
-def _plain(value: Any) -> Any:
-    """A Python scalar for a numpy one, so the balance serialises as JSON."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from kepler.data.dataset import (BOOLEAN, CATEGORICAL, CONSTANT, DATETIME, DROPPED, EMPTY, FEATURE, ID,
-                                 MISSING_CATEGORY, NUMERIC, TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
+                                 MISSING_CATEGORY, NESTED, NUMERIC, TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
+from kepler.data.files import NUMERIC_MISSING_WORDS
+from kepler.data.values import shown
 from kepler.errors import DataError
 
 # A column is an id when at least this share of its values is distinct ...
@@ -39,6 +41,8 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
 
     The rules, in the order they are tried:
 
+    0. ``nested`` (dropped): cells holding lists, arrays, sets or mappings (a Parquet list or struct column).
+       A compiled model takes one number or one text per cell.
     1. ``empty`` (dropped): no values at all (every value missing or blank). ``constant`` (dropped): one
        distinct value and no missing values. Neither says anything about a row. A column with one value
        and some missing values is kept and typed by the rules below: whether a row has the value is
@@ -50,10 +54,13 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
        two values, ignoring case and surrounding spaces, are true/false, yes/no or 0/1.
        Stored as 0.0/1.0 (missing stays NaN).
     4. A pandas ``category`` dtype is ``categorical`` whatever its values (the caller chose it).
-    5. ``numeric``: a numeric dtype, or text where every value parses as a number. Text where
-       at least 90% of the values parse but some do not is an error (a typo or an error code
-       in a sensor column) naming the column, a bad value and its row. Durations become
-       seconds; infinite numbers become missing (scikit-learn rejects infinity).
+    5. ``numeric``: a numeric dtype, or text where every value parses as a number, apart from
+       words that exported tables use for a gap (``—``, ``-``, ``n.a.``, ``?``: the list
+       :data:`~kepler.data.files.NUMERIC_MISSING_WORDS`), which are read as missing values and
+       counted in the column's note. Text where at least 90% of the other values parse but some
+       do not is an error (a typo or an error code in a sensor column) naming the column, a bad
+       value and its row. Durations become seconds; infinite numbers become missing
+       (scikit-learn rejects infinity).
     6. ``id`` (dropped): text where at least 95% of the values are distinct and there are at
        least 20 distinct values, or integers that are unique and strictly monotonic (row ids,
        at least 20 rows). Floats are never ids: a real-valued sensor has many distinct values.
@@ -72,6 +79,13 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
         DataError: the column holds text in an otherwise numeric column.
     """
     dtype = str(series.dtype)
+    if series.dtype == object:
+        nested = series[series.map(_is_nested)]
+        if not nested.empty:
+            return ColumnInfo(name=name, kind=NESTED, role=DROPPED, dtype=dtype,
+                              note=f"dropped: cells hold lists or other nested values ({len(nested)} rows, e.g. "
+                                   f"{shown(_listed(nested.iloc[0]))}); a model takes one number or text per cell: "
+                                   f"spread the values over columns of their own if they matter"), None
     missing = _missing_mask(series)
     present = series[~missing]
     if present.empty:
@@ -79,7 +93,7 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
                           note="dropped: no values (every value is missing); a model cannot learn from it"), None
     if not missing.any() and _single_value(present):
         return ColumnInfo(name=name, kind=CONSTANT, role=DROPPED, dtype=dtype, missing=0, distinct=1,
-                          note=f"dropped: the same value ({_shown(present.iloc[0])}) in every row; "
+                          note=f"dropped: the same value ({shown(present.iloc[0])}) in every row; "
                                f"a model cannot learn from it"), None
 
     def info(kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None,
@@ -104,17 +118,21 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
     return _text(name, info, series, missing, present)
 
 
+def _is_nested(value: object) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset, dict, np.ndarray))
+
+
+def _listed(value: object) -> object:
+    """A nested cell as plain Python (an array as a list), for a message."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
 def _single_value(present: pd.Series) -> bool:
     """True when every value is the same (unhashable values count as distinct)."""
     try:
         return present.nunique() == 1
     except TypeError:
         return False
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _missing_mask(series: pd.Series) -> pd.Series:
@@ -132,6 +150,11 @@ def _datetime_note() -> str:
 
 
 def _as_float(series: pd.Series, missing: pd.Series) -> pd.Series:
+    if series.dtype != object and (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        # Numbers and booleans (nullable ones too) convert directly; the detour through objects cost a wide
+        # table's loading about a millisecond per column.
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        return pd.Series(values, index=series.index, name=series.name)
     values = series.astype(object).where(~missing, np.nan)
     return pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
 
@@ -175,15 +198,25 @@ def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
         return info(BOOLEAN, note=f"text {pair} stored as 1.0/0.0 (compiled models accept the text too)",
                     from_text=TEXT_BOOLEANS), values
 
-    numbers = pd.to_numeric(stripped, errors="coerce")
+    words = stripped.isin(NUMERIC_MISSING_WORDS)
+    numbers = pd.to_numeric(stripped[~words], errors="coerce")
     parsed = numbers.notna()
-    if parsed.all():
+    if not numbers.empty and parsed.all():
         values = pd.Series(np.nan, index=series.index, dtype="float64", name=series.name)
-        values[~missing] = numbers.astype("float64").to_numpy()
-        return info(NUMERIC, note="numbers stored as text converted to float64 (compiled models accept the text too)",
-                    from_text=TEXT_NUMBERS), values
-    if parsed.mean() >= NUMERIC_TEXT_SHARE:
-        bad = text[~parsed]
+        values[numbers.index] = numbers.astype("float64").to_numpy()
+        note = "numbers stored as text converted to float64 (compiled models accept the text too)"
+        if not words.any():
+            return info(NUMERIC, note=note, from_text=TEXT_NUMBERS), values
+        counts = stripped[words].value_counts()
+        found = tuple(sorted(counts.index))
+        listed = ", ".join(f"{word!r} ×{int(counts[word])}" for word in found)
+        return ColumnInfo(name=name, kind=NUMERIC, role=FEATURE, dtype=str(series.dtype),
+                          missing=int(missing.sum() + words.sum()), distinct=int(numbers.nunique()),
+                          from_text=TEXT_NUMBERS, missing_words=found,
+                          note=f"{int(words.sum())} values read as missing ({listed}), as compiled models will "
+                               f"read them; the numbers stored as text converted to float64"), values
+    if not numbers.empty and parsed.mean() >= NUMERIC_TEXT_SHARE:
+        bad = text[~words][~parsed]
         row = bad.index[0]
         raise DataError(
             f"column {name!r} is numeric but holds text: row {_row_number(row)} has {bad.iloc[0]!r} "

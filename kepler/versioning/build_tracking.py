@@ -165,7 +165,8 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
                       "label": (report.get("data") or {}).get("label"), "task": (report.get("data") or {}).get("task"),
                       "numeric": (report.get("data") or {}).get("numeric_columns"),
                       "categorical": (report.get("data") or {}).get("categorical_columns"),
-                      "model_file": report.get("model_file"), "build_id": report["build_id"]},
+                      "model_file": report.get("model_file"), "build_id": report["build_id"],
+                      "class_labels": report.get("class_labels")},
         metadata={"build_path": str(build_path), "test_metrics": report.get("test_metrics")},
         project=project,
     )

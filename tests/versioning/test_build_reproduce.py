@@ -71,6 +71,26 @@ def test_build_is_recorded_and_reproduces(project_dir: Path, monkeypatch: pytest
     assert any("retrained" in step for step in result.steps_completed)
 
 
+def test_a_text_label_build_reproduces_with_its_recorded_labels(project_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project_dir)
+    frame = pd.read_csv(SENSORS).head(600)
+    frame["grade"] = pd.cut(frame["tool_wear_min"], 3, labels=["worn", "new", "used"]).astype(str)
+    frame.drop(columns=["failure", "tool_wear_min"]).to_csv(project_dir / "data" / "grades.csv", index=False)
+    # XGBoost takes only codes 0..k-1: before, this build ended in an internal error.
+    built = kp.build("data/grades.csv", label="grade", target="edge", time_budget=4, seed=1,
+                     constraints={"families": ["xgboost"]})
+    name = built.report["tracking"]["unified_version"]
+    assert built.report["class_labels"] == ["new", "used", "worn"]
+    assert kp.versioning.get_unified_version(name).build_config["class_labels"] == ["new", "used", "worn"]
+
+    result = kp.reproduce.from_version(name, output=project_dir / "repro" / name)
+    assert result.success, result.error_message
+    assert result.comparison["labels_equal"] and result.comparison["bit_exact"]
+    manifest = kp.runtimes.load(project_dir / "repro" / name / "artifact").manifest
+    assert manifest["output_schema"]["classes"] == ["new", "used", "worn"]
+
+
 def test_reproduce_cli_and_unknown_version(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project_dir)
     kepler = str(Path(sys.executable).with_name("kepler"))
