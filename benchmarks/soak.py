@@ -1,7 +1,7 @@
 """Soak: Kepler's service under the serving goal's load for minutes, with hostile requests mixed in.
 
 The example model of benchmarks/serve.py (imputation, scaling, one-hot encoding, XGBoost with 100 trees), compiled
-and served by the real Kepler service (``kepler.deploy.service:KeplerService``, 1 worker, access log off: the
+and served by the real Kepler service (``kepler.deploy.service:KeplerService``, by default 1 worker (``--setting``), access log off: the
 setting of the README's serving figures), gets single-row ``POST /predict_proba`` requests at a fixed rate (open
 loop, latency counted from the moment a request was due) for ``--minutes``. A share of them (``--hostile-share``,
 5% by default) are hostile: the seed corpus of issue 13 (tests/deploy/hostile.py: lists and objects in cells,
@@ -210,7 +210,7 @@ def report(outcome: dict[str, Any], meter: RssMeter, args: argparse.Namespace, r
         "minutes": args.minutes,
         "rate_rps": args.rate,
         "hostile_share": args.hostile_share,
-        "setting": SETTING,
+        "setting": args.setting,
         "connections": max(args.connections, 64),
         "throughput_rps": round(answered / seconds, 1),
         "all": every,
@@ -286,6 +286,8 @@ def main() -> None:
                         help="share of hostile requests (0 to 1)")
     parser.add_argument("--connections", type=int, default=64, help="connections the load spreads over")
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="how often the worker's RSS is sampled")
+    parser.add_argument("--setting", choices=sorted(serve.SETTINGS), default=SETTING,
+                        help="the service's setting, as benchmarks/serve.py names them")
     parser.add_argument("--output", type=Path, default=serve.RESULTS)
     args = parser.parse_args()
     if args.minutes <= 0 or args.rate <= 0 or not 0 <= args.hostile_share <= 1 or args.sample_seconds <= 0:
@@ -300,7 +302,7 @@ def main() -> None:
         ctx["model_tag"] = serve.store_kepler_model(ctx["artifact"], ctx["bentoml_home"])
         input_schema = json.loads((ctx["artifact"] / "manifest.json").read_text(encoding="utf-8"))["input_schema"]
         log = workdir / "kepler-soak.log"
-        with serve.server_for("kepler", serve.SETTINGS[SETTING], ctx, log, batch_latency_ms=50) as server:
+        with serve.server_for("kepler", serve.SETTINGS[args.setting], ctx, log, batch_latency_ms=50) as server:
             server.wait_ready()
             serve.load(server.port, ctx["records"], connections=16, seconds=2.0, rate=None)  # warm-up
             meter = RssMeter(server.process.pid)

@@ -517,90 +517,35 @@ class ReleaseGate:
     def _one_error(send: t.Any) -> t.Any:
         """Gives an error answer BentoML wrapped in a list (``[{"error": ...}]``, its shape for a 4xx an endpoint
         raised) the gate's own shape: one object with one ``error`` line and the status."""
-        start: dict[str, t.Any] | None = None
-        chunks: list[bytes] = []
-
-        async def unwrapped(message: dict[str, t.Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message.get("status", 200) >= 400:
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
+        def rewrite(status: int, body: bytes) -> tuple[int, bytes]:
             try:
                 answer = json.loads(body)
             except ValueError:
-                answer = None
+                return status, body
             if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict) and "error" in answer[0]:
-                body = json.dumps({"error": str(answer[0]["error"]).replace("\n", " "),
-                                   "status": start["status"]}).encode()
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+                body = json.dumps({"error": str(answer[0]["error"]).replace("\n", " "), "status": status}).encode()
+            return status, body
 
-        return unwrapped
+        return _rewritten(send, rewrite, lambda status: status >= 400)
 
     @staticmethod
     def _as_predictions(send: t.Any) -> t.Any:
         """Wraps a successful answer as MLflow's ``{"predictions": ...}``."""
-        start: dict[str, t.Any] | None = None
-        chunks: list[bytes] = []
-
-        async def wrapped(message: dict[str, t.Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message.get("status") == 200:
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b'{"predictions": ' + b"".join(chunks).strip() + b"}"
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-
-        return wrapped
+        return _rewritten(send, lambda status, body: (status, b'{"predictions": ' + body.strip() + b"}"),
+                          lambda status: status == 200)
 
     @staticmethod
     def _unwrapped(send: t.Any) -> t.Any:
         """Strips the one-item list that batching put around a successful answer."""
-        start: dict[str, t.Any] | None = None
-        chunks: list[bytes] = []
-
-        async def unwrapped(message: dict[str, t.Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                if message.get("status") != 200:
-                    await send(message)
-                    return
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks).strip()
+        def rewrite(status: int, body: bytes) -> tuple[int, bytes]:
+            body = body.strip()
             if body.startswith(b"[") and body.endswith(b"]"):
                 body = body[1:-1]
-            status = start["status"]
             if body.startswith(b"{"):  # this request's error object in a batch's answer (see _split)
                 status = 422
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "status": status,
-                        "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return status, body
 
-        return unwrapped
+        return _rewritten(send, rewrite, lambda status: status == 200)
 
     async def _read(self, receive: t.Any) -> tuple[bytes, str]:
         """The body and how reading it ended: :data:`COMPLETE`, :data:`TOO_LARGE` (reading stops at the limit) or
@@ -655,6 +600,32 @@ def answer(predictor: t.Any, payload: t.Any, known: t.Collection[str], *, proba:
     """
     table = read_payload(payload, known)
     return (predictor.predict_proba(table) if proba else predictor.predict(table)).tolist()
+
+
+def _rewritten(send: t.Any, rewrite: t.Callable[[int, bytes], tuple[int, bytes]],
+               applies: t.Callable[[int], bool]) -> t.Any:
+    """An ASGI ``send`` that buffers an answer whose status ``applies`` and sends ``rewrite(status, body)`` instead,
+    with its content-length set; other answers pass through unchanged."""
+    start: dict[str, t.Any] | None = None
+    chunks: list[bytes] = []
+
+    async def rewritten(message: dict[str, t.Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and applies(message.get("status", 200)):
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        status, body = rewrite(start["status"], b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "status": status, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return rewritten
 
 
 def _schema_error(exc: Exception) -> BentoMLException:
