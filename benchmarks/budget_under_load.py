@@ -40,18 +40,38 @@ def tables(scratch: Path) -> dict[str, dict[str, str]]:
     diabetes = load_diabetes(as_frame=True).frame
     diabetes_path = scratch / "diabetes.csv"
     diabetes.to_csv(diabetes_path, index=False)
-    return {"sensors": {"path": str(REPO / "examples" / "data" / "sensors.csv"), "label": "failure"},
-            "diabetes": {"path": str(diabetes_path), "label": "target"}}
+    return {
+        "sensors": {"path": str(REPO / "examples" / "data" / "sensors.csv"), "label": "failure"},
+        "diabetes": {"path": str(diabetes_path), "label": "target"},
+    }
 
 
 def start_build(table: dict[str, str], budget: float, workdir: Path) -> tuple[subprocess.Popen, float]:
     """Starts one `kepler build` (edge target, JSON report on stdout) in its own folder."""
     workdir.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k != "KEPLER_DEBUG"}
-    command = [sys.executable, "-m", "kepler.cli.main", "build", table["path"], "--label", table["label"],
-               "--target", "edge", "--time-budget", f"{budget:g}s", "--output", str(workdir / "builds"), "--json"]
-    return (subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True), time.perf_counter())
+    command = [
+        sys.executable,
+        "-m",
+        "kepler.cli.main",
+        "build",
+        table["path"],
+        "--label",
+        table["label"],
+        "--target",
+        "edge",
+        "--time-budget",
+        f"{budget:g}s",
+        "--output",
+        str(workdir / "builds"),
+        "--json",
+    ]
+    return (
+        subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ),
+        time.perf_counter(),
+    )
 
 
 def finish_build(name: str, process: subprocess.Popen, started: float, budget: float) -> dict[str, Any]:
@@ -59,19 +79,30 @@ def finish_build(name: str, process: subprocess.Popen, started: float, budget: f
     out, err = process.communicate(timeout=budget * 10 + 300)
     wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"the {name} build failed (exit {process.returncode}): {err.strip().splitlines()[-1:]}")
+        raise SystemExit(
+            f"the {name} build failed (exit {process.returncode}): {err.strip().splitlines()[-1:]}"
+        )
     report = json.loads(out)
     search = float(report["search_seconds"])
-    return {"table": name, "search_seconds": search, "ratio": search / budget,
-            "final_seconds": report.get("final_seconds"), "total_seconds": report.get("total_seconds"),
-            "process_seconds": wall, "trials": len(report.get("trials", [])),
-            "failed_trials": sum(1 for t in report.get("trials", []) if t.get("error")),
-            "stopped": report.get("search_stopped"), "isolation": report.get("search_isolation"),
-            "best_algorithm": report.get("best_algorithm"), "deployment_ready": report.get("deployment_ready")}
+    return {
+        "table": name,
+        "search_seconds": search,
+        "ratio": search / budget,
+        "final_seconds": report.get("final_seconds"),
+        "total_seconds": report.get("total_seconds"),
+        "process_seconds": wall,
+        "trials": len(report.get("trials", [])),
+        "failed_trials": sum(1 for t in report.get("trials", []) if t.get("error")),
+        "stopped": report.get("search_stopped"),
+        "isolation": report.get("search_isolation"),
+        "best_algorithm": report.get("best_algorithm"),
+        "deployment_ready": report.get("deployment_ready"),
+    }
 
 
-def run_round(names: list[str], all_tables: dict[str, dict[str, str]], budget: float, scratch: Path,
-              label: str) -> list[dict[str, Any]]:
+def run_round(
+    names: list[str], all_tables: dict[str, dict[str, str]], budget: float, scratch: Path, label: str
+) -> list[dict[str, Any]]:
     """Starts the named builds together and waits for all of them."""
     started = [(name, *start_build(all_tables[name], budget, scratch / f"{label}-{name}")) for name in names]
     return [finish_build(name, process, t0, budget) for name, process, t0 in started]
@@ -79,19 +110,29 @@ def run_round(names: list[str], all_tables: dict[str, dict[str, str]], budget: f
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [r["ratio"] for r in runs]
-    return {"median_ratio": statistics.median(ratios), "max_ratio": max(ratios),
-            "median_search_seconds": statistics.median(r["search_seconds"] for r in runs),
-            "median_final_seconds": statistics.median(r["final_seconds"] or 0.0 for r in runs),
-            "median_trials": statistics.median(r["trials"] for r in runs), "builds": len(runs)}
+    return {
+        "median_ratio": statistics.median(ratios),
+        "max_ratio": max(ratios),
+        "median_search_seconds": statistics.median(r["search_seconds"] for r in runs),
+        "median_final_seconds": statistics.median(r["final_seconds"] or 0.0 for r in runs),
+        "median_trials": statistics.median(r["trials"] for r in runs),
+        "builds": len(runs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=20.0, help="seconds for each search")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of two builds side by side")
-    parser.add_argument("--no-quiet", action="store_true", help="skip the reference round of each build alone")
-    parser.add_argument("--burners", type=int, default=0,
-                        help="CPU-bound processes that run beside the builds of the loaded rounds")
+    parser.add_argument(
+        "--no-quiet", action="store_true", help="skip the reference round of each build alone"
+    )
+    parser.add_argument(
+        "--burners",
+        type=int,
+        default=0,
+        help="CPU-bound processes that run beside the builds of the loaded rounds",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -109,35 +150,57 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for number in range(args.rounds):
                 loaded += run_round(names, all_tables, args.budget, scratch, f"loaded-{number}")
-                print(f"round {number + 1}: " + ", ".join(f"{r['table']} {r['search_seconds']:.1f} s"
-                                                          for r in loaded[-2:]), file=sys.stderr)
+                print(
+                    f"round {number + 1}: "
+                    + ", ".join(f"{r['table']} {r['search_seconds']:.1f} s" for r in loaded[-2:]),
+                    file=sys.stderr,
+                )
         finally:
             for burner in burners:
                 burner.kill()
                 burner.wait()
 
     per_table = {name: summarize([r for r in loaded if r["table"] == name]) for name in names}
-    quiet_table = {name: summarize([r for r in quiet if r["table"] == name]) for name in names} if quiet else {}
+    quiet_table = (
+        {name: summarize([r for r in quiet if r["table"] == name]) for name in names} if quiet else {}
+    )
     worst = max(r["ratio"] for r in loaded)
-    report = {"machine": machine(), "load_average_before": load_before, "budget_s": args.budget,
-              "rounds": args.rounds, "burners": args.burners, "goal_ratio": GOAL, "max_ratio": worst, "goal_met": worst <= GOAL,
-              "loaded": per_table, "quiet": quiet_table, "runs": {"loaded": loaded, "quiet": quiet}}
+    report = {
+        "machine": machine(),
+        "load_average_before": load_before,
+        "budget_s": args.budget,
+        "rounds": args.rounds,
+        "burners": args.burners,
+        "goal_ratio": GOAL,
+        "max_ratio": worst,
+        "goal_met": worst <= GOAL,
+        "loaded": per_table,
+        "quiet": quiet_table,
+        "runs": {"loaded": loaded, "quiet": quiet},
+    }
 
-    lines = ["| table | builds | search s (median) | × budget (median / max) | final s (median) | trials (median) |"
-             + (" trials alone (median) |" if quiet else ""),
-             "|---|---|---|---|---|---|" + ("---|" if quiet else "")]
+    lines = [
+        "| table | builds | search s (median) | × budget (median / max) | final s (median) | trials (median) |"
+        + (" trials alone (median) |" if quiet else ""),
+        "|---|---|---|---|---|---|" + ("---|" if quiet else ""),
+    ]
     for name in names:
         s = per_table[name]
-        row = (f"| {name} | {s['builds']} side by side | {s['median_search_seconds']:.1f} | "
-               f"{s['median_ratio']:.2f} / {s['max_ratio']:.2f} | {s['median_final_seconds']:.1f} | "
-               f"{s['median_trials']:g} |")
+        row = (
+            f"| {name} | {s['builds']} side by side | {s['median_search_seconds']:.1f} | "
+            f"{s['median_ratio']:.2f} / {s['max_ratio']:.2f} | {s['median_final_seconds']:.1f} | "
+            f"{s['median_trials']:g} |"
+        )
         if quiet:
             row += f" {quiet_table[name]['median_trials']:g} ({quiet_table[name]['median_search_seconds']:.1f} s) |"
         lines.append(row)
     markdown = "\n".join(lines)
     print(markdown)
-    print(f"\nworst search {worst:.2f}× its {args.budget:g} s budget (goal ≤ {GOAL}): "
-          f"{'met' if report['goal_met'] else 'NOT met'}", file=sys.stderr)
+    print(
+        f"\nworst search {worst:.2f}× its {args.budget:g} s budget (goal ≤ {GOAL}): "
+        f"{'met' if report['goal_met'] else 'NOT met'}",
+        file=sys.stderr,
+    )
     output = args.output or RESULTS
     output.mkdir(parents=True, exist_ok=True)
     (output / "budget_under_load.json").write_text(json.dumps(report, indent=2, default=str))
@@ -145,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     (output / "budget_under_load.md").write_text(
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; load average before "
         f"{load_before[0]:.2f}\n\nTwo `kepler build --target edge --time-budget {args.budget:g}s` side by side, "
-        f"{args.rounds} rounds" + (f", with {args.burners} CPU-bound processes beside them" if args.burners else "")
+        f"{args.rounds} rounds"
+        + (f", with {args.burners} CPU-bound processes beside them" if args.burners else "")
         + f"; goal: search ≤ {GOAL}× budget.\n\n{markdown}\n\n"
-        f"Worst search: {worst:.2f}× its budget ({'goal met' if report['goal_met'] else 'goal NOT met'}).\n")
+        f"Worst search: {worst:.2f}× its budget ({'goal met' if report['goal_met'] else 'goal NOT met'}).\n"
+    )
     return 0
 
 

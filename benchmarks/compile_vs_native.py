@@ -19,8 +19,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,8 +37,9 @@ def dataset(rows: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The fixed synthetic table: 20 numeric features, a binary label."""
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=rows, n_features=N_FEATURES, n_informative=12, n_redundant=4,
-                               class_sep=0.8, random_state=0)
+    x, y = make_classification(
+        n_samples=rows, n_features=N_FEATURES, n_informative=12, n_redundant=4, class_sep=0.8, random_state=0
+    )
     return pd.DataFrame(x, columns=[f"sensor_{i:02d}" for i in range(N_FEATURES)]), y
 
 
@@ -53,14 +55,23 @@ def models(quick: bool) -> dict[str, tuple[Any, bool]]:
 
     trees = 10 if quick else 100
     columns = [f"sensor_{i:02d}" for i in range(N_FEATURES)]
-    logistic = Pipeline([
-        ("columns", ColumnTransformer([("standard", StandardScaler(), columns[:10]),
-                                       ("minmax", MinMaxScaler(), columns[10:])])),
-        ("model", LogisticRegression(max_iter=500)),
-    ])
+    logistic = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [("standard", StandardScaler(), columns[:10]), ("minmax", MinMaxScaler(), columns[10:])]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    )
     return {
         "xgboost": (xgb.XGBClassifier(n_estimators=trees, max_depth=6, random_state=0, n_jobs=1), False),
-        "random_forest": (RandomForestClassifier(n_estimators=trees, max_depth=10, random_state=0, n_jobs=1), False),
+        "random_forest": (
+            RandomForestClassifier(n_estimators=trees, max_depth=10, random_state=0, n_jobs=1),
+            False,
+        ),
         "lightgbm": (lgb.LGBMClassifier(n_estimators=trees, random_state=0, n_jobs=1, verbose=-1), False),
         "logistic_pipeline": (logistic, True),
     }
@@ -71,16 +82,21 @@ def interleaved_p50(calls: dict[str, Callable[[], Any]], rounds: int, seconds: f
     per_call: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            per_call[name].append(time_calls(call, min_iters=200, min_time_s=seconds, max_time_s=seconds * 4)["p50_ms"])
+            per_call[name].append(
+                time_calls(call, min_iters=200, min_time_s=seconds, max_time_s=seconds * 4)["p50_ms"]
+            )
     return {name: statistics.median(values) for name, values in per_call.items()}
 
 
-def measure(name: str, model: Any, frame: pd.DataFrame, labels: np.ndarray, target: str, workdir: Path,
-            quick: bool) -> dict[str, Any]:
+def measure(
+    name: str, model: Any, frame: pd.DataFrame, labels: np.ndarray, target: str, workdir: Path, quick: bool
+) -> dict[str, Any]:
     """Compiles one model for one target and times native against compiled."""
     as_frame = models(quick)[name][1]
     native_rows = frame if as_frame else frame.to_numpy()
-    artifact = kp.compile(model, target, native_rows[:2000], output=workdir / f"{name}-{target}", benchmark=False)
+    artifact = kp.compile(
+        model, target, native_rows[:2000], output=workdir / f"{name}-{target}", benchmark=False
+    )
     predictor = artifact.predictor()
     limit_native_threads(model, predictor.profile.resolved_threads)
 
@@ -90,11 +106,15 @@ def measure(name: str, model: Any, frame: pd.DataFrame, labels: np.ndarray, targ
     proba_name = [artifact.output_schema["probabilities"]]
     session = predictor.session
     rounds, seconds = (3, 0.1) if quick else (7, 0.4)
-    batch1 = interleaved_p50({
-        "native": lambda: model.predict_proba(one_native),
-        "predictor": lambda: predictor.predict_proba(one_compiled),
-        "session": lambda: session.run(proba_name, feed),
-    }, rounds, seconds)
+    batch1 = interleaved_p50(
+        {
+            "native": lambda: model.predict_proba(one_native),
+            "predictor": lambda: predictor.predict_proba(one_compiled),
+            "session": lambda: session.run(proba_name, feed),
+        },
+        rounds,
+        seconds,
+    )
 
     big = 1000 if quick else 10_000
     index = np.resize(np.arange(len(frame)), big)
@@ -106,32 +126,49 @@ def measure(name: str, model: Any, frame: pd.DataFrame, labels: np.ndarray, targ
 
     parity = artifact.parity
     return {
-        "model": name, "target": target, "threads": predictor.profile.resolved_threads,
-        "native_p50_us": batch1["native"] * 1e3, "compiled_p50_us": batch1["predictor"] * 1e3,
+        "model": name,
+        "target": target,
+        "threads": predictor.profile.resolved_threads,
+        "native_p50_us": batch1["native"] * 1e3,
+        "compiled_p50_us": batch1["predictor"] * 1e3,
         "session_p50_us": batch1["session"] * 1e3,
         "speedup_batch1": batch1["native"] / batch1["predictor"],
         "predictor_overhead": batch1["predictor"] / batch1["session"] - 1.0,
         "batch": big,
-        "native_rows_s": big / (native_big / 1e3), "compiled_rows_s": big / (compiled_big / 1e3),
+        "native_rows_s": big / (native_big / 1e3),
+        "compiled_rows_s": big / (compiled_big / 1e3),
         "throughput_ratio": native_big / compiled_big,
         "size_mb": artifact.size_bytes / 2**20,
-        "parity_max_abs_diff": parity["max_abs_diff"], "label_agreement": parity["label_agreement"],
+        "parity_max_abs_diff": parity["max_abs_diff"],
+        "label_agreement": parity["label_agreement"],
         "parity_passed": parity["passed"],
     }
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
-    columns = ["model", "target", "native p50 b=1", "compiled p50 b=1", "speed-up", "Predictor overhead",
-               "native rows/s b=10k", "compiled rows/s b=10k", "compiled/native throughput", "size MB",
-               "parity max abs diff", "labels agree"]
+    columns = [
+        "model",
+        "target",
+        "native p50 b=1",
+        "compiled p50 b=1",
+        "speed-up",
+        "Predictor overhead",
+        "native rows/s b=10k",
+        "compiled rows/s b=10k",
+        "compiled/native throughput",
+        "size MB",
+        "parity max abs diff",
+        "labels agree",
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in results:
         lines.append(
             f"| {r['model']} | {r['target']} ({r['threads']}t) | {r['native_p50_us']:.0f} µs | {r['compiled_p50_us']:.1f} µs | "
             f"{r['speedup_batch1']:.0f}× | {r['predictor_overhead']:+.0%} | {r['native_rows_s']:,.0f} | "
             f"{r['compiled_rows_s']:,.0f} | {r['throughput_ratio']:.2f}× | {r['size_mb']:.3f} | "
-            f"{r['parity_max_abs_diff']:.1e} | {r['label_agreement']:.2%} |")
+            f"{r['parity_max_abs_diff']:.1e} | {r['label_agreement']:.2%} |"
+        )
     return "\n".join(lines)
 
 
@@ -150,13 +187,20 @@ def main(argv: list[str] | None = None) -> int:
             for target in ("edge", "cloud"):
                 result = measure(name, model, frame, labels, target, Path(scratch), args.quick)
                 results.append(result)
-                print(f"{name:18s} {target:5s} native {result['native_p50_us']:9.1f} µs  compiled "
-                      f"{result['compiled_p50_us']:7.1f} µs  speed-up {result['speedup_batch1']:6.1f}×  "
-                      f"overhead {result['predictor_overhead']:+.1%}  throughput ratio {result['throughput_ratio']:.2f}×",
-                      file=sys.stderr)
-    report = {"machine": machine(), "rows": rows, "quick": args.quick, "seconds": round(time.time() - started, 1),
-              "libraries": {k: v for k, v in kp.compilers.environment.library_versions().items()},
-              "results": results}
+                print(
+                    f"{name:18s} {target:5s} native {result['native_p50_us']:9.1f} µs  compiled "
+                    f"{result['compiled_p50_us']:7.1f} µs  speed-up {result['speedup_batch1']:6.1f}×  "
+                    f"overhead {result['predictor_overhead']:+.1%}  throughput ratio {result['throughput_ratio']:.2f}×",
+                    file=sys.stderr,
+                )
+    report = {
+        "machine": machine(),
+        "rows": rows,
+        "quick": args.quick,
+        "seconds": round(time.time() - started, 1),
+        "libraries": {k: v for k, v in kp.compilers.environment.library_versions().items()},
+        "results": results,
+    }
     markdown = table(results)
     print(markdown)
     output = args.output or (None if args.quick else RESULTS)
@@ -165,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         (output / "compile_vs_native.json").write_text(json.dumps(report, indent=2))
         (output / "compile_vs_native.md").write_text(
             f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['platform']}, "
-            f"Python {report['machine']['python']}\n\n{markdown}\n")
+            f"Python {report['machine']['python']}\n\n{markdown}\n"
+        )
     return 0
 
 

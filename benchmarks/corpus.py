@@ -90,24 +90,29 @@ def mixed_table(folder: Path, rows: int = 500, seed: int = 1) -> Table:
     risk = (torque - 40.0) / 10.0 + (wear - 125.0) / 80.0 + np.where(machine_type == "L", 0.5, 0.0)
     risk += np.where(coolant == "no", 0.6, 0.0) + rng.normal(0.0, 0.6, rows)
     status = np.where(risk > 1.2, "failure", np.where(risk > 0.4, "warning", "ok"))
-    frame = pd.DataFrame({
-        "UDI": [f"M{14860 + i}" for i in range(rows)],
-        "Timestamp": pd.date_range("2026-01-01", periods=rows, freq="17min").strftime("%Y-%m-%dT%H:%M:%S"),
-        "Machine type": machine_type,
-        "Air temperature [K]": air,
-        "Torque [Nm]": torque,
-        "Tool wear [min]": wear,
-        "Coolant on?": coolant,
-        "Comment": np.nan,
-        "Plant (site)": "Monterrey",
-        "Status": status,
-    })
+    frame = pd.DataFrame(
+        {
+            "UDI": [f"M{14860 + i}" for i in range(rows)],
+            "Timestamp": pd.date_range("2026-01-01", periods=rows, freq="17min").strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            ),
+            "Machine type": machine_type,
+            "Air temperature [K]": air,
+            "Torque [Nm]": torque,
+            "Tool wear [min]": wear,
+            "Coolant on?": coolant,
+            "Comment": np.nan,
+            "Plant (site)": "Monterrey",
+            "Status": status,
+        }
+    )
     frame.loc[rng.random(rows) < 0.06, "Torque [Nm]"] = np.nan
     frame.loc[rng.random(rows) < 0.04, "Machine type"] = np.nan
     path = folder / "mixed.csv"
     frame.to_csv(path, index=False)
-    return Table("mixed", path, "Status", "classification",
-                 dropped=("UDI", "Timestamp", "Comment", "Plant (site)"))
+    return Table(
+        "mixed", path, "Status", "classification", dropped=("UDI", "Timestamp", "Comment", "Plant (site)")
+    )
 
 
 def write_corpus(folder: Path) -> list[Table]:

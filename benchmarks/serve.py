@@ -57,7 +57,9 @@ ROUTE = "/predict_proba"
 GOAL = {"rate": 500.0, "p99_ms": 50.0, "errors": 0}
 MAX_REQUESTS_PER_SECOND = 20000  # hard bound on what one run may send
 OPEN_LOOP_GRACE_S = 5.0  # open loop: how long after the run answers are still awaited
-TUNED_NATIVE = "native+fixes"  # the native service with Kepler's BentoML fixes (kepler/deploy/bentoml_tuning.py)
+TUNED_NATIVE = (
+    "native+fixes"  # the native service with Kepler's BentoML fixes (kepler/deploy/bentoml_tuning.py)
+)
 RECYCLE = 100  # requests per connection before the client reopens it (--requests-per-connection)
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -119,6 +121,7 @@ QUICK_SETTINGS = ("1 worker",)
 
 # --------------------------------------------------------------------------- the model and the rows
 
+
 def prepare(workdir: Path, quick: bool) -> dict[str, Any]:
     """Trains and compiles the example model; returns paths, the column kinds and the request rows."""
     import joblib
@@ -132,18 +135,26 @@ def prepare(workdir: Path, quick: bool) -> dict[str, Any]:
     pipeline = build_pipeline(0).fit(features, table[LABEL])
     native_path = workdir / "native.joblib"
     joblib.dump(pipeline, native_path)
-    artifact = kp.compile(pipeline, "edge", features.head(2000), output=workdir / "artifact", benchmark=not quick)
+    artifact = kp.compile(
+        pipeline, "edge", features.head(2000), output=workdir / "artifact", benchmark=not quick
+    )
 
     rows = features.sample(n=min(1000, len(features)), random_state=0)
     records = json.loads(rows.to_json(orient="records"))  # NaN -> null, as a client sends it
     columns = {name: "float" for name in NUMERIC} | {name: "object" for name in CATEGORICAL}
-    return {"artifact": Path(artifact.path), "native": native_path, "records": records, "columns": columns,
-            "estimator": type(pipeline[-1]).__name__, "trees": pipeline[-1].n_estimators}
+    return {
+        "artifact": Path(artifact.path),
+        "native": native_path,
+        "records": records,
+        "columns": columns,
+        "estimator": type(pipeline[-1]).__name__,
+        "trees": pipeline[-1].n_estimators,
+    }
 
 
 def store_kepler_model(artifact: Path, bentoml_home: Path) -> str:
     """Stores the compiled artifact as a BentoML model (what ``kp.deploy`` does for a release); returns its tag."""
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import shutil, sys
         from pathlib import Path
         import bentoml
@@ -152,14 +163,21 @@ def store_kepler_model(artifact: Path, bentoml_home: Path) -> str:
             for item in artifact.iterdir():
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, Path(ref.path) / item.name)
         print(ref.tag)
-    ''')
+    """)
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "1"}
-    result = subprocess.run([sys.executable, "-P", "-c", code, str(artifact)], capture_output=True, text=True, env=env,
-                            timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", code, str(artifact)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
 # --------------------------------------------------------------------------- servers
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -175,8 +193,23 @@ class Server:
         self.log = log
         self._handle = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=cwd, env=env, stdout=self._handle, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         import httpx
@@ -184,8 +217,10 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited ({self.process.returncode}); log: {self.log}\n"
-                                   + self.log.read_text()[-3000:])
+                raise RuntimeError(
+                    f"server exited ({self.process.returncode}); log: {self.log}\n"
+                    + self.log.read_text()[-3000:]
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1.0).status_code == 200:
                     return
@@ -204,30 +239,48 @@ class Server:
                 self.process.wait(timeout=10)
         self._handle.close()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def server_for(side: str, setting: dict[str, Any], ctx: dict[str, Any], log: Path, batch_latency_ms: int) -> Server:
-    env = {**os.environ, "BENTOML_HOME": str(ctx["bentoml_home"]), "BENTOML_DO_NOT_TRACK": "1",
-           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+def server_for(
+    side: str, setting: dict[str, Any], ctx: dict[str, Any], log: Path, batch_latency_ms: int
+) -> Server:
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(ctx["bentoml_home"]),
+        "BENTOML_DO_NOT_TRACK": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
     if side == "kepler":
-        env |= {"KEPLER_MODEL_TAG": ctx["model_tag"], "KEPLER_RELEASE": "serve-bench",
-                "KEPLER_WORKERS": str(setting["workers"]), "KEPLER_ACCESS_LOG": str(int(setting["access_log"])),
-                "KEPLER_BATCHING": str(int(setting["batching"])), "KEPLER_MAX_LATENCY_MS": str(batch_latency_ms)}
+        env |= {
+            "KEPLER_MODEL_TAG": ctx["model_tag"],
+            "KEPLER_RELEASE": "serve-bench",
+            "KEPLER_WORKERS": str(setting["workers"]),
+            "KEPLER_ACCESS_LOG": str(int(setting["access_log"])),
+            "KEPLER_BATCHING": str(int(setting["batching"])),
+            "KEPLER_MAX_LATENCY_MS": str(batch_latency_ms),
+        }
         # Outside the source tree: from the repo root, `kepler` would import the unmapped source folder.
         return Server("kepler.deploy.service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
-    env |= {"NATIVE_MODEL_PATH": str(ctx["native"]), "NATIVE_COLUMNS": json.dumps(ctx["columns"]),
-            "NATIVE_WORKERS": str(setting["workers"]), "NATIVE_ACCESS_LOG": str(int(setting["access_log"])),
-            "NATIVE_BATCHING": str(int(setting["batching"])), "NATIVE_MAX_LATENCY_MS": str(batch_latency_ms),
-            "NATIVE_TUNED": str(int(side == TUNED_NATIVE))}
+    env |= {
+        "NATIVE_MODEL_PATH": str(ctx["native"]),
+        "NATIVE_COLUMNS": json.dumps(ctx["columns"]),
+        "NATIVE_WORKERS": str(setting["workers"]),
+        "NATIVE_ACCESS_LOG": str(int(setting["access_log"])),
+        "NATIVE_BATCHING": str(int(setting["batching"])),
+        "NATIVE_MAX_LATENCY_MS": str(batch_latency_ms),
+        "NATIVE_TUNED": str(int(side == TUNED_NATIVE)),
+    }
     return Server("native_service:NativeService", env=env, cwd=ctx["workdir"], log=log)
 
 
 # --------------------------------------------------------------------------- the load generator
+
 
 class Connection:
     """One HTTP/1.1 keep-alive connection to 127.0.0.1, reopened after an error and every ``recycle`` requests.
@@ -248,7 +301,7 @@ class Connection:
         """Sends one prepared request; returns the status code (0 for a failed connection or a timeout)."""
         try:
             return await asyncio.wait_for(self._request(payload), timeout)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             self.close()
             return 0
 
@@ -260,7 +313,9 @@ class Connection:
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
         if "content-length" in headers:
             await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
@@ -285,13 +340,17 @@ def prepared_requests(port: int, records: list[dict[str, Any]]) -> list[bytes]:
     out = []
     for record in records:
         body = json.dumps([record]).encode()
-        out.append(f"POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                   f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        out.append(
+            f"POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
     return out
 
 
-async def _closed_loop(port: int, requests: list[bytes], connections: int, seconds: float, timeout: float,
-                       recycle: int) -> tuple[list[float], dict[int, int], float]:
+async def _closed_loop(
+    port: int, requests: list[bytes], connections: int, seconds: float, timeout: float, recycle: int
+) -> tuple[list[float], dict[int, int], float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     limit = int(MAX_REQUESTS_PER_SECOND * seconds)
@@ -316,8 +375,15 @@ async def _closed_loop(port: int, requests: list[bytes], connections: int, secon
     return latencies, statuses, time.perf_counter() - started
 
 
-async def _open_loop(port: int, requests: list[bytes], connections: int, seconds: float, rate: float,
-                     timeout: float, recycle: int) -> tuple[list[float], dict[int, int], float]:
+async def _open_loop(
+    port: int,
+    requests: list[bytes],
+    connections: int,
+    seconds: float,
+    rate: float,
+    timeout: float,
+    recycle: int,
+) -> tuple[list[float], dict[int, int], float]:
     """Requests due every 1/rate s, spread over a pool of connections; latency runs from the due time.
 
     Nothing is sent after the run plus a grace period: a request still waiting then counts as an error
@@ -362,7 +428,11 @@ def summarize(latencies: list[float], statuses: dict[int, int], elapsed: float) 
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2) if ordered else float("nan")
+        return (
+            round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+            if ordered
+            else float("nan")
+        )
 
     ok = statuses.get(200, 0)
     return {
@@ -380,8 +450,16 @@ def summarize(latencies: list[float], statuses: dict[int, int], elapsed: float) 
     }
 
 
-def load(port: int, records: list[dict[str, Any]], *, connections: int, seconds: float, rate: float | None,
-         timeout: float = 10.0, recycle: int = RECYCLE) -> dict[str, Any]:
+def load(
+    port: int,
+    records: list[dict[str, Any]],
+    *,
+    connections: int,
+    seconds: float,
+    rate: float | None,
+    timeout: float = 10.0,
+    recycle: int = RECYCLE,
+) -> dict[str, Any]:
     """One load run against 127.0.0.1:port: closed loop (rate None) or open loop at ``rate`` requests/s."""
     requests = prepared_requests(port, records)
     if rate is None:
@@ -404,6 +482,7 @@ def answers(port: int, records: list[dict[str, Any]]) -> list[list[float]]:
 
 
 # --------------------------------------------------------------------------- the runs
+
 
 class CpuMeter:
     """CPU seconds used by a server's process tree, by this process, and by everything else on the machine."""
@@ -438,53 +517,97 @@ class CpuMeter:
         elapsed = after[3] - before[3]
         other = max(0.0, (after[2] - before[2]) - server - client)
         # Cores each server process used (the busy ones): shows how evenly the workers shared the load.
-        per_process = sorted((round((cpu - before[0].get(pid, 0.0)) / elapsed, 2) for pid, cpu in after[0].items()),
-                             reverse=True)
-        return {"server_cpu_s": server, "client_cores": client / elapsed, "other_cores": other / elapsed,
-                "process_cores": [c for c in per_process if c >= 0.05]}
+        per_process = sorted(
+            (round((cpu - before[0].get(pid, 0.0)) / elapsed, 2) for pid, cpu in after[0].items()),
+            reverse=True,
+        )
+        return {
+            "server_cpu_s": server,
+            "client_cores": client / elapsed,
+            "other_cores": other / elapsed,
+            "process_cores": [c for c in per_process if c >= 0.05],
+        }
 
 
-def run_one(side: str, name: str, ctx: dict[str, Any], args: argparse.Namespace, *, rate: float | None,
-            check: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_one(
+    side: str,
+    name: str,
+    ctx: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    rate: float | None,
+    check: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     setting = SETTINGS[name]
-    log = ctx["workdir"] / f"{side}-{name.replace(' ', '_').replace(',', '')}-{'open' if rate else 'closed'}.log"
+    log = (
+        ctx["workdir"]
+        / f"{side}-{name.replace(' ', '_').replace(',', '')}-{'open' if rate else 'closed'}.log"
+    )
     with server_for(side, setting, ctx, log, args.batch_latency_ms) as server:
         started = time.perf_counter()
         server.wait_ready()
         ready_s = time.perf_counter() - started
         checked = answers(server.port, check) if check else None
-        load(server.port, ctx["records"], connections=args.connections, seconds=min(2.0, args.seconds), rate=None,
-             recycle=args.requests_per_connection)
+        load(
+            server.port,
+            ctx["records"],
+            connections=args.connections,
+            seconds=min(2.0, args.seconds),
+            rate=None,
+            recycle=args.requests_per_connection,
+        )
         meter = CpuMeter(server.process.pid)
         before = meter.snapshot()
-        figures = load(server.port, ctx["records"], connections=args.connections, seconds=args.seconds, rate=rate,
-                       recycle=args.requests_per_connection)
+        figures = load(
+            server.port,
+            ctx["records"],
+            connections=args.connections,
+            seconds=args.seconds,
+            rate=rate,
+            recycle=args.requests_per_connection,
+        )
         cpu = meter.usage(before, meter.snapshot())
-    figures |= {"service": side, "setting": name, **setting, "load": "open" if rate else "closed",
-                "connections": args.connections if rate is None else max(args.connections, 64),
-                "rate_rps": rate, "ready_s": round(ready_s, 2),
-                "server_cpu_ms_per_request": round(1000 * cpu["server_cpu_s"] / max(1, figures["ok"]), 3),
-                "client_cores": round(cpu["client_cores"], 2), "other_cores": round(cpu["other_cores"], 2),
-                "server_process_cores": cpu["process_cores"]}
-    print(f"  {side:6s} {name:24s} {figures['load']:6s} {figures['throughput_rps']:8.1f} req/s  "
-          f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']:5d}  "
-          f"server {figures['server_cpu_ms_per_request']:.2f} ms CPU/request, cores by process "
-          f"{figures['server_process_cores']}  other load {figures['other_cores']:.2f} cores", flush=True)
+    figures |= {
+        "service": side,
+        "setting": name,
+        **setting,
+        "load": "open" if rate else "closed",
+        "connections": args.connections if rate is None else max(args.connections, 64),
+        "rate_rps": rate,
+        "ready_s": round(ready_s, 2),
+        "server_cpu_ms_per_request": round(1000 * cpu["server_cpu_s"] / max(1, figures["ok"]), 3),
+        "client_cores": round(cpu["client_cores"], 2),
+        "other_cores": round(cpu["other_cores"], 2),
+        "server_process_cores": cpu["process_cores"],
+    }
+    print(
+        f"  {side:6s} {name:24s} {figures['load']:6s} {figures['throughput_rps']:8.1f} req/s  "
+        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']:5d}  "
+        f"server {figures['server_cpu_ms_per_request']:.2f} ms CPU/request, cores by process "
+        f"{figures['server_process_cores']}  other load {figures['other_cores']:.2f} cores",
+        flush=True,
+    )
     if checked is not None:
         figures["_answers"] = checked
     return figures
 
 
 def machine() -> dict[str, Any]:
-    from kepler.runtimes.benchmark import machine as kepler_machine
-
     import bentoml
     import onnxruntime
     import sklearn
     import xgboost
 
-    return {**kepler_machine(), "python": platform.python_version(), "bentoml": bentoml.__version__,
-            "onnxruntime": onnxruntime.__version__, "sklearn": sklearn.__version__, "xgboost": xgboost.__version__}
+    from kepler.runtimes.benchmark import machine as kepler_machine
+
+    return {
+        **kepler_machine(),
+        "python": platform.python_version(),
+        "bentoml": bentoml.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "sklearn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -500,8 +623,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Runs of {report['seconds']:g} s after a warm-up. Closed loop: {report['connections']} connections, each "
         f"reopened every {report['requests_per_connection']} requests (0: never) so that workers share them. "
         f"Open loop: requests due at a fixed rate, latency from the due time; requests not answered "
-        f"{OPEN_LOOP_GRACE_S:g} s after the run are errors. \"Other load\" is CPU used by processes outside the "
-        f"benchmark during the run (a shared machine); \"server CPU\" counts the server's processes only. "
+        f'{OPEN_LOOP_GRACE_S:g} s after the run are errors. "Other load" is CPU used by processes outside the '
+        f'benchmark during the run (a shared machine); "server CPU" counts the server\'s processes only. '
         f"\"{TUNED_NATIVE}\": the native service with Kepler's fixes for BentoML's server "
         f"(kepler/deploy/bentoml_tuning.py).",
         "",
@@ -511,9 +634,11 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for r in report["results"]:
         load_name = "closed" if r["load"] == "closed" else f"open {r['rate_rps']:g}/s"
-        lines.append(f"| {r['service']} | {r['setting']} | {load_name} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} "
-                     f"| {r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_request']:.2f} "
-                     f"| {' + '.join(f'{c:.2f}' for c in r['server_process_cores']) or '-'} | {r['other_cores']:.2f} |")
+        lines.append(
+            f"| {r['service']} | {r['setting']} | {load_name} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_request']:.2f} "
+            f"| {' + '.join(f'{c:.2f}' for c in r['server_process_cores']) or '-'} | {r['other_cores']:.2f} |"
+        )
     goal = report["goal"]
     lines += [
         "",
@@ -530,11 +655,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each measured run")
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections")
     parser.add_argument("--rate", type=float, default=GOAL["rate"], help="open-loop requests per second")
-    parser.add_argument("--batch-latency-ms", type=int, default=50,
-                        help="max_latency_ms with batching on (default: the edge profile's p99 budget, what "
-                             "`kepler deploy --batching` sets)")
-    parser.add_argument("--requests-per-connection", type=int, default=RECYCLE,
-                        help="reopen each connection after this many requests (0: never)")
+    parser.add_argument(
+        "--batch-latency-ms",
+        type=int,
+        default=50,
+        help="max_latency_ms with batching on (default: the edge profile's p99 budget, what "
+        "`kepler deploy --batching` sets)",
+    )
+    parser.add_argument(
+        "--requests-per-connection",
+        type=int,
+        default=RECYCLE,
+        help="reopen each connection after this many requests (0: never)",
+    )
     parser.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="server settings to try")
     parser.add_argument("--quick", action="store_true", help="2 s runs, one setting (smoke test)")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -567,8 +700,9 @@ def main() -> None:
                     answers_by_side[side] = figures.pop("_answers")
                 results.append(figures)
         # The goal: open loop at --rate, with the setting that gave Kepler's service the most throughput, both services.
-        kepler_closed = [r for r in results if r["service"] == "kepler" and r["errors"] == 0] or \
-            [r for r in results if r["service"] == "kepler"]
+        kepler_closed = [r for r in results if r["service"] == "kepler" and r["errors"] == 0] or [
+            r for r in results if r["service"] == "kepler"
+        ]
         best = max(kepler_closed, key=lambda r: r["throughput_rps"])["setting"]
         if not args.quick:  # how much of the difference is ONNX, and how much the server fixes
             results.append(run_one(TUNED_NATIVE, best, ctx, args, rate=None))
@@ -577,10 +711,15 @@ def main() -> None:
 
         import numpy as np
 
-        difference = float(np.max(np.abs(np.array(answers_by_side["kepler"]) - np.array(answers_by_side["native"]))))
+        difference = float(
+            np.max(np.abs(np.array(answers_by_side["kepler"]) - np.array(answers_by_side["native"])))
+        )
         open_kepler = next(r for r in results if r["service"] == "kepler" and r["load"] == "open")
-        met = (open_kepler["throughput_rps"] >= args.rate * 0.98 and open_kepler["p99_ms"] <= GOAL["p99_ms"]
-               and open_kepler["errors"] == 0)
+        met = (
+            open_kepler["throughput_rps"] >= args.rate * 0.98
+            and open_kepler["p99_ms"] <= GOAL["p99_ms"]
+            and open_kepler["errors"] == 0
+        )
         report = {
             "machine": machine(),
             "model": {"estimator": ctx["estimator"], "trees": ctx["trees"], "target": "edge"},
@@ -591,9 +730,15 @@ def main() -> None:
             "quick": args.quick,
             "batch_latency_ms": args.batch_latency_ms,
             "results": results,
-            "goal": {"rate": args.rate, "p99_ms": GOAL["p99_ms"], "errors": 0, "setting": best, "met": met,
-                     "detail": f"{best}: {open_kepler['throughput_rps']:.0f} requests/s answered, p99 "
-                               f"{open_kepler['p99_ms']:.1f} ms, {open_kepler['errors']} errors"},
+            "goal": {
+                "rate": args.rate,
+                "p99_ms": GOAL["p99_ms"],
+                "errors": 0,
+                "setting": best,
+                "met": met,
+                "detail": f"{best}: {open_kepler['throughput_rps']:.0f} requests/s answered, p99 "
+                f"{open_kepler['p99_ms']:.1f} ms, {open_kepler['errors']} errors",
+            },
             "agreement": {"rows": len(check_rows), "max_abs_diff": difference},
         }
 

@@ -50,12 +50,15 @@ def status_class(status: int) -> str:
     return "failed" if status == 0 else f"{status // 100}xx"
 
 
-def mix(port: int, records: list[dict[str, Any]], input_schema: dict[str, Any], share: float,
-        seed: int = 0) -> list[tuple[str, str, bytes]]:
+def mix(
+    port: int, records: list[dict[str, Any]], input_schema: dict[str, Any], share: float, seed: int = 0
+) -> list[tuple[str, str, bytes]]:
     """(kind, name, raw request) for one round: valid single-row requests with the corpus's hostile ones spread in."""
     valid = serve.prepared_requests(port, records)
-    corpus = [(name, hostile.request(port, serve.ROUTE, body)) for name, body in
-              hostile.bodies(input_schema, records[0]).items()]
+    corpus = [
+        (name, hostile.request(port, serve.ROUTE, body))
+        for name, body in hostile.bodies(input_schema, records[0]).items()
+    ]
     corpus += list(hostile.UNPARSABLE_REQUESTS.items())
     hostile_count = round(MIX * share)
     out = [(HOSTILE, *corpus[i % len(corpus)]) for i in range(hostile_count)]
@@ -74,12 +77,17 @@ class RssMeter:
         self._psutil = psutil
         self.root = psutil.Process(server_pid)
         self.cpu = serve.CpuMeter(server_pid)
-        self.samples: list[tuple[float, float]] = []  # (seconds since the load began, MiB summed over workers)
+        self.samples: list[
+            tuple[float, float]
+        ] = []  # (seconds since the load began, MiB summed over workers)
         self.cpu_samples: list[tuple[float, Any]] = []  # (seconds since the load began, CpuMeter snapshot)
 
     def workers(self) -> list[Any]:
-        return [p for p in self.root.children(recursive=True)
-                if any("_bentoml_impl.worker.service" in part for part in p.cmdline())]
+        return [
+            p
+            for p in self.root.children(recursive=True)
+            if any("_bentoml_impl.worker.service" in part for part in p.cmdline())
+        ]
 
     def mib(self) -> float:
         total = 0
@@ -105,8 +113,17 @@ class RssMeter:
         return next((m for t, m in self.samples if t >= seconds), self.samples[-1][1])
 
 
-async def soak(port: int, requests: list[tuple[str, str, bytes]], *, seconds: float, rate: float, connections: int,
-               meter: RssMeter, sample_s: float, timeout: float = 10.0) -> dict[str, Any]:
+async def soak(
+    port: int,
+    requests: list[tuple[str, str, bytes]],
+    *,
+    seconds: float,
+    rate: float,
+    connections: int,
+    meter: RssMeter,
+    sample_s: float,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
     """Open loop at ``rate`` for ``seconds`` (as serve.py's), answers counted by kind, the workers' RSS sampled."""
     total = int(rate * seconds)
     latencies: dict[str, list[float]] = {VALID: [], HOSTILE: []}
@@ -148,7 +165,7 @@ async def soak(port: int, requests: list[tuple[str, str, bytes]], *, seconds: fl
             meter.sample(max(0.0, time.perf_counter() - start))
             try:
                 await asyncio.wait_for(done.wait(), sample_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         meter.sample(time.perf_counter() - start)
 
@@ -157,8 +174,13 @@ async def soak(port: int, requests: list[tuple[str, str, bytes]], *, seconds: fl
     elapsed = time.perf_counter() - start
     done.set()
     await sampling
-    return {"latencies": latencies, "statuses": statuses, "by_name": by_name, "elapsed": elapsed,
-            "timeline": timeline}
+    return {
+        "latencies": latencies,
+        "statuses": statuses,
+        "by_name": by_name,
+        "elapsed": elapsed,
+        "timeline": timeline,
+    }
 
 
 def classes(statuses: dict[int, int]) -> dict[str, int]:
@@ -168,24 +190,43 @@ def classes(statuses: dict[int, int]) -> dict[str, int]:
     return out
 
 
-def report(outcome: dict[str, Any], meter: RssMeter, args: argparse.Namespace, rss_start: float,
-           usage: dict[str, Any]) -> dict[str, Any]:
+def report(
+    outcome: dict[str, Any],
+    meter: RssMeter,
+    args: argparse.Namespace,
+    rss_start: float,
+    usage: dict[str, Any],
+) -> dict[str, Any]:
     latencies, statuses = outcome["latencies"], outcome["statuses"]
     seconds = args.minutes * 60
-    every = serve.summarize(latencies[VALID] + latencies[HOSTILE],
-                            {s: statuses[VALID].get(s, 0) + statuses[HOSTILE].get(s, 0)
-                             for s in set(statuses[VALID]) | set(statuses[HOSTILE])}, seconds)
+    every = serve.summarize(
+        latencies[VALID] + latencies[HOSTILE],
+        {
+            s: statuses[VALID].get(s, 0) + statuses[HOSTILE].get(s, 0)
+            for s in set(statuses[VALID]) | set(statuses[HOSTILE])
+        },
+        seconds,
+    )
     valid = serve.summarize(latencies[VALID], statuses[VALID], seconds)
     hostile_figures = serve.summarize(latencies[HOSTILE], statuses[HOSTILE], seconds)
-    answered = sum(len(v) for v in latencies.values()) - statuses[VALID].get(0, 0) - statuses[HOSTILE].get(0, 0)
+    answered = (
+        sum(len(v) for v in latencies.values()) - statuses[VALID].get(0, 0) - statuses[HOSTILE].get(0, 0)
+    )
     first_minute = min(60.0, seconds)
-    rss = {"start_mib": rss_start, "after_first_minute_mib": meter.at(first_minute),
-           "end_mib": meter.samples[-1][1], "peak_mib": max(m for _, m in meter.samples),
-           "samples": meter.samples}
+    rss = {
+        "start_mib": rss_start,
+        "after_first_minute_mib": meter.at(first_minute),
+        "end_mib": meter.samples[-1][1],
+        "peak_mib": max(m for _, m in meter.samples),
+        "samples": meter.samples,
+    }
     rss["growth_after_first_minute"] = round(rss["end_mib"] / rss["after_first_minute_mib"] - 1, 4)
     by_class = {VALID: classes(statuses[VALID]), HOSTILE: classes(statuses[HOSTILE])}
-    hostile_not_4xx = {name: {str(s): c for s, c in counts.items()} for name, counts in outcome["by_name"].items()
-                       if any(not 400 <= s < 500 for s in counts)}
+    hostile_not_4xx = {
+        name: {str(s): c for s, c in counts.items()}
+        for name, counts in outcome["by_name"].items()
+        if any(not 400 <= s < 500 for s in counts)
+    }
     checks = {
         "no 5xx": sum(c.get("5xx", 0) for c in by_class.values()) == 0,
         "no failed request": sum(c.get("failed", 0) for c in by_class.values()) == 0,
@@ -201,10 +242,17 @@ def report(outcome: dict[str, Any], meter: RssMeter, args: argparse.Namespace, r
         window = [latency for due, latency in outcome["timeline"] if minute * 60 <= due < (minute + 1) * 60]
         if window:
             figures = serve.summarize(window, {}, min(60.0, seconds))
-            minutes.append({"minute": minute + 1, "requests": figures["requests"], "p50_ms": figures["p50_ms"],
-                            "p99_ms": figures["p99_ms"], "max_ms": figures["max_ms"],
-                            "other_cores": round(meter.other_cores(minute * 60, min((minute + 1) * 60, seconds)), 2),
-                            "rss_mib": meter.at(min((minute + 1) * 60, seconds))})
+            minutes.append(
+                {
+                    "minute": minute + 1,
+                    "requests": figures["requests"],
+                    "p50_ms": figures["p50_ms"],
+                    "p99_ms": figures["p99_ms"],
+                    "max_ms": figures["max_ms"],
+                    "other_cores": round(meter.other_cores(minute * 60, min((minute + 1) * 60, seconds)), 2),
+                    "rss_mib": meter.at(min((minute + 1) * 60, seconds)),
+                }
+            )
     return {
         "machine": serve.machine(),
         "minutes": args.minutes,
@@ -217,8 +265,10 @@ def report(outcome: dict[str, Any], meter: RssMeter, args: argparse.Namespace, r
         "valid": valid,
         "hostile": hostile_figures,
         "status_classes": by_class,
-        "hostile_by_name": {name: {str(s): c for s, c in sorted(counts.items())}
-                            for name, counts in sorted(outcome["by_name"].items())},
+        "hostile_by_name": {
+            name: {str(s): c for s, c in sorted(counts.items())}
+            for name, counts in sorted(outcome["by_name"].items())
+        },
         "hostile_not_4xx": hostile_not_4xx,
         "rss": rss,
         "by_minute": minutes,
@@ -237,7 +287,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', os.cpu_count())} cores; Python {m['python']}, BentoML "
         f"{m['bentoml']}, onnxruntime {m['onnxruntime']}. The load generator runs on the same cores "
-        f"({result['client_cores']:.2f} cores on average); \"other load\", CPU used by processes outside the "
+        f'({result["client_cores"]:.2f} cores on average); "other load", CPU used by processes outside the '
         f"benchmark (a shared machine), took {result['other_cores']:.2f} cores on average. The server used "
         f"{result['server_cpu_ms_per_request']:.2f} ms of CPU per request.",
         f"{result['minutes']:g} minutes at {result['rate_rps']:g} single-row requests/s (open loop, "
@@ -253,15 +303,24 @@ def markdown(result: dict[str, Any]) -> str:
     def counts(kind: str) -> str:
         return " / ".join(str(by_class[kind].get(c, 0)) for c in ("2xx", "4xx", "5xx", "failed"))
 
-    lines.append(f"| {every['requests']} | {result['throughput_rps']:.0f} | {every['p50_ms']:.1f} | "
-                 f"{every['p99_ms']:.1f} | {every['max_ms']:.1f} | {counts(VALID)} | {counts(HOSTILE)} |")
+    lines.append(
+        f"| {every['requests']} | {result['throughput_rps']:.0f} | {every['p50_ms']:.1f} | "
+        f"{every['p99_ms']:.1f} | {every['max_ms']:.1f} | {counts(VALID)} | {counts(HOSTILE)} |"
+    )
     if len(result["by_minute"]) > 1:
-        lines += ["", "By minute (latency counted for the requests due in that minute; \"other load\": cores the "
-                      "machine's other processes used meanwhile):", "",
-                  "| minute | requests | p50 ms | p99 ms | max ms | other load (cores) | worker RSS MiB |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {w['minute']} | {w['requests']} | {w['p50_ms']:.1f} | {w['p99_ms']:.1f} | {w['max_ms']:.1f} "
-                  f"| {w['other_cores']:.2f} | {w['rss_mib']:.1f} |" for w in result["by_minute"]]
+        lines += [
+            "",
+            'By minute (latency counted for the requests due in that minute; "other load": cores the '
+            "machine's other processes used meanwhile):",
+            "",
+            "| minute | requests | p50 ms | p99 ms | max ms | other load (cores) | worker RSS MiB |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {w['minute']} | {w['requests']} | {w['p50_ms']:.1f} | {w['p99_ms']:.1f} | {w['max_ms']:.1f} "
+            f"| {w['other_cores']:.2f} | {w['rss_mib']:.1f} |"
+            for w in result["by_minute"]
+        ]
     lines += [
         "",
         f"Worker RSS: {rss['start_mib']:.1f} MiB at the start, {rss['after_first_minute_mib']:.1f} MiB after the "
@@ -270,7 +329,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"p99 of valid requests alone: {result['valid']['p99_ms']:.1f} ms; of hostile ones: "
         f"{result['hostile']['p99_ms']:.1f} ms.",
         "",
-        "Goals: " + "; ".join(f"{name}: {'met' if ok else '**not met**'}" for name, ok in result["checks"].items())
+        "Goals: "
+        + "; ".join(f"{name}: {'met' if ok else '**not met**'}" for name, ok in result["checks"].items())
         + ".",
     ]
     if result["hostile_not_4xx"]:
@@ -282,16 +342,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak")
     parser.add_argument("--rate", type=float, default=GOAL["rate"], help="requests per second")
-    parser.add_argument("--hostile-share", type=float, default=GOAL["hostile_share"],
-                        help="share of hostile requests (0 to 1)")
+    parser.add_argument(
+        "--hostile-share",
+        type=float,
+        default=GOAL["hostile_share"],
+        help="share of hostile requests (0 to 1)",
+    )
     parser.add_argument("--connections", type=int, default=64, help="connections the load spreads over")
-    parser.add_argument("--sample-seconds", type=float, default=5.0, help="how often the worker's RSS is sampled")
-    parser.add_argument("--setting", choices=sorted(serve.SETTINGS), default=SETTING,
-                        help="the service's setting, as benchmarks/serve.py names them")
+    parser.add_argument(
+        "--sample-seconds", type=float, default=5.0, help="how often the worker's RSS is sampled"
+    )
+    parser.add_argument(
+        "--setting",
+        choices=sorted(serve.SETTINGS),
+        default=SETTING,
+        help="the service's setting, as benchmarks/serve.py names them",
+    )
     parser.add_argument("--output", type=Path, default=serve.RESULTS)
     args = parser.parse_args()
     if args.minutes <= 0 or args.rate <= 0 or not 0 <= args.hostile_share <= 1 or args.sample_seconds <= 0:
-        parser.error("--minutes, --rate and --sample-seconds must be positive, --hostile-share between 0 and 1")
+        parser.error(
+            "--minutes, --rate and --sample-seconds must be positive, --hostile-share between 0 and 1"
+        )
 
     with tempfile.TemporaryDirectory(prefix="kepler-soak-") as tmp:
         workdir = Path(tmp)
@@ -300,9 +372,13 @@ def main() -> None:
         ctx: dict[str, Any] = {"workdir": workdir, "bentoml_home": workdir / "bentoml"}
         ctx |= serve.prepare(workdir, quick=True)
         ctx["model_tag"] = serve.store_kepler_model(ctx["artifact"], ctx["bentoml_home"])
-        input_schema = json.loads((ctx["artifact"] / "manifest.json").read_text(encoding="utf-8"))["input_schema"]
+        input_schema = json.loads((ctx["artifact"] / "manifest.json").read_text(encoding="utf-8"))[
+            "input_schema"
+        ]
         log = workdir / "kepler-soak.log"
-        with serve.server_for("kepler", serve.SETTINGS[args.setting], ctx, log, batch_latency_ms=50) as server:
+        with serve.server_for(
+            "kepler", serve.SETTINGS[args.setting], ctx, log, batch_latency_ms=50
+        ) as server:
             server.wait_ready()
             serve.load(server.port, ctx["records"], connections=16, seconds=2.0, rate=None)  # warm-up
             meter = RssMeter(server.process.pid)
@@ -310,10 +386,21 @@ def main() -> None:
             cpu = serve.CpuMeter(server.process.pid)
             before = cpu.snapshot()
             requests = mix(server.port, ctx["records"], input_schema, args.hostile_share)
-            print(f"soaking for {args.minutes:g} min at {args.rate:g} requests/s, {args.hostile_share:.0%} hostile...",
-                  flush=True)
-            outcome = asyncio.run(soak(server.port, requests, seconds=args.minutes * 60, rate=args.rate,
-                                       connections=args.connections, meter=meter, sample_s=args.sample_seconds))
+            print(
+                f"soaking for {args.minutes:g} min at {args.rate:g} requests/s, {args.hostile_share:.0%} hostile...",
+                flush=True,
+            )
+            outcome = asyncio.run(
+                soak(
+                    server.port,
+                    requests,
+                    seconds=args.minutes * 60,
+                    rate=args.rate,
+                    connections=args.connections,
+                    meter=meter,
+                    sample_s=args.sample_seconds,
+                )
+            )
             usage = cpu.usage(before, cpu.snapshot())
         result = report(outcome, meter, args, rss_start, usage)
 

@@ -37,7 +37,7 @@ class CompiledArtifact(Artifact):
 
         return load(self, target)
 
-    def save(self, destination: str | os.PathLike[str]) -> "CompiledArtifact":
+    def save(self, destination: str | os.PathLike[str]) -> CompiledArtifact:
         """Copies the artifact to ``destination`` atomically and returns the copy."""
         publish(self.path, Path(destination), move=False)
         return CompiledArtifact(Path(destination), read_artifact(destination).manifest)

@@ -14,13 +14,19 @@ import onnx
 
 from kepler.compilers import parity as parity_mod
 from kepler.compilers.artifact import (
-    CompiledArtifact, check_output, new_staging, publish, remove_at_exit, write_json, write_probe,
+    CompiledArtifact,
+    check_output,
+    new_staging,
+    publish,
+    remove_at_exit,
+    write_json,
+    write_probe,
 )
-from kepler.compilers.converters import CLASSIFIER
 from kepler.compilers.convert import TARGET_OPSET, to_onnx
-from kepler.compilers.labels import check_encoded, decode, plain_labels, restore_labels
+from kepler.compilers.converters import CLASSIFIER
 from kepler.compilers.environment import environment
 from kepler.compilers.inspection import ModelInfo, inspect_model
+from kepler.compilers.labels import check_encoded, decode, plain_labels, restore_labels
 from kepler.compilers.passes import PassContext, check_pass_names, run_passes
 from kepler.compilers.schema import apply_input_typing, infer_input_schema
 from kepler.errors import CompileError, InputSchemaError, ParityError, UnsupportedModelError
@@ -89,10 +95,16 @@ def _save_model(model: onnx.ModelProto, folder: Path, profile: TargetProfile) ->
     return ort_path
 
 
-def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge", sample: Any = None, *,
-            output: str | os.PathLike[str] | None = None, benchmark: bool = True,
-            input_typing: dict[str, dict[str, Any]] | None = None,
-            class_labels: Sequence[Any] | None = None) -> CompiledArtifact:
+def compile(
+    model: Any,
+    target: str | os.PathLike[str] | TargetProfile = "edge",
+    sample: Any = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    benchmark: bool = True,
+    input_typing: dict[str, dict[str, Any]] | None = None,
+    class_labels: Sequence[Any] | None = None,
+) -> CompiledArtifact:
     """Compiles a fitted model into one verified ONNX artifact for a target profile.
 
     The graph takes the raw table (named numeric and categorical columns) and
@@ -135,7 +147,9 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
     info = inspect_model(model)
     _check_allowed(info, profile)
     if sample is None:
-        raise InputSchemaError("pass sample= (rows of the training data): it fixes the input schema and checks parity")
+        raise InputSchemaError(
+            "pass sample= (rows of the training data): it fixes the input schema and checks parity"
+        )
     input_schema, frame = infer_input_schema(info, sample)
     apply_input_typing(input_schema, input_typing)
 
@@ -146,11 +160,19 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
         check_encoded(output_schema["classes"], class_labels)
         graph = restore_labels(graph, output_schema["label"], class_labels)
         output_schema.update(classes=plain_labels(class_labels), labels_restored=True)
-    keep = [output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)]
-    context = PassContext(profile=profile, keep_outputs=keep, metadata={
-        "kepler_version": _kepler_version(), "kepler.source": _source(info)["type"],
-        "kepler.estimator": type(info.final).__name__, "kepler.target": profile.name,
-    })
+    keep = [
+        output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)
+    ]
+    context = PassContext(
+        profile=profile,
+        keep_outputs=keep,
+        metadata={
+            "kepler_version": _kepler_version(),
+            "kepler.source": _source(info)["type"],
+            "kepler.estimator": type(info.final).__name__,
+            "kepler.target": profile.name,
+        },
+    )
     graph, applied = run_passes(graph, profile.passes, context)
     output_schema["outputs"] = [o.name for o in graph.graph.output]
 
@@ -160,7 +182,7 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "kepler_version": _kepler_version(),
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "model_file": model_path.name,
             "sha256": sha256_file(model_path),
             "size_bytes": model_path.stat().st_size,
@@ -196,13 +218,18 @@ def compile(model: Any, target: str | os.PathLike[str] | TargetProfile = "edge",
                 report,
             )
         if benchmark:
-            manifest["benchmark"] = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
+            manifest["benchmark"] = run_benchmark(
+                staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5
+            )
         write_json(staging / MANIFEST_NAME, manifest)
 
         if destination is None:
             remove_at_exit(staging)
-            print(f"kepler: artifact in {staging} (temporary: removed when this process exits; pass output= "
-                  f"or call artifact.save(path) to keep it)", file=sys.stderr)
+            print(
+                f"kepler: artifact in {staging} (temporary: removed when this process exits; pass output= "
+                f"or call artifact.save(path) to keep it)",
+                file=sys.stderr,
+            )
             return CompiledArtifact(staging, manifest)
         publish(staging, destination)
         return CompiledArtifact(destination, manifest)

@@ -57,12 +57,16 @@ def _set_opsets(model: onnx.ModelProto) -> None:
         model.opset_import.add(domain=domain, version=version)
 
 
-def _joined(preprocessing: onnx.ModelProto, estimator: onnx.ModelProto, dtype: str, width: int) -> onnx.ModelProto:
+def _joined(
+    preprocessing: onnx.ModelProto, estimator: onnx.ModelProto, dtype: str, width: int
+) -> onnx.ModelProto:
     """Feeds the preprocessing graph's output, cast to ``dtype``, into the estimator graph."""
     preprocessing = compose.add_prefix(preprocessing, "pre_", rename_inputs=False)
     produced = preprocessing.graph.output[0].name
     cast = f"{FEATURES}_cast"
-    preprocessing.graph.node.append(helper.make_node("Cast", [produced], [cast], to=_ELEM[dtype], name="kepler_cast_features"))
+    preprocessing.graph.node.append(
+        helper.make_node("Cast", [produced], [cast], to=_ELEM[dtype], name="kepler_cast_features")
+    )
     del preprocessing.graph.output[:]
     preprocessing.graph.output.append(helper.make_tensor_value_info(cast, _ELEM[dtype], [None, width]))
     estimator = compose.add_prefix(estimator, "est_", rename_inputs=False, rename_outputs=False)
@@ -83,8 +87,10 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
     graph_names = {spec["name"]: graph_column_name(i) for i, spec in enumerate(schema["columns"])}
     front = []
     inputs = []
-    for key, elem in (("numeric", _ELEM.get((schema["numeric"] or {}).get("dtype", ""), 0)),
-                      ("categorical", TensorProto.STRING)):
+    for key, elem in (
+        ("numeric", _ELEM.get((schema["numeric"] or {}).get("dtype", ""), 0)),
+        ("categorical", TensorProto.STRING),
+    ):
         group = schema[key]
         if not group:
             continue
@@ -95,7 +101,9 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
         else:
             sizes = f"kepler_split_{key}_sizes"
             graph.initializer.append(onnx.numpy_helper.from_array(np.ones(len(names), dtype=np.int64), sizes))
-            front.append(helper.make_node("Split", [group["input"], sizes], names, axis=1, name=f"kepler_split_{key}"))
+            front.append(
+                helper.make_node("Split", [group["input"], sizes], names, axis=1, name=f"kepler_split_{key}")
+            )
     del graph.input[:]
     graph.input.extend(inputs)
     nodes = front + list(graph.node)
@@ -104,7 +112,9 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
     return model
 
 
-def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def to_onnx(
+    info: ModelInfo, input_schema: dict[str, Any], frame: Any
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Converts the model and describes its outputs.
 
     Args:
@@ -121,23 +131,33 @@ def to_onnx(info: ModelInfo, input_schema: dict[str, Any], frame: Any) -> tuple[
     from sklearn.pipeline import Pipeline
 
     install_backends()
-    native, final = info.spec.prepare(info.model, info.final) if info.spec.prepare else (info.model, info.final)
+    native, final = (
+        info.spec.prepare(info.model, info.final) if info.spec.prepare else (info.model, info.final)
+    )
     options = {id(final): {"zipmap": False}} if info.role == CLASSIFIER else None
     try:
         steps = native.steps if type(native).__name__ == "Pipeline" else []
         if len(steps) >= 2:
             preprocessing = Pipeline(steps[:-1])
             rows = frame if info.feature_names is not None else frame.to_numpy()
-            width = int(preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1])
+            width = int(
+                preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1]
+            )
             names = [spec["name"] for spec in input_schema["columns"]]
             pre_graph = repair_constant_of_shape(
-                _convert(by_position(preprocessing, names), onnx_initial_types(input_schema), None))
+                _convert(by_position(preprocessing, names), onnx_initial_types(input_schema), None)
+            )
             dtype = estimator_dtype(info)
-            est_graph = _convert(final, [(FEATURES, _tensor_type(info.spec.input_float)([None, width]))], options)
+            est_graph = _convert(
+                final, [(FEATURES, _tensor_type(info.spec.input_float)([None, width]))], options
+            )
             model = _joined(pre_graph, _native_splits(est_graph, final, info.spec), dtype, width)
         else:
-            model = _native_splits(_convert(native, onnx_initial_types(input_schema, for_converter=True), options),
-                                   final, info.spec)
+            model = _native_splits(
+                _convert(native, onnx_initial_types(input_schema, for_converter=True), options),
+                final,
+                info.spec,
+            )
         model = group_inputs(model, input_schema)
         _set_opsets(model)
         onnx.checker.check_model(model)
@@ -168,7 +188,9 @@ def _check_runnable(model: onnx.ModelProto, info: ModelInfo) -> None:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(
+            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:  # onnxruntime raises its own exception types
         raise CompileError(
             f"onnxruntime cannot run the graph converted from {type(info.final).__name__}: "

@@ -7,8 +7,18 @@ from typing import Any
 
 from kepler.runtimes.benchmark import machine
 
-_LIBRARIES = ("kepler-ml", "numpy", "pandas", "onnx", "onnxruntime", "skl2onnx", "onnxmltools",
-              "scikit-learn", "xgboost", "lightgbm")
+_LIBRARIES = (
+    "kepler-ml",
+    "numpy",
+    "pandas",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "onnxmltools",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+)
 
 
 def library_versions() -> dict[str, str | None]:

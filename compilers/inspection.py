@@ -81,7 +81,9 @@ def _check_fitted(obj: Any) -> None:
             f"the {type(obj).__name__} is not fitted; call fit(X, y) before compiling it"
         ) from None
     except TypeError as exc:
-        raise UnsupportedModelError(f"{type(obj).__name__} is not an estimator ({exc}); pass a fitted model") from None
+        raise UnsupportedModelError(
+            f"{type(obj).__name__} is not an estimator ({exc}); pass a fitted model"
+        ) from None
 
 
 def inspect_model(model: Any) -> ModelInfo:
@@ -109,7 +111,10 @@ def inspect_model(model: Any) -> ModelInfo:
     names = getattr(model, "feature_names_in_", None)
     n_features = getattr(model, "n_features_in_", None)
     return ModelInfo(
-        model=model, final=final, spec=final_spec, leaves=leaves,
+        model=model,
+        final=final,
+        spec=final_spec,
+        leaves=leaves,
         feature_names=[str(n) for n in names] if names is not None else None,
         n_features=int(n_features) if n_features is not None else None,
     )

@@ -34,10 +34,14 @@ def check_encoded(classes: Any, labels: Sequence[Any]) -> None:
     Raises:
         CompileError: the model's classes are not those codes.
     """
-    found = [int(c) if isinstance(c, (int, np.integer)) else c for c in (classes if classes is not None else [])]
+    found = [
+        int(c) if isinstance(c, (int, np.integer)) else c for c in (classes if classes is not None else [])
+    ]
     if found != list(range(len(labels))):
-        raise CompileError(f"class_labels has {len(labels)} labels but the model's classes are {found[:10]}; pass "
-                           f"class_labels only for a classifier fit on their codes 0..{len(labels) - 1}")
+        raise CompileError(
+            f"class_labels has {len(labels)} labels but the model's classes are {found[:10]}; pass "
+            f"class_labels only for a classifier fit on their codes 0..{len(labels) - 1}"
+        )
 
 
 def decode(codes: np.ndarray, labels: Sequence[Any]) -> np.ndarray:
@@ -59,8 +63,11 @@ def restore_labels(model: onnx.ModelProto, label_output: str, labels: Sequence[A
         node.output[:] = [codes if name == label_output else name for name in node.output]
         node.input[:] = [codes if name == label_output else name for name in node.input]
     graph.initializer.append(onnx.numpy_helper.from_array(values, LABELS_INITIALIZER))
-    graph.node.append(helper.make_node("Gather", [LABELS_INITIALIZER, codes], [label_output], axis=0,
-                                       name="kepler_restore_labels"))
+    graph.node.append(
+        helper.make_node(
+            "Gather", [LABELS_INITIALIZER, codes], [label_output], axis=0, name="kepler_restore_labels"
+        )
+    )
     for output in graph.output:
         if output.name == label_output:
             shape = [d.dim_value or d.dim_param or None for d in output.type.tensor_type.shape.dim]

@@ -44,14 +44,25 @@ def _load_pickle(path: Path) -> Any:
 
     try:
         model = joblib.load(path)
-    except (EOFError, pickle.UnpicklingError, ValueError, IndexError, KeyError, TypeError, AttributeError,
-            ModuleNotFoundError, OSError) as exc:
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        ModuleNotFoundError,
+        OSError,
+    ) as exc:
         raise ModelLoadError(
             f"{path}: unreadable or truncated model file ({type(exc).__name__}: {str(exc)[:120]}); save it again "
             f"with joblib.dump(model, path)"
         ) from None
     if not hasattr(model, "predict") and not hasattr(model, "transform"):
-        raise ModelLoadError(f"{path}: holds a {type(model).__name__}, not a model; save the fitted estimator")
+        raise ModelLoadError(
+            f"{path}: holds a {type(model).__name__}, not a model; save the fitted estimator"
+        )
     return model
 
 
@@ -83,7 +94,9 @@ def _load_lightgbm(path: Path) -> Any:
         import lightgbm as lgb
         import numpy as np
     except ImportError:
-        raise ModelLoadError(f"{path}: reading a LightGBM model needs lightgbm; pip install lightgbm") from None
+        raise ModelLoadError(
+            f"{path}: reading a LightGBM model needs lightgbm; pip install lightgbm"
+        ) from None
     try:
         booster = lgb.Booster(model_file=str(path))
     except (lgb.basic.LightGBMError, ValueError) as exc:

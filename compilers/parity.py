@@ -15,10 +15,15 @@ WORST_ROWS = 5
 def native_outputs(model: Any, role: str, rows: Any) -> dict[str, np.ndarray]:
     """The native model's label and values on ``rows``, keyed like the compiled outputs."""
     if role == CLASSIFIER:
-        return {"label": np.asarray(model.predict(rows)), "values": np.asarray(model.predict_proba(rows), dtype=np.float64)}
+        return {
+            "label": np.asarray(model.predict(rows)),
+            "values": np.asarray(model.predict_proba(rows), dtype=np.float64),
+        }
     if role == OUTLIER:
-        return {"label": np.asarray(model.predict(rows)),
-                "values": np.asarray(model.decision_function(rows), dtype=np.float64).reshape(-1, 1)}
+        return {
+            "label": np.asarray(model.predict(rows)),
+            "values": np.asarray(model.decision_function(rows), dtype=np.float64).reshape(-1, 1),
+        }
     return {"values": np.asarray(model.predict(rows), dtype=np.float64).reshape(len(rows), -1)}
 
 
@@ -27,11 +32,16 @@ def compiled_outputs(predictor: Any, role: str, rows: Any) -> dict[str, np.ndarr
     if role == CLASSIFIER:
         return {"label": predictor.predict(rows), "values": predictor.predict_proba(rows).astype(np.float64)}
     if role == OUTLIER:
-        return {"label": predictor.predict(rows), "values": predictor.decision_function(rows).astype(np.float64).reshape(-1, 1)}
+        return {
+            "label": predictor.predict(rows),
+            "values": predictor.decision_function(rows).astype(np.float64).reshape(-1, 1),
+        }
     return {"values": predictor.predict(rows).astype(np.float64).reshape(len(rows), -1)}
 
 
-def compare(native: dict[str, np.ndarray], compiled: dict[str, np.ndarray], tolerance: ParityTolerance) -> dict[str, Any]:
+def compare(
+    native: dict[str, np.ndarray], compiled: dict[str, np.ndarray], tolerance: ParityTolerance
+) -> dict[str, Any]:
     """Builds the parity report: max absolute and relative difference, label agreement, worst rows.
 
     A row is out of tolerance when any of its values differs by more than
@@ -40,8 +50,12 @@ def compare(native: dict[str, np.ndarray], compiled: dict[str, np.ndarray], tole
     """
     expected, actual = native["values"], compiled["values"]
     if expected.shape != actual.shape:
-        return {"rows": int(len(expected)), "passed": False, "bit_exact": False,
-                "error": f"output shape {actual.shape} differs from native {expected.shape}"}
+        return {
+            "rows": int(len(expected)),
+            "passed": False,
+            "bit_exact": False,
+            "error": f"output shape {actual.shape} differs from native {expected.shape}",
+        }
     diff = np.abs(actual - expected)
     both_nan = np.isnan(actual) & np.isnan(expected)
     diff = np.where(both_nan, 0.0, diff)
@@ -56,8 +70,11 @@ def compare(native: dict[str, np.ndarray], compiled: dict[str, np.ndarray], tole
         "max_rel_diff": float(np.where(diff == 0, 0.0, rel).max()) if diff.size else 0.0,
         "rows_out_of_tolerance": int(row_bad.sum()),
         "label_agreement": None,
-        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol,
-                      "min_label_agreement": tolerance.min_label_agreement},
+        "tolerance": {
+            "atol": tolerance.atol,
+            "rtol": tolerance.rtol,
+            "min_label_agreement": tolerance.min_label_agreement,
+        },
     }
     label_ok = True
     labels_differ = np.zeros(len(expected), dtype=bool)
@@ -68,11 +85,19 @@ def compare(native: dict[str, np.ndarray], compiled: dict[str, np.ndarray], tole
         label_ok = agreement >= tolerance.min_label_agreement
     order = np.argsort(-np.where(labels_differ, np.inf, row_diff), kind="stable")[:WORST_ROWS]
     report["worst_rows"] = [
-        {"row": int(i), "abs_diff": float(row_diff[i]),
-         "native": expected[i].tolist(), "compiled": actual[i].tolist(),
-         **({"native_label": _plain(native["label"][i]), "compiled_label": _plain(compiled["label"][i])}
-            if "label" in native else {})}
-        for i in order if row_diff[i] > 0 or labels_differ[i]
+        {
+            "row": int(i),
+            "abs_diff": float(row_diff[i]),
+            "native": expected[i].tolist(),
+            "compiled": actual[i].tolist(),
+            **(
+                {"native_label": _plain(native["label"][i]), "compiled_label": _plain(compiled["label"][i])}
+                if "label" in native
+                else {}
+            ),
+        }
+        for i in order
+        if row_diff[i] > 0 or labels_differ[i]
     ]
     report["bit_exact"] = bool(report["max_abs_diff"] == 0.0 and not labels_differ.any())
     report["passed"] = bool(not row_bad.any() and label_ok)
@@ -87,6 +112,12 @@ def summarize(report: dict[str, Any]) -> str:
     """One line describing a parity report, for error messages and tables."""
     if "error" in report:
         return report["error"]
-    labels = f", label agreement {report['label_agreement']:.4%}" if report.get("label_agreement") is not None else ""
-    return (f"max abs diff {report['max_abs_diff']:.3g}, max rel diff {report['max_rel_diff']:.3g}, "
-            f"{report['rows_out_of_tolerance']}/{report['rows']} rows out of tolerance{labels}")
+    labels = (
+        f", label agreement {report['label_agreement']:.4%}"
+        if report.get("label_agreement") is not None
+        else ""
+    )
+    return (
+        f"max abs diff {report['max_abs_diff']:.3g}, max rel diff {report['max_rel_diff']:.3g}, "
+        f"{report['rows_out_of_tolerance']}/{report['rows']} rows out of tolerance{labels}"
+    )

@@ -9,8 +9,16 @@ import numpy as np
 
 from kepler.compilers.inspection import ModelInfo
 from kepler.errors import InputSchemaError
-from kepler.runtimes.inputs import (CATEGORICAL, CATEGORICAL_INPUT, FROM_TEXT, MISSING_AS, MISSING_WORDS, NUMERIC,
-                                   NUMERIC_INPUT, TEXT_FORMS)
+from kepler.runtimes.inputs import (
+    CATEGORICAL,
+    CATEGORICAL_INPUT,
+    FROM_TEXT,
+    MISSING_AS,
+    MISSING_WORDS,
+    NUMERIC,
+    NUMERIC_INPUT,
+    TEXT_FORMS,
+)
 
 
 def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
@@ -20,7 +28,9 @@ def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> A
         return sample
     array = np.asarray(sample)
     if array.ndim != 2:
-        raise InputSchemaError(f"the sample must be 2-D (rows, columns), got shape {array.shape}; pass a table")
+        raise InputSchemaError(
+            f"the sample must be 2-D (rows, columns), got shape {array.shape}; pass a table"
+        )
     if names is None:
         names = [f"f{i}" for i in range(array.shape[1])]
     if len(names) != array.shape[1]:
@@ -53,9 +63,11 @@ def _selects_by_name(model: Any) -> bool:
         return False
     if getattr(transformer, "feature_names_in_", None) is not None:
         return True
-    return any(isinstance(cols, str) or (isinstance(cols, (list, tuple)) and bool(cols)
-                                         and all(isinstance(c, str) for c in cols))
-               for _, _, cols in transformer.transformers)
+    return any(
+        isinstance(cols, str)
+        or (isinstance(cols, (list, tuple)) and bool(cols) and all(isinstance(c, str) for c in cols))
+        for _, _, cols in transformer.transformers
+    )
 
 
 def _column_positions(columns: Any, names: list[str], width: int) -> list[int]:
@@ -91,8 +103,10 @@ def by_position(model: Any, names: list[str]) -> Any:
         return model
     model = copy.deepcopy(model)
     transformer = first_column_transformer(model)
-    transformer.transformers_ = [(name, step, _column_positions(columns, names, len(names)))
-                                 for name, step, columns in transformer.transformers_]
+    transformer.transformers_ = [
+        (name, step, _column_positions(columns, names, len(names)))
+        for name, step, columns in transformer.transformers_
+    ]
     return model
 
 
@@ -109,7 +123,7 @@ def _encoder_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any
         for _, step in steps:
             if type(step).__name__ in ("OneHotEncoder", "OrdinalEncoder"):
                 positions = _column_positions(columns, names, len(names))
-                for position, categories in zip(positions, step.categories_):
+                for position, categories in zip(positions, step.categories_, strict=False):
                     found[names[position]] = {
                         "categories": [str(c) for c in categories.tolist()],
                         "allow_unknown": step.handle_unknown != "error",
@@ -173,7 +187,11 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
                 f"column {name!r} holds text but the model takes a numeric matrix; "
                 f"encode it in the pipeline (ColumnTransformer + OneHotEncoder) and refit"
             )
-        spec: dict[str, Any] = {"name": name, "kind": kind, "dtype": numeric_dtype if kind == NUMERIC else "string"}
+        spec: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "dtype": numeric_dtype if kind == NUMERIC else "string",
+        }
         if kind == CATEGORICAL:
             spec.update(categories.get(name, {"categories": None, "allow_unknown": True}))
         specs.append(spec)
@@ -184,15 +202,15 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
         "by_name": by_name,
         "estimator_family": info.spec.family,
         "converter_float": info.spec.input_float,
-        "numeric": {"input": NUMERIC_INPUT, "columns": numeric, "dtype": numeric_dtype}
-        if numeric else None,
-        "categorical": {"input": CATEGORICAL_INPUT, "columns": categorical}
-        if categorical else None,
+        "numeric": {"input": NUMERIC_INPUT, "columns": numeric, "dtype": numeric_dtype} if numeric else None,
+        "categorical": {"input": CATEGORICAL_INPUT, "columns": categorical} if categorical else None,
     }
     return schema, frame
 
 
-IGNORED = "ignored"  # input typing rule of a column the model does not read but callers may send (ids, the label)
+IGNORED = (
+    "ignored"  # input typing rule of a column the model does not read but callers may send (ids, the label)
+)
 IGNORED_COLUMNS = "ignored_columns"  # input schema key: those columns, accepted and ignored by the runtime
 
 
@@ -221,8 +239,10 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
         column = columns.get(str(name))
         if rules.get(IGNORED):
             if column is not None:
-                raise InputSchemaError(f"input typing marks column {name!r} ignored, but the model reads it; "
-                                       f"drop the column before fitting or remove the rule")
+                raise InputSchemaError(
+                    f"input typing marks column {name!r} ignored, but the model reads it; "
+                    f"drop the column before fitting or remove the rule"
+                )
             ignored.append(str(name))
             continue
         if column is None:
@@ -232,7 +252,11 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
                 column[FROM_TEXT] = value
             elif key == MISSING_AS and column["kind"] == CATEGORICAL and isinstance(value, str):
                 column[MISSING_AS] = value
-            elif key == MISSING_WORDS and isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+            elif (
+                key == MISSING_WORDS
+                and isinstance(value, (list, tuple))
+                and all(isinstance(w, str) for w in value)
+            ):
                 column[MISSING_WORDS] = list(value)
             elif key == IGNORED and not value:
                 continue
@@ -262,9 +286,14 @@ def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -
         group = schema["numeric"]
         dtype = group["dtype"]
         if for_converter:
-            dtype = schema.get("converter_float") or ("float64" if schema.get("estimator_family") == "linear"
-                                                      else "float32")
+            dtype = schema.get("converter_float") or (
+                "float64" if schema.get("estimator_family") == "linear" else "float32"
+            )
         return [(group["input"], numeric(dtype)([None, len(group["columns"])]))]
-    return [(graph_column_name(i), numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC
-             else StringTensorType([None, 1]))
-            for i, spec in enumerate(schema["columns"])]
+    return [
+        (
+            graph_column_name(i),
+            numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]),
+        )
+        for i, spec in enumerate(schema["columns"])
+    ]

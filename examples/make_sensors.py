@@ -47,18 +47,24 @@ def make_sensors(rows: int = 5000, seed: int = 7) -> pd.DataFrame:
     failure = tool_wear_failure | heat_failure | power_failure | overstrain_failure | random_failure
 
     start = pd.Timestamp("2026-01-05 06:00:00")
-    frame = pd.DataFrame({
-        "timestamp": (start + pd.to_timedelta(np.arange(rows) * 10, unit="min")).strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine_id": [f"{t}{n:05d}" for t, n in zip(machine_type, rng.integers(0, 99999, rows))],
-        "machine_type": machine_type,
-        "air_temperature_k": air_temp_k.round(1),
-        "process_temperature_k": process_temp_k.round(1),
-        "rotational_speed_rpm": speed_rpm.round(0),
-        "torque_nm": torque_nm.round(1),
-        "tool_wear_min": tool_wear_min,
-        "vibration_mm_s": vibration_mm_s.round(2),
-        "failure": failure.astype(int),
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": (start + pd.to_timedelta(np.arange(rows) * 10, unit="min")).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            ),
+            "machine_id": [
+                f"{t}{n:05d}" for t, n in zip(machine_type, rng.integers(0, 99999, rows), strict=False)
+            ],
+            "machine_type": machine_type,
+            "air_temperature_k": air_temp_k.round(1),
+            "process_temperature_k": process_temp_k.round(1),
+            "rotational_speed_rpm": speed_rpm.round(0),
+            "torque_nm": torque_nm.round(1),
+            "tool_wear_min": tool_wear_min,
+            "vibration_mm_s": vibration_mm_s.round(2),
+            "failure": failure.astype(int),
+        }
+    )
     for column in ("air_temperature_k", "process_temperature_k", "torque_nm", "vibration_mm_s"):
         frame.loc[rng.uniform(size=rows) < MISSING_SHARE, column] = np.nan
     return frame

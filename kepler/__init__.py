@@ -23,9 +23,14 @@ def _source_root() -> str | None:
     """
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
-    if os.path.isdir(os.path.join(here, "compilers")) or not os.path.isfile(os.path.join(root, "pyproject.toml")):
+    if os.path.isdir(os.path.join(here, "compilers")) or not os.path.isfile(
+        os.path.join(root, "pyproject.toml")
+    ):
         return None
-    if all(os.path.isfile(os.path.join(root, name, "__init__.py")) for name in ("compilers", "runtimes", "targets")):
+    if all(
+        os.path.isfile(os.path.join(root, name, "__init__.py"))
+        for name in ("compilers", "runtimes", "targets")
+    ):
         return root
     return None
 
@@ -38,7 +43,8 @@ if _root is not None and _root not in __path__:
 del _root
 
 try:
-    from importlib.metadata import PackageNotFoundError, version as _version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
 
     __version__ = _version("kepler-ml")
 except PackageNotFoundError:  # running from a source tree without an install
@@ -75,7 +81,17 @@ _LAZY = {
     "deploy": ("kepler.deploy", "deploy"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
-_SUBMODULES = {"compilers", "runtimes", "targets", "errors", "api", "data", "automl", "versioning", "reproduce"}
+_SUBMODULES = {
+    "compilers",
+    "runtimes",
+    "targets",
+    "errors",
+    "api",
+    "data",
+    "automl",
+    "versioning",
+    "reproduce",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,8 +16,14 @@ def _sample_without(frame: Any, drop: list[str] | None) -> Any:
     return frame.drop(columns=list(drop or []))
 
 
-def compile_file(model_path: str | os.PathLike[str], target: str, sample_path: str | os.PathLike[str], *,
-                 output: str | os.PathLike[str] | None = None, drop: list[str] | None = None) -> Any:
+def compile_file(
+    model_path: str | os.PathLike[str],
+    target: str,
+    sample_path: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    drop: list[str] | None = None,
+) -> Any:
     """Compiles a saved model file for a target, checking parity on a sample table.
 
     Args:
@@ -48,14 +54,22 @@ def _native_rows(native: Any, data: Any, columns: list[str]) -> Any:
     wanted = [str(n) for n in names] if names is not None else columns
     missing = [c for c in wanted if c not in data.columns]
     if missing:
-        raise InputSchemaError(f"the rows lack column(s) the native model reads: {', '.join(missing)}; "
-                               f"pass rows of its training data with --sample")
+        raise InputSchemaError(
+            f"the rows lack column(s) the native model reads: {', '.join(missing)}; "
+            f"pass rows of its training data with --sample"
+        )
     return data[wanted] if names is not None else data[wanted].to_numpy()
 
 
-def bench(artifact: str | os.PathLike[str], target: str | None = None, *, compare_native: str | None = None,
-          sample_path: str | None = None, drop: list[str] | None = None,
-          batch_sizes: list[int] | None = None) -> dict[str, Any]:
+def bench(
+    artifact: str | os.PathLike[str],
+    target: str | None = None,
+    *,
+    compare_native: str | None = None,
+    sample_path: str | None = None,
+    drop: list[str] | None = None,
+    batch_sizes: list[int] | None = None,
+) -> dict[str, Any]:
     """Benchmarks an artifact on a target, optionally against the native model in the same run.
 
     Args:
@@ -87,12 +101,19 @@ def bench(artifact: str | os.PathLike[str], target: str | None = None, *, compar
 
             probe = opened.probe()
             if not probe:
-                raise InputSchemaError(f"{artifact} holds no probe rows to time the native model on; "
-                                       f"pass rows with --sample")
+                raise InputSchemaError(
+                    f"{artifact} holds no probe rows to time the native model on; pass rows with --sample"
+                )
             data = pd.DataFrame(probe)
         native_data = _native_rows(native, data, [c["name"] for c in opened.input_schema["columns"]])
-    return benchmark(opened, target, data=data, native=native, native_data=native_data,
-                     batch_sizes=tuple(batch_sizes) if batch_sizes else None)
+    return benchmark(
+        opened,
+        target,
+        data=data,
+        native=native,
+        native_data=native_data,
+        batch_sizes=tuple(batch_sizes) if batch_sizes else None,
+    )
 
 
 def targets() -> list[dict[str, Any]]:

@@ -10,10 +10,10 @@ import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kepler.errors import DataError
 
@@ -62,8 +62,10 @@ def terminate_raises() -> Iterator[None]:
     Only where SIGTERM still has its default action, and only in the main thread (where Python delivers
     signals): a caller's own handler is left alone. A second SIGTERM during the cleanup is ignored.
     """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
@@ -80,13 +82,18 @@ def terminate_raises() -> Iterator[None]:
 
 def new_build_id() -> str:
     """A sortable, unique build id: UTC time plus a random suffix."""
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def _artifact_section(artifact: Any, final_path: Path) -> dict[str, Any]:
-    return {"path": str(final_path), "sha256": artifact.manifest["sha256"],
-            "size_mb": artifact.manifest["size_bytes"] / 2**20, "estimator": artifact.manifest["source"]["estimator"],
-            "parity": artifact.parity, "benchmark": artifact.benchmark}
+    return {
+        "path": str(final_path),
+        "sha256": artifact.manifest["sha256"],
+        "size_mb": artifact.manifest["size_bytes"] / 2**20,
+        "estimator": artifact.manifest["source"]["estimator"],
+        "parity": artifact.parity,
+        "benchmark": artifact.benchmark,
+    }
 
 
 def _from_model(model_path: Path, data: Any, label: str | None, target: Any, staging: Path) -> dict[str, Any]:
@@ -94,7 +101,8 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     import numpy as np
 
     from kepler.automl import budgets as budget_mod
-    from kepler.compilers import compile as compile_model, load_model
+    from kepler.compilers import compile as compile_model
+    from kepler.compilers import load_model
     from kepler.data import read_table
     from kepler.targets import load_profile
 
@@ -103,7 +111,9 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     truth = None
     if label is not None:
         if label not in frame.columns:
-            raise DataError(f"label column {label!r} is not in the table (columns: {', '.join(map(str, frame.columns))})")
+            raise DataError(
+                f"label column {label!r} is not in the table (columns: {', '.join(map(str, frame.columns))})"
+            )
         truth = frame[label]
         frame = frame.drop(columns=[label])
     model = load_model(model_path)
@@ -114,19 +124,28 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     budgets = budget_mod.merge_budgets(profile, {}, None, None)
     rows = budget_mod.check(budgets, budget_mod.measured(artifact.benchmark))
     report: dict[str, Any] = {
-        "kind": "model", "model_file": str(model_path), "best_estimator": artifact.manifest["source"]["estimator"],
-        "constraint_report": rows, "deployment_ready": all(r["ok"] for r in rows) and artifact.parity["passed"],
+        "kind": "model",
+        "model_file": str(model_path),
+        "best_estimator": artifact.manifest["source"]["estimator"],
+        "constraint_report": rows,
+        "deployment_ready": all(r["ok"] for r in rows) and artifact.parity["passed"],
         "data": {"rows": int(len(frame)), "label": label, "features": [str(c) for c in frame.columns]},
     }
     if truth is not None:
         predictor = artifact.predictor()
         if artifact.output_schema["task"] == "classifier":
             labels = predictor.predict(frame)
-            report["test_metrics"] = {"accuracy": float(np.mean(labels.astype(str) == truth.astype(str).to_numpy()))}
+            report["test_metrics"] = {
+                "accuracy": float(np.mean(labels.astype(str) == truth.astype(str).to_numpy()))
+            }
         elif artifact.output_schema["task"] == "regressor":
             values = predictor.predict(frame)
-            report["test_metrics"] = {"rmse": float(np.sqrt(np.mean((values - truth.to_numpy(dtype=float)) ** 2)))}
-        report["test_metrics_note"] = "computed on the given table with the compiled model (not a held-out split)"
+            report["test_metrics"] = {
+                "rmse": float(np.sqrt(np.mean((values - truth.to_numpy(dtype=float)) ** 2)))
+            }
+        report["test_metrics_note"] = (
+            "computed on the given table with the compiled model (not a held-out split)"
+        )
     return {"report": report, "artifact": artifact}
 
 
@@ -134,8 +153,9 @@ BUILD_SECTION = "build"
 BUILD_KEYS = ("data", "label", "use_case")
 
 
-def project_build_settings(label: str | None,
-                           use_case: str | None) -> tuple[Path, str | None, str | None, Path]:
+def project_build_settings(
+    label: str | None, use_case: str | None
+) -> tuple[Path, str | None, str | None, Path]:
     """The data table, label and use case from the ``[build]`` table of the nearest kepler.toml, and the
     file's folder.
 
@@ -152,22 +172,41 @@ def project_build_settings(label: str | None,
         if not isinstance(value, str) or not value.strip():
             raise DataError(f"{path}: [{BUILD_SECTION}] {key} must be a non-empty string")
     if "data" not in table:
-        where = f"add [{BUILD_SECTION}] data = \"data/table.csv\" to {path}" if path else \
-            f"or run it in a Kepler project whose {PROJECT_FILE} has [{BUILD_SECTION}] data = \"data/table.csv\""
-        raise DataError(f"pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv "
-                        f"--label failure`, {where}")
+        where = (
+            f'add [{BUILD_SECTION}] data = "data/table.csv" to {path}'
+            if path
+            else f'or run it in a Kepler project whose {PROJECT_FILE} has [{BUILD_SECTION}] data = "data/table.csv"'
+        )
+        raise DataError(
+            f"pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv "
+            f"--label failure`, {where}"
+        )
     data = (path.parent / table["data"]).resolve()
     if not data.is_file():
-        raise DataError(f"{path}: [{BUILD_SECTION}] data = {table['data']!r} is not a file ({data}); "
-                        f"fix the path (it is relative to {PROJECT_FILE})")
+        raise DataError(
+            f"{path}: [{BUILD_SECTION}] data = {table['data']!r} is not a file ({data}); "
+            f"fix the path (it is relative to {PROJECT_FILE})"
+        )
     return data, label or table.get("label"), use_case or table.get("use_case"), path.parent
 
 
-def build(data: Any = None, *, label: str | None = None, target: Any = "edge", use_case: str | None = None,
-          time_budget: str | float = "5m", model: str | os.PathLike[str] | None = None,
-          output: str | os.PathLike[str] | None = None, constraints: Any = None, seed: int = 0,
-          interpretable: bool = False, command: str | None = None, track: bool | None = None,
-          progress: Callable[..., None] | None = None, force: bool = False) -> BuildResult:
+def build(
+    data: Any = None,
+    *,
+    label: str | None = None,
+    target: Any = "edge",
+    use_case: str | None = None,
+    time_budget: str | float = "5m",
+    model: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    constraints: Any = None,
+    seed: int = 0,
+    interpretable: bool = False,
+    command: str | None = None,
+    track: bool | None = None,
+    progress: Callable[..., None] | None = None,
+    force: bool = False,
+) -> BuildResult:
     """Builds a deployable artifact for a target and writes ``<output>/<build-id>/``.
 
     Without ``model``, runs the constraint-aware search (:func:`kepler.automl.automl_pipeline`);
@@ -201,15 +240,41 @@ def build(data: Any = None, *, label: str | None = None, target: Any = "edge", u
         compiler's errors.
     """
     with terminate_raises():
-        return _build(data, label=label, target=target, use_case=use_case, time_budget=time_budget, model=model,
-                      output=output, constraints=constraints, seed=seed, interpretable=interpretable,
-                      command=command, track=track, progress=progress, force=force)
+        return _build(
+            data,
+            label=label,
+            target=target,
+            use_case=use_case,
+            time_budget=time_budget,
+            model=model,
+            output=output,
+            constraints=constraints,
+            seed=seed,
+            interpretable=interpretable,
+            command=command,
+            track=track,
+            progress=progress,
+            force=force,
+        )
 
 
-def _build(data: Any, *, label: str | None, target: Any, use_case: str | None, time_budget: str | float,
-           model: str | os.PathLike[str] | None, output: str | os.PathLike[str] | None, constraints: Any, seed: int,
-           interpretable: bool, command: str | None, track: bool | None, progress: Callable[..., None] | None,
-           force: bool) -> BuildResult:
+def _build(
+    data: Any,
+    *,
+    label: str | None,
+    target: Any,
+    use_case: str | None,
+    time_budget: str | float,
+    model: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str] | None,
+    constraints: Any,
+    seed: int,
+    interpretable: bool,
+    command: str | None,
+    track: bool | None,
+    progress: Callable[..., None] | None,
+    force: bool,
+) -> BuildResult:
     from kepler.automl.budgets import parse_duration
     from kepler.automl.plan import check_time_budget
     from kepler.targets import load_profile
@@ -221,18 +286,27 @@ def _build(data: Any, *, label: str | None, target: Any, use_case: str | None, t
     if data is None:
         data, label, use_case, home = project_build_settings(label, use_case)
     if model is None and label is None:
-        raise DataError("a search needs the label column: add --label <column> (or pass --model to compile a saved model)")
+        raise DataError(
+            "a search needs the label column: add --label <column> (or pass --model to compile a saved model)"
+        )
     profile = load_profile(target)
-    parent = Path(output) if output is not None else (home / DEFAULT_BUILDS if home is not None else DEFAULT_BUILDS)
+    parent = (
+        Path(output)
+        if output is not None
+        else (home / DEFAULT_BUILDS if home is not None else DEFAULT_BUILDS)
+    )
     build_id = new_build_id()
     staging = parent / f".{build_id}.partial"
     final = parent / build_id
     created_parent = not parent.exists()
     try:
         staging.mkdir(parents=True)
-        report: dict[str, Any] = {"build_id": build_id, "command": command,
-                                  "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                                  "target": profile.to_dict()}
+        report: dict[str, Any] = {
+            "build_id": build_id,
+            "command": command,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "target": profile.to_dict(),
+        }
         result = None
         if model is not None:
             built = _from_model(Path(model), data, label, profile, staging)
@@ -241,10 +315,19 @@ def _build(data: Any, *, label: str | None, target: Any, use_case: str | None, t
         else:
             from kepler.automl import automl_pipeline
 
-            result = automl_pipeline(data, label, optimization_time=time_budget, environment=profile,
-                                     constraints=constraints, seed=seed, use_case=use_case,
-                                     interpretability_required=interpretable, output=staging / "artifact",
-                                     progress=progress, force=force)
+            result = automl_pipeline(
+                data,
+                label,
+                optimization_time=time_budget,
+                environment=profile,
+                constraints=constraints,
+                seed=seed,
+                use_case=use_case,
+                interpretability_required=interpretable,
+                output=staging / "artifact",
+                progress=progress,
+                force=force,
+            )
             report.update({"kind": "search", **result.to_dict()})
             report["target"] = profile.to_dict()
             report.pop("artifact", None)
@@ -266,7 +349,9 @@ def _build(data: Any, *, label: str | None, target: Any, use_case: str | None, t
     if project is not None:
         from kepler.versioning.build_tracking import track_build
 
-        report["tracking"] = track_build(project, report, final, data if isinstance(data, (str, os.PathLike)) else None)
+        report["tracking"] = track_build(
+            project, report, final, data if isinstance(data, (str, os.PathLike)) else None
+        )
         _write_json(final / "report.json", report)
     return BuildResult(final, report, result)
 

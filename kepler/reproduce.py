@@ -72,15 +72,19 @@ def _restore_data(record: dict[str, Any], folder: Path, project: Any) -> Path:
     from kepler.versioning.data_versions import get_data
 
     content = get_data(record["version_id"], project=project)
-    digest = hashlib.md5(content).hexdigest()  # noqa: S324 - DVC's content address, not security
+    digest = hashlib.md5(content).hexdigest()
     if digest != record["md5"]:
-        raise VersioningError(f"restored bytes of {record['version_id']} have md5 {digest}, not {record['md5']}")
+        raise VersioningError(
+            f"restored bytes of {record['version_id']} have md5 {digest}, not {record['md5']}"
+        )
     target = folder / Path(record["file_path"]).name
     target.write_bytes(content)
     return target
 
 
-def _compare(recorded: dict[str, Any], outputs: dict[str, np.ndarray], tolerance: dict[str, float]) -> dict[str, Any]:
+def _compare(
+    recorded: dict[str, Any], outputs: dict[str, np.ndarray], tolerance: dict[str, float]
+) -> dict[str, Any]:
     worst = 0.0
     labels_equal = True
     exact = True
@@ -95,11 +99,23 @@ def _compare(recorded: dict[str, Any], outputs: dict[str, np.ndarray], tolerance
             same = bool(np.array_equal(before.astype(str), after.astype(str)))
             labels_equal = labels_equal and same
             exact = exact and same
-    scale = max((float(np.max(np.abs(np.asarray(v, dtype=float)))) for v in recorded["outputs"].values()
-                 if np.asarray(v).dtype.kind in "fc" and np.asarray(v).size), default=0.0)
+    scale = max(
+        (
+            float(np.max(np.abs(np.asarray(v, dtype=float))))
+            for v in recorded["outputs"].values()
+            if np.asarray(v).dtype.kind in "fc" and np.asarray(v).size
+        ),
+        default=0.0,
+    )
     within = worst <= tolerance["atol"] + tolerance["rtol"] * scale and labels_equal
-    return {"rows": len(next(iter(recorded["rows"].values()), [])), "max_abs_diff": worst, "bit_exact": exact,
-            "labels_equal": labels_equal, "within_tolerance": within, "tolerance": tolerance}
+    return {
+        "rows": len(next(iter(recorded["rows"].values()), [])),
+        "max_abs_diff": worst,
+        "bit_exact": exact,
+        "labels_equal": labels_equal,
+        "within_tolerance": within,
+        "tolerance": tolerance,
+    }
 
 
 def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) -> None:
@@ -122,19 +138,24 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     for entry in record.get("data") or []:
         data_record = _resolve_data_version(entry["data_version"], project)
         restored.append(_restore_data(data_record, workdir, project))
-        result.steps_completed.append(f"restored data {entry['data_version']} (md5 {data_record['md5']} verified)")
+        result.steps_completed.append(
+            f"restored data {entry['data_version']} (md5 {data_record['md5']} verified)"
+        )
         result.artifacts_created.append(str(restored[-1]))
     pipeline = record.get("feature_pipeline")
     if pipeline:
         _pipeline(pipeline, project, workdir, result)
     else:
-        result.steps_completed.append("feature pipeline: none recorded (a build keeps its preprocessing in the model)")
+        result.steps_completed.append(
+            "feature pipeline: none recorded (a build keeps its preprocessing in the model)"
+        )
     if record.get("mlflow_run_id"):
         _experiment(record["mlflow_run_id"], project, workdir, result, restore_data=False)
     if config.get("kind") != "search":
         # Nothing to retrain from: the version was recorded by hand, not by a kepler build search.
-        result.steps_completed.append("model: not retrained (the version records no build config); "
-                                      "data, pipeline and run verified")
+        result.steps_completed.append(
+            "model: not retrained (the version records no build config); data, pipeline and run verified"
+        )
         return
     if not restored:
         raise VersioningError(f"{name} records no data version; its model cannot be retrained")
@@ -150,19 +171,34 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
         label, class_labels = codes.encode(dataset.label), codes.class_labels
     x_rest, y_rest, _, _ = split_test(dataset.frame, label, dataset.task, seed)
     family = FAMILIES.get(config["family"])
-    model = candidate(family, config["params"], dataset.task, seed, list(dataset.numeric_columns),
-                      list(dataset.categorical_columns)).fit(x_rest, y_rest)
+    model = candidate(
+        family,
+        config["params"],
+        dataset.task,
+        seed,
+        list(dataset.numeric_columns),
+        list(dataset.categorical_columns),
+    ).fit(x_rest, y_rest)
     if not is_classifier(model.steps[-1][1]):  # an outlier detector is fit without the label
         class_labels = None
-    result.steps_completed.append(f"retrained {config['family']} with its recorded config and seed {seed} "
-                                  f"on {len(x_rest)} rows (no search: a wall-clock search cannot repeat)")
+    result.steps_completed.append(
+        f"retrained {config['family']} with its recorded config and seed {seed} "
+        f"on {len(x_rest)} rows (no search: a wall-clock search cannot repeat)"
+    )
     target = config["target"]
     profile = profile_from_dict({k: v for k, v in target.items() if k != "source"}, f"{name}:target")
-    artifact = compile_model(model, profile, x_rest, output=workdir / "artifact",
-                             input_typing=dataset.input_typing(), class_labels=class_labels)
+    artifact = compile_model(
+        model,
+        profile,
+        x_rest,
+        output=workdir / "artifact",
+        input_typing=dataset.input_typing(),
+        class_labels=class_labels,
+    )
     result.artifacts_created.append(str(artifact.path))
-    result.steps_completed.append(f"recompiled for target {profile.name} (parity "
-                                  f"{'passed' if artifact.parity['passed'] else 'failed'})")
+    result.steps_completed.append(
+        f"recompiled for target {profile.name} (parity {'passed' if artifact.parity['passed'] else 'failed'})"
+    )
 
     probe = project.store.read("probes", name)
     outputs = load_artifact(artifact.path).run(probe["rows"])
@@ -170,18 +206,23 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     comparison["artifact_sha256_equal"] = artifact.manifest["sha256"] == record.get("artifact_sha256")
     result.comparison = comparison
     verdict = "bit-exact" if comparison["bit_exact"] else f"max abs diff {comparison['max_abs_diff']:.3g}"
-    result.steps_completed.append(f"compared predictions on {comparison['rows']} stored probe rows: {verdict}")
+    result.steps_completed.append(
+        f"compared predictions on {comparison['rows']} stored probe rows: {verdict}"
+    )
     if not comparison["within_tolerance"]:
-        raise VersioningError(f"rebuilt predictions differ from the recorded ones ({verdict}) beyond the "
-                              f"target's tolerance")
+        raise VersioningError(
+            f"rebuilt predictions differ from the recorded ones ({verdict}) beyond the target's tolerance"
+        )
 
 
 def _data(name: str, project: Any, workdir: Path, result: ReproductionResult) -> None:
     record = _resolve_data_version(name, project)
     path = _restore_data(record, workdir, project)
     result.artifacts_created.append(str(path))
-    result.steps_completed.append(f"restored {record['file_path']} of {record['version_id']} "
-                                  f"({record.get('size')} bytes, md5 {record['md5']} verified)")
+    result.steps_completed.append(
+        f"restored {record['file_path']} of {record['version_id']} "
+        f"({record.get('size')} bytes, md5 {record['md5']} verified)"
+    )
 
 
 def _resolve_pipeline(name: str, project: Any) -> str:
@@ -194,13 +235,18 @@ def _resolve_pipeline(name: str, project: Any) -> str:
         return name
     if "@" in name:
         short, version = name.split("@", 1)
-        matches = [d for d in declared
-                   if (d.split("@")[0] == short or d.split("@")[0].endswith(f"-{short}"))
-                   and (d.split("@")[1] == version or d.split("@")[1].startswith(f"{version}."))]
+        matches = [
+            d
+            for d in declared
+            if (d.split("@")[0] == short or d.split("@")[0].endswith(f"-{short}"))
+            and (d.split("@")[1] == version or d.split("@")[1].startswith(f"{version}."))
+        ]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise VersioningError(f"{name!r} matches several pipelines ({', '.join(matches)}); give the full name@version")
+            raise VersioningError(
+                f"{name!r} matches several pipelines ({', '.join(matches)}); give the full name@version"
+            )
     raise VersioningError(f"unknown feature pipeline {name!r}; declared: {', '.join(declared) or 'none'}")
 
 
@@ -212,8 +258,9 @@ def _pipeline(name: str, project: Any, workdir: Path, result: ReproductionResult
     result.artifacts_created.extend(rebuilt.get("artifacts_created", []))
 
 
-def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResult, *,
-                restore_data: bool = True) -> None:
+def _experiment(
+    name: str, project: Any, workdir: Path, result: ReproductionResult, *, restore_data: bool = True
+) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -224,13 +271,17 @@ def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResu
     except MlflowException:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
-            runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+            runs = client.search_runs(
+                [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+            )
             run = runs[0] if runs else None
     if run is None:
         raise VersioningError(f"unknown experiment or run {name!r}; see MLflow for the recorded runs")
     commit = run.data.tags.get("mlflow.source.git.commit")
-    result.steps_completed.append(f"found run {run.info.run_id} ({run.info.status}) with "
-                                  f"{len(run.data.params)} parameters and {len(run.data.metrics)} metrics")
+    result.steps_completed.append(
+        f"found run {run.info.run_id} ({run.info.status}) with "
+        f"{len(run.data.params)} parameters and {len(run.data.metrics)} metrics"
+    )
     result.steps_completed.append(f"code version: git commit {commit or 'not recorded'}")
     if not restore_data:
         return
@@ -240,8 +291,13 @@ def _experiment(name: str, project: Any, workdir: Path, result: ReproductionResu
     result.comparison = {"params": dict(run.data.params), "metrics": dict(run.data.metrics)}
 
 
-def from_version(name: str, reproduction_type: str = "full", *, project: Any = None,
-                 output: str | os.PathLike[str] | None = None) -> ReproductionResult:
+def from_version(
+    name: str,
+    reproduction_type: str = "full",
+    *,
+    project: Any = None,
+    output: str | os.PathLike[str] | None = None,
+) -> ReproductionResult:
     """Reproduces a recorded version.
 
     ``full`` restores the data by its hash, rebuilds the feature pipeline, retrains the recorded
@@ -267,7 +323,9 @@ def from_version(name: str, reproduction_type: str = "full", *, project: Any = N
         ProjectNotFoundError: not inside a Kepler project.
     """
     if reproduction_type not in TYPES:
-        raise VersioningError(f"unknown reproduction type {reproduction_type!r}; use one of {', '.join(TYPES)}")
+        raise VersioningError(
+            f"unknown reproduction type {reproduction_type!r}; use one of {', '.join(TYPES)}"
+        )
     project = _project(project)
     temporary = output is None
     workdir = Path(tempfile.mkdtemp(prefix="kepler-reproduce-")) if temporary else Path(output)
@@ -292,5 +350,7 @@ def _remove_workdir(workdir: Path, result: ReproductionResult) -> None:
     inside = [p for p in result.artifacts_created if Path(p).resolve().is_relative_to(workdir.resolve())]
     if inside:
         result.artifacts_created = [p for p in result.artifacts_created if p not in inside]
-        result.steps_completed.append(f"removed the temporary folder of the {len(inside)} file(s) and folder(s) it "
-                                      f"made (give an output folder to keep them)")
+        result.steps_completed.append(
+            f"removed the temporary folder of the {len(inside)} file(s) and folder(s) it "
+            f"made (give an output folder to keep them)"
+        )

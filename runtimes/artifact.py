@@ -66,7 +66,9 @@ class Artifact:
         try:
             return json.loads(probe_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{probe_path}: unreadable probe data ({exc}); recompile the artifact") from None
+            raise ArtifactError(
+                f"{probe_path}: unreadable probe data ({exc}); recompile the artifact"
+            ) from None
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -85,7 +87,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{manifest_path}: corrupted manifest ({exc}); recompile the artifact") from None
     if not isinstance(manifest, dict):
-        raise ArtifactError(f"{manifest_path}: corrupted manifest (not a JSON object); recompile the artifact")
+        raise ArtifactError(
+            f"{manifest_path}: corrupted manifest (not a JSON object); recompile the artifact"
+        )
     missing = [key for key in _REQUIRED_KEYS if key not in manifest]
     if missing:
         raise ArtifactError(f"{manifest_path}: manifest lacks {', '.join(missing)}; recompile the artifact")

@@ -58,7 +58,9 @@ except (OSError, StopIteration):
 """
 
 
-def process_peak_rss_mb(artifact: str | os.PathLike[str] | Artifact, profile: TargetProfile, row: Any) -> float:
+def process_peak_rss_mb(
+    artifact: str | os.PathLike[str] | Artifact, profile: TargetProfile, row: Any
+) -> float:
     """Peak resident memory, in MiB, of a fresh Python process that imports only Kepler's runtime and
     onnxruntime, loads the artifact on the profile and answers one row: what an edge process needs.
 
@@ -75,15 +77,20 @@ def process_peak_rss_mb(artifact: str | os.PathLike[str] | Artifact, profile: Ta
 
     path = artifact.path if isinstance(artifact, Artifact) else os.fspath(artifact)
     fields = {k: v for k, v in profile.to_dict().items() if k != "source"}
-    job = pickle.dumps({"artifact": str(path), "profile": fields, "source": profile.source or profile.name,
-                        "row": row})
+    job = pickle.dumps(
+        {"artifact": str(path), "profile": fields, "source": profile.source or profile.name, "row": row}
+    )
     # -P: the working directory (perhaps a source tree) is not put on sys.path; the installed Kepler is used.
-    done = subprocess.run([sys.executable, "-P", "-c", _EDGE_PROCESS], input=job, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _EDGE_PROCESS], input=job, capture_output=True, timeout=300
+    )
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
-        raise KeplerError(f"a fresh runtime process could not load {path} and answer one row "
-                          f"({lines[-1] if lines else f'exit status {done.returncode}'}); "
-                          f"check that `python -c 'import kepler.runtimes'` works in this environment")
+        raise KeplerError(
+            f"a fresh runtime process could not load {path} and answer one row "
+            f"({lines[-1] if lines else f'exit status {done.returncode}'}); "
+            f"check that `python -c 'import kepler.runtimes'` works in this environment"
+        )
     return _maxrss_mb(int(done.stdout.decode().strip().splitlines()[-1]))
 
 
@@ -101,12 +108,22 @@ def cpu_name() -> str:
 
 def machine() -> dict[str, Any]:
     """A description of the machine that produced a measurement."""
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
-def time_calls(call: Callable[[], Any], *, min_iters: int = 50, min_time_s: float = 0.5,
-               max_time_s: float = 3.0, warmup_s: float = 0.1) -> dict[str, float]:
+def time_calls(
+    call: Callable[[], Any],
+    *,
+    min_iters: int = 50,
+    min_time_s: float = 0.5,
+    max_time_s: float = 3.0,
+    warmup_s: float = 0.1,
+) -> dict[str, float]:
     """Times ``call`` repeatedly after a warm-up and returns latency percentiles in ms."""
     deadline = time.perf_counter() + warmup_s
     calls = 0
@@ -171,10 +188,18 @@ def _native_call(model: Any, batch: Any, task: str) -> Callable[[], Any]:
     return lambda: model.predict(batch)
 
 
-def benchmark(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None,
-              *, data: Any = None, native: Any = None, native_data: Any = None,
-              batch_sizes: tuple[int, ...] | None = None, min_time_s: float = 0.5,
-              max_time_s: float = 3.0, process_memory: bool = True) -> dict[str, Any]:
+def benchmark(
+    artifact: str | os.PathLike[str] | Artifact,
+    target: str | os.PathLike[str] | TargetProfile | None = None,
+    *,
+    data: Any = None,
+    native: Any = None,
+    native_data: Any = None,
+    batch_sizes: tuple[int, ...] | None = None,
+    min_time_s: float = 0.5,
+    max_time_s: float = 3.0,
+    process_memory: bool = True,
+) -> dict[str, Any]:
     """Measures a compiled artifact on a target profile, optionally against the native model.
 
     Args:
@@ -212,16 +237,39 @@ def benchmark(artifact: str | os.PathLike[str] | Artifact, target: str | os.Path
             raise ArtifactError(f"{opened.path}: no probe rows stored; pass data= to benchmark it")
     previous_threads = limit_native_threads(native, profile.resolved_threads) if native is not None else {}
     try:
-        return _measure(opened, predictor, profile, data, native, native_data, batch_sizes, min_time_s, max_time_s,
-                        load_times, rss_before, process_memory)
+        return _measure(
+            opened,
+            predictor,
+            profile,
+            data,
+            native,
+            native_data,
+            batch_sizes,
+            min_time_s,
+            max_time_s,
+            load_times,
+            rss_before,
+            process_memory,
+        )
     finally:
         if previous_threads:
             native.set_params(**previous_threads)
 
 
-def _measure(opened: Artifact, predictor: Predictor, profile: TargetProfile, data: Any, native: Any,
-             native_data: Any, batch_sizes: tuple[int, ...] | None, min_time_s: float, max_time_s: float,
-             load_times: list[float], rss_before: float, process_memory: bool) -> dict[str, Any]:
+def _measure(
+    opened: Artifact,
+    predictor: Predictor,
+    profile: TargetProfile,
+    data: Any,
+    native: Any,
+    native_data: Any,
+    batch_sizes: tuple[int, ...] | None,
+    min_time_s: float,
+    max_time_s: float,
+    load_times: list[float],
+    rss_before: float,
+    process_memory: bool,
+) -> dict[str, Any]:
     if native is not None and native_data is None:
         native_data = data if not isinstance(data, Mapping) else _to_frame(data)
     sizes = tuple(sorted(set(batch_sizes or profile.batch_sizes)))
@@ -232,13 +280,22 @@ def _measure(opened: Artifact, predictor: Predictor, profile: TargetProfile, dat
     native_batches = []
     for size in sizes:
         batch = _tile(rows, size)
-        entry = {"batch": size, **time_calls(lambda: method(batch), min_time_s=min_time_s, max_time_s=max_time_s)}
+        entry = {
+            "batch": size,
+            **time_calls(lambda batch=batch: method(batch), min_time_s=min_time_s, max_time_s=max_time_s),
+        }
         entry["throughput_rows_s"] = size / (entry["p50_ms"] / 1e3)
         batches.append(entry)
         if native is not None:
             native_batch = _tile(native_data, size)
-            native_entry = {"batch": size, **time_calls(_native_call(native, native_batch, predictor.task),
-                                                        min_time_s=min_time_s, max_time_s=max_time_s)}
+            native_entry = {
+                "batch": size,
+                **time_calls(
+                    _native_call(native, native_batch, predictor.task),
+                    min_time_s=min_time_s,
+                    max_time_s=max_time_s,
+                ),
+            }
             native_entry["throughput_rows_s"] = size / (native_entry["p50_ms"] / 1e3)
             native_batches.append(native_entry)
 
@@ -261,17 +318,26 @@ def _measure(opened: Artifact, predictor: Predictor, profile: TargetProfile, dat
         "peak_rss_mb": peak_rss_mb(),
         "machine": machine(),
         "budgets": {
-            "latency_p99_ms": {"limit": profile.latency_p99_ms, "measured": batch1["p99_ms"],
-                               "ok": batch1["p99_ms"] <= profile.latency_p99_ms},
+            "latency_p99_ms": {
+                "limit": profile.latency_p99_ms,
+                "measured": batch1["p99_ms"],
+                "ok": batch1["p99_ms"] <= profile.latency_p99_ms,
+            },
             "size_mb": {"limit": profile.size_mb, "measured": size_mb, "ok": size_mb <= profile.size_mb},
-            "memory_mb": {"limit": profile.memory_mb, "measured": process_rss,
-                          "ok": process_rss is not None and process_rss <= profile.memory_mb},
+            "memory_mb": {
+                "limit": profile.memory_mb,
+                "measured": process_rss,
+                "ok": process_rss is not None and process_rss <= profile.memory_mb,
+            },
         },
     }
     if native is not None:
         native_first = native_batches[0]
-        report["native"] = {"type": type(native).__name__, "batches": native_batches,
-                            "throughput_rows_s": native_batches[-1]["throughput_rows_s"]}
+        report["native"] = {
+            "type": type(native).__name__,
+            "batches": native_batches,
+            "throughput_rows_s": native_batches[-1]["throughput_rows_s"],
+        }
         report["ratios"] = {
             "p50_speedup_batch1": native_first["p50_ms"] / batches[0]["p50_ms"],
             "throughput_ratio": report["throughput_rows_s"] / report["native"]["throughput_rows_s"],
@@ -283,5 +349,7 @@ def _to_frame(columns: Mapping[str, Any]) -> Any:
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas ships with the compiler extras
-        raise KeplerError("timing the native model on stored probe rows needs pandas; pip install pandas") from None
+        raise KeplerError(
+            "timing the native model on stored probe rows needs pandas; pip install pandas"
+        ) from None
     return pd.DataFrame({name: list(values) for name, values in columns.items()})

@@ -44,7 +44,9 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # Input typing: optional keys of a column in the manifest's input schema, set at compile time from how the
 # training table was typed (kepler.data), so that rows can be sent as they appear in that table.
-FROM_TEXT = "from_text"  # numeric column: "numbers" reads numeric text, "booleans" reads true/false, yes/no, 1/0
+FROM_TEXT = (
+    "from_text"  # numeric column: "numbers" reads numeric text, "booleans" reads true/false, yes/no, 1/0
+)
 MISSING_AS = "missing_as"  # categorical column: the category a missing value (null, NaN, blank) stands for
 MISSING_WORDS = "missing_words"  # any column: text that counts as missing (e.g. "NA" in a CSV source)
 TEXT_NUMBERS = "numbers"
@@ -60,11 +62,33 @@ IGNORE = "ignore"
 UNKNOWN_COLUMNS = (REJECT, IGNORE)
 # Text pandas reads as a missing value in a CSV by default (pandas._libs.parsers.STR_NA_VALUES), spelt out because
 # the runtime does not import pandas; blank text is missing too.
-PANDAS_MISSING_WORDS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-                                  "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+PANDAS_MISSING_WORDS = frozenset(
+    {
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 # A number as pandas' CSV parser reads one: decimal or exponent notation, or infinity; ASCII digits only
 # (Python's float() also takes "1_000" and other scripts' digits, which pandas reads as text).
-_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)", re.IGNORECASE
+)
 _SCALARS = (str, bytes, bool, int, float, np.generic)  # what a cell may hold, besides a missing value
 _ABSENT = object()  # a key a record does not have
 _SHOWN_CHARS = 60  # longest value or name quoted in a message
@@ -112,14 +136,19 @@ def _cells(name: str, values: Any) -> np.ndarray:
         out[0] = array.item() if array.dtype.kind == "O" else array[()]
         return out
     if array.ndim != 1:
-        raise InputSchemaError(f"column {_quoted(name)} must hold one value per row, got an array of shape "
-                               f"{array.shape}; send a flat list of values")
+        raise InputSchemaError(
+            f"column {_quoted(name)} must hold one value per row, got an array of shape "
+            f"{array.shape}; send a flat list of values"
+        )
     return array
 
 
 def _is_missing(value: Any) -> bool:
     """None, NaN (float or numpy), pandas.NA or pandas.NaT."""
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):  # pandas' markers, without importing pandas
+    if value is None or type(value).__name__ in (
+        "NAType",
+        "NaTType",
+    ):  # pandas' markers, without importing pandas
         return True
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
@@ -141,9 +170,12 @@ def _repr(value: Any, most: int = _SHOWN_CHARS) -> str:
     try:
         text = repr(value)
     except ValueError:
-        text = f"<a number of about {int(value.bit_length() * 0.30103)} digits>" if isinstance(value, int) \
+        text = (
+            f"<a number of about {int(value.bit_length() * 0.30103)} digits>"
+            if isinstance(value, int)
             else f"<a {type(value).__name__}>"
-    return text if len(text) <= most else text[:most - 3] + "..."
+        )
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _shown(value: Any) -> str:
@@ -171,11 +203,15 @@ def _label(name: str) -> str:
 
 
 def _not_a_cell(name: str, value: Any, row: int, want: str, missing: bool = True) -> InputSchemaError:
-    return InputSchemaError(f"column {_quoted(name)} holds {_shown(value)} in row {row}; a cell holds one value: "
-                            f"send {want}" + (" (or null for a missing value)" if missing else ""))
+    return InputSchemaError(
+        f"column {_quoted(name)} holds {_shown(value)} in row {row}; a cell holds one value: "
+        f"send {want}" + (" (or null for a missing value)" if missing else "")
+    )
 
 
-def _numeric_column(name: str, values: np.ndarray, dtype: type, spec: Mapping[str, Any] | None = None) -> np.ndarray:
+def _numeric_column(
+    name: str, values: np.ndarray, dtype: type, spec: Mapping[str, Any] | None = None
+) -> np.ndarray:
     array = values
     if array.dtype.kind in "fiub":
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: infinity, read as missing below
@@ -188,7 +224,9 @@ def _numeric_column(name: str, values: np.ndarray, dtype: type, spec: Mapping[st
         for i, value in enumerate(array):
             if _is_missing(value):
                 out[i] = np.nan
-            elif isinstance(value, (int, float, np.integer, np.floating, np.bool_)):  # bools count as 0/1, as in numpy
+            elif isinstance(
+                value, (int, float, np.integer, np.floating, np.bool_)
+            ):  # bools count as 0/1, as in numpy
                 try:
                     with np.errstate(over="ignore"):
                         out[i] = value
@@ -197,8 +235,10 @@ def _numeric_column(name: str, values: np.ndarray, dtype: type, spec: Mapping[st
             elif isinstance(value, (str, bytes)):
                 out[i] = _from_text(name, value, booleans, words, i)
             elif isinstance(value, _SCALARS):
-                raise InputSchemaError(f"column {_quoted(name)} must be numeric, got {_shown(value)} in row {i}; "
-                                       f"send numbers (or null for a missing value)")
+                raise InputSchemaError(
+                    f"column {_quoted(name)} must be numeric, got {_shown(value)} in row {i}; "
+                    f"send numbers (or null for a missing value)"
+                )
             else:
                 raise _not_a_cell(name, value, i, "a number")
         return out
@@ -230,10 +270,14 @@ def _from_text(name: str, value: str | bytes, booleans: bool, words: frozenset[s
         number = float(text)
         return number if math.isfinite(number) else math.nan
     if booleans:
-        raise InputSchemaError(f"column {_quoted(name)} is a yes/no column, got {_shown(text)} in row {row}; "
-                               f"send true/false, yes/no, 1/0 (or null for a missing value)")
-    raise InputSchemaError(f"column {_quoted(name)} must be numeric, got {_shown(text)} in row {row}; send numbers "
-                           f"(or null for a missing value)")
+        raise InputSchemaError(
+            f"column {_quoted(name)} is a yes/no column, got {_shown(text)} in row {row}; "
+            f"send true/false, yes/no, 1/0 (or null for a missing value)"
+        )
+    raise InputSchemaError(
+        f"column {_quoted(name)} must be numeric, got {_shown(text)} in row {row}; send numbers "
+        f"(or null for a missing value)"
+    )
 
 
 def _categorical_column(name: str, values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
@@ -251,11 +295,15 @@ def _categorical_column(name: str, values: np.ndarray, spec: Mapping[str, Any]) 
             if missing_as is not None and (_is_missing(value) or _is_missing_text(value, words)):
                 array[i] = missing_as
             elif _is_missing(value):
-                raise InputSchemaError(f"column {_quoted(name)} is categorical and takes no missing value, got "
-                                       f"{_shown(value)} in row {i}; send the category as text")
+                raise InputSchemaError(
+                    f"column {_quoted(name)} is categorical and takes no missing value, got "
+                    f"{_shown(value)} in row {i}; send the category as text"
+                )
             elif isinstance(value, _SCALARS):
-                raise InputSchemaError(f"column {_quoted(name)} is categorical and must hold strings, got "
-                                       f"{_shown(value)} in row {i}; send the category as text")
+                raise InputSchemaError(
+                    f"column {_quoted(name)} is categorical and must hold strings, got "
+                    f"{_shown(value)} in row {i}; send the category as text"
+                )
             else:
                 raise _not_a_cell(name, value, i, "the category as text", missing=missing_as is not None)
     _check_text(name, array)
@@ -263,8 +311,10 @@ def _categorical_column(name: str, values: np.ndarray, spec: Mapping[str, Any]) 
     if categories is not None and not spec.get("allow_unknown", True):
         unknown = sorted(set(array.tolist()) - set(categories))
         if unknown:
-            raise InputSchemaError(f"column {_quoted(name)} has unknown categories "
-                                   f"{_repr(unknown[:5], 200)}; the model knows {_repr(categories[:20], 400)}")
+            raise InputSchemaError(
+                f"column {_quoted(name)} has unknown categories "
+                f"{_repr(unknown[:5], 200)}; the model knows {_repr(categories[:20], 400)}"
+            )
     return array
 
 
@@ -277,8 +327,10 @@ def _check_text(name: str, array: np.ndarray) -> None:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise InputSchemaError(f"column {_quoted(name)} holds text that is not valid Unicode in row {i} "
-                                       f"({_shown(value)}: a lone surrogate); send UTF-8 text") from None
+                raise InputSchemaError(
+                    f"column {_quoted(name)} holds text that is not valid Unicode in row {i} "
+                    f"({_shown(value)}: a lone surrogate); send UTF-8 text"
+                ) from None
 
 
 class FeedBuilder:
@@ -308,12 +360,15 @@ class FeedBuilder:
         self._n = len(self.names)
         self._only_numeric = not self._cat_names
         self._name_set = set(self.names)
-        self.ignored: list[str] = [str(n) for n in input_schema.get(IGNORED_COLUMNS) or () if n not in self._name_set]
+        self.ignored: list[str] = [
+            str(n) for n in input_schema.get(IGNORED_COLUMNS) or () if n not in self._name_set
+        ]
         self._ignored_set = frozenset(self.ignored)
         # Columns where a key missing from a record is a missing value: numeric ones, and categorical ones
         # with a missing_as rule; in any other, a missing key is an error.
         self._may_be_missing = frozenset(self._num_names) | frozenset(
-            n for n in self._cat_names if self._specs[n].get(MISSING_AS) is not None)
+            n for n in self._cat_names if self._specs[n].get(MISSING_AS) is not None
+        )
 
     def feed(self, data: Any) -> dict[str, np.ndarray]:
         """Checks ``data`` against the schema and the input contract (see the module) and returns the session feed,
@@ -328,7 +383,12 @@ class FeedBuilder:
         """
         if self._only_numeric and type(data) is np.ndarray:
             # Fast path: batch-1 serving of numeric models lands here.
-            if data.ndim == 2 and data.shape[1] == self._n and data.shape[0] > 0 and data.dtype.kind in "fiub":
+            if (
+                data.ndim == 2
+                and data.shape[1] == self._n
+                and data.shape[0] > 0
+                and data.dtype.kind in "fiub"
+            ):
                 with np.errstate(over="ignore", invalid="ignore"):
                     return {self._num_input: _finite(data.astype(self._num_dtype, copy=False))}
             self._check_array(data)
@@ -343,9 +403,9 @@ class FeedBuilder:
             return feed[self._num_input]
         columns: dict[str, np.ndarray] = {}
         if self._num_input:
-            columns.update(zip(self._num_names, feed[self._num_input].T))
+            columns.update(zip(self._num_names, feed[self._num_input].T, strict=False))
         if self._cat_input:
-            columns.update(zip(self._cat_names, feed[self._cat_input].T))
+            columns.update(zip(self._cat_names, feed[self._cat_input].T, strict=False))
         return {name: columns[name] for name in self.names}
 
     def _check_names(self, given: list[str], rows: int) -> None:
@@ -354,7 +414,9 @@ class FeedBuilder:
             return
         missing = [n for n in self.names if n not in given_set]
         if missing:
-            raise InputSchemaError(f"missing columns: {_listed(missing)}; the model needs {_listed(self.names)}")
+            raise InputSchemaError(
+                f"missing columns: {_listed(missing)}; the model needs {_listed(self.names)}"
+            )
         if self.unknown_columns == REJECT:
             unknown = [n for n in given if n not in self._name_set and n not in self._ignored_set]
             if unknown:
@@ -371,7 +433,9 @@ class FeedBuilder:
         # Column by column: selecting a sub-frame costs far more than a few Series.to_numpy() calls.
         labels = {str(c): c for c in frame.columns}
         if len(labels) != len(frame.columns):
-            twice = sorted({str(c) for c in frame.columns if [str(d) for d in frame.columns].count(str(c)) > 1})
+            twice = sorted(
+                {str(c) for c in frame.columns if [str(d) for d in frame.columns].count(str(c)) > 1}
+            )
             raise InputSchemaError(f"duplicate columns: {_listed(twice)}; send each column once")
         self._check_names(list(labels), len(frame))
         return self._from_columns({name: _cells(name, frame[labels[name]].to_numpy()) for name in self.names})
@@ -386,12 +450,17 @@ class FeedBuilder:
                     matrix = np.stack(arrays, axis=1).astype(self._num_dtype, copy=False)
             else:
                 matrix = np.stack(
-                    [_numeric_column(n, a, self._num_dtype, self._specs[n]) for n, a in zip(self._num_names, arrays)],
-                    axis=1)
+                    [
+                        _numeric_column(n, a, self._num_dtype, self._specs[n])
+                        for n, a in zip(self._num_names, arrays, strict=False)
+                    ],
+                    axis=1,
+                )
             feed[self._num_input] = _finite(matrix)
         if self._cat_input:
             feed[self._cat_input] = np.stack(
-                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1)
+                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1
+            )
         return feed
 
     def _check_array(self, data: np.ndarray) -> None:
@@ -411,12 +480,22 @@ class FeedBuilder:
         """The model's columns of ``data`` (a mapping of columns, records, or rows), each a 1-D array of cells."""
         if isinstance(data, Mapping):
             names = [str(k) for k in data]
-            read = {name: _cells(name, data[key]) for name, key in zip(names, data) if name in self._name_set}
+            read = {
+                name: _cells(name, data[key])
+                for name, key in zip(names, data, strict=False)
+                if name in self._name_set
+            }
             # Columns the model does not read are never looked into: only their lengths must agree.
             lengths = {len(v) for v in read.values()}
-            lengths |= {_length(data[key]) for name, key in zip(names, data) if name not in self._name_set}
+            lengths |= {
+                _length(data[key])
+                for name, key in zip(names, data, strict=False)
+                if name not in self._name_set
+            }
             if len(lengths) > 1:
-                raise InputSchemaError(f"columns have different lengths {sorted(lengths)}; send equal-length columns")
+                raise InputSchemaError(
+                    f"columns have different lengths {sorted(lengths)}; send equal-length columns"
+                )
             self._check_names(names, lengths.pop() if lengths else 0)
             return read
         if isinstance(data, (np.ndarray, list, tuple)):
@@ -437,8 +516,9 @@ class FeedBuilder:
     def _rows(self, rows: list[Any] | tuple[Any, ...]) -> np.ndarray:
         """A list of rows as a 2-D object array, each cell kept whole (a list in a cell stays one cell)."""
         if any(isinstance(r, Mapping) for r in rows):
-            raise InputSchemaError("a list must hold records (mappings of column to value) or rows (lists of "
-                                   "values), not both")
+            raise InputSchemaError(
+                "a list must hold records (mappings of column to value) or rows (lists of values), not both"
+            )
         try:
             array = np.asarray(rows, dtype=object)
         except (ValueError, TypeError):  # rows or cells of unequal lengths
@@ -451,7 +531,9 @@ class FeedBuilder:
             raise InputSchemaError(f"expected a list of rows, each a list of {self._n} values")
         widths = sorted({len(r) for r in rows})
         if len(widths) > 1:
-            raise InputSchemaError(f"rows have different lengths {widths[:5]}; send {self._n} values in every row")
+            raise InputSchemaError(
+                f"rows have different lengths {widths[:5]}; send {self._n} values in every row"
+            )
         out = np.empty((len(rows), widths[0]), dtype=object)
         for i, row in enumerate(rows):
             for j, value in enumerate(row):
@@ -473,7 +555,8 @@ class FeedBuilder:
                 if name not in self._may_be_missing:
                     raise InputSchemaError(
                         f"record {absent[0]} has no {_quoted(name)}, and that column takes no missing value; "
-                        f"send {_quoted(name)} in every record")
+                        f"send {_quoted(name)} in every record"
+                    )
                 for i in absent:
                     values[i] = None
             columns[name] = _cells(name, values)
@@ -492,4 +575,6 @@ def _length(values: Any) -> int:
 
 
 def _listed(names: list[str], most: int = 12) -> str:
-    return ", ".join(_label(n) for n in names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return ", ".join(_label(n) for n in names[:most]) + (
+        f" and {len(names) - most} more" if len(names) > most else ""
+    )

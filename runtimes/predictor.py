@@ -100,7 +100,9 @@ class Predictor:
             InputSchemaError: as :meth:`predict`.
         """
         if self._score_out is None:
-            raise KeplerError(f"decision_function needs an outlier detector, this model is a {self.task}; use predict")
+            raise KeplerError(
+                f"decision_function needs an outlier detector, this model is a {self.task}; use predict"
+            )
         return finite_answer(self._run(self._score_out, self._feeds.feed(data))[0].ravel())
 
     def run(self, data: Any) -> dict[str, np.ndarray]:
@@ -110,7 +112,10 @@ class Predictor:
             InputSchemaError: as :meth:`predict`.
         """
         names = [o.name for o in self.session.get_outputs()]
-        return {name: finite_answer(value) for name, value in zip(names, self._run(names, self._feeds.feed(data)))}
+        return {
+            name: finite_answer(value)
+            for name, value in zip(names, self._run(names, self._feeds.feed(data)), strict=False)
+        }
 
 
 def finite_answer(result: np.ndarray) -> np.ndarray:
@@ -125,12 +130,18 @@ def finite_answer(result: np.ndarray) -> np.ndarray:
     if result.dtype.kind != "f" or np.isfinite(result).all():
         return result
     bad = int(np.flatnonzero(~np.isfinite(result.reshape(len(result), -1)).all(axis=1))[0])
-    raise InputSchemaError(f"the model's answer for row {bad} is not a finite number: the row's values lie far "
-                           f"outside what the model was trained on; send values in the range of the training data")
+    raise InputSchemaError(
+        f"the model's answer for row {bad} is not a finite number: the row's values lie far "
+        f"outside what the model was trained on; send values in the range of the training data"
+    )
 
 
-def load(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[str] | TargetProfile | None = None,
-         *, unknown_columns: str = REJECT) -> Predictor:
+def load(
+    artifact: str | os.PathLike[str] | Artifact,
+    target: str | os.PathLike[str] | TargetProfile | None = None,
+    *,
+    unknown_columns: str = REJECT,
+) -> Predictor:
     """Opens an artifact (verifying its sha256) and returns a :class:`Predictor`.
 
     Args:
@@ -146,7 +157,9 @@ def load(artifact: str | os.PathLike[str] | Artifact, target: str | os.PathLike[
     """
     opened = read_artifact(artifact)
     if target is None:
-        profile = profile_from_dict(_profile_fields(opened.manifest["target"]), f"{opened.path}/manifest.json:target")
+        profile = profile_from_dict(
+            _profile_fields(opened.manifest["target"]), f"{opened.path}/manifest.json:target"
+        )
     else:
         profile = load_profile(target)
     return Predictor(opened, profile, unknown_columns=unknown_columns)

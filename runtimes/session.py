@@ -42,4 +42,6 @@ def session_settings(profile: TargetProfile) -> dict[str, Any]:
 def create_session(model: str | os.PathLike[str] | bytes, profile: TargetProfile) -> ort.InferenceSession:
     """Creates a CPU inference session for a model path or serialized bytes."""
     source = model if isinstance(model, bytes) else os.fspath(model)
-    return ort.InferenceSession(source, sess_options=session_options(profile), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        source, sess_options=session_options(profile), providers=["CPUExecutionProvider"]
+    )

@@ -61,8 +61,16 @@ class TargetProfile:
         return data
 
 
-_REQUIRED = ("name", "threads", "memory_mb", "latency_p99_ms", "size_mb", "batch_sizes",
-             "artifact_format", "passes")
+_REQUIRED = (
+    "name",
+    "threads",
+    "memory_mb",
+    "latency_p99_ms",
+    "size_mb",
+    "batch_sizes",
+    "artifact_format",
+    "passes",
+)
 _OPTIONAL = ("description", "parity", "graph_optimization", "allowed_estimators")
 _PARITY_KEYS = ("atol", "rtol", "min_label_agreement")
 
@@ -116,20 +124,32 @@ def profile_from_dict(data: dict[str, Any], source: str) -> TargetProfile:
         raise _fail(source, "threads", f"must be a whole number >= 0 (0 = all cores), got {threads!r}")
 
     batch_sizes = data["batch_sizes"]
-    if (not isinstance(batch_sizes, list) or not batch_sizes
-            or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes)):
-        raise _fail(source, "batch_sizes", f"must be a non-empty list of whole numbers > 0, got {batch_sizes!r}")
+    if (
+        not isinstance(batch_sizes, list)
+        or not batch_sizes
+        or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes)
+    ):
+        raise _fail(
+            source, "batch_sizes", f"must be a non-empty list of whole numbers > 0, got {batch_sizes!r}"
+        )
     if 1 not in batch_sizes:
         raise _fail(source, "batch_sizes", "must include 1, where latency_p99_ms is measured")
 
     artifact_format = data["artifact_format"]
     if artifact_format not in ARTIFACT_FORMATS:
-        raise _fail(source, "artifact_format", f"must be one of {', '.join(ARTIFACT_FORMATS)}, got {artifact_format!r}")
+        raise _fail(
+            source,
+            "artifact_format",
+            f"must be one of {', '.join(ARTIFACT_FORMATS)}, got {artifact_format!r}",
+        )
 
     graph_optimization = data.get("graph_optimization", "all")
     if graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
-        raise _fail(source, "graph_optimization",
-                    f"must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}, got {graph_optimization!r}")
+        raise _fail(
+            source,
+            "graph_optimization",
+            f"must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}, got {graph_optimization!r}",
+        )
 
     parity_data = data.get("parity", {})
     if not isinstance(parity_data, dict):
@@ -142,7 +162,9 @@ def profile_from_dict(data: dict[str, Any], source: str) -> TargetProfile:
     parity = ParityTolerance(
         atol=_number(source, parity_values, "atol", positive=False, prefix="parity."),
         rtol=_number(source, parity_values, "rtol", positive=False, prefix="parity."),
-        min_label_agreement=_number(source, parity_values, "min_label_agreement", positive=False, prefix="parity."),
+        min_label_agreement=_number(
+            source, parity_values, "min_label_agreement", positive=False, prefix="parity."
+        ),
     )
     if parity.min_label_agreement > 1:
         raise _fail(source, "parity.min_label_agreement", "must be between 0 and 1")
@@ -159,7 +181,9 @@ def profile_from_dict(data: dict[str, Any], source: str) -> TargetProfile:
         passes=_string_list(source, data, "passes"),
         parity=parity,
         graph_optimization=graph_optimization,
-        allowed_estimators=_string_list(source, data, "allowed_estimators") if "allowed_estimators" in data else (),
+        allowed_estimators=_string_list(source, data, "allowed_estimators")
+        if "allowed_estimators" in data
+        else (),
         source=source,
     )
 
@@ -174,7 +198,9 @@ def read_profile_file(path: str | os.PathLike[str]) -> TargetProfile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file; pass an existing .toml file or a built-in target name") from None
+        raise ProfileError(
+            f"{path}: no such profile file; pass an existing .toml file or a built-in target name"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read the profile ({exc}); check the file") from None
     try:

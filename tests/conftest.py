@@ -7,9 +7,10 @@ binary label (failure), a three-class label (grade) and a numeric target (wear).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,15 +59,31 @@ def make_industrial(rows: int = ROWS, seed: int = 7) -> IndustrialData:
     pressure = rng.normal(1.0, 0.12, rows)
     vibration = rng.gamma(2.0, 1.1, rows)
     rpm = rng.integers(900, 1600, rows).astype(np.float64)
-    risk = (0.25 * (temperature - 70.0) + 1.2 * (vibration - 2.2) + 8.0 * (pressure - 1.0)
-            + np.where(line == "south", 1.0, 0.0) + rng.normal(0.0, 0.8, rows))
+    risk = (
+        0.25 * (temperature - 70.0)
+        + 1.2 * (vibration - 2.2)
+        + 8.0 * (pressure - 1.0)
+        + np.where(line == "south", 1.0, 0.0)
+        + rng.normal(0.0, 0.8, rows)
+    )
     failure = (risk > 0.5).astype(np.int64)
     grade = np.digitize(risk, [-0.8, 1.2]).astype(np.int64)
-    wear = 0.02 * rpm + 0.6 * vibration + 0.1 * temperature + np.where(line == "north", 2.0, 0.0) + rng.normal(0, 0.3, rows)
-    frame = pd.DataFrame({
-        "temperature": temperature, "pressure": pressure, "vibration": vibration, "rpm": rpm,
-        CATEGORICAL: pd.Series(line, dtype=object),
-    })
+    wear = (
+        0.02 * rpm
+        + 0.6 * vibration
+        + 0.1 * temperature
+        + np.where(line == "north", 2.0, 0.0)
+        + rng.normal(0, 0.3, rows)
+    )
+    frame = pd.DataFrame(
+        {
+            "temperature": temperature,
+            "pressure": pressure,
+            "vibration": vibration,
+            "rpm": rpm,
+            CATEGORICAL: pd.Series(line, dtype=object),
+        }
+    )
     # Sensor dropouts: about 8% missing in three numeric columns, never a whole row.
     for column, share in (("temperature", 0.08), ("vibration", 0.08), ("pressure", 0.05)):
         frame.loc[rng.random(rows) < share, column] = np.nan
@@ -95,14 +112,27 @@ def make_full_preprocessing(task: str) -> list[tuple[str, Any]]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, PolynomialFeatures, StandardScaler
 
-    columns = ColumnTransformer([
-        ("standard", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-         ["temperature", "pressure"]),
-        ("minmax", Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", MinMaxScaler()),
-                             ("poly", PolynomialFeatures(degree=2, include_bias=False))]),
-         ["vibration", "rpm"]),
-        ("onehot", OneHotEncoder(handle_unknown="ignore"), [CATEGORICAL]),
-    ])
+    columns = ColumnTransformer(
+        [
+            (
+                "standard",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                ["temperature", "pressure"],
+            ),
+            (
+                "minmax",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="mean")),
+                        ("scale", MinMaxScaler()),
+                        ("poly", PolynomialFeatures(degree=2, include_bias=False)),
+                    ]
+                ),
+                ["vibration", "rpm"],
+            ),
+            ("onehot", OneHotEncoder(handle_unknown="ignore"), [CATEGORICAL]),
+        ]
+    )
     steps: list[tuple[str, Any]] = [("columns", columns)]
     if task != "outlier":
         steps.append(("select", SelectKBest(f_classif if task == "classifier" else f_regression, k=7)))
@@ -137,8 +167,9 @@ def compile_edge(tmp_path: Path) -> Callable[..., Any]:
     return run
 
 
-def assert_parity(model: Any, predictor: Any, rows: Any, task: str, *,
-                  atol: float = 1e-5, rtol: float = 1e-4) -> None:
+def assert_parity(
+    model: Any, predictor: Any, rows: Any, task: str, *, atol: float = 1e-5, rtol: float = 1e-4
+) -> None:
     """Compares the compiled predictor with the native model on the same ``rows``.
 
     Classifiers: probabilities within tolerance and identical labels.
@@ -146,13 +177,19 @@ def assert_parity(model: Any, predictor: Any, rows: Any, task: str, *,
     Outlier detectors: identical labels, and the compiled scores against ``decision_function``.
     """
     if task == "classifier":
-        np.testing.assert_allclose(predictor.predict_proba(rows), model.predict_proba(rows), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(
+            predictor.predict_proba(rows), model.predict_proba(rows), atol=atol, rtol=rtol
+        )
         np.testing.assert_array_equal(predictor.predict(rows), model.predict(rows))
     elif task == "regressor":
-        np.testing.assert_allclose(predictor.predict(rows), np.ravel(model.predict(rows)), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(
+            predictor.predict(rows), np.ravel(model.predict(rows)), atol=atol, rtol=rtol
+        )
     elif task == "outlier":
         np.testing.assert_array_equal(predictor.predict(rows), model.predict(rows))
-        np.testing.assert_allclose(predictor.decision_function(rows), model.decision_function(rows), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(
+            predictor.decision_function(rows), model.decision_function(rows), atol=atol, rtol=rtol
+        )
     else:  # pragma: no cover - a typo in a test
         raise AssertionError(f"unknown task {task!r}")
 
@@ -206,6 +243,7 @@ def float64_splits(estimator: Any) -> list[tuple[int, float]]:
     the two families that compare float64 features with float64 thresholds natively."""
     splits: list[tuple[int, float]] = []
     if hasattr(estimator, "booster_"):  # LightGBM
+
         def walk(node: dict[str, Any]) -> None:
             if "split_index" in node:
                 splits.append((int(node["split_feature"]), float(node["threshold"])))
@@ -218,7 +256,7 @@ def float64_splits(estimator: Any) -> list[tuple[int, float]]:
     for iteration in estimator._predictors:  # HistGradientBoosting
         for predictor in iteration:
             nodes = predictor.nodes[~predictor.nodes["is_leaf"].astype(bool)]
-            splits.extend(zip(nodes["feature_idx"].tolist(), nodes["num_threshold"].tolist()))
+            splits.extend(zip(nodes["feature_idx"].tolist(), nodes["num_threshold"].tolist(), strict=False))
     return splits
 
 
@@ -250,9 +288,17 @@ def sensitive_rows() -> Callable[[Any, np.ndarray], list[int]]:
 # (see `_unit_tests_start_no_process`), so the tiers stay honest as tests are added.
 TESTS = Path(__file__).resolve().parent
 INTEGRATION = (
-    "automl/", "benchmarks/", "cli/", "deploy/", "versioning/",
-    "test_corpus.py", "test_readme.py", "test_source_tree_import.py",
-    "data/test_splunk.py", "runtimes/test_benchmark.py", "runtimes/test_light_imports.py",
+    "automl/",
+    "benchmarks/",
+    "cli/",
+    "deploy/",
+    "versioning/",
+    "test_corpus.py",
+    "test_readme.py",
+    "test_source_tree_import.py",
+    "data/test_splunk.py",
+    "runtimes/test_benchmark.py",
+    "runtimes/test_light_imports.py",
 )
 
 
@@ -274,7 +320,9 @@ def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: py
     import subprocess
 
     def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"{request.node.nodeid} is a unit test but started a process ({args[1] if len(args) > 1 else kwargs.get('args')}); "
-                             f"mark it @pytest.mark.integration or list its module in tests/conftest.py INTEGRATION")
+        raise AssertionError(
+            f"{request.node.nodeid} is a unit test but started a process ({args[1] if len(args) > 1 else kwargs.get('args')}); "
+            f"mark it @pytest.mark.integration or list its module in tests/conftest.py INTEGRATION"
+        )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -38,7 +38,9 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def raw_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as a client sends them: every column of the source table, missing values as null."""
     rows = frame.astype(object).to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows
+    ]
 
 
 def held_out(table: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -50,11 +52,13 @@ def held_out(table: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_table_builds_and_answers_raw_rows_like_the_native_model(name: str, tables: dict[str, Any],
-                                                                       tmp_path: Path) -> None:
+def test_every_table_builds_and_answers_raw_rows_like_the_native_model(
+    name: str, tables: dict[str, Any], tmp_path: Path
+) -> None:
     table = tables[name]
-    built = kp.build(str(table.path), label=table.label, target="edge", time_budget=BUDGET_S, output=tmp_path,
-                     track=False)
+    built = kp.build(
+        str(table.path), label=table.label, target="edge", time_budget=BUDGET_S, output=tmp_path, track=False
+    )
     report = built.report
     assert (built.path / "report.html").is_file() and (built.artifact_path / "model.onnx").is_file()
     assert report["deployment_ready"] and report["artifact"]["parity"]["passed"]
@@ -79,23 +83,43 @@ def test_every_table_builds_and_answers_raw_rows_like_the_native_model(name: str
     if table.task == "classification":
         expected = built.result.labels_of(expected)  # the native Pipeline predicts label codes
         np.testing.assert_array_equal(predictor.predict(records), expected)
-        np.testing.assert_allclose(predictor.predict_proba(records), native.predict_proba(typed), atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(
+            predictor.predict_proba(records), native.predict_proba(typed), atol=1e-5, rtol=1e-4
+        )
     else:
         np.testing.assert_allclose(predictor.predict(records), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_the_cli_builds_a_table_with_bracketed_headers(tables: dict[str, Any], tmp_path: Path) -> None:
     table = tables["headers_brackets"]
-    done = subprocess.run([str(Path(sys.executable).parent / "kepler"), "build", str(table.path), "--label",
-                           table.label, "--target", "edge", "--time-budget", f"{BUDGET_S}s", "--output",
-                           str(tmp_path), "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kepler"),
+            "build",
+            str(table.path),
+            "--label",
+            table.label,
+            "--target",
+            "edge",
+            "--time-budget",
+            f"{BUDGET_S}s",
+            "--output",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["deployment_ready"] and report["data"]["label"] == "failure [brackets]"
 
 
-def test_a_served_release_answers_rows_as_they_stand_in_the_source_table(tables: dict[str, Any], tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_served_release_answers_rows_as_they_stand_in_the_source_table(
+    tables: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Build, release, reproduce and serve the mixed table (brackets, text label, dropped columns) for real."""
     import httpx
 

@@ -9,7 +9,6 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -20,8 +19,19 @@ OTHER_FOLDERS = ("tests", "benchmarks", "examples", "scripts")
 # Declared but never imported by name, each for a reason.
 USED_WITHOUT_IMPORT = {"pyarrow": "pandas' Parquet engine, for kepler.data's Parquet tables"}
 # Libraries whose private API Kepler uses (DESIGN.md, "compat"): each needs an upper bound.
-PRIVATE_API_USED = {"bentoml", "skl2onnx", "onnxmltools", "scikit-learn", "lightgbm", "flaml", "dvc", "dvc-data",
-                    "onnxruntime", "mlflow", "uvicorn"}
+PRIVATE_API_USED = {
+    "bentoml",
+    "skl2onnx",
+    "onnxmltools",
+    "scikit-learn",
+    "lightgbm",
+    "flaml",
+    "dvc",
+    "dvc-data",
+    "onnxruntime",
+    "mlflow",
+    "uvicorn",
+}
 
 
 def _canonical(name: str) -> str:
@@ -67,7 +77,9 @@ def _local_modules(folders: tuple[str, ...]) -> set[str]:
     return names
 
 
-def _undeclared(folders: tuple[str, ...], declared: set[str], local: set[str], root: Path = REPO) -> list[str]:
+def _undeclared(
+    folders: tuple[str, ...], declared: set[str], local: set[str], root: Path = REPO
+) -> list[str]:
     distributions = packages_distributions()
     problems = []
     for name, files in sorted(_imports(folders, root).items()):
@@ -77,7 +89,9 @@ def _undeclared(folders: tuple[str, ...], declared: set[str], local: set[str], r
         if not provided:
             problems.append(f"{name} (imported by {sorted(files)[0]}) is not installed")
         elif not provided & declared:
-            problems.append(f"{name} (imported by {sorted(files)[0]}) comes from {sorted(provided)}, not declared")
+            problems.append(
+                f"{name} (imported by {sorted(files)[0]}) comes from {sorted(provided)}, not declared"
+            )
     return problems
 
 
@@ -102,7 +116,9 @@ def test_the_check_names_an_undeclared_import(tmp_path: Path) -> None:
     # yaml is installed (PyYAML) but left out of `declared`, and the import sits inside a function.
     (tmp_path / "package").mkdir()
     (tmp_path / "package" / "module.py").write_text(
-        "import os\nimport numpy\n\ndef load():\n    import yaml.constructor\n    return yaml\n", encoding="utf-8")
+        "import os\nimport numpy\n\ndef load():\n    import yaml.constructor\n    return yaml\n",
+        encoding="utf-8",
+    )
     problems = _undeclared(("package",), {"numpy"}, local=set(), root=tmp_path)
     assert problems == ["yaml (imported by package/module.py) comes from ['pyyaml'], not declared"]
 
@@ -114,8 +130,13 @@ def _compat_libraries() -> dict[str, str]:
     for path in sorted((REPO / "kepler" / "_compat").glob("*.py")):
         if path.stem.startswith("_"):
             continue
-        names = {_canonical(n) for n in distributions.get(path.stem) or distributions.get(path.stem.split("_")[0], [])}
-        assert names, f"kepler/_compat/{path.name}: name the module after the import name of the library it wraps"
+        names = {
+            _canonical(n)
+            for n in distributions.get(path.stem) or distributions.get(path.stem.split("_")[0], [])
+        }
+        assert names, (
+            f"kepler/_compat/{path.name}: name the module after the import name of the library it wraps"
+        )
         # mlflow's modules come from mlflow, mlflow-skinny and mlflow-tracing: the declared one carries the bound.
         declared = names & set(_requirements())
         found.update({name: f"kepler/_compat/{path.name}" for name in declared or names})
@@ -149,12 +170,16 @@ def test_the_lock_pins_every_declared_distribution_inside_its_bounds() -> None:
     for extra in (None, "test"):
         for name, requirement in _requirements(extra).items():
             assert name in lock, f"constraints.txt pins no {name}; run scripts/upgrade.sh --write-lock"
-            assert requirement.specifier.contains(lock[name], prereleases=True), \
+            assert requirement.specifier.contains(lock[name], prereleases=True), (
                 f"constraints.txt pins {name}=={lock[name]}, outside pyproject.toml's {requirement}"
+            )
 
 
 def test_the_two_commands_install_with_the_lock() -> None:
     for script in ("scripts/test.sh", "scripts/demo.sh"):
-        installs = [line for line in (REPO / script).read_text(encoding="utf-8").splitlines()
-                    if re.search(r"pip install\b", line) and "--no-deps" not in line and "--upgrade pip" not in line]
+        installs = [
+            line
+            for line in (REPO / script).read_text(encoding="utf-8").splitlines()
+            if re.search(r"pip install\b", line) and "--no-deps" not in line and "--upgrade pip" not in line
+        ]
         assert installs and all("-c constraints.txt" in line for line in installs), (script, installs)

@@ -20,7 +20,7 @@ def _setuptools() -> dict:
 def _folder(package: str, package_dir: dict[str, str]) -> Path:
     for prefix in sorted(package_dir, key=len, reverse=True):
         if package == prefix or package.startswith(prefix + "."):
-            rest = package[len(prefix):].lstrip(".")
+            rest = package[len(prefix) :].lstrip(".")
             return REPO / package_dir[prefix] / Path(*rest.split(".")) if rest else REPO / package_dir[prefix]
     return REPO / Path(*package.split("."))
 
@@ -45,8 +45,15 @@ def test_every_folder_of_a_listed_package_is_listed() -> None:
 
 def test_the_presets_and_profiles_ship_as_package_data() -> None:
     config = _setuptools()
-    packages, package_dir, data = set(config["packages"]), config.get("package-dir", {}), config["package-data"]
-    for package, folder_name in (("kepler.automl.presets", "kepler/automl/presets"), ("kepler.targets", "targets")):
+    packages, package_dir, data = (
+        set(config["packages"]),
+        config.get("package-dir", {}),
+        config["package-data"],
+    )
+    for package, folder_name in (
+        ("kepler.automl.presets", "kepler/automl/presets"),
+        ("kepler.targets", "targets"),
+    ):
         assert package in packages and package in data
         folder = _folder(package, package_dir)
         assert folder == REPO / folder_name

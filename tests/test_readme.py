@@ -15,7 +15,9 @@ def test_the_readme_snippet_runs_from_the_repository_root() -> None:
     snippet = re.search(r"```python\n(import kepler as kp\n.*?)```", text, re.S).group(1)
     assert 'optimization_time="30s"' in snippet
     quick = snippet.replace('optimization_time="30s"', 'optimization_time="3s"')
-    done = subprocess.run([sys.executable, "-c", quick], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", quick], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[0].split()[1] in ("True", "False") and len(lines) >= 3

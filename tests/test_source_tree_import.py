@@ -33,8 +33,14 @@ IMPORTS = (
 
 
 def _python(args: list[str], cwd: Path) -> dict:
-    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -71,12 +77,15 @@ def test_the_installed_wheel_keeps_its_own_path(tmp_path: Path) -> None:
     assert Path(found["compilers"]) == package / "compilers" / "__init__.py"
 
 
-@pytest.mark.parametrize(("layout", "extended"), [
-    ("source tree", True),
-    ("no pyproject.toml", False),
-    ("installed: compilers inside kepler/", False),
-    ("a sibling folder missing", False),
-])
+@pytest.mark.parametrize(
+    ("layout", "extended"),
+    [
+        ("source tree", True),
+        ("no pyproject.toml", False),
+        ("installed: compilers inside kepler/", False),
+        ("a sibling folder missing", False),
+    ],
+)
 def test_the_path_is_extended_only_in_a_source_tree(tmp_path: Path, layout: str, extended: bool) -> None:
     (tmp_path / "kepler").mkdir()
     shutil.copy(REPO / "kepler" / "__init__.py", tmp_path / "kepler" / "__init__.py")
@@ -90,8 +99,12 @@ def test_the_path_is_extended_only_in_a_source_tree(tmp_path: Path, layout: str,
         (tmp_path / "kepler" / "compilers").mkdir()
         (tmp_path / "kepler" / "compilers" / "__init__.py").write_text("")
     code = "import json, kepler; print(json.dumps(list(kepler.__path__)))"
-    done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     path = [Path(p) for p in json.loads(done.stdout)]
     assert path == ([tmp_path / "kepler", tmp_path] if extended else [tmp_path / "kepler"])

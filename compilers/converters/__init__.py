@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from kepler.compilers.converters import boosting_libraries, double_precision, sklearn_models
 from kepler.compilers.converters.spec import (
-    CLASSIFIER, COMPOSITE, CONVERTERS, OUTLIER, REGRESSOR, TRANSFORMER, ConverterSpec, register_converter, spec_for,
+    CLASSIFIER,
+    COMPOSITE,
+    CONVERTERS,
+    OUTLIER,
+    REGRESSOR,
+    TRANSFORMER,
+    ConverterSpec,
+    register_converter,
+    spec_for,
 )
 
 __all__ = [
-    "CLASSIFIER", "COMPOSITE", "CONVERTERS", "OUTLIER", "REGRESSOR", "TRANSFORMER",
-    "ConverterSpec", "install_backends", "register_converter", "spec_for", "supported",
+    "CLASSIFIER",
+    "COMPOSITE",
+    "CONVERTERS",
+    "OUTLIER",
+    "REGRESSOR",
+    "TRANSFORMER",
+    "ConverterSpec",
+    "install_backends",
+    "register_converter",
+    "spec_for",
+    "supported",
 ]
 
 _installed = False

@@ -26,12 +26,24 @@ def without_feature_names(model: Any, final: Any) -> tuple[Any, Any]:
 # XGBoost casts its input to float32; LightGBM compares float64 with float64 thresholds, which the
 # converter writes as float32 (restored after conversion).
 for _name, _role in (("XGBClassifier", CLASSIFIER), ("XGBRegressor", REGRESSOR)):
-    register_converter(ConverterSpec(_name, "xgboost", _role, "boosting", backend="onnxmltools",
-                                     prepare=without_feature_names))
+    register_converter(
+        ConverterSpec(
+            _name, "xgboost", _role, "boosting", backend="onnxmltools", prepare=without_feature_names
+        )
+    )
 for _name, _role in (("LGBMClassifier", CLASSIFIER), ("LGBMRegressor", REGRESSOR)):
-    register_converter(ConverterSpec(_name, "lightgbm", _role, "boosting", backend="onnxmltools",
-                                     native_float="float64", converter_float="float32",
-                                     native_thresholds=lightgbm_thresholds))
+    register_converter(
+        ConverterSpec(
+            _name,
+            "lightgbm",
+            _role,
+            "boosting",
+            backend="onnxmltools",
+            native_float="float64",
+            converter_float="float32",
+            native_thresholds=lightgbm_thresholds,
+        )
+    )
 
 _CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
 
@@ -40,26 +52,43 @@ def install() -> None:
     """Registers the onnxmltools converters with skl2onnx (idempotent)."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes, calculate_linear_regressor_output_shapes,
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
     )
 
     try:
-        from xgboost import XGBClassifier, XGBRegressor
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
     except ImportError:
         pass
     else:
-        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
-                                    convert_xgboost, options=_CLASSIFIER_OPTIONS)
-        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes,
-                                    convert_xgboost)
+        update_registered_converter(
+            XGBClassifier,
+            "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_xgboost,
+            options=_CLASSIFIER_OPTIONS,
+        )
+        update_registered_converter(
+            XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
+        )
     try:
         from lightgbm import LGBMClassifier, LGBMRegressor
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     except ImportError:
         pass
     else:
-        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-                                    convert_lightgbm, options=_CLASSIFIER_OPTIONS)
-        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
-                                    convert_lightgbm, options={"split": None})
+        update_registered_converter(
+            LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options=_CLASSIFIER_OPTIONS,
+        )
+        update_registered_converter(
+            LGBMRegressor,
+            "LightGbmLGBMRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_lightgbm,
+            options={"split": None},
+        )

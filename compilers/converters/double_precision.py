@@ -70,7 +70,9 @@ def _imputer_converter(original: Any) -> Any:
             flags = scope.get_unique_variable_name("missing_flags")
             _impute(scope, container, source, imputed, statistics)
             _missing_flags(scope, container, source, flags, indicator.features_)
-            container.add_node("Concat", [imputed, flags], [target], axis=1, name=scope.get_unique_operator_name("Concat"))
+            container.add_node(
+                "Concat", [imputed, flags], [target], axis=1, name=scope.get_unique_operator_name("Concat")
+            )
             return
         _impute(scope, container, source, target, statistics)
 
@@ -83,8 +85,12 @@ def _missing_flags(scope: Any, container: Any, source: str, target: str, feature
     index = scope.get_unique_variable_name("indicator_columns")
     container.add_initializer(index, TensorProto.INT64, [len(features)], [int(f) for f in features])
     picked = scope.get_unique_variable_name("picked_flags")
-    container.add_node("Gather", [mask, index], [picked], axis=1, name=scope.get_unique_operator_name("Gather"))
-    container.add_node("Cast", [picked], [target], to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast"))
+    container.add_node(
+        "Gather", [mask, index], [picked], axis=1, name=scope.get_unique_operator_name("Gather")
+    )
+    container.add_node(
+        "Cast", [picked], [target], to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast")
+    )
 
 
 def _impute(scope: Any, container: Any, source: str, target: str, statistics: np.ndarray) -> None:
@@ -92,33 +98,51 @@ def _impute(scope: Any, container: Any, source: str, target: str, statistics: np
     mask = scope.get_unique_variable_name("is_missing")
     container.add_node("IsNaN", [source], [mask], name=scope.get_unique_operator_name("IsNaN"))
     fill = scope.get_unique_variable_name("fill_values")
-    container.add_initializer(fill, TensorProto.DOUBLE, [1, len(statistics)], np.nan_to_num(statistics).tolist())
+    container.add_initializer(
+        fill, TensorProto.DOUBLE, [1, len(statistics)], np.nan_to_num(statistics).tolist()
+    )
     kept = ~np.isnan(statistics)  # scikit-learn drops columns it never saw a value in
     filled = target if kept.all() else scope.get_unique_variable_name("imputed")
     container.add_node("Where", [mask, fill, source], [filled], name=scope.get_unique_operator_name("Where"))
     if not kept.all():
         index = scope.get_unique_variable_name("kept_columns")
         container.add_initializer(index, TensorProto.INT64, [int(kept.sum())], np.flatnonzero(kept).tolist())
-        container.add_node("Gather", [filled, index], [target], axis=1, name=scope.get_unique_operator_name("Gather"))
+        container.add_node(
+            "Gather", [filled, index], [target], axis=1, name=scope.get_unique_operator_name("Gather")
+        )
 
 
 def install() -> None:
     """Replaces skl2onnx's OneHotEncoder and SimpleImputer converters with float64-preserving ones."""
     from skl2onnx.common._registration import (
-        _converter_pool, _shape_calculator_pool, register_converter, register_shape_calculator,
+        _converter_pool,
+        _shape_calculator_pool,
+        register_converter,
+        register_shape_calculator,
     )
 
     one_hot = _converter_pool["SklearnOneHotEncoder"]
     if not getattr(one_hot, "_kepler_wrapped", False):
-        register_shape_calculator("SklearnOneHotEncoder", _one_hot_shape(_shape_calculator_pool["SklearnOneHotEncoder"]),
-                                  overwrite=True)
-        register_converter("SklearnOneHotEncoder", _one_hot_converter(one_hot), overwrite=True,
-                           options=one_hot.get_allowed_options())
+        register_shape_calculator(
+            "SklearnOneHotEncoder",
+            _one_hot_shape(_shape_calculator_pool["SklearnOneHotEncoder"]),
+            overwrite=True,
+        )
+        register_converter(
+            "SklearnOneHotEncoder",
+            _one_hot_converter(one_hot),
+            overwrite=True,
+            options=one_hot.get_allowed_options(),
+        )
         _converter_pool["SklearnOneHotEncoder"]._kepler_wrapped = True
     imputer = _converter_pool["SklearnSimpleImputer"]
     if not getattr(imputer, "_kepler_wrapped", False):
-        register_converter("SklearnSimpleImputer", _imputer_converter(imputer), overwrite=True,
-                           options=imputer.get_allowed_options())
+        register_converter(
+            "SklearnSimpleImputer",
+            _imputer_converter(imputer),
+            overwrite=True,
+            options=imputer.get_allowed_options(),
+        )
         _converter_pool["SklearnSimpleImputer"]._kepler_wrapped = True
 
 

@@ -42,7 +42,9 @@ def _lightgbm_tree(root: dict[str, Any], tree_id: int, found: dict[NodeKey, floa
         node, node_id = stack.pop()
         if "left_child" not in node:
             continue
-        found[(tree_id, node_id)] = float(node["threshold"]) if node.get("decision_type") == "<=" else float("nan")
+        found[(tree_id, node_id)] = (
+            float(node["threshold"]) if node.get("decision_type") == "<=" else float("nan")
+        )
         left, right = next_id, next_id + 1
         next_id += 2
         stack.append((node["right_child"], right))
@@ -78,8 +80,12 @@ def _new_values(node: onnx.NodeProto, thresholds: dict[NodeKey, float]) -> list[
     attributes = {a.name: a for a in node.attribute}
     if "nodes_values" not in attributes:
         return None
-    keys = zip(attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints,
-               (m.decode() for m in attributes["nodes_modes"].strings))
+    keys = zip(
+        attributes["nodes_treeids"].ints,
+        attributes["nodes_nodeids"].ints,
+        (m.decode() for m in attributes["nodes_modes"].strings),
+        strict=False,
+    )
     values = list(attributes["nodes_values"].floats)
     exact = list(values)
     for position, (tree, node_id, mode) in enumerate(keys):
@@ -109,7 +115,7 @@ def use_native_thresholds(model: onnx.ModelProto, thresholds: dict[NodeKey, floa
     rewritten = [_new_values(n, thresholds) for n in trees]
     graph_input = model.graph.input[0]
     exact = bool(trees) and all(v is not None for v in rewritten)
-    for node, values in zip(trees, rewritten):
+    for node, values in zip(trees, rewritten, strict=False):
         if values is None:
             continue
         kept = [a for a in node.attribute if a.name != "nodes_values"]
@@ -128,7 +134,8 @@ def use_native_thresholds(model: onnx.ModelProto, thresholds: dict[NodeKey, floa
     cast_name = f"{name}_as_float32"
     for node in model.graph.node:
         node.input[:] = [cast_name if i == name else i for i in node.input]
-    model.graph.node.insert(0, helper.make_node("Cast", [name], [cast_name], to=TensorProto.FLOAT,
-                                                name="kepler_cast_float32"))
+    model.graph.node.insert(
+        0, helper.make_node("Cast", [name], [cast_name], to=TensorProto.FLOAT, name="kepler_cast_float32")
+    )
     graph_input.type.tensor_type.elem_type = TensorProto.DOUBLE
     return "float32"

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from kepler.compilers.converters.float64_thresholds import hist_gradient_boosting_thresholds
 from kepler.compilers.converters.spec import (
-    CLASSIFIER, COMPOSITE, OUTLIER, REGRESSOR, TRANSFORMER, ConverterSpec, register_converter,
+    CLASSIFIER,
+    COMPOSITE,
+    OUTLIER,
+    REGRESSOR,
+    TRANSFORMER,
+    ConverterSpec,
+    register_converter,
 )
 
 _ESTIMATORS = [
@@ -31,12 +37,21 @@ _ESTIMATORS = [
 ]
 
 _TRANSFORMERS = [
-    "StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler", "OneHotEncoder", "OrdinalEncoder",
-    "SimpleImputer", "PolynomialFeatures", "SelectKBest", "VarianceThreshold", "Normalizer", "Binarizer",
+    "StandardScaler",
+    "MinMaxScaler",
+    "RobustScaler",
+    "MaxAbsScaler",
+    "OneHotEncoder",
+    "OrdinalEncoder",
+    "SimpleImputer",
+    "PolynomialFeatures",
+    "SelectKBest",
+    "VarianceThreshold",
+    "Normalizer",
+    "Binarizer",
 ]
 
 _COMPOSITES = ["Pipeline", "ColumnTransformer", "FeatureUnion"]
-
 
 
 def _refuse_function(transformer: object) -> str | None:
@@ -44,23 +59,37 @@ def _refuse_function(transformer: object) -> str | None:
     ColumnTransformer, or one built without a function."""
     if getattr(transformer, "func", None) is None:
         return None
-    return (f"FunctionTransformer(func={getattr(transformer.func, '__name__', transformer.func)!r}) runs Python code "
-            f"that ONNX cannot hold; compute that column before the model, or use a supported transformer")
+    return (
+        f"FunctionTransformer(func={getattr(transformer.func, '__name__', transformer.func)!r}) runs Python code "
+        f"that ONNX cannot hold; compute that column before the model, or use a supported transformer"
+    )
 
 
 for _name, _role, _family in _ESTIMATORS:
     if _name.startswith("HistGradientBoosting"):
         # Compares float64 features with float64 thresholds natively; the converter writes float32 ones.
-        register_converter(ConverterSpec(_name, "sklearn", _role, _family, native_float="float64",
-                                         converter_float="float32",
-                                         native_thresholds=hist_gradient_boosting_thresholds))
+        register_converter(
+            ConverterSpec(
+                _name,
+                "sklearn",
+                _role,
+                _family,
+                native_float="float64",
+                converter_float="float32",
+                native_thresholds=hist_gradient_boosting_thresholds,
+            )
+        )
     else:
-        register_converter(ConverterSpec(_name, "sklearn", _role, _family,
-                                         native_float="float64" if _family == "linear" else "float32"))
+        register_converter(
+            ConverterSpec(
+                _name, "sklearn", _role, _family, native_float="float64" if _family == "linear" else "float32"
+            )
+        )
 for _name in _TRANSFORMERS:
     register_converter(ConverterSpec(_name, "sklearn", TRANSFORMER, "preprocessing"))
-register_converter(ConverterSpec("FunctionTransformer", "sklearn", TRANSFORMER, "preprocessing",
-                                 refuse=_refuse_function))
+register_converter(
+    ConverterSpec("FunctionTransformer", "sklearn", TRANSFORMER, "preprocessing", refuse=_refuse_function)
+)
 for _name in _COMPOSITES:
     register_converter(ConverterSpec(_name, "sklearn", COMPOSITE, "composite"))
 
@@ -71,9 +100,10 @@ def install() -> None:
     skl2onnx 1.20 passes ``missing_go_to_left`` as numpy bools, which onnx >= 1.17
     rejects ("Expected an int, got a boolean"); the wrapper casts them before the node is made.
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from skl2onnx._supported_operators import sklearn_operator_name_map
-    from skl2onnx.common._registration import _converter_pool, register_converter as skl_register
+    from skl2onnx.common._registration import _converter_pool
+    from skl2onnx.common._registration import register_converter as skl_register
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     for cls in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
         alias = sklearn_operator_name_map[cls]
@@ -81,7 +111,9 @@ def install() -> None:
         if getattr(original, "_kepler_wrapped", False):
             continue
 
-        skl_register(alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options())
+        skl_register(
+            alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options()
+        )
         _converter_pool[alias]._kepler_wrapped = True
     _route_missing_values_like_sklearn()
 

@@ -57,7 +57,9 @@ def check_pass_names(names: tuple[str, ...] | list[str], source: str) -> None:
         )
 
 
-def run_passes(model: onnx.ModelProto, names: list[str] | tuple[str, ...], context: PassContext) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
+def run_passes(
+    model: onnx.ModelProto, names: list[str] | tuple[str, ...], context: PassContext
+) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
     """Applies the named passes in order.
 
     Returns:
@@ -74,6 +76,8 @@ def run_passes(model: onnx.ModelProto, names: list[str] | tuple[str, ...], conte
         except CompileError:
             raise
         except Exception as exc:
-            raise CompileError(f"pass {name!r} failed: {type(exc).__name__}: {exc}; remove it from the profile's passes") from exc
+            raise CompileError(
+                f"pass {name!r} failed: {type(exc).__name__}: {exc}; remove it from the profile's passes"
+            ) from exc
         applied.append({"name": name, "nodes_before": before, "nodes_after": len(model.graph.node)})
     return model, applied

@@ -28,7 +28,9 @@ def ort_optimize(model: onnx.ModelProto, context: PassContext) -> onnx.ModelProt
         options.graph_optimization_level = level
         options.optimized_model_filepath = out_path
         options.log_severity_level = 3
-        ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(
+            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         optimized = onnx.load(out_path)
     # ORT rewrites metadata and producer; keep the original ones so the pass is idempotent.
     optimized.producer_name = model.producer_name

@@ -29,7 +29,7 @@ def read_constraints(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc}); fix the file") from None
     if not isinstance(data, dict):
-        raise ProfileError(f"{path}: constraints must be a JSON object like {{\"latency_p99_ms\": 20}}")
+        raise ProfileError(f'{path}: constraints must be a JSON object like {{"latency_p99_ms": 20}}')
     return check_constraints(data, str(path))
 
 
@@ -41,19 +41,29 @@ def check_constraints(data: dict[str, Any], source: str = "constraints") -> dict
     """
     unknown = sorted(set(data) - _CONSTRAINT_KEYS)
     if unknown:
-        raise ProfileError(f"{source}: '{unknown[0]}' is not a constraint (known: {', '.join(sorted(_CONSTRAINT_KEYS))})")
+        raise ProfileError(
+            f"{source}: '{unknown[0]}' is not a constraint (known: {', '.join(sorted(_CONSTRAINT_KEYS))})"
+        )
     for key in BUDGETS:
         value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value) or value <= 0):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise ProfileError(f"{source}: '{key}' must be a number > 0, got {value!r}")
     if "families" in data and (not isinstance(data["families"], list) or not data["families"]):
         raise ProfileError(f"{source}: 'families' must be a non-empty list of family names")
     return dict(data)
 
 
-def merge_budgets(profile: TargetProfile, preset_budgets: dict[str, float], preset_name: str | None,
-                  constraints: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def merge_budgets(
+    profile: TargetProfile,
+    preset_budgets: dict[str, float],
+    preset_name: str | None,
+    constraints: dict[str, Any] | None,
+) -> dict[str, dict[str, Any]]:
     """The budgets that apply, each with its limit and the source that set it (the strictest)."""
     candidates: dict[str, list[tuple[float, str]]] = {key: [] for key in BUDGETS}
     candidates["latency_p99_ms"].append((profile.latency_p99_ms, f"target {profile.name}"))
@@ -64,7 +74,11 @@ def merge_budgets(profile: TargetProfile, preset_budgets: dict[str, float], pres
     for key in BUDGETS:
         if constraints and constraints.get(key) is not None:
             candidates[key].append((float(constraints[key]), "constraints"))
-    return {key: {"limit": min(values)[0], "source": min(values)[1]} for key, values in candidates.items() if values}
+    return {
+        key: {"limit": min(values)[0], "source": min(values)[1]}
+        for key, values in candidates.items()
+        if values
+    }
 
 
 # What each budget is checked against on a compiled artifact (shown beside the figure in reports).
@@ -72,15 +86,18 @@ MEASURES = {
     "latency_p99_ms": "p99 latency at batch 1, on the target's threads",
     "size_mb": "size of the model file",
     "memory_mb": "peak RSS of a fresh process with kepler.runtimes and onnxruntime that loads the artifact "
-                 "and answers batch 1",
+    "and answers batch 1",
 }
 
 
 def measured(benchmark: dict[str, Any]) -> dict[str, float | None]:
     """The figures the budgets are checked against, from a compiled artifact's benchmark report."""
     batch1 = next((b for b in benchmark.get("batches", []) if b.get("batch") == 1), None)
-    return {"latency_p99_ms": batch1["p99_ms"] if batch1 else None, "size_mb": benchmark.get("size_mb"),
-            "memory_mb": benchmark.get("process_peak_rss_mb")}
+    return {
+        "latency_p99_ms": batch1["p99_ms"] if batch1 else None,
+        "size_mb": benchmark.get("size_mb"),
+        "memory_mb": benchmark.get("process_peak_rss_mb"),
+    }
 
 
 def check(budgets: dict[str, dict[str, Any]], measured: dict[str, float | None]) -> list[dict[str, Any]]:
@@ -90,9 +107,17 @@ def check(budgets: dict[str, dict[str, Any]], measured: dict[str, float | None])
     for key, budget in budgets.items():
         value = measured.get(key)
         ok = value is not None and value <= budget["limit"]
-        rows.append({"budget": key, "limit": budget["limit"], "source": budget["source"], "measured": value,
-                     "ok": bool(ok), "over_by": None if ok or value is None else value / budget["limit"],
-                     "measure": MEASURES.get(key)})
+        rows.append(
+            {
+                "budget": key,
+                "limit": budget["limit"],
+                "source": budget["source"],
+                "measured": value,
+                "ok": bool(ok),
+                "over_by": None if ok or value is None else value / budget["limit"],
+                "measure": MEASURES.get(key),
+            }
+        )
     return rows
 
 

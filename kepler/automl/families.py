@@ -59,6 +59,7 @@ def _ints(params: dict[str, Any], *names: str) -> dict[str, Any]:
 
 # -- linear -----------------------------------------------------------------------------------------
 
+
 def _linear_build(params: dict[str, Any], task: str, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -77,20 +78,29 @@ def _linear_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[s
 
 # -- trees and forests ------------------------------------------------------------------------------
 
+
 def _tree_build(params: dict[str, Any], task: str, seed: int) -> Any:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     p = _ints(params, "max_depth", "min_samples_leaf")
     if task == CLASSIFICATION:
-        return DecisionTreeClassifier(max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
-                                      class_weight=p.get("class_weight"), random_state=seed)
-    return DecisionTreeRegressor(max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"], random_state=seed)
+        return DecisionTreeClassifier(
+            max_depth=p["max_depth"],
+            min_samples_leaf=p["min_samples_leaf"],
+            class_weight=p.get("class_weight"),
+            random_state=seed,
+        )
+    return DecisionTreeRegressor(
+        max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"], random_state=seed
+    )
 
 
 def _tree_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str, Any]]:
     tune = _tune()
-    space = {"max_depth": _hp(tune.randint(2, 5 if interpretable else 16), 4, 2),
-             "min_samples_leaf": _hp(tune.lograndint(1, max(2, min(128, rows // 10))), 4)}
+    space = {
+        "max_depth": _hp(tune.randint(2, 5 if interpretable else 16), 4, 2),
+        "min_samples_leaf": _hp(tune.lograndint(1, max(2, min(128, rows // 10))), 4),
+    }
     if task == CLASSIFICATION:
         space["class_weight"] = _hp(tune.choice([None, "balanced"]), None)
     return space
@@ -105,8 +115,15 @@ def _forest_build(kind: str) -> Callable[[dict[str, Any], str, int], Any]:
         extra = {"class_weight": p.get("class_weight")} if task == CLASSIFICATION else {}
         # An odd number of trees cannot tie 50/50 between two classes (see the README's precision policy).
         trees = p["n_estimators"] | 1
-        return cls(n_estimators=trees, max_depth=p["max_depth"], max_features=p["max_features"],
-                   min_samples_leaf=p["min_samples_leaf"], random_state=seed, n_jobs=1, **extra)
+        return cls(
+            n_estimators=trees,
+            max_depth=p["max_depth"],
+            max_features=p["max_features"],
+            min_samples_leaf=p["min_samples_leaf"],
+            random_state=seed,
+            n_jobs=1,
+            **extra,
+        )
 
     return build
 
@@ -126,17 +143,28 @@ def _forest_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[s
 
 # -- boosting ---------------------------------------------------------------------------------------
 
+
 def _xgboost_build(params: dict[str, Any], task: str, seed: int) -> Any:
     import xgboost as xgb
 
     p = _ints(params, "n_estimators", "max_depth")
     cls = xgb.XGBClassifier if task == CLASSIFICATION else xgb.XGBRegressor
-    return cls(n_estimators=p["n_estimators"], max_depth=p["max_depth"], learning_rate=p["learning_rate"],
-               subsample=p["subsample"], colsample_bytree=p["colsample_bytree"],
-               min_child_weight=p["min_child_weight"], reg_lambda=p["reg_lambda"], random_state=seed, n_jobs=1)
+    return cls(
+        n_estimators=p["n_estimators"],
+        max_depth=p["max_depth"],
+        learning_rate=p["learning_rate"],
+        subsample=p["subsample"],
+        colsample_bytree=p["colsample_bytree"],
+        min_child_weight=p["min_child_weight"],
+        reg_lambda=p["reg_lambda"],
+        random_state=seed,
+        n_jobs=1,
+    )
 
 
-def _xgboost_space(limit_trees: int, limit_depth: int) -> Callable[[int, str, bool], dict[str, dict[str, Any]]]:
+def _xgboost_space(
+    limit_trees: int, limit_depth: int
+) -> Callable[[int, str, bool], dict[str, dict[str, Any]]]:
     def space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str, Any]]:
         tune = _tune()
         return {
@@ -157,9 +185,17 @@ def _lightgbm_build(params: dict[str, Any], task: str, seed: int) -> Any:
 
     p = _ints(params, "n_estimators", "num_leaves", "min_child_samples")
     cls = lgb.LGBMClassifier if task == CLASSIFICATION else lgb.LGBMRegressor
-    return cls(n_estimators=p["n_estimators"], num_leaves=p["num_leaves"], learning_rate=p["learning_rate"],
-               min_child_samples=p["min_child_samples"], colsample_bytree=p["colsample_bytree"],
-               reg_lambda=p["reg_lambda"], random_state=seed, n_jobs=1, verbose=-1)
+    return cls(
+        n_estimators=p["n_estimators"],
+        num_leaves=p["num_leaves"],
+        learning_rate=p["learning_rate"],
+        min_child_samples=p["min_child_samples"],
+        colsample_bytree=p["colsample_bytree"],
+        reg_lambda=p["reg_lambda"],
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
 
 
 def _lightgbm_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str, Any]]:
@@ -179,8 +215,13 @@ def _hist_build(params: dict[str, Any], task: str, seed: int) -> Any:
 
     p = _ints(params, "max_iter", "max_leaf_nodes")
     cls = HistGradientBoostingClassifier if task == CLASSIFICATION else HistGradientBoostingRegressor
-    return cls(max_iter=p["max_iter"], max_leaf_nodes=p["max_leaf_nodes"], learning_rate=p["learning_rate"],
-               l2_regularization=p["l2_regularization"], random_state=seed)
+    return cls(
+        max_iter=p["max_iter"],
+        max_leaf_nodes=p["max_leaf_nodes"],
+        learning_rate=p["learning_rate"],
+        l2_regularization=p["l2_regularization"],
+        random_state=seed,
+    )
 
 
 def _hist_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str, Any]]:
@@ -195,18 +236,26 @@ def _hist_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str
 
 # -- anomaly ----------------------------------------------------------------------------------------
 
+
 def _isolation_build(params: dict[str, Any], task: str, seed: int) -> Any:
     from sklearn.ensemble import IsolationForest
 
     p = _ints(params, "n_estimators")
-    return IsolationForest(n_estimators=p["n_estimators"], max_samples=p["max_samples"],
-                           max_features=p["max_features"], random_state=seed, n_jobs=1)
+    return IsolationForest(
+        n_estimators=p["n_estimators"],
+        max_samples=p["max_samples"],
+        max_features=p["max_features"],
+        random_state=seed,
+        n_jobs=1,
+    )
 
 
 def _isolation_space(rows: int, task: str, interpretable: bool) -> dict[str, dict[str, Any]]:
     tune = _tune()
     return {
-        "n_estimators": _hp(tune.lograndint(16, 256), 16, 16),  # skl2onnx builds each tree in Python: ~40 ms a tree
+        "n_estimators": _hp(
+            tune.lograndint(16, 256), 16, 16
+        ),  # skl2onnx builds each tree in Python: ~40 ms a tree
         "max_samples": _hp(tune.uniform(0.1, 1.0), 0.25, 0.1),
         "max_features": _hp(tune.uniform(0.5, 1.0), 1.0),
     }
@@ -215,23 +264,68 @@ def _isolation_space(rows: int, task: str, interpretable: bool) -> dict[str, dic
 for _family in (
     # One linear family per task, so that results name the model they hold; both share the build, which
     # picks the estimator by task (a build recorded with the older shared name still rebuilds as it was).
-    Family("logistic_regression", _linear_build, _linear_space, (CLASSIFICATION,), ("LogisticRegression",),
-           interpretable=True, scaled=True),
+    Family(
+        "logistic_regression",
+        _linear_build,
+        _linear_space,
+        (CLASSIFICATION,),
+        ("LogisticRegression",),
+        interpretable=True,
+        scaled=True,
+    ),
     Family("ridge", _linear_build, _linear_space, (REGRESSION,), ("Ridge",), interpretable=True, scaled=True),
-    Family("decision_tree", _tree_build, _tree_space, (CLASSIFICATION, REGRESSION),
-           ("DecisionTreeClassifier", "DecisionTreeRegressor"), interpretable=True),
-    Family("random_forest", _forest_build("RandomForest"), _forest_space, (CLASSIFICATION, REGRESSION),
-           ("RandomForestClassifier", "RandomForestRegressor")),
-    Family("extra_trees", _forest_build("ExtraTrees"), _forest_space, (CLASSIFICATION, REGRESSION),
-           ("ExtraTreesClassifier", "ExtraTreesRegressor")),
-    Family("xgboost", _xgboost_build, _xgboost_space(512, 10), (CLASSIFICATION, REGRESSION),
-           ("XGBClassifier", "XGBRegressor")),
-    Family("small_boosting", _xgboost_build, _xgboost_space(50, 3), (CLASSIFICATION, REGRESSION),
-           ("XGBClassifier", "XGBRegressor"), interpretable=True),
-    Family("lightgbm", _lightgbm_build, _lightgbm_space, (CLASSIFICATION, REGRESSION),
-           ("LGBMClassifier", "LGBMRegressor")),
-    Family("hist_gradient_boosting", _hist_build, _hist_space, (CLASSIFICATION, REGRESSION),
-           ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"), dense=True),
+    Family(
+        "decision_tree",
+        _tree_build,
+        _tree_space,
+        (CLASSIFICATION, REGRESSION),
+        ("DecisionTreeClassifier", "DecisionTreeRegressor"),
+        interpretable=True,
+    ),
+    Family(
+        "random_forest",
+        _forest_build("RandomForest"),
+        _forest_space,
+        (CLASSIFICATION, REGRESSION),
+        ("RandomForestClassifier", "RandomForestRegressor"),
+    ),
+    Family(
+        "extra_trees",
+        _forest_build("ExtraTrees"),
+        _forest_space,
+        (CLASSIFICATION, REGRESSION),
+        ("ExtraTreesClassifier", "ExtraTreesRegressor"),
+    ),
+    Family(
+        "xgboost",
+        _xgboost_build,
+        _xgboost_space(512, 10),
+        (CLASSIFICATION, REGRESSION),
+        ("XGBClassifier", "XGBRegressor"),
+    ),
+    Family(
+        "small_boosting",
+        _xgboost_build,
+        _xgboost_space(50, 3),
+        (CLASSIFICATION, REGRESSION),
+        ("XGBClassifier", "XGBRegressor"),
+        interpretable=True,
+    ),
+    Family(
+        "lightgbm",
+        _lightgbm_build,
+        _lightgbm_space,
+        (CLASSIFICATION, REGRESSION),
+        ("LGBMClassifier", "LGBMRegressor"),
+    ),
+    Family(
+        "hist_gradient_boosting",
+        _hist_build,
+        _hist_space,
+        (CLASSIFICATION, REGRESSION),
+        ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
+        dense=True,
+    ),
     Family("isolation_forest", _isolation_build, _isolation_space, (CLASSIFICATION,), ("IsolationForest",)),
 ):
     FAMILIES.register(_family.name, _family)
@@ -248,8 +342,9 @@ def list_families() -> list[str]:
     return FAMILIES.names()
 
 
-def searchable(names: tuple[str, ...] | list[str], task: str, *, interpretable: bool,
-               allowed: tuple[str, ...] = ()) -> list[Family]:
+def searchable(
+    names: tuple[str, ...] | list[str], task: str, *, interpretable: bool, allowed: tuple[str, ...] = ()
+) -> list[Family]:
     """The families to search: those named, serving ``task``, compilable, and allowed by the profile.
 
     ``allowed`` holds estimator class names or compiler families (``tree``, ``boosting``...). A linear
@@ -269,7 +364,9 @@ def searchable(names: tuple[str, ...] | list[str], task: str, *, interpretable: 
             continue
         if not all(e in CONVERTERS for e in family.estimators):
             continue
-        if allowed and not any(e in allowed or CONVERTERS.get(e).family in allowed for e in family.estimators):
+        if allowed and not any(
+            e in allowed or CONVERTERS.get(e).family in allowed for e in family.estimators
+        ):
             continue
         chosen.append(family)
     return chosen

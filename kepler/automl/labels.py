@@ -35,7 +35,9 @@ class LabelCodes:
     @property
     def identity(self) -> bool:
         """Whether the labels are the codes themselves (integers 0..k-1): nothing to encode or restore."""
-        return all(isinstance(v, int) and not isinstance(v, bool) and v == i for i, v in enumerate(self.labels))
+        return all(
+            isinstance(v, int) and not isinstance(v, bool) and v == i for i, v in enumerate(self.labels)
+        )
 
     @property
     def class_labels(self) -> list[Any] | None:
@@ -51,8 +53,10 @@ class LabelCodes:
         try:
             return self.labels.index(plain(label))
         except ValueError:
-            raise DataError(f"class {shown(label)} is not one of the labels the model was built for "
-                            f"({', '.join(shown(v) for v in self.labels[:10])})") from None
+            raise DataError(
+                f"class {shown(label)} is not one of the labels the model was built for "
+                f"({', '.join(shown(v) for v in self.labels[:10])})"
+            ) from None
 
     def encode(self, label: pd.Series) -> pd.Series:
         """The codes of a label column (int64, same index and name).

@@ -36,19 +36,30 @@ def measure_compiled(model: Any, probe: Any, profile: TargetProfile) -> dict[str
         graph, outputs = to_onnx(info, schema, frame)
     except KeplerError as exc:
         return _failed(str(exc))
-    except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the search; its reason is kept
+    except Exception as exc:
         return _failed(f"converting {type(model).__name__} failed: {type(exc).__name__}: {_first_line(exc)}")
     payload = graph.SerializeToString()
     try:
         session = create_session(payload, profile)
         feed = FeedBuilder(schema).feed(frame.head(1))
-        names = [outputs.get("probabilities") or outputs.get("prediction") or outputs.get("scores")
-                 or outputs["outputs"][0]]
+        names = [
+            outputs.get("probabilities")
+            or outputs.get("prediction")
+            or outputs.get("scores")
+            or outputs["outputs"][0]
+        ]
         run = session.run
         timing = time_calls(lambda: run(names, feed), **TRIAL_TIMING)
-    except Exception as exc:  # noqa: BLE001
-        return _failed(f"onnxruntime could not run the converted candidate: {type(exc).__name__}: {_first_line(exc)}")
-    return {"p99_ms": timing["p99_ms"], "p50_ms": timing["p50_ms"], "size_mb": len(payload) / 2**20, "error": None}
+    except Exception as exc:
+        return _failed(
+            f"onnxruntime could not run the converted candidate: {type(exc).__name__}: {_first_line(exc)}"
+        )
+    return {
+        "p99_ms": timing["p99_ms"],
+        "p50_ms": timing["p50_ms"],
+        "size_mb": len(payload) / 2**20,
+        "error": None,
+    }
 
 
 def _failed(reason: str) -> dict[str, Any]:

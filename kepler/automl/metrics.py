@@ -119,17 +119,27 @@ def r2(e: Evaluation) -> float:
 @register_metric("neg_rmse")
 def neg_rmse(e: Evaluation) -> float:
     """Minus the root mean squared error."""
-    return -float(np.sqrt(np.mean((np.asarray(e.y_true, dtype=float) - np.asarray(e.y_pred, dtype=float)) ** 2)))
+    return -float(
+        np.sqrt(np.mean((np.asarray(e.y_true, dtype=float) - np.asarray(e.y_pred, dtype=float)) ** 2))
+    )
 
 
 def report(e: Evaluation, task: str) -> dict[str, float]:
     """The standard metrics of a task, for result tables (those that apply to the data)."""
     names = ("accuracy", "f1") if task == "classification" else ("r2", "neg_rmse")
     values = {name: METRICS.get(name)(e) for name in names}
-    if task == "classification" and e.scores is not None and e.positive is not None and len(set(e.binary_truth)) == 2:
+    if (
+        task == "classification"
+        and e.scores is not None
+        and e.positive is not None
+        and len(set(e.binary_truth)) == 2
+    ):
         from sklearn.metrics import precision_score, recall_score
 
-        values.update(roc_auc=roc_auc(e), pr_auc=pr_auc(e),
-                      precision=float(precision_score(e.y_true, e.y_pred, pos_label=e.positive, zero_division=0)),
-                      recall=float(recall_score(e.y_true, e.y_pred, pos_label=e.positive, zero_division=0)))
+        values.update(
+            roc_auc=roc_auc(e),
+            pr_auc=pr_auc(e),
+            precision=float(precision_score(e.y_true, e.y_pred, pos_label=e.positive, zero_division=0)),
+            recall=float(recall_score(e.y_true, e.y_pred, pos_label=e.positive, zero_division=0)),
+        )
     return values

@@ -27,17 +27,29 @@ def preprocessing(numeric: list[str], categorical: list[str], *, scaled: bool, d
     return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
 
 
-def candidate(family: Family, params: dict[str, Any], task: str, seed: int,
-              numeric: list[str], categorical: list[str]) -> Any:
+def candidate(
+    family: Family, params: dict[str, Any], task: str, seed: int, numeric: list[str], categorical: list[str]
+) -> Any:
     """The unfitted Pipeline for one configuration of a family."""
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("preprocessing", preprocessing(numeric, categorical, scaled=family.scaled, dense=family.dense)),
-                     ("model", family.build(params, task, seed))])
+    return Pipeline(
+        [
+            ("preprocessing", preprocessing(numeric, categorical, scaled=family.scaled, dense=family.dense)),
+            ("model", family.build(params, task, seed)),
+        ]
+    )
 
 
-def learner_class(family: Family, task: str, seed: int, numeric: list[str], categorical: list[str], *,
-                  interpretable: bool = False) -> type:
+def learner_class(
+    family: Family,
+    task: str,
+    seed: int,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    interpretable: bool = False,
+) -> type:
     """A FLAML learner whose model is the Kepler candidate Pipeline of ``family``.
 
     FLAML instantiates it per trial with a configuration drawn from ``search_space``.

@@ -19,11 +19,17 @@ from kepler.automl.splits import CV_FOLDS, cv_folds
 from kepler.errors import ProfileError
 from kepler.targets import TargetProfile
 
-MAX_TIME_BUDGET_S = 24 * 3600.0  # above it a build needs force=True (--force): a typo such as 99999h, not a plan
+MAX_TIME_BUDGET_S = (
+    24 * 3600.0
+)  # above it a build needs force=True (--force): a typo such as 99999h, not a plan
 CV_MAX_ROWS = 20_000  # up to this many rows, 5-fold cross-validation: a small validation split picks noise
-CV_MAX_COLUMNS = 500  # beyond this many feature columns a holdout: 5 fits per configuration leave too few of them
+CV_MAX_COLUMNS = (
+    500  # beyond this many feature columns a holdout: 5 fits per configuration leave too few of them
+)
 STOP_AT = 1.1  # share of its budget after which a search still running is stopped (goal: within 1.2x)
-MIN_SEARCH_SHARE = 0.25  # the search keeps at least this share of the budget, whatever the table costs besides
+MIN_SEARCH_SHARE = (
+    0.25  # the search keeps at least this share of the budget, whatever the table costs besides
+)
 # The final step (refit on every non-test row, convert, parity check, benchmark, a fresh process's memory),
 # measured on a 2-core Intel Xeon (benchmarks/wide_table.py checks the goal on the issue's wide table):
 FINAL_BASE_S = 2.0  # a narrow table: 0.9-1.4 s alone, up to 2 s beside another build
@@ -71,8 +77,10 @@ def check_time_budget(seconds: float, *, force: bool = False) -> float:
         ProfileError: too long, naming the maximum.
     """
     if seconds > MAX_TIME_BUDGET_S and not force:
-        raise ProfileError(f"time budget {_duration(seconds)} is above the maximum of {_duration(MAX_TIME_BUDGET_S)}; "
-                           f"give a shorter one, or pass --force (force=True) to search that long")
+        raise ProfileError(
+            f"time budget {_duration(seconds)} is above the maximum of {_duration(MAX_TIME_BUDGET_S)}; "
+            f"give a shorter one, or pass --force (force=True) to search that long"
+        )
     return seconds
 
 
@@ -84,7 +92,7 @@ def _duration(seconds: float) -> str:
 
 def final_estimate(rows: int, columns: int) -> float:
     """Seconds the final step of a table of ``rows`` (all non-test rows) and ``columns`` feature columns takes."""
-    return FINAL_BASE_S + FINAL_COLUMN_PAIR_S * columns ** 2 + FINAL_CELL_S * rows * columns
+    return FINAL_BASE_S + FINAL_COLUMN_PAIR_S * columns**2 + FINAL_CELL_S * rows * columns
 
 
 def benchmark_batches(profile: TargetProfile, columns: int) -> tuple[int, ...]:
@@ -95,8 +103,15 @@ def benchmark_batches(profile: TargetProfile, columns: int) -> tuple[int, ...]:
     return kept or sizes[:1]
 
 
-def plan(budget_s: float, spent_s: float, imports_s: float, y_rest: Any, columns: int, task: str,
-         profile: TargetProfile) -> TimePlan:
+def plan(
+    budget_s: float,
+    spent_s: float,
+    imports_s: float,
+    y_rest: Any,
+    columns: int,
+    task: str,
+    profile: TargetProfile,
+) -> TimePlan:
     """The plan for a search over ``len(y_rest)`` rows (the test split left out) of ``columns`` feature columns.
 
     Args:
@@ -117,26 +132,41 @@ def plan(budget_s: float, spent_s: float, imports_s: float, y_rest: Any, columns
     search_s = max(left, floor)
     if left < floor:
         needed = spent_s + final_s + floor * STOP_AT
-        notes.append(f"the table needs about {spent_s + final_s:.0f} s besides the search ({spent_s:.1f} s to read and "
-                     f"split it, about {final_s:.0f} s for the final refit, compile and measurement); the search keeps "
-                     f"{MIN_SEARCH_SHARE:.0%} of the budget, so the build takes about {needed:.0f} s: give it more time")
+        notes.append(
+            f"the table needs about {spent_s + final_s:.0f} s besides the search ({spent_s:.1f} s to read and "
+            f"split it, about {final_s:.0f} s for the final refit, compile and measurement); the search keeps "
+            f"{MIN_SEARCH_SHARE:.0%} of the budget, so the build takes about {needed:.0f} s: give it more time"
+        )
     if rows > CV_MAX_ROWS:
         evaluation: dict[str, Any] = {"eval_method": "holdout", "split_ratio": 0.2}
     elif columns > CV_MAX_COLUMNS:
         evaluation = {"eval_method": "holdout", "split_ratio": 0.2}
-        notes.append(f"validated on a 20% holdout instead of {CV_FOLDS}-fold cross-validation: {columns} columns "
-                     f"(over {CV_MAX_COLUMNS}) make {CV_FOLDS} fits per configuration too slow for the budget")
+        notes.append(
+            f"validated on a 20% holdout instead of {CV_FOLDS}-fold cross-validation: {columns} columns "
+            f"(over {CV_MAX_COLUMNS}) make {CV_FOLDS} fits per configuration too slow for the budget"
+        )
     else:
         folds = cv_folds(y_rest, task)
         evaluation = {"eval_method": "cv", "n_splits": folds}
         if folds < CV_FOLDS:
-            notes.append(f"{folds}-fold cross-validation instead of {CV_FOLDS}-fold: the smallest class has only "
-                         f"{folds} rows among the search's rows, and every fold must hold every class")
+            notes.append(
+                f"{folds}-fold cross-validation instead of {CV_FOLDS}-fold: the smallest class has only "
+                f"{folds} rows among the search's rows, and every fold must hold every class"
+            )
     batch_sizes = benchmark_batches(profile, columns)
     if batch_sizes != tuple(sorted(profile.batch_sizes)):
         dropped = ", ".join(str(b) for b in sorted(profile.batch_sizes) if b not in batch_sizes)
-        notes.append(f"benchmark batches of {dropped} rows left out: with {columns} columns they exceed "
-                     f"{BENCH_MAX_CELLS:,} cells (memory and time)")
-    return TimePlan(budget_s=budget_s, spent_s=spent_s, imports_s=imports_s, final_s=final_s,
-                    search_s=search_s if math.isfinite(search_s) else budget_s, evaluation=evaluation,
-                    batch_sizes=batch_sizes, notes=notes)
+        notes.append(
+            f"benchmark batches of {dropped} rows left out: with {columns} columns they exceed "
+            f"{BENCH_MAX_CELLS:,} cells (memory and time)"
+        )
+    return TimePlan(
+        budget_s=budget_s,
+        spent_s=spent_s,
+        imports_s=imports_s,
+        final_s=final_s,
+        search_s=search_s if math.isfinite(search_s) else budget_s,
+        evaluation=evaluation,
+        batch_sizes=batch_sizes,
+        notes=notes,
+    )

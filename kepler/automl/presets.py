@@ -11,8 +11,18 @@ from typing import Any
 from kepler.errors import ProfileError
 from kepler.targets import Registry
 
-_FIELDS = {"name", "description", "task", "metric", "families", "latency_p99_ms", "size_mb", "memory_mb",
-           "precision_floor", "recall_target"}
+_FIELDS = {
+    "name",
+    "description",
+    "task",
+    "metric",
+    "families",
+    "latency_p99_ms",
+    "size_mb",
+    "memory_mb",
+    "precision_floor",
+    "recall_target",
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,15 @@ class Preset:
 
     def budgets(self) -> dict[str, float]:
         """The budgets this preset sets."""
-        return {k: v for k, v in (("latency_p99_ms", self.latency_p99_ms), ("size_mb", self.size_mb),
-                                  ("memory_mb", self.memory_mb)) if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("latency_p99_ms", self.latency_p99_ms),
+                ("size_mb", self.size_mb),
+                ("memory_mb", self.memory_mb),
+            )
+            if v is not None
+        }
 
 
 def _read(path: Path) -> Preset:
@@ -56,18 +73,28 @@ def _read(path: Path) -> Preset:
         raise ProfileError(f"{path}: unreadable preset ({exc}); fix the file") from None
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise ProfileError(f"{path}: field '{unknown[0]}' is not a preset field (known: {', '.join(sorted(_FIELDS))})")
+        raise ProfileError(
+            f"{path}: field '{unknown[0]}' is not a preset field (known: {', '.join(sorted(_FIELDS))})"
+        )
     for key in ("name", "task", "metric", "families"):
         if key not in data:
             raise ProfileError(f"{path}: field '{key}' is missing; add it")
     for key in ("latency_p99_ms", "size_mb", "memory_mb"):
         value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
             raise ProfileError(f"{path}: field '{key}' must be a number > 0, got {value!r}")
     return Preset(
-        name=data["name"], description=data.get("description", ""), task=data["task"], metric=data["metric"],
-        families=tuple(data["families"]), latency_p99_ms=data.get("latency_p99_ms"), size_mb=data.get("size_mb"),
-        memory_mb=data.get("memory_mb"), precision_floor=float(data.get("precision_floor", 0.5)),
+        name=data["name"],
+        description=data.get("description", ""),
+        task=data["task"],
+        metric=data["metric"],
+        families=tuple(data["families"]),
+        latency_p99_ms=data.get("latency_p99_ms"),
+        size_mb=data.get("size_mb"),
+        memory_mb=data.get("memory_mb"),
+        precision_floor=float(data.get("precision_floor", 0.5)),
         recall_target=float(data.get("recall_target", 0.8)),
     )
 
@@ -95,4 +122,6 @@ def load_preset(name_or_path: str | os.PathLike[str] | Preset) -> Preset:
         return _read(PRESETS.get(text))
     if text.endswith(".toml") and Path(text).is_file():
         return _read(Path(text))
-    raise ProfileError(f"unknown use case {text!r}; use one of {', '.join(list_presets())} or a preset .toml file")
+    raise ProfileError(
+        f"unknown use case {text!r}; use one of {', '.join(list_presets())} or a preset .toml file"
+    )

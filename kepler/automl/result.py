@@ -56,6 +56,8 @@ class AutoMLResult(Mapping):
         return dict(self._data)
 
     def __repr__(self) -> str:
-        return (f"AutoMLResult(best_algorithm={self._data.get('best_algorithm')!r}, "
-                f"metric={self._data.get('metric')!r}, test={self._data.get('test_metrics', {}).get('score')}, "
-                f"deployment_ready={self._data.get('deployment_ready')})")
+        return (
+            f"AutoMLResult(best_algorithm={self._data.get('best_algorithm')!r}, "
+            f"metric={self._data.get('metric')!r}, test={self._data.get('test_metrics', {}).get('score')}, "
+            f"deployment_ready={self._data.get('deployment_ready')})"
+        )

@@ -6,20 +6,31 @@ import dataclasses
 import importlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 from kepler.automl import budgets as budget_mod
 from kepler.automl.families import ALL_FAMILIES, CLASSIFICATION, FAMILIES, searchable
 from kepler.automl.labels import LabelCodes, label_codes
-from kepler.automl.metrics import METRICS, report as metric_report
+from kepler.automl.metrics import METRICS
+from kepler.automl.metrics import report as metric_report
 from kepler.automl.pipelines import candidate
-from kepler.automl.plan import check_time_budget, plan as time_plan
+from kepler.automl.plan import check_time_budget
+from kepler.automl.plan import plan as time_plan
 from kepler.automl.presets import Preset, load_preset
 from kepler.automl.result import AutoMLResult
-from kepler.automl.search import (SearchSpec, Trial, closest_candidates, evaluate, failure_summary, failure_text,
-                                  pareto_front, preload, run_search)
+from kepler.automl.search import (
+    SearchSpec,
+    Trial,
+    closest_candidates,
+    evaluate,
+    failure_summary,
+    failure_text,
+    pareto_front,
+    preload,
+    run_search,
+)
 from kepler.automl.splits import TEST_SHARE, check_class_rows, split_test  # noqa: F401 (split_test: reproduce's)
 from kepler.data.values import plain
 from kepler.errors import BudgetError, CompileError, DataError, KeplerError, ParityError
@@ -30,8 +41,13 @@ FINAL_ATTEMPTS = 3
 
 def _default_preset(task: str, n_classes: int) -> Preset:
     metric = "r2" if task != CLASSIFICATION else ("roc_auc" if n_classes == 2 else "accuracy")
-    return Preset(name="default", description="Best score under the target's budgets.", task=task,
-                  metric=metric, families=ALL_FAMILIES)
+    return Preset(
+        name="default",
+        description="Best score under the target's budgets.",
+        task=task,
+        metric=metric,
+        families=ALL_FAMILIES,
+    )
 
 
 def _load(data: Any, target: str) -> Any:
@@ -59,10 +75,18 @@ def _constraints(constraints: Any) -> dict[str, Any]:
     raise KeplerError("constraints must be a dict or the path of a JSON file; see `kepler automl run --help`")
 
 
-def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, numeric: list[str],
-              categorical: list[str], output: Path | None, input_typing: dict[str, dict[str, str]],
-              class_labels: list[Any] | None = None,
-              batch_sizes: tuple[int, ...] | None = None) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
+def _finalize(
+    trials: list[Trial],
+    spec: SearchSpec,
+    x_rest: Any,
+    y_rest: Any,
+    numeric: list[str],
+    categorical: list[str],
+    output: Path | None,
+    input_typing: dict[str, dict[str, str]],
+    class_labels: list[Any] | None = None,
+    batch_sizes: tuple[int, ...] | None = None,
+) -> tuple[Any, Any, Trial, list[dict[str, Any]], list[dict]]:
     """Refits the best compliant trials on train+validation, compiles them and re-measures the budgets.
 
     A classifier fit on label codes compiles with ``class_labels`` (the graph answers the labels); the
@@ -87,19 +111,34 @@ def _finalize(trials: list[Trial], spec: SearchSpec, x_rest: Any, y_rest: Any, n
         # An outlier detector (IsolationForest) is fit without the label: there are no codes to restore.
         labels = class_labels if class_labels is not None and is_classifier(model.steps[-1][1]) else None
         try:
-            artifact = compile_model(model, profile, x_rest, output=output, input_typing=input_typing,
-                                     class_labels=labels)
+            artifact = compile_model(
+                model, profile, x_rest, output=output, input_typing=input_typing, class_labels=labels
+            )
         except CompileError as exc:  # parity, or a pass of the profile the trials do not run
             parity = exc if isinstance(exc, ParityError) else parity
-            rejected.append({"trial": trial.number, "family": trial.family, "reason": str(exc),
-                             "kind": "parity" if isinstance(exc, ParityError) else "compile"})
+            rejected.append(
+                {
+                    "trial": trial.number,
+                    "family": trial.family,
+                    "reason": str(exc),
+                    "kind": "parity" if isinstance(exc, ParityError) else "compile",
+                }
+            )
             continue
         rows = budget_mod.check(spec.budgets, budget_mod.measured(artifact.benchmark))
         if all(r["ok"] for r in rows):
             return model, artifact, trial, rows, rejected
-        rejected.append({"trial": trial.number, "family": trial.family, "kind": "budget",
-                         "reason": "re-measured budgets broken: " + ", ".join(
-                             f"{r['budget']} {_figure(r['measured'])} > {r['limit']:g}" for r in rows if not r["ok"])})
+        rejected.append(
+            {
+                "trial": trial.number,
+                "family": trial.family,
+                "kind": "budget",
+                "reason": "re-measured budgets broken: "
+                + ", ".join(
+                    f"{r['budget']} {_figure(r['measured'])} > {r['limit']:g}" for r in rows if not r["ok"]
+                ),
+            }
+        )
     raise _no_candidate(trials, spec, rejected, parity)
 
 
@@ -107,30 +146,44 @@ def _figure(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.3g}"
 
 
-def _no_candidate(trials: list[Trial], spec: SearchSpec, rejected: list[dict[str, Any]],
-                  parity: ParityError | None) -> KeplerError:
+def _no_candidate(
+    trials: list[Trial], spec: SearchSpec, rejected: list[dict[str, Any]], parity: ParityError | None
+) -> KeplerError:
     """The error that says why no model came out of a search: time, compilation, parity, or budgets."""
     failures = failure_summary(trials)
     failed = sum(f["count"] for f in failures)
     if not trials:
-        return BudgetError(f"no trial finished within the time budget of {spec.time_budget_s:g} s; give the search "
-                           f"more time (e.g. --time-budget {max(60, int(spec.time_budget_s * 4))}s)", {})
+        return BudgetError(
+            f"no trial finished within the time budget of {spec.time_budget_s:g} s; give the search "
+            f"more time (e.g. --time-budget {max(60, int(spec.time_budget_s * 4))}s)",
+            {},
+        )
     if failed == len(trials):
         return CompileError(
             f"all {len(trials)} trials failed to compile: {failure_text(failures)}; fix the cause named, or leave "
-            f"the families it names out of the search (constraint 'families'), then rerun")
+            f"the families it names out of the search (constraint 'families'), then rerun"
+        )
     reasons = " | ".join(f"trial {r['trial']} ({r['family']}): {r['reason']}" for r in rejected)
     if rejected and all(r["kind"] != "budget" for r in rejected):
         best = f"the {len(rejected)} best candidates" if len(rejected) > 1 else "the best candidate"
         if parity is not None and all(r["kind"] == "parity" for r in rejected):
-            return ParityError(f"{best} compiled but failed the parity check of the final build: {reasons}", parity.report)
+            return ParityError(
+                f"{best} compiled but failed the parity check of the final build: {reasons}", parity.report
+            )
         return CompileError(f"{best} failed the final build: {reasons}")
-    failed_text = f"; {failed} of {len(trials)} trials failed to compile: {failure_text(failures)}" if failed else ""
+    failed_text = (
+        f"; {failed} of {len(trials)} trials failed to compile: {failure_text(failures)}" if failed else ""
+    )
     return BudgetError(
         f"no candidate fits the budgets ({_budget_text(spec.budgets)}) after {len(trials)} trials{failed_text}; "
         f"relax a budget, pick another target, or give the search more time",
-        {"budgets": spec.budgets, "closest": closest_candidates(trials), "rejected_at_final_check": rejected,
-         "trials": len(trials), "failed_trials": failures},
+        {
+            "budgets": spec.budgets,
+            "closest": closest_candidates(trials),
+            "rejected_at_final_check": rejected,
+            "trials": len(trials),
+            "failed_trials": failures,
+        },
     )
 
 
@@ -138,11 +191,20 @@ def _budget_text(budgets: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{k} ≤ {v['limit']:g} ({v['source']})" for k, v in budgets.items())
 
 
-def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h", interpretability_required: bool = False,
-                    environment: str | os.PathLike[str] | TargetProfile = "edge", constraints: Any = None,
-                    seed: int = 0, *, use_case: str | Preset | None = None, output: str | os.PathLike[str] | None = None,
-                    progress: Callable[[Trial, Trial | None, float], None] | None = None,
-                    force: bool = False) -> AutoMLResult:
+def automl_pipeline(
+    data: Any,
+    target: str,
+    optimization_time: str | float = "1h",
+    interpretability_required: bool = False,
+    environment: str | os.PathLike[str] | TargetProfile = "edge",
+    constraints: Any = None,
+    seed: int = 0,
+    *,
+    use_case: str | Preset | None = None,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[Trial, Trial | None, float], None] | None = None,
+    force: bool = False,
+) -> AutoMLResult:
     """Searches for the most accurate model that fits a target's budgets, measured on the compiled artifact.
 
     Args:
@@ -180,7 +242,9 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
             candidates failed the final build (ParityError when all failed the parity check).
     """
     started = time.perf_counter()
-    importlib.import_module("kepler.data")  # pandas: a one-off import, outside the budget like the search's own
+    importlib.import_module(
+        "kepler.data"
+    )  # pandas: a one-off import, outside the budget like the search's own
     imports_s = time.perf_counter() - started
     profile = load_profile(environment)
     extra = _constraints(constraints)
@@ -192,8 +256,10 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
     n_classes = int(dataset.label.nunique())
     preset = load_preset(use_case) if use_case is not None else _default_preset(task, n_classes)
     if preset.task != task:
-        raise DataError(f"use case {preset.name!r} needs a {preset.task} label, but {target!r} is a {task} label; "
-                        f"pick another use case or label")
+        raise DataError(
+            f"use case {preset.name!r} needs a {preset.task} label, but {target!r} is a {task} label; "
+            f"pick another use case or label"
+        )
     metric = extra.get("metric", preset.metric)
     METRICS.get(metric)
     codes: LabelCodes | None = None
@@ -202,22 +268,34 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
         codes = label_codes(dataset.label)
     positive = _positive_class(dataset.label, task)
     if metric in ("roc_auc", "pr_auc", "recall_at_precision", "fpr_at_recall") and positive is None:
-        raise DataError(f"metric {metric!r} needs a label with exactly two classes; {target!r} has {n_classes}")
+        raise DataError(
+            f"metric {metric!r} needs a label with exactly two classes; {target!r} has {n_classes}"
+        )
     names = tuple(extra.get("families", preset.families))
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         raise KeplerError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES.names())}")
-    families = searchable(names, task, interpretable=interpretability_required, allowed=profile.allowed_estimators)
+    families = searchable(
+        names, task, interpretable=interpretability_required, allowed=profile.allowed_estimators
+    )
     if not families:
-        raise KeplerError(f"no model family of {', '.join(names)} can be searched for a {task} task on target "
-                          f"{profile.name!r}{' with interpretability required' if interpretability_required else ''}; "
-                          f"widen the families")
-    spec = SearchSpec(task=task, metric=metric, metric_options={"precision_floor": preset.precision_floor,
-                                                                "recall_target": preset.recall_target},
-                      families=families, profile=profile,
-                      budgets=budget_mod.merge_budgets(profile, preset.budgets(), preset.name, extra),
-                      time_budget_s=time_budget_s, seed=seed, interpretable=interpretability_required,
-                      positive=codes.code(positive) if codes is not None and positive is not None else positive)
+        raise KeplerError(
+            f"no model family of {', '.join(names)} can be searched for a {task} task on target "
+            f"{profile.name!r}{' with interpretability required' if interpretability_required else ''}; "
+            f"widen the families"
+        )
+    spec = SearchSpec(
+        task=task,
+        metric=metric,
+        metric_options={"precision_floor": preset.precision_floor, "recall_target": preset.recall_target},
+        families=families,
+        profile=profile,
+        budgets=budget_mod.merge_budgets(profile, preset.budgets(), preset.name, extra),
+        time_budget_s=time_budget_s,
+        seed=seed,
+        interpretable=interpretability_required,
+        positive=codes.code(positive) if codes is not None and positive is not None else positive,
+    )
 
     imports_started = time.perf_counter()
     preload(spec)  # FLAML, scikit-learn, the converters and each family's library
@@ -225,23 +303,40 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
     label = codes.encode(dataset.label) if codes is not None else dataset.label
     x_rest, y_rest, x_test, y_test = split_test(dataset.frame, label, task, seed)
     numeric, categorical = list(dataset.numeric_columns), list(dataset.categorical_columns)
-    plan = time_plan(time_budget_s, time.perf_counter() - started - imports_s, imports_s, y_rest,
-                     len(dataset.features), task, profile)
+    plan = time_plan(
+        time_budget_s,
+        time.perf_counter() - started - imports_s,
+        imports_s,
+        y_rest,
+        len(dataset.features),
+        task,
+        profile,
+    )
     spec.search_s, spec.evaluation = plan.search_s, plan.evaluation
     search = run_search(x_rest, y_rest, spec, numeric, categorical, progress)
     trials = search.trials
     final_started = time.perf_counter()
     model, artifact, chosen, constraint_rows, rejected = _finalize(
-        trials, spec, x_rest, y_rest, numeric, categorical, Path(output) if output else None, dataset.input_typing(),
-        class_labels=codes.class_labels if codes is not None else None, batch_sizes=plan.batch_sizes)
+        trials,
+        spec,
+        x_rest,
+        y_rest,
+        numeric,
+        categorical,
+        Path(output) if output else None,
+        dataset.input_typing(),
+        class_labels=codes.class_labels if codes is not None else None,
+        batch_sizes=plan.batch_sizes,
+    )
 
     # The compiled artifact is judged against the labels as it answers them (the codes decoded).
     compiled = artifact.predictor()
     test_spec = spec
     if codes is not None:
         y_test = codes.decode(y_test)
-        test_spec = dataclasses.replace(spec, positive=None if spec.positive is None
-                                        else plain(codes.decode([spec.positive])[0]))
+        test_spec = dataclasses.replace(
+            spec, positive=None if spec.positive is None else plain(codes.decode([spec.positive])[0])
+        )
     evaluation = evaluate(compiled, x_test, y_test, test_spec)
     test_metrics = {"score": float(METRICS.get(metric)(evaluation)), **metric_report(evaluation, task)}
     if metric == "fpr_at_recall":
@@ -286,12 +381,23 @@ def automl_pipeline(data: Any, target: str, optimization_time: str | float = "1h
     return AutoMLResult(result, artifact=artifact, model=model)
 
 
-def industrial_automl(data: Any, target: str, use_case: str = "predictive_maintenance",
-                      production_environment: str | os.PathLike[str] | TargetProfile = "edge",
-                      optimization_time: str | float = "5m", **kwargs: Any) -> AutoMLResult:
+def industrial_automl(
+    data: Any,
+    target: str,
+    use_case: str = "predictive_maintenance",
+    production_environment: str | os.PathLike[str] | TargetProfile = "edge",
+    optimization_time: str | float = "5m",
+    **kwargs: Any,
+) -> AutoMLResult:
     """The guide's industrial entry point: a use-case preset on an edge or cloud target.
 
     See :func:`automl_pipeline` for the other arguments.
     """
-    return automl_pipeline(data, target, optimization_time=optimization_time, environment=production_environment,
-                           use_case=use_case, **kwargs)
+    return automl_pipeline(
+        data,
+        target,
+        optimization_time=optimization_time,
+        environment=production_environment,
+        use_case=use_case,
+        **kwargs,
+    )

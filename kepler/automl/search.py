@@ -51,13 +51,23 @@ class Trial:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (infinite figures become None)."""
+
         def clean(value: Any) -> Any:
             return None if isinstance(value, float) and not math.isfinite(value) else value
 
-        return {"number": self.number, "family": self.family, "config": _plain(self.config),
-                "val_score": clean(self.val_score), "p99_ms": clean(self.p99_ms), "p50_ms": clean(self.p50_ms),
-                "size_mb": clean(self.size_mb), "elapsed_s": self.elapsed_s, "error": self.error,
-                "violations": self.violations, "compliant": self.compliant}
+        return {
+            "number": self.number,
+            "family": self.family,
+            "config": _plain(self.config),
+            "val_score": clean(self.val_score),
+            "p99_ms": clean(self.p99_ms),
+            "p50_ms": clean(self.p50_ms),
+            "size_mb": clean(self.size_mb),
+            "elapsed_s": self.elapsed_s,
+            "error": self.error,
+            "violations": self.violations,
+            "compliant": self.compliant,
+        }
 
 
 def _plain(config: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +138,14 @@ class SearchRun:
     isolation: str
 
 
-def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], categorical: list[str],
-               progress: Callable[[Trial, Trial | None, float], None] | None = None) -> SearchRun:
+def run_search(
+    x_fit: Any,
+    y_fit: Any,
+    spec: SearchSpec,
+    numeric: list[str],
+    categorical: list[str],
+    progress: Callable[[Trial, Trial | None, float], None] | None = None,
+) -> SearchRun:
     """Runs FLAML over the families; every configuration is compiled and timed under the profile.
 
     Configurations are scored as ``spec.evaluation`` says (the time plan: k-fold cross-validation
@@ -168,8 +184,12 @@ def run_search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], cat
         stopped = _run_in_child(search, record, deadline=started + spec.search_budget_s * STOP_AT)
     else:
         search(record)
-    return SearchRun(sorted(trials.values(), key=lambda t: t.number), time.perf_counter() - started, stopped,
-                     "process" if isolated else "in-process")
+    return SearchRun(
+        sorted(trials.values(), key=lambda t: t.number),
+        time.perf_counter() - started,
+        stopped,
+        "process" if isolated else "in-process",
+    )
 
 
 def preload(spec: SearchSpec) -> None:
@@ -177,7 +197,7 @@ def preload(spec: SearchSpec) -> None:
     so that neither the budget nor a forked child pays for it (a second call costs nothing)."""
     import flaml  # noqa: F401
 
-    import kepler.compilers.convert  # noqa: F401
+    import kepler.compilers.convert
     import kepler.runtimes.benchmark  # noqa: F401
     from kepler.compilers.converters import install_backends
 
@@ -199,8 +219,9 @@ def can_isolate() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
-def _run_in_child(search: Callable[[Callable[[Trial], None]], None], record: Callable[[Trial], None],
-                  deadline: float) -> bool:
+def _run_in_child(
+    search: Callable[[Callable[[Trial], None]], None], record: Callable[[Trial], None], deadline: float
+) -> bool:
     """Runs ``search`` in a forked child, passing each trial it emits to ``record``.
 
     Returns:
@@ -227,11 +248,11 @@ def _run_in_child(search: Callable[[Callable[[Trial], None]], None], record: Cal
             reader.close()
             search(lambda trial: writer.send(("trial", trial)))
             writer.send(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        except BaseException as exc:
             code = 1
             try:
                 writer.send(("error", _portable(exc)))
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 pass
         finally:
             os._exit(code)
@@ -303,14 +324,23 @@ def _portable(exc: BaseException) -> BaseException:
     text = "".join(traceback.format_exception(exc))
     try:
         copy = pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - an exception whose arguments do not round-trip
+    except Exception:
         copy = KeplerError(f"the search failed: {type(exc).__name__}: {exc}")
     copy.add_note("raised in the search process:\n" + text)
     return copy
 
 
-def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], categorical: list[str], started: float,
-            emit: Callable[[Trial], None], *, forked: bool) -> None:
+def _search(
+    x_fit: Any,
+    y_fit: Any,
+    spec: SearchSpec,
+    numeric: list[str],
+    categorical: list[str],
+    started: float,
+    emit: Callable[[Trial], None],
+    *,
+    forked: bool,
+) -> None:
     """The FLAML search itself; ``emit`` receives each trial after every fold it is scored on."""
     from flaml import AutoML
     from threadpoolctl import threadpool_limits
@@ -319,8 +349,16 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
     fold_scores: dict[tuple, list[float]] = {}
     score_of = METRICS.get(spec.metric)
 
-    def metric(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any,
-               *args: Any, **kwargs: Any) -> tuple[float, dict[str, float]]:
+    def metric(
+        X_val: Any,
+        y_val: Any,
+        estimator: Any,
+        labels: Any,
+        X_train: Any,
+        y_train: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[float, dict[str, float]]:
         model = estimator._model
         score = float(score_of(evaluate(model, X_val, y_val, spec)))
         config = {k: v for k, v in estimator.params.items() if k != "n_jobs"}
@@ -329,9 +367,17 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
         trial = trials.get(key)
         if trial is None:
             measured = measure_compiled(model, X_val.head(PROBE_ROWS), spec.profile)
-            trial = Trial(number=len(trials) + 1, family=family, config=config, val_score=score,
-                          p99_ms=measured["p99_ms"], p50_ms=measured["p50_ms"], size_mb=measured["size_mb"],
-                          elapsed_s=0.0, error=measured["error"])
+            trial = Trial(
+                number=len(trials) + 1,
+                family=family,
+                config=config,
+                val_score=score,
+                p99_ms=measured["p99_ms"],
+                p50_ms=measured["p50_ms"],
+                size_mb=measured["size_mb"],
+                elapsed_s=0.0,
+                error=measured["error"],
+            )
             for budget, value in (("latency_p99_ms", trial.p99_ms), ("size_mb", trial.size_mb)):
                 limit = spec.budgets[budget]["limit"]
                 if value > limit:
@@ -352,11 +398,18 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
     learners = []
     for family in spec.families:
         learners.append(f"kepler_{family.name}")
-        automl.add_learner(learners[-1], learner_class(
-            family, spec.task, spec.seed, numeric, categorical, interpretable=spec.interpretable))
+        automl.add_learner(
+            learners[-1],
+            learner_class(
+                family, spec.task, spec.seed, numeric, categorical, interpretable=spec.interpretable
+            ),
+        )
     logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
-    evaluation = spec.evaluation or ({"eval_method": "cv", "n_splits": CV_FOLDS} if len(x_fit) <= CV_MAX_ROWS
-                                     else {"eval_method": "holdout", "split_ratio": 0.2})
+    evaluation = spec.evaluation or (
+        {"eval_method": "cv", "n_splits": CV_FOLDS}
+        if len(x_fit) <= CV_MAX_ROWS
+        else {"eval_method": "holdout", "split_ratio": 0.2}
+    )
     # Native pools (OpenMP of the boosters and HistGradientBoosting, BLAS) default to every core; two builds
     # side by side then oversubscribe the cores and a trial of a few hundred rows takes seconds.
     threads = spec.profile.resolved_threads
@@ -366,12 +419,28 @@ def _search(x_fit: Any, y_fit: Any, spec: SearchSpec, numeric: list[str], catego
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*inplace keyword.*")
         automl.fit(
-            x_fit, y_fit, task=spec.task, metric=metric, **evaluation,
-            metric_constraints=[("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
-                                ("size_mb", "<=", spec.budgets["size_mb"]["limit"])],
-            estimator_list=learners, time_budget=spec.search_budget_s, seed=spec.seed, skip_transform=True,
-            retrain_full=False, verbose=0, log_file_name="", n_jobs=1, auto_augment=False, early_stop=False,
-            keep_search_state=False, model_history=False, mlflow_logging=False,
+            x_fit,
+            y_fit,
+            task=spec.task,
+            metric=metric,
+            **evaluation,
+            metric_constraints=[
+                ("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
+                ("size_mb", "<=", spec.budgets["size_mb"]["limit"]),
+            ],
+            estimator_list=learners,
+            time_budget=spec.search_budget_s,
+            seed=spec.seed,
+            skip_transform=True,
+            retrain_full=False,
+            verbose=0,
+            log_file_name="",
+            n_jobs=1,
+            auto_augment=False,
+            early_stop=False,
+            keep_search_state=False,
+            model_history=False,
+            mlflow_logging=False,
         )
 
 
@@ -381,9 +450,13 @@ def pareto_front(trials: list[Trial]) -> list[Trial]:
     front = []
     for t in candidates:
         dominated = any(
-            o is not t and o.val_score >= t.val_score and o.p99_ms <= t.p99_ms and o.size_mb <= t.size_mb
+            o is not t
+            and o.val_score >= t.val_score
+            and o.p99_ms <= t.p99_ms
+            and o.size_mb <= t.size_mb
             and (o.val_score > t.val_score or o.p99_ms < t.p99_ms or o.size_mb < t.size_mb)
-            for o in candidates)
+            for o in candidates
+        )
         if not dominated:
             front.append(t)
     return sorted(front, key=lambda t: -t.val_score)
@@ -391,10 +464,20 @@ def pareto_front(trials: list[Trial]) -> list[Trial]:
 
 def closest_candidates(trials: list[Trial], limit: int = 5) -> list[dict[str, Any]]:
     """The trials that came nearest to every budget, with what each broke and by how much."""
-    ranked = sorted((t for t in trials if t.error is None), key=lambda t: max(t.violations.values(), default=0.0))
-    return [{"trial": t.number, "family": t.family, "val_score": t.val_score, "p99_ms": t.p99_ms,
-             "size_mb": t.size_mb, "broken": {k: {"over_by": round(v, 3)} for k, v in t.violations.items()}}
-            for t in ranked[:limit]]
+    ranked = sorted(
+        (t for t in trials if t.error is None), key=lambda t: max(t.violations.values(), default=0.0)
+    )
+    return [
+        {
+            "trial": t.number,
+            "family": t.family,
+            "val_score": t.val_score,
+            "p99_ms": t.p99_ms,
+            "size_mb": t.size_mb,
+            "broken": {k: {"over_by": round(v, 3)} for k, v in t.violations.items()},
+        }
+        for t in ranked[:limit]
+    ]
 
 
 def failure_summary(trials: list[Trial]) -> list[dict[str, Any]]:
@@ -413,9 +496,10 @@ def failure_summary(trials: list[Trial]) -> list[dict[str, Any]]:
 
 def failure_text(summary: list[dict[str, Any]], shown: int = 3, width: int = 240) -> str:
     """The distinct failure reasons on one line, each with its count (the most frequent ``shown`` ones)."""
+
     def one(entry: dict[str, Any]) -> str:
         reason = " ".join(entry["reason"].split())
-        reason = reason if len(reason) <= width else reason[:width - 1] + "…"
+        reason = reason if len(reason) <= width else reason[: width - 1] + "…"
         return f"{entry['count']}× {reason}"
 
     text = " | ".join(one(e) for e in summary[:shown])

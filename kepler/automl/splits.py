@@ -30,12 +30,15 @@ def check_class_rows(label: pd.Series, name: str | None = None) -> None:
     if rare.empty:
         return
     value, rows = rare.index[0], int(rare.iloc[0])
-    others = f" (and {len(rare) - 1} other class{'es' if len(rare) > 2 else ''} as small)" if len(rare) > 1 else ""
+    others = (
+        f" (and {len(rare) - 1} other class{'es' if len(rare) > 2 else ''} as small)" if len(rare) > 1 else ""
+    )
     column = f"label {name!r}: " if name else ""
     raise DataError(
         f"{column}class {shown(value)} has {rows} row{'s' if rows != 1 else ''} of {len(label)}{others}; a build needs at "
         f"least {MIN_CLASS_ROWS} rows of each class (1 for the test split, 2 so that every validation fold holds it): "
-        f"add rows of that class, merge it into another class, or drop its rows")
+        f"add rows of that class, merge it into another class, or drop its rows"
+    )
 
 
 def split_test(frame: Any, label: Any, task: str, seed: int) -> tuple[Any, ...]:
@@ -76,7 +79,7 @@ def _hold_every_class(rest: list[int], test: list[int], y: np.ndarray) -> tuple[
             rest.remove(moved)
             test.append(moved)
         elif int(in_rest.get(value, 0)) < MIN_SEARCH_ROWS:
-            for moved in [p for p in test if y[p] == value][:MIN_SEARCH_ROWS - int(in_rest.get(value, 0))]:
+            for moved in [p for p in test if y[p] == value][: MIN_SEARCH_ROWS - int(in_rest.get(value, 0))]:
                 test.remove(moved)
                 rest.append(moved)
     return rest, test

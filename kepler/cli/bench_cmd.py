@@ -9,7 +9,6 @@ Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,19 +18,35 @@ from kepler.cli.app import app
 @app.command("bench")
 def bench_command(
     artifact: Path = typer.Argument(..., help="Artifact folder written by `kepler compile`."),
-    target: Optional[str] = typer.Option(None, "--target", "-t", help="Profile name or .toml (default: the artifact's)."),
-    compare_native: Optional[Path] = typer.Option(None, "--compare-native", help="Native model file to time in the same run."),
-    sample: Optional[Path] = typer.Option(None, "--sample", "-s", help="Rows to time on (default: the artifact's probe rows)."),
-    drop: Optional[list[str]] = typer.Option(None, "--drop", help="Column(s) of the sample that are not features (repeatable)."),
-    batch: Optional[list[int]] = typer.Option(None, "--batch", help="Batch size to time (repeatable; default: the profile's)."),
+    target: str | None = typer.Option(
+        None, "--target", "-t", help="Profile name or .toml (default: the artifact's)."
+    ),
+    compare_native: Path | None = typer.Option(
+        None, "--compare-native", help="Native model file to time in the same run."
+    ),
+    sample: Path | None = typer.Option(
+        None, "--sample", "-s", help="Rows to time on (default: the artifact's probe rows)."
+    ),
+    drop: list[str] | None = typer.Option(
+        None, "--drop", help="Column(s) of the sample that are not features (repeatable)."
+    ),
+    batch: list[int] | None = typer.Option(
+        None, "--batch", help="Batch size to time (repeatable; default: the profile's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Measure p50/p95/p99 latency, throughput, size, load time and memory of an artifact."""
     from kepler.api import bench
     from kepler.cli import output as out
 
-    report = bench(artifact, target, compare_native=str(compare_native) if compare_native else None,
-                   sample_path=str(sample) if sample else None, drop=drop, batch_sizes=batch)
+    report = bench(
+        artifact,
+        target,
+        compare_native=str(compare_native) if compare_native else None,
+        sample_path=str(sample) if sample else None,
+        drop=drop,
+        batch_sizes=batch,
+    )
     if as_json:
         out.print_json(report)
         return
@@ -40,6 +55,8 @@ def bench_command(
     console.print(out.budget_table(report))
     if "ratios" in report:
         ratios = report["ratios"]
-        console.print(f"native vs compiled: p50 speed-up at batch {report['batches'][0]['batch']} "
-                      f"{ratios['p50_speedup_batch1']:.1f}×, throughput ratio at batch "
-                      f"{report['throughput_batch']} {ratios['throughput_ratio']:.2f}×")
+        console.print(
+            f"native vs compiled: p50 speed-up at batch {report['batches'][0]['batch']} "
+            f"{ratios['p50_speedup_batch1']:.1f}×, throughput ratio at batch "
+            f"{report['throughput_batch']} {ratios['throughput_ratio']:.2f}×"
+        )

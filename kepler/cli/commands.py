@@ -24,5 +24,7 @@ def run_build(*, as_json: bool, time_budget: str, model: Any, force: bool = Fals
     report = built.report
     console.print(out.build_summary(report))
     chosen = report.get("best_algorithm") or report.get("best_estimator")
-    console.print(f"[bold green]built[/] {chosen} for '{report['target']['name']}' → {built.path} "
-                  f"(report.html, report.json, artifact/)")
+    console.print(
+        f"[bold green]built[/] {chosen} for '{report['target']['name']}' → {built.path} "
+        f"(report.html, report.json, artifact/)"
+    )

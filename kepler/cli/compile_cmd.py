@@ -9,7 +9,6 @@ Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,11 +17,19 @@ from kepler.cli.app import app
 
 @app.command("compile")
 def compile_command(
-    model: Path = typer.Argument(..., help="Fitted model: .joblib/.pkl, XGBoost .json/.ubj, or LightGBM .txt."),
-    target: str = typer.Option("edge", "--target", "-t", help="Target profile name or path to a .toml profile."),
+    model: Path = typer.Argument(
+        ..., help="Fitted model: .joblib/.pkl, XGBoost .json/.ubj, or LightGBM .txt."
+    ),
+    target: str = typer.Option(
+        "edge", "--target", "-t", help="Target profile name or path to a .toml profile."
+    ),
     sample: Path = typer.Option(..., "--sample", "-s", help="CSV or Parquet rows of the training data."),
-    drop: Optional[list[str]] = typer.Option(None, "--drop", help="Column(s) of the sample that are not features (repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact folder (default artifacts/<model>-<target>)."),
+    drop: list[str] | None = typer.Option(
+        None, "--drop", help="Column(s) of the sample that are not features (repeatable)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Artifact folder (default artifacts/<model>-<target>)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Compile a fitted model to one ONNX graph, verify parity and write the artifact."""
@@ -38,5 +45,7 @@ def compile_command(
     if artifact.benchmark:
         console.print(out.benchmark_table(artifact.benchmark))
         console.print(out.budget_table(artifact.benchmark))
-    console.print(f"[bold green]compiled[/] {artifact.manifest['source']['estimator']} for "
-                  f"'{artifact.manifest['target']['name']}' → {artifact.path}")
+    console.print(
+        f"[bold green]compiled[/] {artifact.manifest['source']['estimator']} for "
+        f"'{artifact.manifest['target']['name']}' → {artifact.path}"
+    )

@@ -16,34 +16,46 @@ Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from kepler.cli.app import app
 
-UNKNOWN_HELP = ("reject (422, the default) or ignore: request columns the model does not know. Columns the build "
-                "dropped (ids, timestamps, the label) are always ignored.")
+UNKNOWN_HELP = (
+    "reject (422, the default) or ignore: request columns the model does not know. Columns the build "
+    "dropped (ids, timestamps, the label) are always ignored."
+)
 
 
 @app.command("deploy")
 def deploy_command(
-    release: Optional[str] = typer.Argument(None, help="The release to deploy."),
+    release: str | None = typer.Argument(None, help="The release to deploy."),
     platform: str = typer.Option("local", "--platform", "-p", help="local or cloud-run."),
-    port: Optional[int] = typer.Option(None, "--port", help="Local: run the service in the background on this port."),
+    port: int | None = typer.Option(
+        None, "--port", help="Local: run the service in the background on this port."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Local: the address to listen on."),
-    stop: bool = typer.Option(False, "--stop", help="Stop the server Kepler started on --port, and deploy nothing."),
-    rollback: Optional[bool] = typer.Option(None, "--rollback/--no-rollback",
-                                            help="Record as a rollback or not (default: when the version is earlier)."),
-    batching: bool = typer.Option(False, "--batching", help="Adaptive batching, set from the target profile."),
+    stop: bool = typer.Option(
+        False, "--stop", help="Stop the server Kepler started on --port, and deploy nothing."
+    ),
+    rollback: bool | None = typer.Option(
+        None,
+        "--rollback/--no-rollback",
+        help="Record as a rollback or not (default: when the version is earlier).",
+    ),
+    batching: bool = typer.Option(
+        False, "--batching", help="Adaptive batching, set from the target profile."
+    ),
     workers: int = typer.Option(1, "--workers", help="Service worker processes."),
-    max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
+    max_body_mb: float | None = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
     access_log: bool = typer.Option(False, "--access-log", help="BentoML's per-request access log."),
     unknown_columns: str = typer.Option("reject", "--unknown-columns", help=UNKNOWN_HELP),
-    image_tag: Optional[str] = typer.Option(None, "--image-tag", help="Cloud Run: the image name (with its registry)."),
-    base_image: Optional[str] = typer.Option(None, "--base-image", help="Cloud Run: replace the image's base."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Cloud Run: where service.yaml goes."),
-    region: Optional[str] = typer.Option(None, "--region", help="Cloud Run: the region."),
+    image_tag: str | None = typer.Option(
+        None, "--image-tag", help="Cloud Run: the image name (with its registry)."
+    ),
+    base_image: str | None = typer.Option(None, "--base-image", help="Cloud Run: replace the image's base."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="Cloud Run: where service.yaml goes."),
+    region: str | None = typer.Option(None, "--region", help="Cloud Run: the region."),
     no_build: bool = typer.Option(False, "--no-build", help="Cloud Run: write service.yaml only."),
     as_json: bool = typer.Option(False, "--json", help="Print the deployment as JSON."),
 ) -> None:
@@ -56,28 +68,52 @@ def deploy_command(
         from kepler.deploy import stop as stop_server
 
         stopped = stop_server(port)
-        typer.echo(f"stopped the Kepler server on port {port}" if stopped else f"no Kepler server on port {port}")
+        typer.echo(
+            f"stopped the Kepler server on port {port}" if stopped else f"no Kepler server on port {port}"
+        )
         return
     if release is None:
-        raise KeplerError("name the release to deploy, e.g. `kepler deploy stable-v1.0` (list them with "
-                          "`kepler versioning list-releases`)")
+        raise KeplerError(
+            "name the release to deploy, e.g. `kepler deploy stable-v1.0` (list them with "
+            "`kepler versioning list-releases`)"
+        )
     from kepler.deploy import deploy
 
-    options = {k: v for k, v in {"image_tag": image_tag, "base_image": base_image, "output_dir": output_dir,
-                                 "region": region}.items() if v is not None}
+    options = {
+        k: v
+        for k, v in {
+            "image_tag": image_tag,
+            "base_image": base_image,
+            "output_dir": output_dir,
+            "region": region,
+        }.items()
+        if v is not None
+    }
     if no_build:
         options["build"] = False
-    done = deploy(release, platform=platform, port=port, host=host, rollback=rollback, batching=batching or None,
-                  workers=workers, max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns,
-                  **options)
+    done = deploy(
+        release,
+        platform=platform,
+        port=port,
+        host=host,
+        rollback=rollback,
+        batching=batching or None,
+        workers=workers,
+        max_body_mb=max_body_mb,
+        access_log=access_log,
+        unknown_columns=unknown_columns,
+        **options,
+    )
     if as_json:
         from kepler.cli.output import print_json
 
         print_json(done.to_dict())
         return
     what = "rolled back to" if done.rollback else "deployed"
-    typer.echo(f"{what} {done.release} {done.version} on {done.platform}"
-               + (f" (replacing {done.previous})" if done.previous and done.previous != done.release else ""))
+    typer.echo(
+        f"{what} {done.release} {done.version} on {done.platform}"
+        + (f" (replacing {done.previous})" if done.previous and done.previous != done.release else "")
+    )
     typer.echo(f"  bento:   {done.bento_tag}")
     typer.echo(f"  model:   {done.model_tag}")
     if done.image_tag:
@@ -85,10 +121,14 @@ def deploy_command(
     if done.service_node:
         typer.echo(f"  lineage: {done.service_node} <- {done.release}")
     if done.url:
-        typer.echo(f"  serving: {done.url}  (pid {done.pid}, log {done.log}; stop: kepler deploy --stop --port {port})")
+        typer.echo(
+            f"  serving: {done.url}  (pid {done.pid}, log {done.log}; stop: kepler deploy --stop --port {port})"
+        )
     elif done.platform == "local":
-        typer.echo(f"  run it:  kepler serve {done.release} --port 3000   "
-                   f"(or BENTOML_HOME={done.bentoml_home} bentoml serve {done.bento_tag})")
+        typer.echo(
+            f"  run it:  kepler serve {done.release} --port 3000   "
+            f"(or BENTOML_HOME={done.bentoml_home} bentoml serve {done.bento_tag})"
+        )
     elif done.details.get("message"):
         typer.echo(f"  {done.details['message']}")
 
@@ -98,16 +138,28 @@ def serve_command(
     release: str = typer.Argument(..., help="The release to serve."),
     port: int = typer.Option(3000, "--port", help="The port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on."),
-    batching: bool = typer.Option(False, "--batching", help="Adaptive batching, set from the target profile."),
+    batching: bool = typer.Option(
+        False, "--batching", help="Adaptive batching, set from the target profile."
+    ),
     workers: int = typer.Option(1, "--workers", help="Service worker processes."),
-    max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="BentoML's per-request access log."),
+    max_body_mb: float | None = typer.Option(None, "--max-body-mb", help="Largest request body (default 4)."),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="BentoML's per-request access log."
+    ),
     unknown_columns: str = typer.Option("reject", "--unknown-columns", help=UNKNOWN_HELP),
 ) -> None:
     """Run a release's service in the foreground, for development (records no deployment)."""
     from kepler.deploy import serve
 
-    code = serve(release, port=port, host=host, batching=batching or None, workers=workers, max_body_mb=max_body_mb,
-                 access_log=access_log, unknown_columns=unknown_columns)
+    code = serve(
+        release,
+        port=port,
+        host=host,
+        batching=batching or None,
+        workers=workers,
+        max_body_mb=max_body_mb,
+        access_log=access_log,
+        unknown_columns=unknown_columns,
+    )
     if code not in (0, -2, 130):
         raise typer.Exit(code)

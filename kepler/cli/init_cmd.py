@@ -9,7 +9,6 @@ Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ from kepler.cli.app import app
 @app.command("init")
 def init_command(
     directory: Path = typer.Argument(Path("."), help="Project folder (created if missing)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
+    name: str | None = typer.Option(None, "--name", help="Project name (default: the folder's name)."),
     as_json: bool = typer.Option(False, "--json", help="Print the project as JSON."),
 ) -> None:
     """Create a Kepler project (running it again changes nothing)."""
@@ -27,8 +26,12 @@ def init_command(
     from kepler.versioning.project import init
 
     project = init(directory, name=name)
-    info = {"project": str(project.root), "name": project.name, "tracking_uri": project.tracking_uri,
-            "dvc_remote": project.dvc_remote_url}
+    info = {
+        "project": str(project.root),
+        "name": project.name,
+        "tracking_uri": project.tracking_uri,
+        "dvc_remote": project.dvc_remote_url,
+    }
     if as_json:
         out.print_json(info)
         return

@@ -13,7 +13,15 @@ import sys
 import traceback
 
 from kepler.cli import (  # noqa: F401  (importing a module registers its commands)
-    automl_cmd, bench_cmd, build_cmd, compile_cmd, deploy_cmd, init_cmd, reproduce_cmd, targets_cmd, versioning_cmd,
+    automl_cmd,
+    bench_cmd,
+    build_cmd,
+    compile_cmd,
+    deploy_cmd,
+    init_cmd,
+    reproduce_cmd,
+    targets_cmd,
+    versioning_cmd,
 )
 from kepler.cli.app import app
 
@@ -35,7 +43,9 @@ EXIT_CODES = (
     ("KeplerError", 1),
 )
 EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM during a build exits 143 (128 + 15), as shells report signals
+EXIT_INTERRUPTED = (
+    130  # Ctrl-C (SIGINT); SIGTERM during a build exits 143 (128 + 15), as shells report signals
+)
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -91,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # anything else is a bug: one line, traceback on request
         if _debug():
             traceback.print_exc()
-        print(f"internal error: {type(error).__name__}: {error} "
-              f"(rerun with KEPLER_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"internal error: {type(error).__name__}: {error} "
+            f"(rerun with KEPLER_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return 0
 

@@ -39,7 +39,9 @@ def parity_table(report: dict[str, Any]) -> Any:
     table.add_row("bit exact", "yes" if report.get("bit_exact") else "no")
     table.add_row("passed", "[green]yes[/]" if report.get("passed") else "[red]no[/]")
     for row in report.get("worst_rows", [])[:5]:
-        label = f" label {row.get('native_label')}→{row.get('compiled_label')}" if "native_label" in row else ""
+        label = (
+            f" label {row.get('native_label')}→{row.get('compiled_label')}" if "native_label" in row else ""
+        )
         table.add_row(f"worst row {row['row']}", f"Δ {row['abs_diff']:.3g}{label}")
     return table
 
@@ -49,8 +51,10 @@ def benchmark_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     native = {b["batch"]: b for b in report.get("native", {}).get("batches", [])}
-    title = (f"Benchmark on '{report['target']}' ({report['threads']} thread(s), "
-             f"{report['machine']['cpu']}, {report['machine']['cores']} cores)")
+    title = (
+        f"Benchmark on '{report['target']}' ({report['threads']} thread(s), "
+        f"{report['machine']['cpu']}, {report['machine']['cores']} cores)"
+    )
     table = Table(title=title)
     for column in ("batch", "p50", "p95", "p99", "rows/s"):
         table.add_column(column, justify="right")
@@ -58,11 +62,20 @@ def benchmark_table(report: dict[str, Any]) -> Any:
         for column in ("native p50", "native rows/s", "speed-up"):
             table.add_column(column, justify="right")
     for entry in report["batches"]:
-        cells = [str(entry["batch"]), _ms(entry["p50_ms"]), _ms(entry["p95_ms"]), _ms(entry["p99_ms"]),
-                 f"{entry['throughput_rows_s']:,.0f}"]
+        cells = [
+            str(entry["batch"]),
+            _ms(entry["p50_ms"]),
+            _ms(entry["p95_ms"]),
+            _ms(entry["p99_ms"]),
+            f"{entry['throughput_rows_s']:,.0f}",
+        ]
         if native:
             base = native[entry["batch"]]
-            cells += [_ms(base["p50_ms"]), f"{base['throughput_rows_s']:,.0f}", f"{base['p50_ms'] / entry['p50_ms']:.1f}×"]
+            cells += [
+                _ms(base["p50_ms"]),
+                f"{base['throughput_rows_s']:,.0f}",
+                f"{base['p50_ms'] / entry['p50_ms']:.1f}×",
+            ]
         table.add_row(*cells)
     return table
 
@@ -78,10 +91,15 @@ def budget_table(report: dict[str, Any]) -> Any:
         measured = "—" if check["measured"] is None else f"{check['measured']:.3g}"
         table.add_row(name, f"{check['limit']:g}", measured, "[green]yes[/]" if check["ok"] else "[red]no[/]")
     process = report.get("process_peak_rss_mb")
-    table.caption = (f"size {report['size_mb']:.3f} MB · session load {report['load_ms']:.1f} ms · "
-                     + (f"memory_mb: peak RSS of a fresh runtime process at batch 1, {process:.0f} MB · "
-                        if process is not None else "")
-                     + f"this process: session RSS +{report['session_rss_mb']:.1f} MB, peak {report['peak_rss_mb']:.0f} MB")
+    table.caption = (
+        f"size {report['size_mb']:.3f} MB · session load {report['load_ms']:.1f} ms · "
+        + (
+            f"memory_mb: peak RSS of a fresh runtime process at batch 1, {process:.0f} MB · "
+            if process is not None
+            else ""
+        )
+        + f"this process: session RSS +{report['session_rss_mb']:.1f} MB, peak {report['peak_rss_mb']:.0f} MB"
+    )
     return table
 
 
@@ -99,14 +117,20 @@ class SearchProgress:
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> "SearchProgress":
+    def __enter__(self) -> SearchProgress:
         return self
 
     def _start(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), TextColumn("{task.description}"),
-                                  TimeRemainingColumn(), console=console(stderr=True), transient=False)
+        self._progress = Progress(
+            TextColumn("[bold]search[/]"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=False,
+        )
         self._progress.__enter__()
         self._task = self._progress.add_task("starting", total=self.time_budget_s)
 
@@ -115,9 +139,14 @@ class SearchProgress:
             return
         if self._progress is None:
             self._start()
-        best_text = f"best {best.val_score:.4f} ({best.family})" if best is not None else "no compliant model yet"
-        self._progress.update(self._task, completed=min(elapsed, self.time_budget_s),
-                              description=f"{trial.number} trials · {best_text}")
+        best_text = (
+            f"best {best.val_score:.4f} ({best.family})" if best is not None else "no compliant model yet"
+        )
+        self._progress.update(
+            self._task,
+            completed=min(elapsed, self.time_budget_s),
+            description=f"{trial.number} trials · {best_text}",
+        )
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
@@ -135,7 +164,13 @@ def budget_rows_table(rows: list[dict[str, Any]], title: str = "Budgets") -> Any
         table.add_column(column, justify="right" if column in ("limit", "measured") else "left")
     for row in rows:
         measured = "—" if row.get("measured") is None else f"{row['measured']:.3g}"
-        verdict = "[green]yes[/]" if row["ok"] else f"[red]no, {row['over_by']:.3g}× over[/]" if row.get("over_by") else "[red]no[/]"
+        verdict = (
+            "[green]yes[/]"
+            if row["ok"]
+            else f"[red]no, {row['over_by']:.3g}× over[/]"
+            if row.get("over_by")
+            else "[red]no[/]"
+        )
         table.add_row(row["budget"], f"{row['limit']:g}", row.get("source", ""), measured, verdict)
     return table
 
@@ -149,8 +184,14 @@ def closest_table(report: dict[str, Any]) -> Any:
         table.add_column(column)
     for c in report.get("closest", []):
         broken = ", ".join(f"{k} {v['over_by']:.3g}× over" for k, v in c["broken"].items()) or "—"
-        table.add_row(str(c["trial"]), c["family"], f"{c['val_score']:.4f}", f"{c['p99_ms']:.4g}",
-                      f"{c['size_mb']:.4g}", broken)
+        table.add_row(
+            str(c["trial"]),
+            c["family"],
+            f"{c['val_score']:.4f}",
+            f"{c['p99_ms']:.4g}",
+            f"{c['size_mb']:.4g}",
+            broken,
+        )
     for r in report.get("rejected_at_final_check", []):
         table.add_row(str(r["trial"]), r["family"], "", "", "", r["reason"][:80])
     return table
@@ -164,22 +205,29 @@ def data_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     data = report.get("data") or {}
-    columns = [c for c in data.get("columns") or []
-               if c.get("role") == "dropped" or (c.get("note") and c.get("role") != "label")]
+    columns = [
+        c
+        for c in data.get("columns") or []
+        if c.get("role") == "dropped" or (c.get("note") and c.get("role") != "label")
+    ]
     noted = {f"column {c['name']!r}: {c['note']}" for c in columns}
     notes = [n for n in data.get("notes") or [] if n not in noted]
     notes += list((report.get("plan") or {}).get("notes") or [])
     if not columns and not notes:
         return None
     dropped = sum(1 for c in columns if c.get("role") == "dropped")
-    table = Table(title=f"Data: {data.get('rows', '?')} rows, {len(data.get('features') or [])} feature columns"
-                        + (f", {dropped} column{'s' if dropped != 1 else ''} dropped" if dropped else ""))
+    table = Table(
+        title=f"Data: {data.get('rows', '?')} rows, {len(data.get('features') or [])} feature columns"
+        + (f", {dropped} column{'s' if dropped != 1 else ''} dropped" if dropped else "")
+    )
     table.add_column("column")
     table.add_column("what was done", overflow="fold")
     for column in columns:  # headers and notes may hold brackets: text, not Rich markup
         name = escape(str(column["name"]))
-        table.add_row(name if column.get("role") != "dropped" else f"[yellow]{name}[/] (dropped)",
-                      escape(column.get("note") or "dropped"))
+        table.add_row(
+            name if column.get("role") != "dropped" else f"[yellow]{name}[/] (dropped)",
+            escape(column.get("note") or "dropped"),
+        )
     for note in notes:
         table.add_row("", escape(note))
     return table
@@ -194,8 +242,11 @@ def build_summary(report: dict[str, Any]) -> Any:
     parts.append(budget_rows_table(report.get("constraint_report", [])))
     metrics = report.get("test_metrics") or {}
     if metrics:
-        table = Table(title=f"Test metrics of the compiled model ({report.get('test_rows', '?')} held-out rows)"
-                      if report.get("kind") == "search" else "Metrics of the compiled model")
+        table = Table(
+            title=f"Test metrics of the compiled model ({report.get('test_rows', '?')} held-out rows)"
+            if report.get("kind") == "search"
+            else "Metrics of the compiled model"
+        )
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in metrics.items():

@@ -8,8 +8,6 @@ Usage:
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from kepler.cli.app import app
@@ -22,8 +20,9 @@ app.add_typer(reproduce_app, name="reproduce")
 def from_version_command(
     name: str = typer.Argument(..., help="Unified version, data version (name@version), pipeline or run."),
     reproduction_type: str = typer.Option("full", "--type", help="full, data, pipeline or experiment."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="Folder that keeps what it writes (default: a temporary one, removed)."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Folder that keeps what it writes (default: a temporary one, removed)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Reproduce a version: restore data by hash, retrain its config with its seed, recompile, compare."""

@@ -32,14 +32,23 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the p
     for column in ("name", "threads", "p99 ≤ ms", "size ≤ MB", "memory ≤ MB", "format", "description"):
         table.add_column(column)
     for p in profiles:
-        table.add_row(p["name"], str(p["threads"] or "all"), f"{p['latency_p99_ms']:g}", f"{p['size_mb']:g}",
-                      f"{p['memory_mb']:g}", p["artifact_format"], p["description"])
+        table.add_row(
+            p["name"],
+            str(p["threads"] or "all"),
+            f"{p['latency_p99_ms']:g}",
+            f"{p['size_mb']:g}",
+            f"{p['memory_mb']:g}",
+            p["artifact_format"],
+            p["description"],
+        )
     out.console().print(table)
 
 
 @targets_app.command("show")
-def show_command(name: str = typer.Argument(..., help="Profile name or path to a .toml profile."),
-                 as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON.")) -> None:
+def show_command(
+    name: str = typer.Argument(..., help="Profile name or path to a .toml profile."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+) -> None:
     """Show every field of one target profile."""
     from rich.table import Table
 

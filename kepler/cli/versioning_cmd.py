@@ -10,7 +10,9 @@ import typer
 
 from kepler.cli.app import app
 
-versioning_app = typer.Typer(help="Data versions, unified versions, releases and lineage.", no_args_is_help=True)
+versioning_app = typer.Typer(
+    help="Data versions, unified versions, releases and lineage.", no_args_is_help=True
+)
 app.add_typer(versioning_app, name="versioning")
 
 

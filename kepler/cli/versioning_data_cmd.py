@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from kepler.cli.versioning_cmd import versioning_app
 
 
-def _metadata(text: Optional[str]) -> Optional[dict[str, Any]]:
+def _metadata(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
@@ -27,7 +27,9 @@ def _metadata(text: Optional[str]) -> Optional[dict[str, Any]]:
     except ValueError as exc:
         raise typer.BadParameter(f"not JSON ({exc})", param_hint="--metadata") from None
     if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object, e.g. '{\"source\": \"splunk\"}'", param_hint="--metadata")
+        raise typer.BadParameter(
+            'must be a JSON object, e.g. \'{"source": "splunk"}\'', param_hint="--metadata"
+        )
     return value
 
 
@@ -38,8 +40,8 @@ def _when(stamp: str) -> str:
 @versioning_app.command("version-data")
 def version_data_command(
     path: Path = typer.Argument(..., help="A data file inside the project."),
-    name: Optional[str] = typer.Option(None, "--name", help="Version name (default: <stem>-<md5[:8]>)."),
-    metadata: Optional[str] = typer.Option(None, "--metadata", help="JSON object kept with the version."),
+    name: str | None = typer.Option(None, "--name", help="Version name (default: <stem>-<md5[:8]>)."),
+    metadata: str | None = typer.Option(None, "--metadata", help="JSON object kept with the version."),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
     """Version a data file with DVC: push it to the project's remote, commit and tag its .dvc file."""
@@ -52,7 +54,9 @@ def version_data_command(
         return
     console = out.console()
     if version.duplicate_of == version.version_id:
-        console.print(f"unchanged: {version.file_path} is already data version {version.version_id} (md5 {version.md5})")
+        console.print(
+            f"unchanged: {version.file_path} is already data version {version.version_id} (md5 {version.md5})"
+        )
         return
     alias = f", same bytes as {version.duplicate_of}" if version.duplicate_of else ""
     console.print(f"data version {version.version_id}: {version.file_path} md5 {version.md5}{alias}")
@@ -60,7 +64,9 @@ def version_data_command(
 
 
 @versioning_app.command("list-data")
-def list_data_command(as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON.")) -> None:
+def list_data_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
+) -> None:
     """List the data versions of the project."""
     from rich.table import Table
 
@@ -77,44 +83,68 @@ def list_data_command(as_json: bool = typer.Option(False, "--json", help="Print 
     for column in ("rows", "cols", "md5", "created"):
         table.add_column(column, justify="right" if column in ("rows", "cols") else "left")
     for v in versions:
-        table.add_row(v.version_id, v.file_path, "-" if v.rows is None else str(v.rows),
-                      "-" if v.columns is None else str(len(v.columns)), v.md5[:8], _when(v.created_at))
+        table.add_row(
+            v.version_id,
+            v.file_path,
+            "-" if v.rows is None else str(v.rows),
+            "-" if v.columns is None else str(len(v.columns)),
+            v.md5[:8],
+            _when(v.created_at),
+        )
     out.console().print(table)
 
 
 @versioning_app.command("create-unified")
 def create_unified_command(
     name: str = typer.Argument(..., help="Unified version name."),
-    data_paths: Optional[list[Path]] = typer.Option(None, "--data-paths", help="Data file (repeat for several)."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment: its latest run is recorded."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="MLflow run to record instead of the latest."),
-    artifact: Optional[Path] = typer.Option(None, "--artifact", help="Compiled artifact folder."),
-    feature_pipeline: Optional[str] = typer.Option(None, "--feature-pipeline", help="name@version of a feature pipeline."),
-    metadata: Optional[str] = typer.Option(None, "--metadata", help="JSON object kept with the version."),
+    data_paths: list[Path] | None = typer.Option(
+        None, "--data-paths", help="Data file (repeat for several)."
+    ),
+    experiment: str | None = typer.Option(
+        None, "--experiment", help="MLflow experiment: its latest run is recorded."
+    ),
+    run_id: str | None = typer.Option(None, "--run-id", help="MLflow run to record instead of the latest."),
+    artifact: Path | None = typer.Option(None, "--artifact", help="Compiled artifact folder."),
+    feature_pipeline: str | None = typer.Option(
+        None, "--feature-pipeline", help="name@version of a feature pipeline."
+    ),
+    metadata: str | None = typer.Option(None, "--metadata", help="JSON object kept with the version."),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
     """Tie the git commit, DVC data and MLflow run (and more) together under one name."""
     from kepler.cli import output as out
     from kepler.versioning.unified import create_unified_version
 
-    version = create_unified_version(name, data_paths=[str(p) for p in data_paths or []], experiment_name=experiment,
-                                     metadata=_metadata(metadata), mlflow_run_id=run_id, artifact=artifact,
-                                     feature_pipeline=feature_pipeline)
+    version = create_unified_version(
+        name,
+        data_paths=[str(p) for p in data_paths or []],
+        experiment_name=experiment,
+        metadata=_metadata(metadata),
+        mlflow_run_id=run_id,
+        artifact=artifact,
+        feature_pipeline=feature_pipeline,
+    )
     if as_json:
         out.print_json(version.to_dict())
         return
     console = out.console()
     console.print(f"unified version {version.version_id}")
-    console.print(f"  git commit: {version.git_commit}{' (uncommitted changes)' if version.git_dirty else ''}")
+    console.print(
+        f"  git commit: {version.git_commit}{' (uncommitted changes)' if version.git_dirty else ''}"
+    )
     console.print(f"  DVC data:   {version.dvc_data_version or '-'}")
     for entry in version.data:
         console.print(f"    {entry['path']}: {entry['data_version']} (md5 {entry['md5']})")
-    console.print(f"  MLflow run: {version.mlflow_run_id or '-'}"
-                  + (f" (experiment {version.experiment_name})" if version.experiment_name else ""))
+    console.print(
+        f"  MLflow run: {version.mlflow_run_id or '-'}"
+        + (f" (experiment {version.experiment_name})" if version.experiment_name else "")
+    )
 
 
 @versioning_app.command("list-unified")
-def list_unified_command(as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON.")) -> None:
+def list_unified_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
+) -> None:
     """List the unified versions of the project."""
     from rich.table import Table
 
@@ -131,6 +161,12 @@ def list_unified_command(as_json: bool = typer.Option(False, "--json", help="Pri
         table.add_column(column)
     for v in versions:
         model = f"{v.model['name']} v{v.model['version']}" if v.model else "-"
-        table.add_row(v.version_id, (v.git_commit or "-")[:8], ", ".join(d["data_version"] for d in v.data) or "-",
-                      (v.mlflow_run_id or "-")[:12], model, _when(v.created_at))
+        table.add_row(
+            v.version_id,
+            (v.git_commit or "-")[:8],
+            ", ".join(d["data_version"] for d in v.data) or "-",
+            (v.mlflow_run_id or "-")[:12],
+            model,
+            _when(v.created_at),
+        )
     out.console().print(table)

@@ -31,8 +31,9 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
     except ValueError as exc:
         raise typer.BadParameter(f"not valid JSON ({exc})", param_hint=option) from None
     if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object, such as '{\"model_version\": \"xgboost-v1.3\"}'",
-                                 param_hint=option)
+        raise typer.BadParameter(
+            'must be a JSON object, such as \'{"model_version": "xgboost-v1.3"}\'', param_hint=option
+        )
     return value
 
 
@@ -43,16 +44,31 @@ def _release_table(release: Any, title: str) -> Any:
     table = Table(title=title, show_header=False)
     table.add_column("field")
     table.add_column("value")
-    fields = ("release_id", "version", "status", "model_line", "unified_version", "created_at", "git_commit", "notes")
+    fields = (
+        "release_id",
+        "version",
+        "status",
+        "model_line",
+        "unified_version",
+        "created_at",
+        "git_commit",
+        "notes",
+    )
     for key in fields:
         value = getattr(release, key)
         if value is not None:
             table.add_row(key, escape(str(value)))
     for key, value in release.components.items():
-        table.add_row(f"component {escape(key)}", escape(json.dumps(value) if not isinstance(value, str) else value))
+        table.add_row(
+            f"component {escape(key)}", escape(json.dumps(value) if not isinstance(value, str) else value)
+        )
     for entry in release.history:
-        move = entry["to"] if entry.get("from") in (None, entry["to"]) else f"{entry['from']} -> {entry['to']}"
-        extra = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("at", "from", "to", "by", "action"))
+        move = (
+            entry["to"] if entry.get("from") in (None, entry["to"]) else f"{entry['from']} -> {entry['to']}"
+        )
+        extra = " ".join(
+            f"{k}={v}" for k, v in entry.items() if k not in ("at", "from", "to", "by", "action")
+        )
         table.add_row(f"{entry['at']}", escape(f"{entry['action']} {move} by {entry['by']} {extra}".strip()))
     return table
 
@@ -61,11 +77,18 @@ def _release_table(release: Any, title: str) -> Any:
 def create_release_command(
     name: str = typer.Argument(..., help="Release name, e.g. stable-v1.0."),
     version: str = typer.Option("1.0.0", "--version", help="Semantic version (MAJOR.MINOR.PATCH)."),
-    status: str = typer.Option("draft", "--status",
-                               help="draft, staging (or ready_for_deployment), production or archived."),
-    components: str | None = typer.Option(None, "--components", help="JSON object of the release's components."),
-    model_line: str | None = typer.Option(None, "--model-line", help="Model line (one production release each)."),
-    unified_version: str | None = typer.Option(None, "--unified-version", help="The unified version released."),
+    status: str = typer.Option(
+        "draft", "--status", help="draft, staging (or ready_for_deployment), production or archived."
+    ),
+    components: str | None = typer.Option(
+        None, "--components", help="JSON object of the release's components."
+    ),
+    model_line: str | None = typer.Option(
+        None, "--model-line", help="Model line (one production release each)."
+    ),
+    unified_version: str | None = typer.Option(
+        None, "--unified-version", help="The unified version released."
+    ),
     notes: str | None = typer.Option(None, "--notes", help="Release notes."),
     as_json: bool = typer.Option(False, "--json", help="Print the release as JSON."),
 ) -> None:
@@ -73,8 +96,15 @@ def create_release_command(
     from kepler.cli import output as out
     from kepler.versioning.releases import create_release
 
-    release = create_release(name, version=version, components=_json_object(components, "--components"),
-                             status=status, model_line=model_line, unified_version=unified_version, notes=notes)
+    release = create_release(
+        name,
+        version=version,
+        components=_json_object(components, "--components"),
+        status=status,
+        model_line=model_line,
+        unified_version=unified_version,
+        notes=notes,
+    )
     if as_json:
         out.print_json(release.to_dict())
         return
@@ -119,8 +149,12 @@ def list_releases_command(
     for column in ("release", "version", "status", "model line", "created", "components"):
         table.add_column(column)
     for r in releases:
-        parts = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in r.components.items())
-        table.add_row(escape(r.release_id), r.version, r.status, escape(r.model_line), r.created_at, escape(parts))
+        parts = ", ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in r.components.items()
+        )
+        table.add_row(
+            escape(r.release_id), r.version, r.status, escape(r.model_line), r.created_at, escape(parts)
+        )
     out.console().print(table)
 
 
@@ -143,7 +177,9 @@ def show_release_command(
 def _tree_label(node: dict[str, Any]) -> str:
     from rich.markup import escape
 
-    label = f"[bold]{escape(node['node_id'])}[/] [dim]{escape(str(node['kind']))}: {escape(str(node['name']))}[/]"
+    label = (
+        f"[bold]{escape(node['node_id'])}[/] [dim]{escape(str(node['kind']))}: {escape(str(node['name']))}[/]"
+    )
     return label + (" [dim](see above)[/]" if node.get("repeated") else "")
 
 
@@ -168,8 +204,14 @@ def lineage_command(
         out.print_json(tree)
         return
     root = Tree(_tree_label(tree))
-    _grow(root.add("[cyan]upstream (inputs)[/]" if tree["upstream"] else "[dim]upstream: none (a source)[/]"),
-          tree["upstream"], "upstream")
-    _grow(root.add("[cyan]downstream (outputs)[/]" if tree["downstream"] else "[dim]downstream: none[/]"),
-          tree["downstream"], "downstream")
+    _grow(
+        root.add("[cyan]upstream (inputs)[/]" if tree["upstream"] else "[dim]upstream: none (a source)[/]"),
+        tree["upstream"],
+        "upstream",
+    )
+    _grow(
+        root.add("[cyan]downstream (outputs)[/]" if tree["downstream"] else "[dim]downstream: none[/]"),
+        tree["downstream"],
+        "downstream",
+    )
     out.console().print(root)

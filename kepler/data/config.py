@@ -22,7 +22,9 @@ def find_project_file(start: str | os.PathLike[str] | None = None) -> Path | Non
     return None
 
 
-def project_section(section: str, keys: tuple[str, ...], start: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def project_section(
+    section: str, keys: tuple[str, ...], start: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """The ``[section]`` table of the nearest kepler.toml; empty when there is no file or no such table.
 
     Raises:
@@ -41,7 +43,9 @@ def project_section(section: str, keys: tuple[str, ...], start: str | os.PathLik
         raise DataError(f"{path}: [{section}] must be a table; write it as a [{section}] section")
     unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise DataError(f"{path}: unknown key {', '.join(unknown)} in [{section}]; the keys are: {', '.join(keys)}")
+        raise DataError(
+            f"{path}: unknown key {', '.join(unknown)} in [{section}]; the keys are: {', '.join(keys)}"
+        )
     return table
 
 

@@ -138,7 +138,9 @@ class Dataset:
             elif column.from_text:
                 rule["from_text"] = column.from_text
             words = list(self.missing_words)
-            if column.missing_words:  # the words this numeric column was read with: all of them, not only those seen
+            if (
+                column.missing_words
+            ):  # the words this numeric column was read with: all of them, not only those seen
                 words += [w for w in NUMERIC_MISSING_WORDS if w not in words]
             if words:
                 rule["missing_words"] = words
@@ -151,9 +153,11 @@ class Dataset:
         balance = None
         if self.class_balance is not None:
             # JSON object keys must be strings; classes may be ints or bools.
-            balance = {**self.class_balance,
-                       "counts": {str(k): v for k, v in self.class_balance["counts"].items()},
-                       "minority_class": str(self.class_balance["minority_class"])}
+            balance = {
+                **self.class_balance,
+                "counts": {str(k): v for k, v in self.class_balance["counts"].items()},
+                "minority_class": str(self.class_balance["minority_class"]),
+            }
         return {
             "source": self.source,
             "rows": len(self),

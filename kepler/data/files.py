@@ -12,16 +12,66 @@ from kepler.errors import DataError
 
 # Text a CSV cell holds for a missing value: pandas' defaults, spelt out so that compiled models read the
 # same words as missing at serving time (Dataset.input_typing).
-CSV_MISSING_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+CSV_MISSING_WORDS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 # Text that exported tables hold for a missing reading beyond pandas' words: dashes, "n.a.", "?", spreadsheet
 # errors. In a column whose other values are all numbers (from any source), each is read as a missing value and
 # counted in a note; the column's input typing then lists them, so compiled models read them as missing too.
 # Matched after stripping surrounding spaces, case as written here.
-NUMERIC_MISSING_WORDS = ("—", "–", "-", "--", "---", "?", "??", ".", "n.a.", "N.A.", "n.a", "N.A", "na", "Na", "N/a",
-                         "n/d", "N/D", "none", "NONE", "Null", "nil", "Nil", "NIL", "missing", "Missing", "MISSING",
-                         "#VALUE!", "#DIV/0!", "#REF!", "#NUM!", "#NAME?", "#NULL!")
+NUMERIC_MISSING_WORDS = (
+    "—",
+    "–",
+    "-",
+    "--",
+    "---",
+    "?",
+    "??",
+    ".",
+    "n.a.",
+    "N.A.",
+    "n.a",
+    "N.A",
+    "na",
+    "Na",
+    "N/a",
+    "n/d",
+    "N/D",
+    "none",
+    "NONE",
+    "Null",
+    "nil",
+    "Nil",
+    "NIL",
+    "missing",
+    "Missing",
+    "MISSING",
+    "#VALUE!",
+    "#DIV/0!",
+    "#REF!",
+    "#NUM!",
+    "#NAME?",
+    "#NULL!",
+)
 
 _SNIFF_BYTES = 64 * 1024
 _PARQUET_MAGIC = b"PAR1"
@@ -55,8 +105,10 @@ def read_source(source: object) -> tuple[pd.DataFrame, str, list[str]]:
         frame, notes = _read_file(Path(source))
         where = str(source)
     else:
-        raise DataError(f"cannot load a {type(source).__name__}; pass the path of a CSV or Parquet file "
-                        f"or a pandas DataFrame")
+        raise DataError(
+            f"cannot load a {type(source).__name__}; pass the path of a CSV or Parquet file "
+            f"or a pandas DataFrame"
+        )
     if frame.shape[1] == 0 or len(frame) == 0:
         raise DataError(f"{where}: the table has no data rows; pass a table with a header row and data rows")
     names = [str(c) for c in frame.columns]
@@ -97,8 +149,10 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, list[str]]:
     _refuse_binary(path, head)
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]  # after a UTF-8 byte-order mark and blank space
     if start in (b"{", b"["):
-        raise DataError(f"{path}: this is JSON, not CSV; convert it (pandas.read_json(...).to_csv(...)) "
-                        f"or pass a DataFrame")
+        raise DataError(
+            f"{path}: this is JSON, not CSV; convert it (pandas.read_json(...).to_csv(...)) "
+            f"or pass a DataFrame"
+        )
     if start == b"<":
         raise DataError(f"{path}: this is XML or HTML, not CSV; export the table as CSV")
     notes: list[str] = []
@@ -111,10 +165,17 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, list[str]]:
             encoding = "latin-1"  # industrial exports often are Latin-1 ("°C"); every byte decodes
             notes.append(f"{path.name} is not UTF-8; read as Latin-1")
     try:
-        frame = pd.read_csv(path, encoding=encoding, low_memory=False, keep_default_na=False,
-                            na_values=list(CSV_MISSING_WORDS))
+        frame = pd.read_csv(
+            path,
+            encoding=encoding,
+            low_memory=False,
+            keep_default_na=False,
+            na_values=list(CSV_MISSING_WORDS),
+        )
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file holds no table; pass a table with a header row and data rows") from None
+        raise DataError(
+            f"{path}: the file holds no table; pass a table with a header row and data rows"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable CSV table ({_first_line(exc)}); check the file") from None
     if len(frame) == 0:
@@ -129,7 +190,9 @@ def _read_parquet(path: Path, head: bytes) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises its own error types, which are not worth importing here
-        raise DataError(f"{path}: not a readable Parquet table ({_first_line(exc)}); check the file") from None
+        raise DataError(
+            f"{path}: not a readable Parquet table ({_first_line(exc)}); check the file"
+        ) from None
     if len(frame) == 0:
         raise DataError(f"{path}: the table has columns but no data rows; pass a table with data rows")
     return frame
@@ -153,4 +216,3 @@ def _looks_like_text(head: bytes) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
-

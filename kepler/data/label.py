@@ -42,9 +42,14 @@ def prepare_label(name: str, label: pd.Series) -> tuple[pd.Series, str, list[str
     """
     if label.empty:
         raise DataError(f"label {name!r} has no values; pick a label column that is filled in")
-    if label.dtype == object and label.map(lambda v: isinstance(v, (list, tuple, set, frozenset, dict, np.ndarray))).any():
-        raise DataError(f"label {name!r} holds lists or other nested values; pick a column with one class or number "
-                        f"per row as the label")
+    if (
+        label.dtype == object
+        and label.map(lambda v: isinstance(v, (list, tuple, set, frozenset, dict, np.ndarray))).any()
+    ):
+        raise DataError(
+            f"label {name!r} holds lists or other nested values; pick a column with one class or number "
+            f"per row as the label"
+        )
     if pd.api.types.is_datetime64_any_dtype(label):
         raise DataError(f"label {name!r} holds dates; pick a column of classes or numbers as the label")
     values = label
@@ -55,8 +60,10 @@ def prepare_label(name: str, label: pd.Series) -> tuple[pd.Series, str, list[str
             values = numbers
     distinct = values.unique()
     if len(distinct) < 2:
-        raise DataError(f"label {name!r} has a single value ({shown(distinct[0])}) in all {len(values)} rows; "
-                        f"a model needs at least two classes: check the label column and the rows")
+        raise DataError(
+            f"label {name!r} has a single value ({shown(distinct[0])}) in all {len(values)} rows; "
+            f"a model needs at least two classes: check the label column and the rows"
+        )
     if pd.api.types.is_bool_dtype(values):
         return values, CLASSIFICATION, []
     if pd.api.types.is_numeric_dtype(values):
@@ -67,7 +74,9 @@ def prepare_label(name: str, label: pd.Series) -> tuple[pd.Series, str, list[str
         return floats, REGRESSION, []
     notes = []
     if len(distinct) > MAX_CLASSES:
-        notes.append(f"label {name!r} has {len(distinct)} classes; check that it is a class and not an id or free text")
+        notes.append(
+            f"label {name!r} has {len(distinct)} classes; check that it is a class and not an id or free text"
+        )
     return values.astype(object), CLASSIFICATION, notes
 
 

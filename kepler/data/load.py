@@ -14,8 +14,12 @@ from kepler.data.schema import infer_column
 from kepler.errors import DataError
 
 
-def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = None,
-         drop: Iterable[str] | None = None) -> Dataset:
+def load(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    label: str | None = None,
+    drop: Iterable[str] | None = None,
+) -> Dataset:
     """Loads a table, infers the type of every column and validates the label.
 
     Columns are classed as numeric, boolean, categorical, datetime or id (see
@@ -64,8 +68,15 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
         frame = frame[~missing]
         target, task, label_notes = prepare_label(label, frame[label])
         notes.extend(label_notes)
-        label_info = ColumnInfo(name=label, kind=LABEL, role=LABEL, note=f"{task} label", dtype=str(source_label.dtype),
-                                missing=int(missing.sum()), distinct=int(target.nunique()))
+        label_info = ColumnInfo(
+            name=label,
+            kind=LABEL,
+            role=LABEL,
+            note=f"{task} label",
+            dtype=str(source_label.dtype),
+            missing=int(missing.sum()),
+            distinct=int(target.nunique()),
+        )
         if task == "classification":
             balance = class_balance(target)
 
@@ -76,8 +87,15 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
             columns.append(label_info)
             continue
         if name in dropped:
-            columns.append(ColumnInfo(name=name, kind=None, role=DROPPED, note="dropped: drop=[...]",
-                                      dtype=str(frame[name].dtype)))
+            columns.append(
+                ColumnInfo(
+                    name=name,
+                    kind=None,
+                    role=DROPPED,
+                    note="dropped: drop=[...]",
+                    dtype=str(frame[name].dtype),
+                )
+            )
             continue
         info, values = infer_column(name, frame[name])
         columns.append(info)
@@ -88,8 +106,10 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
     if balance is not None and balance["imbalanced"]:
         notes.append(_imbalance_note(label, balance))
     if not features:
-        raise DataError(f"{where}: no feature columns are left (dropped or not usable: "
-                        f"{', '.join(c.name for c in columns if c.role == DROPPED)}); pass a table with features")
+        raise DataError(
+            f"{where}: no feature columns are left (dropped or not usable: "
+            f"{', '.join(c.name for c in columns if c.role == DROPPED)}); pass a table with features"
+        )
 
     index = source_index[frame.index]
     typed = pd.DataFrame(features, index=frame.index)
@@ -98,8 +118,17 @@ def load(source: str | os.PathLike[str] | pd.DataFrame, *, label: str | None = N
         target = target.rename(label)
         target.index = index
     words = CSV_MISSING_WORDS if isinstance(source, (str, os.PathLike)) and is_csv(source) else ()
-    return Dataset(frame=typed, label=target, label_name=label, task=task, columns=columns, notes=notes,
-                   class_balance=balance, source=where, missing_words=tuple(w for w in words if w))
+    return Dataset(
+        frame=typed,
+        label=target,
+        label_name=label,
+        task=task,
+        columns=columns,
+        notes=notes,
+        class_balance=balance,
+        source=where,
+        missing_words=tuple(w for w in words if w),
+    )
 
 
 def _drop_list(drop: Iterable[str] | None, names: list[str], where: str) -> set[str]:
@@ -108,14 +137,18 @@ def _drop_list(drop: Iterable[str] | None, names: list[str], where: str) -> set[
     wanted = [drop] if isinstance(drop, str) else [str(d) for d in drop]
     unknown = [d for d in wanted if d not in names]
     if unknown:
-        raise DataError(f"{where}: drop=[...] names no column {', '.join(map(repr, unknown))}; "
-                        f"the columns are: {', '.join(names)}")
+        raise DataError(
+            f"{where}: drop=[...] names no column {', '.join(map(repr, unknown))}; "
+            f"the columns are: {', '.join(names)}"
+        )
     return set(wanted)
 
 
 def _imbalance_note(label: str, balance: dict) -> str:
     rows = sum(balance["counts"].values())
     smallest = balance["counts"][balance["minority_class"]]
-    return (f"label {label!r} is imbalanced: class {balance['minority_class']!r} has "
-            f"{balance['minority_share']:.1%} of the rows ({smallest} of {rows}); "
-            f"judge models by recall, F1 or PR-AUC rather than accuracy")
+    return (
+        f"label {label!r} is imbalanced: class {balance['minority_class']!r} has "
+        f"{balance['minority_share']:.1%} of the rows ({smallest} of {rows}); "
+        f"judge models by recall, F1 or PR-AUC rather than accuracy"
+    )

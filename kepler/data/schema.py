@@ -8,8 +8,22 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from kepler.data.dataset import (BOOLEAN, CATEGORICAL, CONSTANT, DATETIME, DROPPED, EMPTY, FEATURE, ID,
-                                 MISSING_CATEGORY, NESTED, NUMERIC, TEXT_BOOLEANS, TEXT_NUMBERS, ColumnInfo)
+from kepler.data.dataset import (
+    BOOLEAN,
+    CATEGORICAL,
+    CONSTANT,
+    DATETIME,
+    DROPPED,
+    EMPTY,
+    FEATURE,
+    ID,
+    MISSING_CATEGORY,
+    NESTED,
+    NUMERIC,
+    TEXT_BOOLEANS,
+    TEXT_NUMBERS,
+    ColumnInfo,
+)
 from kepler.data.files import NUMERIC_MISSING_WORDS
 from kepler.data.values import shown
 from kepler.errors import DataError
@@ -24,15 +38,19 @@ NUMERIC_TEXT_SHARE = 0.90
 # Categorical columns with more distinct values than this get a note: one-hot encoding them is wide.
 WIDE_CATEGORICAL = 50
 # Text booleans: the distinct values (lower-cased, stripped) must be exactly one of these pairs.
-BOOLEAN_PAIRS = {frozenset({"true", "false"}): "true", frozenset({"yes", "no"}): "yes", frozenset({"0", "1"}): "1"}
+BOOLEAN_PAIRS = {
+    frozenset({"true", "false"}): "true",
+    frozenset({"yes", "no"}): "yes",
+    frozenset({"0", "1"}): "1",
+}
 
 # Builds a ColumnInfo for the column being inferred: (kind, role=, note=, distinct=) -> ColumnInfo.
 Describe = Callable[..., ColumnInfo]
 
 _ISO_DATE = re.compile(
-    r"\d{4}-\d{2}-\d{2}"                       # date
+    r"\d{4}-\d{2}-\d{2}"  # date
     r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"  # optional time with seconds and fraction
-    r"(?:Z|[+-]\d{2}:?\d{2})?)?"               # optional UTC offset
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # optional UTC offset
 )
 
 
@@ -82,34 +100,67 @@ def infer_column(name: str, series: pd.Series) -> tuple[ColumnInfo, pd.Series | 
     if series.dtype == object:
         nested = series[series.map(_is_nested)]
         if not nested.empty:
-            return ColumnInfo(name=name, kind=NESTED, role=DROPPED, dtype=dtype,
-                              note=f"dropped: cells hold lists or other nested values ({len(nested)} rows, e.g. "
-                                   f"{shown(_listed(nested.iloc[0]))}); a model takes one number or text per cell: "
-                                   f"spread the values over columns of their own if they matter"), None
+            return ColumnInfo(
+                name=name,
+                kind=NESTED,
+                role=DROPPED,
+                dtype=dtype,
+                note=f"dropped: cells hold lists or other nested values ({len(nested)} rows, e.g. "
+                f"{shown(_listed(nested.iloc[0]))}); a model takes one number or text per cell: "
+                f"spread the values over columns of their own if they matter",
+            ), None
     missing = _missing_mask(series)
     present = series[~missing]
     if present.empty:
-        return ColumnInfo(name=name, kind=EMPTY, role=DROPPED, dtype=dtype, missing=int(missing.sum()), distinct=0,
-                          note="dropped: no values (every value is missing); a model cannot learn from it"), None
+        return ColumnInfo(
+            name=name,
+            kind=EMPTY,
+            role=DROPPED,
+            dtype=dtype,
+            missing=int(missing.sum()),
+            distinct=0,
+            note="dropped: no values (every value is missing); a model cannot learn from it",
+        ), None
     if not missing.any() and _single_value(present):
-        return ColumnInfo(name=name, kind=CONSTANT, role=DROPPED, dtype=dtype, missing=0, distinct=1,
-                          note=f"dropped: the same value ({shown(present.iloc[0])}) in every row; "
-                               f"a model cannot learn from it"), None
+        return ColumnInfo(
+            name=name,
+            kind=CONSTANT,
+            role=DROPPED,
+            dtype=dtype,
+            missing=0,
+            distinct=1,
+            note=f"dropped: the same value ({shown(present.iloc[0])}) in every row; "
+            f"a model cannot learn from it",
+        ), None
 
-    def info(kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None,
-             from_text: str = "") -> ColumnInfo:
+    def info(
+        kind: str, role: str = FEATURE, note: str = "", distinct: int | None = None, from_text: str = ""
+    ) -> ColumnInfo:
         count = int(present.nunique()) if distinct is None else distinct
-        return ColumnInfo(name=name, kind=kind, role=role, note=note, dtype=dtype, missing=int(missing.sum()),
-                          distinct=count, from_text=from_text)
+        return ColumnInfo(
+            name=name,
+            kind=kind,
+            role=role,
+            note=note,
+            dtype=dtype,
+            missing=int(missing.sum()),
+            distinct=count,
+            from_text=from_text,
+        )
 
     if pd.api.types.is_bool_dtype(series):
         return info(BOOLEAN), _as_float(series, missing)
-    if (pd.api.types.is_datetime64_any_dtype(series) or isinstance(series.dtype, pd.PeriodDtype)
-            or pd.api.types.infer_dtype(present, skipna=True) in ("date", "datetime", "datetime64")):
+    if (
+        pd.api.types.is_datetime64_any_dtype(series)
+        or isinstance(series.dtype, pd.PeriodDtype)
+        or pd.api.types.infer_dtype(present, skipna=True) in ("date", "datetime", "datetime64")
+    ):
         return info(DATETIME, DROPPED, _datetime_note()), None
     if pd.api.types.is_timedelta64_dtype(series):
         seconds = series.dt.total_seconds().astype("float64")
-        return info(NUMERIC, note="durations converted to seconds (float64); callers must send seconds"), seconds
+        return info(
+            NUMERIC, note="durations converted to seconds (float64); callers must send seconds"
+        ), seconds
     if isinstance(series.dtype, pd.CategoricalDtype):
         # A pandas categorical is the caller's explicit choice: keep it categorical whatever its values.
         return _categorical(info, series, missing)
@@ -145,12 +196,16 @@ def _missing_mask(series: pd.Series) -> pd.Series:
 
 
 def _datetime_note() -> str:
-    return ("dropped: datetime column; the compiled model takes the raw table, so features derived from it "
-            "(hour, weekday, age) must be computed by callers; add them as columns if they matter")
+    return (
+        "dropped: datetime column; the compiled model takes the raw table, so features derived from it "
+        "(hour, weekday, age) must be computed by callers; add them as columns if they matter"
+    )
 
 
 def _as_float(series: pd.Series, missing: pd.Series) -> pd.Series:
-    if series.dtype != object and (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+    if series.dtype != object and (
+        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    ):
         # Numbers and booleans (nullable ones too) convert directly; the detour through objects cost a wide
         # table's loading about a millisecond per column.
         values = series.to_numpy(dtype="float64", na_value=np.nan)
@@ -166,8 +221,12 @@ def _numeric(info: Describe, series: pd.Series, missing: pd.Series) -> tuple[Col
     if distinct == {0.0, 1.0}:
         return info(BOOLEAN), values
     if pd.api.types.is_integer_dtype(series) and not missing.any() and _is_row_id(series):
-        return info(ID, DROPPED, "dropped: looks like a row id (unique, strictly monotonic integers); "
-                                 "it would let a model memorise row order"), None
+        return info(
+            ID,
+            DROPPED,
+            "dropped: looks like a row id (unique, strictly monotonic integers); "
+            "it would let a model memorise row order",
+        ), None
     infinite = np.isinf(values)
     if infinite.any():
         # scikit-learn estimators and imputers reject infinity; NaN is treated as a missing reading.
@@ -177,16 +236,22 @@ def _numeric(info: Describe, series: pd.Series, missing: pd.Series) -> tuple[Col
 
 
 def _is_row_id(series: pd.Series) -> bool:
-    return (len(series) >= ID_MIN_DISTINCT and series.is_unique
-            and (series.is_monotonic_increasing or series.is_monotonic_decreasing))
+    return (
+        len(series) >= ID_MIN_DISTINCT
+        and series.is_unique
+        and (series.is_monotonic_increasing or series.is_monotonic_decreasing)
+    )
 
 
-def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
-          present: pd.Series) -> tuple[ColumnInfo, pd.Series | None]:
+def _text(
+    name: str, info: Describe, series: pd.Series, missing: pd.Series, present: pd.Series
+) -> tuple[ColumnInfo, pd.Series | None]:
     text = present.map(_as_text)
     stripped = text.str.strip()
-    if stripped.str.fullmatch(_ISO_DATE).all() and \
-            pd.to_datetime(stripped, format="ISO8601", errors="coerce", utc=True).notna().all():
+    if (
+        stripped.str.fullmatch(_ISO_DATE).all()
+        and pd.to_datetime(stripped, format="ISO8601", errors="coerce", utc=True).notna().all()
+    ):
         return info(DATETIME, DROPPED, _datetime_note()), None
 
     lowered = frozenset(stripped.str.lower().unique().tolist())
@@ -195,8 +260,11 @@ def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
         values = pd.Series(np.nan, index=series.index, dtype="float64", name=series.name)
         values[~missing] = (stripped.str.lower() == truthy).astype("float64").to_numpy()
         pair = "/".join(sorted(lowered, key=lambda v: v != truthy))
-        return info(BOOLEAN, note=f"text {pair} stored as 1.0/0.0 (compiled models accept the text too)",
-                    from_text=TEXT_BOOLEANS), values
+        return info(
+            BOOLEAN,
+            note=f"text {pair} stored as 1.0/0.0 (compiled models accept the text too)",
+            from_text=TEXT_BOOLEANS,
+        ), values
 
     words = stripped.isin(NUMERIC_MISSING_WORDS)
     numbers = pd.to_numeric(stripped[~words], errors="coerce")
@@ -210,11 +278,18 @@ def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
         counts = stripped[words].value_counts()
         found = tuple(sorted(counts.index))
         listed = ", ".join(f"{word!r} ×{int(counts[word])}" for word in found)
-        return ColumnInfo(name=name, kind=NUMERIC, role=FEATURE, dtype=str(series.dtype),
-                          missing=int(missing.sum() + words.sum()), distinct=int(numbers.nunique()),
-                          from_text=TEXT_NUMBERS, missing_words=found,
-                          note=f"{int(words.sum())} values read as missing ({listed}), as compiled models will "
-                               f"read them; the numbers stored as text converted to float64"), values
+        return ColumnInfo(
+            name=name,
+            kind=NUMERIC,
+            role=FEATURE,
+            dtype=str(series.dtype),
+            missing=int(missing.sum() + words.sum()),
+            distinct=int(numbers.nunique()),
+            from_text=TEXT_NUMBERS,
+            missing_words=found,
+            note=f"{int(words.sum())} values read as missing ({listed}), as compiled models will "
+            f"read them; the numbers stored as text converted to float64",
+        ), values
     if not numbers.empty and parsed.mean() >= NUMERIC_TEXT_SHARE:
         bad = text[~words][~parsed]
         row = bad.index[0]
@@ -226,8 +301,12 @@ def _text(name: str, info: Describe, series: pd.Series, missing: pd.Series,
 
     distinct = int(text.nunique())
     if distinct >= ID_MIN_DISTINCT and distinct >= ID_UNIQUE_SHARE * len(text):
-        return info(ID, DROPPED, f"dropped: looks like an id ({distinct} distinct values in {len(text)} rows)",
-                    distinct=distinct), None
+        return info(
+            ID,
+            DROPPED,
+            f"dropped: looks like an id ({distinct} distinct values in {len(text)} rows)",
+            distinct=distinct,
+        ), None
     return _categorical(info, series, missing)
 
 
@@ -242,8 +321,10 @@ def _categorical(info: Describe, series: pd.Series, missing: pd.Series) -> tuple
         notes.append(f"{count} missing values replaced by {MISSING_CATEGORY!r} (compiled models do the same)")
     distinct = int(series[~missing].nunique())
     if distinct > WIDE_CATEGORICAL:
-        notes.append(f"{distinct} distinct values make a wide one-hot encoding; drop it with drop=[...] "
-                     f"if it is free text")
+        notes.append(
+            f"{distinct} distinct values make a wide one-hot encoding; drop it with drop=[...] "
+            f"if it is free text"
+        )
     return info(CATEGORICAL, note="; ".join(notes), distinct=distinct), values
 
 

@@ -23,8 +23,16 @@ SECTION = "splunk"
 _HAS_COMMAND = re.compile(r"^(search\b|\|)", re.IGNORECASE)
 
 
-def from_splunk(query: str, time_range: str = "-7d", *, host: str | None = None, token: str | None = None,
-                latest: str = "now", timeout: float = 60.0, verify_tls: bool = True) -> pd.DataFrame:
+def from_splunk(
+    query: str,
+    time_range: str = "-7d",
+    *,
+    host: str | None = None,
+    token: str | None = None,
+    latest: str = "now",
+    timeout: float = 60.0,
+    verify_tls: bool = True,
+) -> pd.DataFrame:
     """Runs a Splunk search and returns its results as a DataFrame.
 
     The search is sent to ``POST {host}/services/search/jobs/export`` with
@@ -59,11 +67,16 @@ def from_splunk(query: str, time_range: str = "-7d", *, host: str | None = None,
     base, secret = _connection(host, token)
     url = base + EXPORT_PATH
     form = {"search": search, "earliest_time": time_range, "latest_time": latest, "output_mode": "csv"}
-    request = Request(url, data=urlencode(form).encode("utf-8"), method="POST", headers={
-        "Authorization": f"Bearer {secret}",
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Accept": "text/csv",
-    })
+    request = Request(
+        url,
+        data=urlencode(form).encode("utf-8"),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {secret}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/csv",
+        },
+    )
     context = _tls_context(verify_tls) if url.startswith("https://") else None
     try:
         with urlopen(request, timeout=timeout, context=context) as response:
@@ -73,13 +86,17 @@ def from_splunk(query: str, time_range: str = "-7d", *, host: str | None = None,
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
     except pd.errors.ParserError as error:
-        raise DataError(f"Splunk at {base} answered with something that is not CSV "
-                        f"({str(error).splitlines()[0][:160]}); check that {base} is Splunk's REST port") from None
+        raise DataError(
+            f"Splunk at {base} answered with something that is not CSV "
+            f"({str(error).splitlines()[0][:160]}); check that {base} is Splunk's REST port"
+        ) from None
     except (URLError, OSError) as error:
         raise _connection_error(error, base, timeout) from None
     if len(frame) == 0:
-        raise DataError(f"the Splunk search returned no rows between {time_range} and {latest} ({search!r}); "
-                        f"widen time_range or check the index and the filters")
+        raise DataError(
+            f"the Splunk search returned no rows between {time_range} and {latest} ({search!r}); "
+            f"widen time_range or check the index and the filters"
+        )
     return frame
 
 
@@ -95,18 +112,24 @@ def _connection(host: str | None, token: str | None) -> tuple[str, str]:
     table = project_section(SECTION, ("host", "token"))
     found_host = setting(host, HOST_ENV, SECTION, "host", table)
     if not found_host:
-        raise DataError(f"no Splunk host: pass host=..., set {HOST_ENV}, or set host under [{SECTION}] "
-                        f"in {PROJECT_FILE} (such as https://splunk.example.com:8089)")
+        raise DataError(
+            f"no Splunk host: pass host=..., set {HOST_ENV}, or set host under [{SECTION}] "
+            f"in {PROJECT_FILE} (such as https://splunk.example.com:8089)"
+        )
     found_token = setting(token, TOKEN_ENV, SECTION, "token", table)
     if not found_token:
-        raise DataError(f"no Splunk token: pass token=..., set {TOKEN_ENV}, or set token under [{SECTION}] "
-                        f"in {PROJECT_FILE}")
+        raise DataError(
+            f"no Splunk token: pass token=..., set {TOKEN_ENV}, or set token under [{SECTION}] "
+            f"in {PROJECT_FILE}"
+        )
     base = found_host.strip().rstrip("/")
     if "://" not in base:
         base = f"https://{base}"  # Splunk's management port speaks HTTPS by default
     if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise DataError(f"Splunk host {found_host!r} is not an http(s) address; use one such as "
-                        f"https://splunk.example.com:8089")
+        raise DataError(
+            f"Splunk host {found_host!r} is not an http(s) address; use one such as "
+            f"https://splunk.example.com:8089"
+        )
     return base, found_token.strip()
 
 
@@ -127,8 +150,10 @@ def _http_error(error: HTTPError, base: str, search: str) -> DataError:
         error.close()
     message = splunk_messages(body) or error.reason or "no message"
     if error.code in (401, 403):
-        return DataError(f"Splunk at {base} refused the token (HTTP {error.code}: {message}); "
-                         f"check {TOKEN_ENV} or the token argument, and that the token may run searches")
+        return DataError(
+            f"Splunk at {base} refused the token (HTTP {error.code}: {message}); "
+            f"check {TOKEN_ENV} or the token argument, and that the token may run searches"
+        )
     if error.code == 400:
         return DataError(f"Splunk rejected the query {search!r}: {message} Fix the search and retry.")
     return DataError(f"Splunk at {base} answered HTTP {error.code} ({message}); check the host and retry")
@@ -147,17 +172,23 @@ def splunk_messages(body: str) -> str:
 def _connection_error(error: OSError, base: str, timeout: float) -> DataError:
     reason = error.reason if isinstance(error, URLError) else error
     if isinstance(reason, ssl.SSLError):
-        hint = ("if the server uses a self-signed certificate, add it to SSL_CERT_FILE, or pass verify_tls=False "
-                "on a network you trust")
+        hint = (
+            "if the server uses a self-signed certificate, add it to SSL_CERT_FILE, or pass verify_tls=False "
+            "on a network you trust"
+        )
         if "WRONG_VERSION_NUMBER" in str(reason) or "wrong version number" in str(reason):
             hint = "the server does not speak TLS: use http:// in the host if that is intended"
         return DataError(f"TLS handshake with Splunk at {base} failed ({_short(reason)}); {hint}")
     if isinstance(reason, (TimeoutError, socket.timeout)):
-        return DataError(f"Splunk at {base} did not answer within {timeout:g} s; check the host, "
-                         f"or raise timeout= for a long search")
+        return DataError(
+            f"Splunk at {base} did not answer within {timeout:g} s; check the host, "
+            f"or raise timeout= for a long search"
+        )
     if isinstance(reason, ConnectionRefusedError):
-        return DataError(f"cannot connect to Splunk at {base}: connection refused; check the host and the port "
-                         f"(the REST port is usually 8089)")
+        return DataError(
+            f"cannot connect to Splunk at {base}: connection refused; check the host and the port "
+            f"(the REST port is usually 8089)"
+        )
     return DataError(f"cannot reach Splunk at {base} ({_short(reason)}); check the host and the network")
 
 

@@ -15,4 +15,4 @@ def plain(value: Any) -> Any:
 def shown(value: Any, limit: int = 40) -> str:
     """A value for a one-line message: the repr of its plain form (``0``, ``'high'``), cut to ``limit`` characters."""
     text = repr(plain(value))
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

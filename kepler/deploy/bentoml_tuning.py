@@ -32,7 +32,9 @@ import typing as t
 
 from bentoml._internal.server.http import traffic
 
-BentoTimeoutMiddleware = traffic.TimeoutMiddleware  # BentoML's own, kept whatever install_cancelling_timeout did
+BentoTimeoutMiddleware = (
+    traffic.TimeoutMiddleware
+)  # BentoML's own, kept whatever install_cancelling_timeout did
 
 
 class CancellingTimeoutMiddleware(BentoTimeoutMiddleware):  # type: ignore[misc,valid-type]
@@ -58,10 +60,11 @@ class CancellingTimeoutMiddleware(BentoTimeoutMiddleware):  # type: ignore[misc,
         try:
             try:
                 await waiter
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if request.cancel():
                     await traffic.JSONResponse(
-                        {"error": f"Not able to process the request in {self.timeout} seconds"}, status_code=504,
+                        {"error": f"Not able to process the request in {self.timeout} seconds"},
+                        status_code=504,
                     )(scope, receive, send)
                 return
             await request
@@ -89,8 +92,13 @@ def build_io_schemas_once(service: t.Any) -> None:
             build = spec.model_json_schema.__func__  # the classmethod's function, to call with any subclass
             built: dict[t.Any, dict[str, t.Any]] = {}
 
-            def once(cls: t.Any, *args: t.Any, _build: t.Any = build, _built: dict = built,  # type: ignore[type-arg]
-                     **kwargs: t.Any) -> dict[str, t.Any]:
+            def once(
+                cls: t.Any,
+                *args: t.Any,
+                _build: t.Any = build,
+                _built: dict = built,  # type: ignore[type-arg]
+                **kwargs: t.Any,
+            ) -> dict[str, t.Any]:
                 try:
                     key = (cls, args, tuple(sorted(kwargs.items())))
                     hash(key)
@@ -167,8 +175,11 @@ def _h11_with_headers(protocol: type) -> type:
             body = msg.encode("ascii", "replace")
             head = [b"HTTP/1.1 400 Bad Request\r\n"]
             head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-            head += [b"content-type: text/plain; charset=utf-8\r\n",
-                     b"content-length: " + str(len(body)).encode() + b"\r\n", b"connection: close\r\n\r\n"]
+            head += [
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: " + str(len(body)).encode() + b"\r\n",
+                b"connection: close\r\n\r\n",
+            ]
             self.transport.write(b"".join(head) + body)
             self.transport.close()
 

@@ -103,10 +103,12 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_MAX_INSTANCES = 10
 REQUEST_TIMEOUT_S = 60
 
-_DEBOOTSTRAP_HINT = ("make one offline with: debootstrap --variant=minbase --include=python3,python3-venv,python3-pip "
-                     "bookworm ROOT MIRROR && tar -C ROOT -c . | docker import --change "
-                     "'ENV PIP_BREAK_SYSTEM_PACKAGES=1' - kepler-base:bookworm (the kepler.deploy.cloudrun docstring "
-                     "has the whole recipe), then pass --base-image kepler-base:bookworm")
+_DEBOOTSTRAP_HINT = (
+    "make one offline with: debootstrap --variant=minbase --include=python3,python3-venv,python3-pip "
+    "bookworm ROOT MIRROR && tar -C ROOT -c . | docker import --change "
+    "'ENV PIP_BREAK_SYSTEM_PACKAGES=1' - kepler-base:bookworm (the kepler.deploy.cloudrun docstring "
+    "has the whole recipe), then pass --base-image kepler-base:bookworm"
+)
 
 _CONTEXT_SCRIPT = r"""
 import json, shutil, sys
@@ -124,14 +126,20 @@ print(json.dumps({"bento": str(bento.tag), "dockerfile": str(relative)}))
 
 # --------------------------------------------------------------------------------------------- the spec
 
+
 def _cpu_for_threads(threads: int) -> tuple[int, str | None]:
     if threads <= 0:
-        return DEFAULT_CLOUD_CPUS, (f"profile threads = 0 (all cores): {DEFAULT_CLOUD_CPUS} CPUs asked of Cloud Run; "
-                                    f"set threads in the profile to choose")
+        return DEFAULT_CLOUD_CPUS, (
+            f"profile threads = 0 (all cores): {DEFAULT_CLOUD_CPUS} CPUs asked of Cloud Run; "
+            f"set threads in the profile to choose"
+        )
     for cpus in CLOUD_RUN_CPUS:
         if cpus >= threads:
-            note = None if cpus == threads else (f"profile threads = {threads}: rounded up to {cpus} CPUs, "
-                                                 f"a count Cloud Run accepts")
+            note = (
+                None
+                if cpus == threads
+                else (f"profile threads = {threads}: rounded up to {cpus} CPUs, a count Cloud Run accepts")
+            )
             return cpus, note
     return CLOUD_RUN_CPUS[-1], f"profile threads = {threads}: capped at Cloud Run's {CLOUD_RUN_CPUS[-1]} CPUs"
 
@@ -159,19 +167,25 @@ def resources_for_profile(profile: dict[str, Any], *, concurrency: int | None = 
     notes: list[str] = []
     threads = profile.get("threads")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise KeplerError(f"profile threads must be a whole number >= 0, got {threads!r}; fix the target profile")
+        raise KeplerError(
+            f"profile threads must be a whole number >= 0, got {threads!r}; fix the target profile"
+        )
     cpus, note = _cpu_for_threads(threads)
     if note:
         notes.append(note)
 
     memory_mb = profile.get("memory_mb")
     if isinstance(memory_mb, bool) or not isinstance(memory_mb, (int, float)) or memory_mb <= 0:
-        raise KeplerError(f"profile memory_mb must be a number > 0, got {memory_mb!r}; fix the target profile")
+        raise KeplerError(
+            f"profile memory_mb must be a number > 0, got {memory_mb!r}; fix the target profile"
+        )
     memory_mib = int(-(-float(memory_mb) // 1))  # ceil
     floor = _min_memory_for_cpu(cpus)
     if memory_mib < floor:
-        notes.append(f"profile memory_mb = {memory_mb:g}: raised to {floor} MiB, Cloud Run's minimum for {cpus} CPU(s) "
-                     f"(the Python server needs it beside the model)")
+        notes.append(
+            f"profile memory_mb = {memory_mb:g}: raised to {floor} MiB, Cloud Run's minimum for {cpus} CPU(s) "
+            f"(the Python server needs it beside the model)"
+        )
         memory_mib = floor
 
     value = concurrency if concurrency is not None else profile.get("concurrency")
@@ -179,7 +193,9 @@ def resources_for_profile(profile: dict[str, Any], *, concurrency: int | None = 
         value = DEFAULT_CONCURRENCY
         notes.append(f"containerConcurrency {DEFAULT_CONCURRENCY}: Kepler's default (the profile sets none)")
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise KeplerError(f"concurrency must be a whole number from 1 to 1000 (Cloud Run's range), got {value!r}")
+        raise KeplerError(
+            f"concurrency must be a whole number from 1 to 1000 (Cloud Run's range), got {value!r}"
+        )
     return {"cpu": str(cpus), "memory": f"{memory_mib}Mi", "concurrency": value, "notes": notes}
 
 
@@ -205,9 +221,16 @@ def _release_fields(release: dict[str, Any]) -> tuple[str, str]:
     return name, version
 
 
-def service_spec(*, image: str, profile: dict[str, Any], release: dict[str, Any], service_name: str | None = None,
-                 concurrency: int | None = None, max_instances: int = DEFAULT_MAX_INSTANCES,
-                 bento_tag: str | None = None) -> dict[str, Any]:
+def service_spec(
+    *,
+    image: str,
+    profile: dict[str, Any],
+    release: dict[str, Any],
+    service_name: str | None = None,
+    concurrency: int | None = None,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    bento_tag: str | None = None,
+) -> dict[str, Any]:
     """The Cloud Run (Knative ``serving.knative.dev/v1``) Service for a release's image.
 
     Args:
@@ -228,8 +251,10 @@ def service_spec(*, image: str, profile: dict[str, Any], release: dict[str, Any]
     resources = resources_for_profile(profile, concurrency=concurrency)
     name = service_name or _service_name(release_name)
     if not re.fullmatch(r"[a-z]([a-z0-9-]{0,47}[a-z0-9])?", name):
-        raise KeplerError(f"Cloud Run service name {name!r} is invalid: use lowercase letters, digits and '-', "
-                          f"starting with a letter, at most 49 characters")
+        raise KeplerError(
+            f"Cloud Run service name {name!r} is invalid: use lowercase letters, digits and '-', "
+            f"starting with a letter, at most 49 characters"
+        )
     labels = {
         "managed-by": "kepler",
         "kepler-release": _label_value(release_name),
@@ -256,17 +281,27 @@ def service_spec(*, image: str, profile: dict[str, Any], release: dict[str, Any]
                 "spec": {
                     "containerConcurrency": resources["concurrency"],
                     "timeoutSeconds": REQUEST_TIMEOUT_S,
-                    "containers": [{
-                        "image": image,
-                        # Cloud Run sets PORT from containerPort; BentoML's entrypoint copies it to BENTOML_PORT.
-                        "ports": [{"name": "http1", "containerPort": PORT}],
-                        "env": [{"name": "BENTOML_HOST", "value": "0.0.0.0"}],
-                        "resources": {"limits": {"cpu": resources["cpu"], "memory": resources["memory"]}},
-                        "startupProbe": {"httpGet": {"path": "/readyz", **probe_port}, "periodSeconds": 2,
-                                         "timeoutSeconds": 1, "failureThreshold": 60},
-                        "livenessProbe": {"httpGet": {"path": "/livez", **probe_port}, "periodSeconds": 30,
-                                          "timeoutSeconds": 2, "failureThreshold": 3},
-                    }],
+                    "containers": [
+                        {
+                            "image": image,
+                            # Cloud Run sets PORT from containerPort; BentoML's entrypoint copies it to BENTOML_PORT.
+                            "ports": [{"name": "http1", "containerPort": PORT}],
+                            "env": [{"name": "BENTOML_HOST", "value": "0.0.0.0"}],
+                            "resources": {"limits": {"cpu": resources["cpu"], "memory": resources["memory"]}},
+                            "startupProbe": {
+                                "httpGet": {"path": "/readyz", **probe_port},
+                                "periodSeconds": 2,
+                                "timeoutSeconds": 1,
+                                "failureThreshold": 60,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/livez", **probe_port},
+                                "periodSeconds": 30,
+                                "timeoutSeconds": 2,
+                                "failureThreshold": 3,
+                            },
+                        }
+                    ],
                 },
             },
             "traffic": [{"percent": 100, "latestRevision": True}],
@@ -280,15 +315,20 @@ def write_service_yaml(spec: dict[str, Any], path: Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = ("# Cloud Run service written by Kepler. Deploy with:\n"
-              "#   gcloud run services replace service.yaml --region REGION\n")
+    header = (
+        "# Cloud Run service written by Kepler. Deploy with:\n"
+        "#   gcloud run services replace service.yaml --region REGION\n"
+    )
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(header + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False), encoding="utf-8")
+    temporary.write_text(
+        header + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False), encoding="utf-8"
+    )
     os.replace(temporary, path)
     return path
 
 
 # --------------------------------------------------------------------------------------------- the image
+
 
 def _has_registry(image: str) -> bool:
     first = image.split("/", 1)[0]
@@ -306,24 +346,32 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _docker(args: list[str], *, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _docker(
+    args: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _check_docker(service_yaml: Path) -> None:
     if shutil.which("docker") is None:
-        raise KeplerError(f"docker is not installed, so the image cannot be built (service.yaml is written at "
-                          f"{service_yaml}): install Docker (Debian: apt-get install docker.io), start dockerd, "
-                          f"and rerun")
+        raise KeplerError(
+            f"docker is not installed, so the image cannot be built (service.yaml is written at "
+            f"{service_yaml}): install Docker (Debian: apt-get install docker.io), start dockerd, "
+            f"and rerun"
+        )
     try:
         info = _docker(["info", "--format", "{{.ServerVersion}}"], timeout=30)
     except subprocess.TimeoutExpired:
-        raise KeplerError(f"`docker info` did not answer in 30 s, so the image cannot be built (service.yaml is "
-                          f"written at {service_yaml}): start dockerd or fix DOCKER_HOST, and rerun") from None
+        raise KeplerError(
+            f"`docker info` did not answer in 30 s, so the image cannot be built (service.yaml is "
+            f"written at {service_yaml}): start dockerd or fix DOCKER_HOST, and rerun"
+        ) from None
     if info.returncode != 0:
-        raise KeplerError(f"the Docker daemon is not reachable (`docker info`: {_last_line(info.stderr)}), so the "
-                          f"image cannot be built (service.yaml is written at {service_yaml}): start dockerd "
-                          f"(e.g. `dockerd &` as root) and rerun")
+        raise KeplerError(
+            f"the Docker daemon is not reachable (`docker info`: {_last_line(info.stderr)}), so the "
+            f"image cannot be built (service.yaml is written at {service_yaml}): start dockerd "
+            f"(e.g. `dockerd &` as root) and rerun"
+        )
 
 
 def _ensure_base_image(base: str, service_yaml: Path) -> str:
@@ -336,23 +384,34 @@ def _ensure_base_image(base: str, service_yaml: Path) -> str:
     if pulled is not None and pulled.returncode == 0:
         return "pulled"
     reason = "timed out" if pulled is None else _last_line(pulled.stderr)
-    raise KeplerError(f"base image {base} is not on this machine and cannot be pulled ({reason}); pass a local "
-                      f"image with --base-image, or {_DEBOOTSTRAP_HINT} (service.yaml is written at {service_yaml})")
+    raise KeplerError(
+        f"base image {base} is not on this machine and cannot be pulled ({reason}); pass a local "
+        f"image with --base-image, or {_DEBOOTSTRAP_HINT} (service.yaml is written at {service_yaml})"
+    )
 
 
 def _build_context(bento_tag: str, bentoml_home: Path, destination: Path) -> dict[str, Any]:
     """Generates BentoML's Dockerfile and build context for the bento into ``destination``."""
     if destination.exists():
         if not (destination / "bento.yaml").exists():
-            raise KeplerError(f"{destination} exists and is not a build context Kepler wrote; remove it or choose "
-                              f"another output_dir")
+            raise KeplerError(
+                f"{destination} exists and is not a build context Kepler wrote; remove it or choose "
+                f"another output_dir"
+            )
         shutil.rmtree(destination)
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "1"}
-    result = subprocess.run([sys.executable, "-c", _CONTEXT_SCRIPT, bento_tag, str(destination)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", _CONTEXT_SCRIPT, bento_tag, str(destination)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     if result.returncode != 0:
-        raise KeplerError(f"BentoML could not write the Dockerfile for bento {bento_tag} in {bentoml_home} "
-                          f"({_last_line(result.stderr)}); check that the bento exists (bentoml list)")
+        raise KeplerError(
+            f"BentoML could not write the Dockerfile for bento {bento_tag} in {bentoml_home} "
+            f"({_last_line(result.stderr)}); check that the bento exists (bentoml list)"
+        )
     info = json.loads(result.stdout.strip().splitlines()[-1])
     info["dockerfile"] = str(destination / info["dockerfile"])
     return info
@@ -369,13 +428,22 @@ def _set_base_image(dockerfile: Path, base_image: str | None) -> str:
         raise KeplerError(f"{dockerfile} has no FROM line; BentoML's Dockerfile format changed, report it")
     if base_image is None:
         return match.group(1)
-    text = text[:match.start(1)] + base_image + text[match.end(1):]
+    text = text[: match.start(1)] + base_image + text[match.end(1) :]
     dockerfile.write_text(text, encoding="utf-8")
     return base_image
 
 
-def _build_image(bento_tag: str, *, bentoml_home: Path, image: str, base_image: str | None, output_dir: Path,
-                 service_yaml: Path, network: str, timeout_s: float) -> dict[str, Any]:
+def _build_image(
+    bento_tag: str,
+    *,
+    bentoml_home: Path,
+    image: str,
+    base_image: str | None,
+    output_dir: Path,
+    service_yaml: Path,
+    network: str,
+    timeout_s: float,
+) -> dict[str, Any]:
     _check_docker(service_yaml)
     context_dir = output_dir / "container"
     info = _build_context(bento_tag, bentoml_home, context_dir)
@@ -389,16 +457,21 @@ def _build_image(bento_tag: str, *, bentoml_home: Path, image: str, base_image: 
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as handle:
         try:
-            result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, text=True, env=env,
-                                    timeout=timeout_s)
+            result = subprocess.run(
+                command, stdout=handle, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout_s
+            )
         except subprocess.TimeoutExpired:
-            raise KeplerError(f"docker build ran past {timeout_s:.0f} s (log: {log}); check the network the build "
-                              f"uses (--network {network}) and rerun") from None
+            raise KeplerError(
+                f"docker build ran past {timeout_s:.0f} s (log: {log}); check the network the build "
+                f"uses (--network {network}) and rerun"
+            ) from None
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         tail = _last_line(log.read_text(encoding="utf-8", errors="replace"))
-        raise KeplerError(f"docker build failed ({tail}); the full log is {log}. Where pip or apt cannot reach "
-                          f"their index, build on a machine that can, or use a base image that has the packages")
+        raise KeplerError(
+            f"docker build failed ({tail}); the full log is {log}. Where pip or apt cannot reach "
+            f"their index, build on a machine that can, or use a base image that has the packages"
+        )
     inspected = _docker(["image", "inspect", "--format", "{{.Id}} {{.Size}}", image], timeout=60)
     if inspected.returncode != 0:
         raise KeplerError(f"docker build reported success but image {image} is missing; see {log}")
@@ -419,11 +492,25 @@ def _build_image(bento_tag: str, *, bentoml_home: Path, image: str, base_image: 
 
 # --------------------------------------------------------------------------------------------- the front door
 
-def deploy_cloud_run(bento_tag: str, *, release: dict[str, Any], profile: dict[str, Any], bentoml_home: Path,
-                     image_tag: str | None = None, base_image: str | None = None, output_dir: Path,
-                     region: str = DEFAULT_REGION, service_name: str | None = None, concurrency: int | None = None,
-                     max_instances: int = DEFAULT_MAX_INSTANCES, build: bool = True, apply: bool = False,
-                     build_network: str = "host", build_timeout_s: float = 1800.0) -> dict[str, Any]:
+
+def deploy_cloud_run(
+    bento_tag: str,
+    *,
+    release: dict[str, Any],
+    profile: dict[str, Any],
+    bentoml_home: Path,
+    image_tag: str | None = None,
+    base_image: str | None = None,
+    output_dir: Path,
+    region: str = DEFAULT_REGION,
+    service_name: str | None = None,
+    concurrency: int | None = None,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    build: bool = True,
+    apply: bool = False,
+    build_network: str = "host",
+    build_timeout_s: float = 1800.0,
+) -> dict[str, Any]:
     """Builds a release's container image and writes its Cloud Run service spec.
 
     Args:
@@ -463,15 +550,27 @@ def deploy_cloud_run(bento_tag: str, *, release: dict[str, Any], profile: dict[s
     output_dir.mkdir(parents=True, exist_ok=True)
     image = image_tag or _default_image_tag(release_name, version)
 
-    spec = service_spec(image=image, profile=profile, release=release, service_name=service_name,
-                        concurrency=concurrency, max_instances=max_instances, bento_tag=bento_tag)
+    spec = service_spec(
+        image=image,
+        profile=profile,
+        release=release,
+        service_name=service_name,
+        concurrency=concurrency,
+        max_instances=max_instances,
+        bento_tag=bento_tag,
+    )
     service_yaml = write_service_yaml(spec, output_dir / "service.yaml")
     resources = resources_for_profile(profile, concurrency=concurrency)
 
     deploy_command = f"gcloud run services replace {service_yaml} --region {region}"
-    push_command = f"docker push {image}" if _has_registry(image) else (
-        f"docker tag {image} REGION-docker.pkg.dev/PROJECT/REPO/{image} && "
-        f"docker push REGION-docker.pkg.dev/PROJECT/REPO/{image}")
+    push_command = (
+        f"docker push {image}"
+        if _has_registry(image)
+        else (
+            f"docker tag {image} REGION-docker.pkg.dev/PROJECT/REPO/{image} && "
+            f"docker push REGION-docker.pkg.dev/PROJECT/REPO/{image}"
+        )
+    )
     result: dict[str, Any] = {
         "platform": "cloud-run",
         "service_yaml": str(service_yaml),
@@ -490,26 +589,45 @@ def deploy_cloud_run(bento_tag: str, *, release: dict[str, Any], profile: dict[s
     }
 
     if build:
-        result["build"] = _build_image(bento_tag, bentoml_home=Path(bentoml_home), image=image, base_image=base_image,
-                                       output_dir=output_dir, service_yaml=service_yaml, network=build_network,
-                                       timeout_s=build_timeout_s)
+        result["build"] = _build_image(
+            bento_tag,
+            bentoml_home=Path(bentoml_home),
+            image=image,
+            base_image=base_image,
+            output_dir=output_dir,
+            service_yaml=service_yaml,
+            network=build_network,
+            timeout_s=build_timeout_s,
+        )
         result["commands"]["build"] = result["build"]["command"]
 
     gcloud = shutil.which("gcloud")
-    steps = [] if _has_registry(image) else [f"push the image to a registry Cloud Run can pull: {push_command}, "
-                                             f"and set that name as the image in {service_yaml.name}"]
+    steps = (
+        []
+        if _has_registry(image)
+        else [
+            f"push the image to a registry Cloud Run can pull: {push_command}, "
+            f"and set that name as the image in {service_yaml.name}"
+        ]
+    )
     if gcloud is None:
         message = f"gcloud not installed: run this command where it is: {deploy_command}"
         result["gcloud"] = {"installed": False, "message": message}
         result["status"] = "ready" if result["build"]["built"] else "spec-only"
     elif apply and not steps and result["build"]["built"]:
-        for command, what in (([shutil.which("docker") or "docker", "push", image], "docker push"),
-                              ([gcloud, "run", "services", "replace", str(service_yaml), "--region", region],
-                               "gcloud run services replace")):
+        for command, what in (
+            ([shutil.which("docker") or "docker", "push", image], "docker push"),
+            (
+                [gcloud, "run", "services", "replace", str(service_yaml), "--region", region],
+                "gcloud run services replace",
+            ),
+        ):
             ran = subprocess.run(command, capture_output=True, text=True, timeout=1800)
             if ran.returncode != 0:
-                raise KeplerError(f"{what} failed ({_last_line(ran.stderr)}); check `gcloud auth list` and the "
-                                  f"project, then run: {deploy_command}")
+                raise KeplerError(
+                    f"{what} failed ({_last_line(ran.stderr)}); check `gcloud auth list` and the "
+                    f"project, then run: {deploy_command}"
+                )
         message = f"deployed {spec['metadata']['name']} to Cloud Run in {region}"
         result["gcloud"] = {"installed": True, "message": message}
         result["status"] = "deployed"
@@ -521,8 +639,10 @@ def deploy_cloud_run(bento_tag: str, *, release: dict[str, Any], profile: dict[s
         message = f"{message}; first {steps[0]}"
     result["next_steps"] = steps + ([] if result["status"] == "deployed" else [deploy_command])
     if int(resources["cpu"]) > 1:
-        resources["notes"].append(f"{resources['cpu']} CPUs: package the release with workers={resources['cpu']} "
-                                  f"(kepler deploy --workers {resources['cpu']}) so every CPU serves requests")
+        resources["notes"].append(
+            f"{resources['cpu']} CPUs: package the release with workers={resources['cpu']} "
+            f"(kepler deploy --workers {resources['cpu']}) so every CPU serves requests"
+        )
     result["message"] = message
     print(message, file=sys.stderr)  # stderr: stdout stays clean for `kepler deploy --json`
     return result

@@ -87,10 +87,22 @@ def _port(port: object) -> int:
     return port
 
 
-def deploy(release: str, platform: str = "local", *, port: int | None = None, host: str = "127.0.0.1",
-           project: Any = None, rollback: bool | None = None, batching: Any = None, workers: int = 1,
-           max_body_mb: float | None = None, access_log: bool = False, unknown_columns: str = "reject",
-           wait_s: float = 120.0, **options: Any) -> Deployment:
+def deploy(
+    release: str,
+    platform: str = "local",
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    project: Any = None,
+    rollback: bool | None = None,
+    batching: Any = None,
+    workers: int = 1,
+    max_body_mb: float | None = None,
+    access_log: bool = False,
+    unknown_columns: str = "reject",
+    wait_s: float = 120.0,
+    **options: Any,
+) -> Deployment:
     """Deploys a release: packages it as a BentoML model and bento, records it, and (locally, with ``port``) runs it.
 
     Args:
@@ -132,12 +144,22 @@ def deploy(release: str, platform: str = "local", *, port: int | None = None, ho
         if chosen != "local":
             raise KeplerError("port applies to platform local only")
     if chosen == "local" and options:
-        raise KeplerError(f"option(s) {', '.join(sorted(options))} do not apply to platform local; "
-                          f"they are for platform cloud-run")
+        raise KeplerError(
+            f"option(s) {', '.join(sorted(options))} do not apply to platform local; "
+            f"they are for platform cloud-run"
+        )
     project = project or current()
     resolved = resolve_release(release, project=project)
-    package = package_release(resolved, project=project, platform=chosen, batching=batching, workers=workers,
-                              max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns)
+    package = package_release(
+        resolved,
+        project=project,
+        platform=chosen,
+        batching=batching,
+        workers=workers,
+        max_body_mb=max_body_mb,
+        access_log=access_log,
+        unknown_columns=unknown_columns,
+    )
     if chosen == "cloud-run":
         return _deploy_cloud_run(resolved, package, project=project, rollback=rollback, options=options)
     url = pid = log = None
@@ -145,50 +167,112 @@ def deploy(release: str, platform: str = "local", *, port: int | None = None, ho
         server = start(package, port=port, host=host, wait_s=wait_s)
         url, pid, log = server["url"], server["pid"], server["log"]
     target = url or package.bento_tag
-    recorded = _record(resolved, package, platform=chosen, target=target, rollback=rollback, project=project,
-                       details={"url": url} if url else None)
-    return Deployment(release=resolved.name, version=resolved.release.version, platform=chosen, target=target,
-                      bento_tag=package.bento_tag, model_tag=package.model_tag, service_node=recorded["service_node"],
-                      rollback=recorded["rollback"], previous=recorded["previous"], url=url, pid=pid, log=log,
-                      bentoml_home=str(package.bentoml_home))
+    recorded = _record(
+        resolved,
+        package,
+        platform=chosen,
+        target=target,
+        rollback=rollback,
+        project=project,
+        details={"url": url} if url else None,
+    )
+    return Deployment(
+        release=resolved.name,
+        version=resolved.release.version,
+        platform=chosen,
+        target=target,
+        bento_tag=package.bento_tag,
+        model_tag=package.model_tag,
+        service_node=recorded["service_node"],
+        rollback=recorded["rollback"],
+        previous=recorded["previous"],
+        url=url,
+        pid=pid,
+        log=log,
+        bentoml_home=str(package.bentoml_home),
+    )
 
 
-def _record(resolved: Any, package: Any, *, platform: str, target: str, rollback: bool | None, project: Any,
-            image_tag: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def _record(
+    resolved: Any,
+    package: Any,
+    *,
+    platform: str,
+    target: str,
+    rollback: bool | None,
+    project: Any,
+    image_tag: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from kepler.deploy.records import record_service
 
-    return record_service(resolved.name, resolved.lineage, platform=platform, target=target,
-                          bento_tag=package.bento_tag, model_tag=package.model_tag, image_tag=image_tag,
-                          rollback=rollback, details=details, project=project)
+    return record_service(
+        resolved.name,
+        resolved.lineage,
+        platform=platform,
+        target=target,
+        bento_tag=package.bento_tag,
+        model_tag=package.model_tag,
+        image_tag=image_tag,
+        rollback=rollback,
+        details=details,
+        project=project,
+    )
 
 
-def _deploy_cloud_run(resolved: Any, package: Any, *, project: Any, rollback: bool | None,
-                      options: dict[str, Any]) -> Deployment:
+def _deploy_cloud_run(
+    resolved: Any, package: Any, *, project: Any, rollback: bool | None, options: dict[str, Any]
+) -> Deployment:
     try:
         from kepler.deploy.cloudrun import deploy_cloud_run
     except ImportError as exc:
-        raise KeplerError(f"platform cloud-run is not available in this installation ({exc}); "
-                          f"deploy with platform='local'") from None
+        raise KeplerError(
+            f"platform cloud-run is not available in this installation ({exc}); deploy with platform='local'"
+        ) from None
     from kepler.deploy.package import tag_name
 
     options = dict(options)
     options.setdefault("output_dir", project.root / "deploy" / tag_name(resolved.name))
-    result = deploy_cloud_run(package.bento_tag, release=resolved.release.to_dict(),
-                              profile=dict(resolved.manifest.get("target") or {}),
-                              bentoml_home=package.bentoml_home, **options)
+    result = deploy_cloud_run(
+        package.bento_tag,
+        release=resolved.release.to_dict(),
+        profile=dict(resolved.manifest.get("target") or {}),
+        bentoml_home=package.bentoml_home,
+        **options,
+    )
     built = bool((result.get("build") or {}).get("built")) or result.get("status") == "deployed"
     image = result.get("image") if built else None
     target = result.get("service_name") or package.bento_tag
     recorded: dict[str, Any] = {"service_node": None, "rollback": False, "previous": None}
     if built:  # a spec without an image is not a deployment
-        recorded = _record(resolved, package, platform="cloud-run", target=target, rollback=rollback,
-                           project=project, image_tag=image,
-                           details={"status": result.get("status"), "service_yaml": result.get("service_yaml"),
-                                    "region": result.get("region")})
-    return Deployment(release=resolved.name, version=resolved.release.version, platform="cloud-run", target=target,
-                      bento_tag=package.bento_tag, model_tag=package.model_tag, image_tag=image,
-                      service_node=recorded["service_node"], rollback=recorded["rollback"],
-                      previous=recorded["previous"], bentoml_home=str(package.bentoml_home), details=result)
+        recorded = _record(
+            resolved,
+            package,
+            platform="cloud-run",
+            target=target,
+            rollback=rollback,
+            project=project,
+            image_tag=image,
+            details={
+                "status": result.get("status"),
+                "service_yaml": result.get("service_yaml"),
+                "region": result.get("region"),
+            },
+        )
+    return Deployment(
+        release=resolved.name,
+        version=resolved.release.version,
+        platform="cloud-run",
+        target=target,
+        bento_tag=package.bento_tag,
+        model_tag=package.model_tag,
+        image_tag=image,
+        service_node=recorded["service_node"],
+        rollback=recorded["rollback"],
+        previous=recorded["previous"],
+        bentoml_home=str(package.bentoml_home),
+        details=result,
+    )
 
 
 # --------------------------------------------------------------------------- local servers
@@ -214,13 +298,15 @@ def _alive(pid: int, bento_tag: str | None = None) -> bool:
 
 def _ready(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as answer:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as answer:
             return answer.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
-def start(package: Any, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", wait_s: float = 120.0) -> dict[str, Any]:
+def start(
+    package: Any, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", wait_s: float = 120.0
+) -> dict[str, Any]:
     """Runs ``bentoml serve <bento>`` in the background on ``port`` and waits for ``/readyz``.
 
     A server Kepler started on that port before is stopped first. Returns ``{"url", "pid", "log"}``.
@@ -239,10 +325,24 @@ def start(package: Any, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", wa
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{port}.log"
     with log.open("wb") as handle:
-        process = subprocess.Popen(package.serve_command(port, host), env=package.env(), stdout=handle,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    record = {"pid": process.pid, "port": port, "host": host, "url": url, "release": package.release,
-              "bento_tag": package.bento_tag, "log": str(log), "started_at": time.time()}
+        process = subprocess.Popen(
+            package.serve_command(port, host),
+            env=package.env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    record = {
+        "pid": process.pid,
+        "port": port,
+        "host": host,
+        "url": url,
+        "release": package.release,
+        "bento_tag": package.bento_tag,
+        "log": str(log),
+        "started_at": time.time(),
+    }
     (folder / f"{port}.json").write_text(json.dumps(record), encoding="utf-8")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -253,13 +353,20 @@ def start(package: Any, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", wa
         time.sleep(0.2)
     stop(port, bentoml_home=home)
     tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-10:])
-    raise KeplerError(f"the service for {package.release} did not become ready on {url} "
-                      f"({'it exited' if process.poll() is not None else f'not ready in {wait_s:.0f} s'}); "
-                      f"log {log}:\n{tail}")
+    raise KeplerError(
+        f"the service for {package.release} did not become ready on {url} "
+        f"({'it exited' if process.poll() is not None else f'not ready in {wait_s:.0f} s'}); "
+        f"log {log}:\n{tail}"
+    )
 
 
-def stop(port: int, *, bentoml_home: str | os.PathLike[str] | None = None, project: Any = None,
-         timeout_s: float = 15.0) -> bool:
+def stop(
+    port: int,
+    *,
+    bentoml_home: str | os.PathLike[str] | None = None,
+    project: Any = None,
+    timeout_s: float = 15.0,
+) -> bool:
     """Stops the background server Kepler started on ``port``; False when there was none."""
     if bentoml_home is None:
         from kepler.versioning.project import current
@@ -300,9 +407,18 @@ def _terminate(pid: int, timeout_s: float) -> None:
             time.sleep(0.1)
 
 
-def serve(release: str, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", project: Any = None,
-          batching: Any = None, workers: int = 1, max_body_mb: float | None = None, access_log: bool = True,
-          unknown_columns: str = "reject") -> int:
+def serve(
+    release: str,
+    *,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    project: Any = None,
+    batching: Any = None,
+    workers: int = 1,
+    max_body_mb: float | None = None,
+    access_log: bool = True,
+    unknown_columns: str = "reject",
+) -> int:
     """Runs a release's service in the foreground (development): packages it, then ``bentoml serve``.
 
     Takes :func:`deploy`'s service settings. Records nothing in the release's history. Returns the server's
@@ -311,10 +427,21 @@ def serve(release: str, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1", pr
     from kepler.deploy.package import package_release
 
     _port(port)
-    package = package_release(release, project=project, batching=batching, workers=workers,
-                              max_body_mb=max_body_mb, access_log=access_log, unknown_columns=unknown_columns)
-    print(f"serving release {package.release} {package.version} (bento {package.bento_tag}) on "
-          f"http://{host}:{port}  (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    package = package_release(
+        release,
+        project=project,
+        batching=batching,
+        workers=workers,
+        max_body_mb=max_body_mb,
+        access_log=access_log,
+        unknown_columns=unknown_columns,
+    )
+    print(
+        f"serving release {package.release} {package.version} (bento {package.bento_tag}) on "
+        f"http://{host}:{port}  (Ctrl-C stops it)",
+        file=sys.stderr,
+        flush=True,
+    )
     process = subprocess.Popen(package.serve_command(port, host), env=package.env())
     try:  # a SIGTERM to this process stops the server too (Ctrl-C reaches both through the terminal)
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))

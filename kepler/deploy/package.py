@@ -65,15 +65,19 @@ class ResolvedRelease:
 def _artifact_folder(project: Any, unified: Any) -> Path:
     recorded = (unified.metadata or {}).get("build_path")
     if not recorded:
-        raise ArtifactError(f"unified version {unified.version_id!r} records no build folder, so its artifact cannot "
-                            f"be found; build the model with `kepler build` inside the project")
+        raise ArtifactError(
+            f"unified version {unified.version_id!r} records no build folder, so its artifact cannot "
+            f"be found; build the model with `kepler build` inside the project"
+        )
     build = Path(recorded)
     candidates = [build] if build.is_absolute() else [project.root / build, Path.cwd() / build]
     for folder in candidates:
         if (folder / "artifact").is_dir():
             return folder / "artifact"
-    raise ArtifactError(f"the artifact of unified version {unified.version_id!r} is missing ({candidates[0]}/artifact); "
-                        f"rebuild it with `kepler reproduce from-version {unified.version_id}`")
+    raise ArtifactError(
+        f"the artifact of unified version {unified.version_id!r} is missing ({candidates[0]}/artifact); "
+        f"rebuild it with `kepler reproduce from-version {unified.version_id}`"
+    )
 
 
 def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
@@ -93,8 +97,10 @@ def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
     project = project or current()
     release = get_release(name, project=project)
     if not release.unified_version:
-        raise VersioningError(f"release {name!r} names no unified version, so there is no artifact to deploy; create "
-                              f"the release with unified_version='build-...' (see `kepler versioning list-unified`)")
+        raise VersioningError(
+            f"release {name!r} names no unified version, so there is no artifact to deploy; create "
+            f"the release with unified_version='build-...' (see `kepler versioning list-unified`)"
+        )
     unified = get_unified_version(release.unified_version, project=project)
     folder = _artifact_folder(project, unified)
     try:
@@ -103,12 +109,20 @@ def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
         raise ArtifactError(f"release {name!r} refused: {exc}") from None
     sha = artifact.manifest["sha256"]
     if unified.artifact_sha256 and sha != unified.artifact_sha256:
-        raise ArtifactError(f"release {name!r} refused: its artifact's sha256 {sha[:12]}… differs from the "
-                            f"{unified.artifact_sha256[:12]}… recorded in unified version {unified.version_id!r}; "
-                            f"the build folder {folder.parent} was changed, so rebuild it with "
-                            f"`kepler reproduce from-version {unified.version_id}`")
-    return ResolvedRelease(name=name, release=release, unified=unified, artifact_path=folder,
-                           manifest=artifact.manifest, lineage=lineage_of(release, unified, artifact.manifest))
+        raise ArtifactError(
+            f"release {name!r} refused: its artifact's sha256 {sha[:12]}… differs from the "
+            f"{unified.artifact_sha256[:12]}… recorded in unified version {unified.version_id!r}; "
+            f"the build folder {folder.parent} was changed, so rebuild it with "
+            f"`kepler reproduce from-version {unified.version_id}`"
+        )
+    return ResolvedRelease(
+        name=name,
+        release=release,
+        unified=unified,
+        artifact_path=folder,
+        manifest=artifact.manifest,
+        lineage=lineage_of(release, unified, artifact.manifest),
+    )
 
 
 def lineage_of(release: Any, unified: Any, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +177,7 @@ def tag_name(release: str) -> str:
     lossy = base != f"kepler-{release}"
     if lossy or len(base) > TAG_MAX:
         suffix = hashlib.sha256(release.encode()).hexdigest()[:8]
-        base = f"{base[:TAG_MAX - 9].rstrip('-_.')}-{suffix}"
+        base = f"{base[: TAG_MAX - 9].rstrip('-_.')}-{suffix}"
     return base
 
 
@@ -185,16 +199,23 @@ def batching_settings(manifest: dict[str, Any], batching: Any) -> dict[str, Any]
         return {"batching": False}
     target = manifest.get("target") or {}
     sizes = [int(b) for b in target.get("batch_sizes", []) if 1 < int(b) <= 1000] or [100]
-    chosen = {"batching": True, "max_batch_size": max(sizes),
-              "max_latency_ms": max(1, int(round(float(target.get("latency_p99_ms") or 200))))}
+    chosen = {
+        "batching": True,
+        "max_batch_size": max(sizes),
+        "max_latency_ms": max(1, int(round(float(target.get("latency_p99_ms") or 200)))),
+    }
     if isinstance(batching, dict):
         unknown = set(batching) - {"max_batch_size", "max_latency_ms"}
         if unknown:
-            raise KeplerError(f"unknown batching option(s) {', '.join(sorted(unknown))}; "
-                              f"use max_batch_size and max_latency_ms")
+            raise KeplerError(
+                f"unknown batching option(s) {', '.join(sorted(unknown))}; "
+                f"use max_batch_size and max_latency_ms"
+            )
         chosen.update({k: int(v) for k, v in batching.items()})
     elif batching is not True:
-        raise KeplerError(f"batching must be True, False or a dict of max_batch_size/max_latency_ms, got {batching!r}")
+        raise KeplerError(
+            f"batching must be True, False or a dict of max_batch_size/max_latency_ms, got {batching!r}"
+        )
     if chosen["max_batch_size"] < 2 or chosen["max_latency_ms"] < 1:
         raise KeplerError("batching needs max_batch_size >= 2 and max_latency_ms >= 1")
     return chosen
@@ -267,10 +288,12 @@ def serving_sources() -> dict[str, Path]:
     import importlib
 
     here = Path(__file__).resolve().parent
-    files: dict[str, Path] = {"kepler/errors.py": here.parent / "errors.py",
-                              "kepler/deploy/__init__.py": here / "__init__.py",
-                              "kepler/deploy/service.py": here / "service.py",
-                              "kepler/deploy/bentoml_tuning.py": here / "bentoml_tuning.py"}
+    files: dict[str, Path] = {
+        "kepler/errors.py": here.parent / "errors.py",
+        "kepler/deploy/__init__.py": here / "__init__.py",
+        "kepler/deploy/service.py": here / "service.py",
+        "kepler/deploy/bentoml_tuning.py": here / "bentoml_tuning.py",
+    }
     for package in ("runtimes", "targets"):
         folder = Path(importlib.import_module(f"kepler.{package}").__file__).parent
         for path in sorted(folder.iterdir()):
@@ -280,17 +303,28 @@ def serving_sources() -> dict[str, Path]:
 
 
 def _init_file(version: str) -> str:
-    return (f'"""Kepler {version}: the serving subset (kepler.deploy.service, kepler.runtimes, kepler.targets), '
-            f'packaged by kp.deploy."""\n\nimport os\n\n'
-            f'for _variable in ("BENTOML_DO_NOT_TRACK", "DO_NOT_TRACK"):\n    os.environ.setdefault(_variable, "1")\n\n'
-            f'__version__ = {version!r}\n')
+    return (
+        f'"""Kepler {version}: the serving subset (kepler.deploy.service, kepler.runtimes, kepler.targets), '
+        f'packaged by kp.deploy."""\n\nimport os\n\n'
+        f'for _variable in ("BENTOML_DO_NOT_TRACK", "DO_NOT_TRACK"):\n    os.environ.setdefault(_variable, "1")\n\n'
+        f"__version__ = {version!r}\n"
+    )
 
 
-def package_release(release: str | ResolvedRelease, *, project: Any = None, platform: str = "local",
-                    batching: Any = None, workers: int = 1, max_body_mb: float | None = None,
-                    access_log: bool = False, unknown_columns: str = "reject",
-                    python_packages: list[str] | None = None,
-                    docker: dict[str, Any] | None = None, timeout_s: float = 300) -> Package:
+def package_release(
+    release: str | ResolvedRelease,
+    *,
+    project: Any = None,
+    platform: str = "local",
+    batching: Any = None,
+    workers: int = 1,
+    max_body_mb: float | None = None,
+    access_log: bool = False,
+    unknown_columns: str = "reject",
+    python_packages: list[str] | None = None,
+    docker: dict[str, Any] | None = None,
+    timeout_s: float = 300,
+) -> Package:
     """Packages a release in the project's BentoML store (reusing an identical model or bento).
 
     Args:
@@ -329,31 +363,65 @@ def package_release(release: str | ResolvedRelease, *, project: Any = None, plat
     model_tag = f"{name}:{_digest({'labels': labels, 'lineage': resolved.lineage})}"
     sources = serving_sources()
     code = _digest({path: hashlib.sha256(file.read_bytes()).hexdigest() for path, file in sources.items()})
-    packages = list(python_packages) if python_packages is not None else [_installed(p) for p in SERVING_PACKAGES]
-    settings = {"model_tag": model_tag, "release": resolved.name, "platform": platform, "workers": workers,
-                "max_body_bytes": int(max_body * 2**20), "access_log": bool(access_log), "unknown_columns": unknown,
-                **batching_settings(resolved.manifest, batching)}
-    bento_version = _digest({"settings": settings, "code": code, "packages": packages, "docker": docker,
-                             "kepler": __version__, "bentoml": _installed("bentoml")})
+    packages = (
+        list(python_packages) if python_packages is not None else [_installed(p) for p in SERVING_PACKAGES]
+    )
+    settings = {
+        "model_tag": model_tag,
+        "release": resolved.name,
+        "platform": platform,
+        "workers": workers,
+        "max_body_bytes": int(max_body * 2**20),
+        "access_log": bool(access_log),
+        "unknown_columns": unknown,
+        **batching_settings(resolved.manifest, batching),
+    }
+    bento_version = _digest(
+        {
+            "settings": settings,
+            "code": code,
+            "packages": packages,
+            "docker": docker,
+            "kepler": __version__,
+            "bentoml": _installed("bentoml"),
+        }
+    )
     settings["bento_tag"] = f"{name}:{bento_version}"
     spec = {
-        "model_tag": model_tag, "bento_tag": settings["bento_tag"], "labels": labels,
+        "model_tag": model_tag,
+        "bento_tag": settings["bento_tag"],
+        "labels": labels,
         "metadata": {"kepler": {"lineage": resolved.lineage, "kepler_version": __version__}},
-        "artifact": str(resolved.artifact_path), "model_file": resolved.manifest["model_file"],
-        "sources": {k: str(v) for k, v in sources.items()}, "init": _init_file(__version__),
-        "settings": settings, "packages": packages, "docker": docker,
+        "artifact": str(resolved.artifact_path),
+        "model_file": resolved.manifest["model_file"],
+        "sources": {k: str(v) for k, v in sources.items()},
+        "init": _init_file(__version__),
+        "settings": settings,
+        "packages": packages,
+        "docker": docker,
         "description": f"Kepler release {resolved.name} {resolved.release.version} "
-                       f"(unified version {resolved.unified.version_id}, artifact sha256 {labels['kepler.artifact-sha256']})",
-        "bento_labels": {k: v for k, v in labels.items() if k in ("kepler.release", "kepler.version",
-                                                                  "kepler.artifact-sha256")},
+        f"(unified version {resolved.unified.version_id}, artifact sha256 {labels['kepler.artifact-sha256']})",
+        "bento_labels": {
+            k: v
+            for k, v in labels.items()
+            if k in ("kepler.release", "kepler.version", "kepler.artifact-sha256")
+        },
     }
     home = project.bentoml_home
     home.mkdir(parents=True, exist_ok=True)
     result = _run_child(spec, home, timeout_s)
-    return Package(release=resolved.name, version=resolved.release.version, model_tag=result["model_tag"],
-                   bento_tag=result["bento_tag"], bento_path=result["bento_path"], bentoml_home=home,
-                   lineage=resolved.lineage, settings=settings, created_model=result["created_model"],
-                   created_bento=result["created_bento"])
+    return Package(
+        release=resolved.name,
+        version=resolved.release.version,
+        model_tag=result["model_tag"],
+        bento_tag=result["bento_tag"],
+        bento_path=result["bento_path"],
+        bentoml_home=home,
+        lineage=resolved.lineage,
+        settings=settings,
+        created_model=result["created_model"],
+        created_bento=result["created_bento"],
+    )
 
 
 def _run_child(spec: dict[str, Any], home: Path, timeout_s: float) -> dict[str, Any]:
@@ -361,11 +429,19 @@ def _run_child(spec: dict[str, Any], home: Path, timeout_s: float) -> dict[str, 
         spec_path = Path(work) / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         try:
-            done = subprocess.run([sys.executable, "-m", "kepler.deploy.package", str(spec_path)], cwd=work,
-                                  env=bentoml_env(home), capture_output=True, text=True, timeout=timeout_s)
+            done = subprocess.run(
+                [sys.executable, "-m", "kepler.deploy.package", str(spec_path)],
+                cwd=work,
+                env=bentoml_env(home),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
-            raise KeplerError(f"packaging with BentoML took more than {timeout_s:.0f} s; retry, or check "
-                              f"{home} for a stuck lock") from None
+            raise KeplerError(
+                f"packaging with BentoML took more than {timeout_s:.0f} s; retry, or check "
+                f"{home} for a stuck lock"
+            ) from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
@@ -397,7 +473,10 @@ def _ensure_model(spec: dict[str, Any]) -> bool:
         existing = None
     if existing is not None:
         try:
-            intact = read_artifact(existing.path, verify=True).manifest["sha256"] == spec["labels"]["kepler.artifact-sha256"]
+            intact = (
+                read_artifact(existing.path, verify=True).manifest["sha256"]
+                == spec["labels"]["kepler.artifact-sha256"]
+            )
         except KeplerError:
             intact = False
         if intact and dict(existing.info.labels) == spec["labels"]:
@@ -428,10 +507,17 @@ def _ensure_bento(spec: dict[str, Any]) -> tuple[str, bool]:
         (root / "README.md").write_text(f"# {spec['bento_tag']}\n\n{spec['description']}\n", encoding="utf-8")
         sys.modules.pop("kepler.deploy.service", None)  # read the settings of this build
         bento = bentoml.build(
-            SERVICE, name=name, version=version, build_ctx=context, include=["kepler/**", "README.md"],
-            labels=spec["bento_labels"], description=spec["description"], args=spec["settings"],
+            SERVICE,
+            name=name,
+            version=version,
+            build_ctx=context,
+            include=["kepler/**", "README.md"],
+            labels=spec["bento_labels"],
+            description=spec["description"],
+            args=spec["settings"],
             python={"packages": spec["packages"], "lock_packages": False},
-            docker=spec["docker"] or None, models=[spec["model_tag"]],
+            docker=spec["docker"] or None,
+            models=[spec["model_tag"]],
         )
     return bento.path, True
 
@@ -445,8 +531,17 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     created_model = _ensure_model(spec)
     bento_path, created_bento = _ensure_bento(spec)
-    print(json.dumps({"model_tag": spec["model_tag"], "bento_tag": spec["bento_tag"], "bento_path": str(bento_path),
-                      "created_model": created_model, "created_bento": created_bento}))
+    print(
+        json.dumps(
+            {
+                "model_tag": spec["model_tag"],
+                "bento_tag": spec["bento_tag"],
+                "bento_path": str(bento_path),
+                "created_model": created_model,
+                "created_bento": created_bento,
+            }
+        )
+    )
     return 0
 
 

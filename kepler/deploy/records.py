@@ -21,7 +21,7 @@ MAX_NODE_ID = 128
 
 
 def _stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def ensure_release_node(release: Any, lineage: dict[str, Any], *, project: Any) -> str:
@@ -39,8 +39,10 @@ def ensure_release_node(release: Any, lineage: dict[str, Any], *, project: Any) 
         existing = None
     if existing is not None:
         if existing["kind"] != "release":
-            raise VersioningError(f"lineage node {node_id!r} is a {existing['kind']} node, so release {node_id!r} "
-                                  f"cannot take that id; create the release under another name")
+            raise VersioningError(
+                f"lineage node {node_id!r} is a {existing['kind']} node, so release {node_id!r} "
+                f"cannot take that id; create the release under another name"
+            )
         return node_id
     inputs = []
     if release.unified_version:
@@ -48,12 +50,23 @@ def ensure_release_node(release: Any, lineage: dict[str, Any], *, project: Any) 
             get_lineage_node(release.unified_version, project=project)
             inputs.append(release.unified_version)
         except VersioningError:
-            inputs = [d["data_version"] for d in lineage.get("data", []) if d.get("data_version")
-                      and _exists(d["data_version"], project)]
-    create_release_lineage(node_id, release.release_id, inputs,
-                           {"version": release.version, "model_line": release.model_line,
-                            "unified_version": release.unified_version,
-                            "artifact_sha256": lineage.get("artifact_sha256")}, project=project)
+            inputs = [
+                d["data_version"]
+                for d in lineage.get("data", [])
+                if d.get("data_version") and _exists(d["data_version"], project)
+            ]
+    create_release_lineage(
+        node_id,
+        release.release_id,
+        inputs,
+        {
+            "version": release.version,
+            "model_line": release.model_line,
+            "unified_version": release.unified_version,
+            "artifact_sha256": lineage.get("artifact_sha256"),
+        },
+        project=project,
+    )
     return node_id
 
 
@@ -94,10 +107,19 @@ def is_rollback(release: Any, platform: str, *, project: Any) -> tuple[bool, str
     return earlier, previous.release_id
 
 
-def record_service(release_name: str, lineage: dict[str, Any], *, platform: str, target: str,
-                   bento_tag: str | None, model_tag: str | None = None, image_tag: str | None = None,
-                   rollback: bool | None = None, details: dict[str, Any] | None = None,
-                   project: Any = None) -> dict[str, Any]:
+def record_service(
+    release_name: str,
+    lineage: dict[str, Any],
+    *,
+    platform: str,
+    target: str,
+    bento_tag: str | None,
+    model_tag: str | None = None,
+    image_tag: str | None = None,
+    rollback: bool | None = None,
+    details: dict[str, Any] | None = None,
+    project: Any = None,
+) -> dict[str, Any]:
     """Records one deployment of a release.
 
     Adds a service node (inputs: the release node) with platform, bento tag, image tag and time,
@@ -129,14 +151,40 @@ def record_service(release_name: str, lineage: dict[str, Any], *, platform: str,
     deployed_at = _stamp()
     compact = dt.datetime.fromisoformat(deployed_at).strftime("%Y%m%dT%H%M%S%fZ")
     suffix = f"@{platform}-{compact}"
-    node_id = f"{release_name[:MAX_NODE_ID - len(suffix)]}{suffix}"
-    facts = {"platform": platform, "bento_tag": bento_tag, "model_tag": model_tag, "image_tag": image_tag,
-             "target": target, "deployed_at": deployed_at, "rollback": rollback, "release": release_name,
-             "version": release.version}
+    node_id = f"{release_name[: MAX_NODE_ID - len(suffix)]}{suffix}"
+    facts = {
+        "platform": platform,
+        "bento_tag": bento_tag,
+        "model_tag": model_tag,
+        "image_tag": image_tag,
+        "target": target,
+        "deployed_at": deployed_at,
+        "rollback": rollback,
+        "release": release_name,
+        "version": release.version,
+    }
     create_service_lineage(node_id, bento_tag or target, [release_node], facts, project=project)
-    entry_details = {"bento_tag": bento_tag, "model_tag": model_tag, "image_tag": image_tag, "service_node": node_id,
-                     "deployed_at": deployed_at, "replaces": previous, **(details or {})}
-    record_deployment(release_name, platform=platform, target=target, rollback=rollback,
-                      details={k: v for k, v in entry_details.items() if v is not None}, project=project)
-    return {"service_node": node_id, "release_node": release_node, "rollback": rollback, "previous": previous,
-            "deployed_at": deployed_at}
+    entry_details = {
+        "bento_tag": bento_tag,
+        "model_tag": model_tag,
+        "image_tag": image_tag,
+        "service_node": node_id,
+        "deployed_at": deployed_at,
+        "replaces": previous,
+        **(details or {}),
+    }
+    record_deployment(
+        release_name,
+        platform=platform,
+        target=target,
+        rollback=rollback,
+        details={k: v for k, v in entry_details.items() if v is not None},
+        project=project,
+    )
+    return {
+        "service_node": node_id,
+        "release_node": release_node,
+        "rollback": rollback,
+        "previous": previous,
+        "deployed_at": deployed_at,
+    }

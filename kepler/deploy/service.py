@@ -61,8 +61,12 @@ import numpy as np
 from bentoml.exceptions import BentoMLException
 from bentoml.models import BentoModel
 
-from kepler.deploy.bentoml_tuning import (build_io_schemas_once, install_cancelling_timeout, install_server_headers,
-                                          server_adds)
+from kepler.deploy.bentoml_tuning import (
+    build_io_schemas_once,
+    install_cancelling_timeout,
+    install_server_headers,
+    server_adds,
+)
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes import load as load_predictor
 from kepler.runtimes.inputs import REJECT, UNKNOWN_COLUMNS
@@ -75,16 +79,33 @@ PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba", INVO
 MLFLOW_FORMS = ("dataframe_records", "dataframe_split", "inputs", "instances")
 MLFLOW_PARAMS = "params"
 METADATA_ROUTE = "/metadata"
-INPUT_FIELDS = ("name", "kind", "dtype", "categories", "from_text", "missing_as", "missing_words")  # of each input in /metadata
+INPUT_FIELDS = (
+    "name",
+    "kind",
+    "dtype",
+    "categories",
+    "from_text",
+    "missing_as",
+    "missing_words",
+)  # of each input in /metadata
 MIB = 1 << 20
 FLOAT64_DIGITS = 309  # an integer of more digits is beyond a 64-bit float (1.8e308)
 # The JSON escape of a UTF-16 surrogate: the only way a JSON body can hold text that is not valid Unicode.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 LOG = logging.getLogger("kepler.deploy.service")
-COMPLETE, TOO_LARGE, DISCONNECTED = "complete", "too large", "disconnected"  # how reading a request body ended
+COMPLETE, TOO_LARGE, DISCONNECTED = (
+    "complete",
+    "too large",
+    "disconnected",
+)  # how reading a request body ended
 
 # name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.
-IDENTITY = {"model_tag": (str, None), "release": (str, None), "bento_tag": (str, None), "platform": (str, "local")}
+IDENTITY = {
+    "model_tag": (str, None),
+    "release": (str, None),
+    "bento_tag": (str, None),
+    "platform": (str, "local"),
+}
 TUNING = {
     "workers": (int, 1),
     "threads": (int, 1),
@@ -124,7 +145,9 @@ def _convert(name: str, kind: t.Any, value: t.Any) -> t.Any:
     return str(value)
 
 
-def settings(arguments: dict[str, t.Any] | None = None, environ: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+def settings(
+    arguments: dict[str, t.Any] | None = None, environ: t.Mapping[str, str] | None = None
+) -> dict[str, t.Any]:
     """The service's settings: bento arguments and ``KEPLER_<NAME>`` variables over the defaults.
 
     Raises:
@@ -144,8 +167,10 @@ def settings(arguments: dict[str, t.Any] | None = None, environ: t.Mapping[str, 
             value = arguments.get(name, default)
         values[name] = _convert(name, kind, value)
     if not values["model_tag"]:
-        raise KeplerError("this Kepler service has no model: serve a bento made by `kepler deploy <release>` "
-                          "(or `kepler serve <release>`), or set KEPLER_MODEL_TAG to a model in BENTOML_HOME")
+        raise KeplerError(
+            "this Kepler service has no model: serve a bento made by `kepler deploy <release>` "
+            "(or `kepler serve <release>`), or set KEPLER_MODEL_TAG to a model in BENTOML_HOME"
+        )
     values["release"] = values["release"] or values["model_tag"]
     return values
 
@@ -194,7 +219,9 @@ def _benchmark_summary(benchmark: dict[str, t.Any] | None) -> dict[str, t.Any] |
     }
 
 
-def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[str, t.Any]) -> dict[str, t.Any]:
+def describe(
+    manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[str, t.Any]
+) -> dict[str, t.Any]:
     """The ``/metadata`` document of a release."""
     lineage = dict(kepler.get("lineage") or {})
     outputs = manifest.get("output_schema", {})
@@ -208,8 +235,11 @@ def describe(manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[
             "bento_tag": config.get("bento_tag"),
             "platform": config.get("platform"),
             "workers": config["workers"],
-            "batching": ({"max_batch_size": config["max_batch_size"], "max_latency_ms": config["max_latency_ms"]}
-                         if config["batching"] else False),
+            "batching": (
+                {"max_batch_size": config["max_batch_size"], "max_latency_ms": config["max_latency_ms"]}
+                if config["batching"]
+                else False
+            ),
             "max_body_bytes": config["max_body_bytes"],
             "unknown_columns": config.get("unknown_columns", REJECT),
         },
@@ -236,14 +266,18 @@ class _NotANumber(ValueError):
 
 
 def _reject_constant(token: str) -> t.NoReturn:
-    raise _NotANumber(f"the body holds {token}, which JSON has no word for and the model cannot read; send a finite "
-                      f"number, or null for a missing value")
+    raise _NotANumber(
+        f"the body holds {token}, which JSON has no word for and the model cannot read; send a finite "
+        f"number, or null for a missing value"
+    )
 
 
 def _beyond_float64(token: str) -> t.NoReturn:
     shown = token if len(token) <= 24 else f"{token[:12]}...{token[-6:]} ({len(token)} characters)"
-    raise _NotANumber(f"the body holds the number {shown}, beyond what a 64-bit float holds (about 1.8e308): "
-                      f"infinity, which JSON has no word for either; send a finite number, or null for a missing value")
+    raise _NotANumber(
+        f"the body holds the number {shown}, beyond what a 64-bit float holds (about 1.8e308): "
+        f"infinity, which JSON has no word for either; send a finite number, or null for a missing value"
+    )
 
 
 def _parse_float(token: str) -> float:
@@ -294,13 +328,16 @@ def parse_body(body: bytes) -> t.Any:
             is not valid Unicode (422).
     """
     try:
-        payload = json.loads(body, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
+        payload = json.loads(
+            body, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
+        )
     except _NotANumber as exc:
         raise InputSchemaError(str(exc)) from None
     if SURROGATE_ESCAPE.search(body) and (bad := _invalid_text(payload)) is not None:
         shown = json.dumps(bad[:40])
-        raise InputSchemaError(f"the body holds text that is not valid Unicode ({shown}: a lone surrogate); "
-                               f"send UTF-8 text")
+        raise InputSchemaError(
+            f"the body holds text that is not valid Unicode ({shown}: a lone surrogate); send UTF-8 text"
+        )
     return payload
 
 
@@ -323,47 +360,66 @@ def read_payload(payload: t.Any, known: t.Collection[str] = ()) -> list[t.Any] |
     Raises:
         InputSchemaError: the body is neither records, columns nor an MLflow payload holding one of them.
     """
-    if isinstance(payload, dict) and payload and set(payload) <= {*MLFLOW_FORMS, MLFLOW_PARAMS} \
-            and not set(payload) & set(known) and set(payload) != {MLFLOW_PARAMS}:
+    if (
+        isinstance(payload, dict)
+        and payload
+        and set(payload) <= {*MLFLOW_FORMS, MLFLOW_PARAMS}
+        and not set(payload) & set(known)
+        and set(payload) != {MLFLOW_PARAMS}
+    ):
         payload = _unwrap_mlflow(payload)
     if isinstance(payload, list):
         if any(not isinstance(row, dict) for row in payload):
-            raise InputSchemaError("a list body must hold records (JSON objects of column: value); "
-                                   "send columns as an object of lists instead")
+            raise InputSchemaError(
+                "a list body must hold records (JSON objects of column: value); "
+                "send columns as an object of lists instead"
+            )
         return payload
     if isinstance(payload, dict):
         if any(not isinstance(v, list) for v in payload.values()):
             raise InputSchemaError("an object body must map each column to a list of values")
         return payload
-    raise InputSchemaError(f"expected a list of records or an object of columns, got a JSON {type(payload).__name__}")
+    raise InputSchemaError(
+        f"expected a list of records or an object of columns, got a JSON {type(payload).__name__}"
+    )
 
 
 def _unwrap_mlflow(payload: dict[str, t.Any]) -> t.Any:
     forms = [key for key in MLFLOW_FORMS if key in payload]
     if len(forms) != 1:
-        raise InputSchemaError(f"an MLflow payload holds one of {', '.join(MLFLOW_FORMS)}, got {', '.join(forms)}; "
-                               f"send one")
+        raise InputSchemaError(
+            f"an MLflow payload holds one of {', '.join(MLFLOW_FORMS)}, got {', '.join(forms)}; send one"
+        )
     if payload.get(MLFLOW_PARAMS) not in (None, {}):
-        raise InputSchemaError("this model takes no params; leave \"params\" out")
+        raise InputSchemaError('this model takes no params; leave "params" out')
     form = forms[0]
     table = payload[form]
     if form != "dataframe_split":
         if not isinstance(table, (list, dict)):
-            raise InputSchemaError(f"{form} must hold a list of records or an object of columns, "
-                                   f"got a JSON {type(table).__name__}")
+            raise InputSchemaError(
+                f"{form} must hold a list of records or an object of columns, "
+                f"got a JSON {type(table).__name__}"
+            )
         return table
     if not isinstance(table, dict) or set(table) - {"columns", "data", "index"}:
-        raise InputSchemaError("dataframe_split must be an object of columns, data and optionally index "
-                               "(pandas' split orient)")
+        raise InputSchemaError(
+            "dataframe_split must be an object of columns, data and optionally index (pandas' split orient)"
+        )
     columns, data = table.get("columns"), table.get("data")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InputSchemaError("dataframe_split needs columns: a list of the column names")
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
-        raise InputSchemaError(f"dataframe_split names a column twice ({', '.join(twice)}); send each column once")
-    if not isinstance(data, list) or any(not isinstance(row, list) or len(row) != len(columns) for row in data):
-        raise InputSchemaError(f"dataframe_split needs data: a list of rows, each a list of {len(columns)} values "
-                               f"in the order of columns")
+        raise InputSchemaError(
+            f"dataframe_split names a column twice ({', '.join(twice)}); send each column once"
+        )
+    if not isinstance(data, list) or any(
+        not isinstance(row, list) or len(row) != len(columns) for row in data
+    ):
+        raise InputSchemaError(
+            f"dataframe_split needs data: a list of rows, each a list of {len(columns)} values "
+            f"in the order of columns"
+        )
     return {column: [row[i] for row in data] for i, column in enumerate(columns)}
 
 
@@ -378,12 +434,17 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
     except InputSchemaError as exc:
         return _error(422, str(exc))
     except RecursionError:
-        return _error(400, "the body is nested too deeply to be a table; send a list of records or an object of columns")
+        return _error(
+            400, "the body is nested too deeply to be a table; send a list of records or an object of columns"
+        )
     except UnicodeDecodeError:
         return _error(400, "the body is not UTF-8 text; send JSON encoded as UTF-8")
     except ValueError as exc:  # JSONDecodeError
-        return _error(400, f"the body is not valid JSON ({exc}); send a list of records "
-                           f"[{{\"column\": value, ...}}] or an object of columns {{\"column\": [values]}}")
+        return _error(
+            400,
+            f"the body is not valid JSON ({exc}); send a list of records "
+            f'[{{"column": value, ...}}] or an object of columns {{"column": [values]}}',
+        )
     try:
         table = read_payload(payload, LOADED.known)
     except InputSchemaError as exc:
@@ -395,10 +456,15 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
         LOADED.predictor.feed(table)
     except InputSchemaError as exc:
         return _error(422, str(exc))
-    except Exception:  # a reader's bug: logged for the operator, a plain 422 for the client (it is their input)
+    except (
+        Exception
+    ):  # a reader's bug: logged for the operator, a plain 422 for the client (it is their input)
         LOG.exception("the input check failed on a request body of %d bytes", len(body))
-        return _error(422, "the input cannot be read as the model's columns; send a list of records or an object "
-                           "of columns, one number, text or null per cell")
+        return _error(
+            422,
+            "the input cannot be read as the model's columns; send a list of records or an object "
+            "of columns, one number, text or null per cell",
+        )
     return None
 
 
@@ -438,7 +504,9 @@ class ReleaseGate:
             if started:
                 raise
             LOG.exception("request to %s failed", scope.get("path", ""))
-            await self._reply(send, *_error(500, "the service failed on this request; the server log has the details"))
+            await self._reply(
+                send, *_error(500, "the service failed on this request; the server log has the details")
+            )
 
     async def _handle(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> None:
         path, method = scope.get("path", ""), scope.get("method", "GET")
@@ -446,7 +514,9 @@ class ReleaseGate:
             if method not in ("GET", "HEAD"):
                 await self._reply(send, *_error(405, "use GET /metadata"), extra=[(b"allow", b"GET, HEAD")])
             elif LOADED.metadata is None:
-                await self._reply(send, *_error(503, "the model is still loading; retry when /readyz answers 200"))
+                await self._reply(
+                    send, *_error(503, "the model is still loading; retry when /readyz answers 200")
+                )
             else:
                 await self._reply(send, 200, json.dumps(LOADED.metadata).encode(), head=method == "HEAD")
             return
@@ -455,7 +525,9 @@ class ReleaseGate:
             await self.app(scope, receive, send)
             return
         if LOADED.predictor is None:
-            await self._reply(send, *_error(503, "the model is still loading; retry when /readyz answers 200"))
+            await self._reply(
+                send, *_error(503, "the model is still loading; retry when /readyz answers 200")
+            )
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         declared = headers.get("content-length")
@@ -464,11 +536,15 @@ class ReleaseGate:
                 await self._reply(send, *_error(400, f"bad Content-Length {declared!r}"))
                 return
             if "100-continue" not in headers.get("expect", "").lower():
-                await self._drain(receive, 0)  # the client is sending it anyway: read it so the answer arrives
+                await self._drain(
+                    receive, 0
+                )  # the client is sending it anyway: read it so the answer arrives
             await self._too_large(send)
             return
         body, state = await self._read(receive)
-        if state == DISCONNECTED:  # the client left before its body was complete: nothing to score, no one to answer
+        if (
+            state == DISCONNECTED
+        ):  # the client left before its body was complete: nothing to score, no one to answer
             return
         if state == TOO_LARGE:
             await self._drain(receive, len(body))
@@ -490,7 +566,11 @@ class ReleaseGate:
         if self.batching:
             body = b"[" + body + b"]"
             send = self._unwrapped(send)
-        new_headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+        new_headers = [
+            (k, v)
+            for k, v in scope.get("headers", [])
+            if k.lower() not in (b"content-type", b"content-length")
+        ]
         new_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         sent = False
 
@@ -517,13 +597,21 @@ class ReleaseGate:
     def _one_error(send: t.Any) -> t.Any:
         """Gives an error answer BentoML wrapped in a list (``[{"error": ...}]``, its shape for a 4xx an endpoint
         raised) the gate's own shape: one object with one ``error`` line and the status."""
+
         def rewrite(status: int, body: bytes) -> tuple[int, bytes]:
             try:
                 answer = json.loads(body)
             except ValueError:
                 return status, body
-            if isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], dict) and "error" in answer[0]:
-                body = json.dumps({"error": str(answer[0]["error"]).replace("\n", " "), "status": status}).encode()
+            if (
+                isinstance(answer, list)
+                and len(answer) == 1
+                and isinstance(answer[0], dict)
+                and "error" in answer[0]
+            ):
+                body = json.dumps(
+                    {"error": str(answer[0]["error"]).replace("\n", " "), "status": status}
+                ).encode()
             return status, body
 
         return _rewritten(send, rewrite, lambda status: status >= 400)
@@ -531,12 +619,16 @@ class ReleaseGate:
     @staticmethod
     def _as_predictions(send: t.Any) -> t.Any:
         """Wraps a successful answer as MLflow's ``{"predictions": ...}``."""
-        return _rewritten(send, lambda status, body: (status, b'{"predictions": ' + body.strip() + b"}"),
-                          lambda status: status == 200)
+        return _rewritten(
+            send,
+            lambda status, body: (status, b'{"predictions": ' + body.strip() + b"}"),
+            lambda status: status == 200,
+        )
 
     @staticmethod
     def _unwrapped(send: t.Any) -> t.Any:
         """Strips the one-item list that batching put around a successful answer."""
+
         def rewrite(status: int, body: bytes) -> tuple[int, bytes]:
             body = body.strip()
             if body.startswith(b"[") and body.endswith(b"]"):
@@ -577,14 +669,30 @@ class ReleaseGate:
 
     async def _too_large(self, send: t.Any) -> None:
         limit = self.max_body_bytes
-        await self._reply(send, *_error(413, f"the body is larger than this service accepts ({limit} bytes, "
-                                             f"{limit / MIB:.1f} MiB); send fewer rows per request"),
-                          extra=[(b"connection", b"close")])
+        await self._reply(
+            send,
+            *_error(
+                413,
+                f"the body is larger than this service accepts ({limit} bytes, "
+                f"{limit / MIB:.1f} MiB); send fewer rows per request",
+            ),
+            extra=[(b"connection", b"close")],
+        )
 
     @staticmethod
-    async def _reply(send: t.Any, status: int, body: bytes, *, head: bool = False,
-                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    async def _reply(
+        send: t.Any,
+        status: int,
+        body: bytes,
+        *,
+        head: bool = False,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *(extra or []),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 
@@ -602,8 +710,9 @@ def answer(predictor: t.Any, payload: t.Any, known: t.Collection[str], *, proba:
     return (predictor.predict_proba(table) if proba else predictor.predict(table)).tolist()
 
 
-def _rewritten(send: t.Any, rewrite: t.Callable[[int, bytes], tuple[int, bytes]],
-               applies: t.Callable[[int], bool]) -> t.Any:
+def _rewritten(
+    send: t.Any, rewrite: t.Callable[[int, bytes], tuple[int, bytes]], applies: t.Callable[[int], bool]
+) -> t.Any:
     """An ASGI ``send`` that buffers an answer whose status ``applies`` and sends ``rewrite(status, body)`` instead,
     with its content-length set; other answers pass through unchanged."""
     start: dict[str, t.Any] | None = None
@@ -622,7 +731,9 @@ def _rewritten(send: t.Any, rewrite: t.Callable[[int, bytes], tuple[int, bytes]]
             return
         status, body = rewrite(start["status"], b"".join(chunks))
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        await send({**start, "status": status, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {**start, "status": status, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        )
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return rewritten
@@ -638,7 +749,7 @@ def _split(results: np.ndarray, counts: list[int]) -> list[t.Any]:
     instead (the gate answers it 422), so that one bad request does not fail the others of its batch."""
     out, start = [], 0
     for count in counts:
-        part = results[start:start + count]
+        part = results[start : start + count]
         try:
             out.append(finite_answer(part).tolist())
         except InputSchemaError as exc:
@@ -665,16 +776,20 @@ class KeplerService:
         labels = dict(stored.info.labels)
         expected = labels.get("kepler.release")
         if expected and expected != SETTINGS["release"]:
-            raise KeplerError(f"model {stored.tag} belongs to release {expected!r}, not {SETTINGS['release']!r}; "
-                              f"deploy the release again with `kepler deploy {SETTINGS['release']}`")
+            raise KeplerError(
+                f"model {stored.tag} belongs to release {expected!r}, not {SETTINGS['release']!r}; "
+                f"deploy the release again with `kepler deploy {SETTINGS['release']}`"
+            )
         # Verifies the ONNX file's sha256 against its manifest.
         self.predictor = load_predictor(stored.path, unknown_columns=SETTINGS["unknown_columns"])
         self.known = known_columns(self.predictor)
         manifest = self.predictor.manifest
         recorded = labels.get("kepler.artifact-sha256")
         if recorded and recorded != manifest["sha256"]:
-            raise KeplerError(f"model {stored.tag}: artifact sha256 {manifest['sha256'][:12]}… differs from the "
-                              f"lineage's {recorded[:12]}…; deploy the release again")
+            raise KeplerError(
+                f"model {stored.tag}: artifact sha256 {manifest['sha256'][:12]}… differs from the "
+                f"lineage's {recorded[:12]}…; deploy the release again"
+            )
         kepler_metadata = dict(stored.info.metadata.get("kepler") or {})
         self.metadata = describe(manifest, kepler_metadata, SETTINGS)
         LOADED.set(self.predictor, self.metadata)
@@ -686,18 +801,30 @@ class KeplerService:
         gc.freeze()
 
     if SETTINGS["batching"]:
-        @bentoml.api(route="/predict", batchable=True, batch_dim=0, max_batch_size=SETTINGS["max_batch_size"],
-                     max_latency_ms=SETTINGS["max_latency_ms"])
+
+        @bentoml.api(
+            route="/predict",
+            batchable=True,
+            batch_dim=0,
+            max_batch_size=SETTINGS["max_batch_size"],
+            max_latency_ms=SETTINGS["max_latency_ms"],
+        )
         def predict(self, payloads: list, /) -> list:  # type: ignore[type-arg]
             """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
             return self._batched(payloads, proba=False)
 
-        @bentoml.api(route="/predict_proba", batchable=True, batch_dim=0, max_batch_size=SETTINGS["max_batch_size"],
-                     max_latency_ms=SETTINGS["max_latency_ms"])
+        @bentoml.api(
+            route="/predict_proba",
+            batchable=True,
+            batch_dim=0,
+            max_batch_size=SETTINGS["max_batch_size"],
+            max_latency_ms=SETTINGS["max_latency_ms"],
+        )
         def predict_proba(self, payloads: list, /) -> list:  # type: ignore[type-arg]
             """Class probabilities, one list per row. Classifiers only."""
             return self._batched(payloads, proba=True)
     else:
+
         @bentoml.api(route="/predict")
         def predict(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
             """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
@@ -731,5 +858,9 @@ class KeplerService:
 install_cancelling_timeout()
 install_server_headers({RELEASE_HEADER: SETTINGS["release"]})
 build_io_schemas_once(KeplerService)
-KeplerService.add_asgi_middleware(ReleaseGate, release=SETTINGS["release"], max_body_bytes=SETTINGS["max_body_bytes"],
-                                  batching=SETTINGS["batching"])
+KeplerService.add_asgi_middleware(
+    ReleaseGate,
+    release=SETTINGS["release"],
+    max_body_bytes=SETTINGS["max_body_bytes"],
+    batching=SETTINGS["batching"],
+)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numbers
 import os
 import uuid
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any
 
 from kepler.reporting import svg
 from kepler.reporting.fmt import DASH, by_unit, esc, mb, ms, num, pct, seconds, sig, vector
@@ -71,8 +72,8 @@ def render_build_report(report: dict[str, Any]) -> str:
     sections = [_budgets, _pareto, _latency, _test_metrics, _parity, _data, _trials, _failed_trials]
     main = "".join(_guarded(section, r) for section in sections)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>Kepler build {esc(r.get('build_id') or '')}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"{_guarded(_header, r)}\n<main>\n{main}\n</main>\n{_guarded(_footer, r)}\n</body>\n</html>\n"
     )
@@ -120,21 +121,32 @@ def _guarded(render: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
         return render(r)
     except Exception as exc:  # a report is evidence; one odd field must not cost the whole page
         name = render.__name__.strip("_").replace("_", " ")
-        return (f'<section class="render-error"><p class="bad">The {esc(name)} section could not be rendered: '
-                f"{esc(type(exc).__name__)}: {esc(exc)}</p></section>")
+        return (
+            f'<section class="render-error"><p class="bad">The {esc(name)} section could not be rendered: '
+            f"{esc(type(exc).__name__)}: {esc(exc)}</p></section>"
+        )
 
 
 def _section(anchor: str, title: str, inner: str) -> str:
     return f'<section id="{anchor}">\n<h2>{title}</h2>\n{inner}\n</section>\n'
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: Collection[int] = (),
-           row_classes: list[str] | None = None) -> str:
+def _table(
+    head: list[str],
+    rows: list[list[str]],
+    numeric: Collection[int] = (),
+    row_classes: list[str] | None = None,
+) -> str:
     """A table from safe cell markup; columns in ``numeric`` are right-aligned."""
+
     def cls(i: int) -> str:
         return ' class="n"' if i in numeric else ""
 
-    out = ["<table>\n<thead><tr>", *(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(head)), "</tr></thead>\n<tbody>\n"]
+    out = [
+        "<table>\n<thead><tr>",
+        *(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(head)),
+        "</tr></thead>\n<tbody>\n",
+    ]
     for index, row in enumerate(rows):
         row_class = row_classes[index] if row_classes else ""
         out.append(f'<tr class="{row_class}">' if row_class else "<tr>")
@@ -147,13 +159,24 @@ def _table(head: list[str], rows: list[list[str]], numeric: Collection[int] = ()
 def _pairs(pairs: list[tuple[str, Any]]) -> str:
     """A two-column table of safe label and value markup; pairs whose value is ``None`` are left out."""
     rows = [[label, value] for label, value in pairs if value is not None]
-    return "".join(["<table>\n<tbody>\n", *(f"<tr><th>{k}</th><td>{v}</td></tr>\n" for k, v in rows),
-                    "</tbody>\n</table>\n"]) if rows else ""
+    return (
+        "".join(
+            [
+                "<table>\n<tbody>\n",
+                *(f"<tr><th>{k}</th><td>{v}</td></tr>\n" for k, v in rows),
+                "</tbody>\n</table>\n",
+            ]
+        )
+        if rows
+        else ""
+    )
 
 
 def _flag(value: Any) -> bool | None:
     """A bool (numpy's included) as itself; anything else, missing included, as unknown."""
-    numpy_bool = getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "ndim", 1) == 0
+    numpy_bool = (
+        getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "ndim", 1) == 0
+    )
     return bool(value) if isinstance(value, bool) or numpy_bool else None
 
 
@@ -189,11 +212,19 @@ def _trial_dicts(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _finished(trial: dict[str, Any]) -> bool:
     """Whether a trial has a score and a latency to plot (and no error)."""
-    return not trial.get("error") and num(trial.get("val_score")) is not None and num(trial.get("p99_ms")) is not None
+    return (
+        not trial.get("error")
+        and num(trial.get("val_score")) is not None
+        and num(trial.get("p99_ms")) is not None
+    )
 
 
 def _front(r: dict[str, Any]) -> list[int]:
-    return [int(n) for n in _l(r.get("pareto_front")) if isinstance(n, numbers.Integral) and not isinstance(n, bool)]
+    return [
+        int(n)
+        for n in _l(r.get("pareto_front"))
+        if isinstance(n, numbers.Integral) and not isinstance(n, bool)
+    ]
 
 
 def _chosen(r: dict[str, Any], trials: list[dict[str, Any]]) -> int | None:
@@ -213,7 +244,11 @@ def _chosen(r: dict[str, Any], trials: list[dict[str, Any]]) -> int | None:
 
 def _latency_budget(r: dict[str, Any]) -> float | None:
     for row in _l(r.get("constraint_report")):
-        if isinstance(row, dict) and row.get("budget") == "latency_p99_ms" and num(row.get("limit")) is not None:
+        if (
+            isinstance(row, dict)
+            and row.get("budget") == "latency_p99_ms"
+            and num(row.get("limit")) is not None
+        ):
             return float(row["limit"])
     budget = num(_d(_d(r.get("budgets")).get("latency_p99_ms")).get("limit"))
     return budget if budget is not None else num(_d(r.get("target")).get("latency_p99_ms"))
@@ -242,8 +277,9 @@ def _header(r: dict[str, Any]) -> str:
     failed = sum(1 for t in trials if not _finished(t))
     search = None
     if r.get("search_seconds") is not None:
-        search = seconds(r["search_seconds"]) + (f" of {seconds(r['time_budget_s'])}"
-                                                 if r.get("time_budget_s") is not None else "")
+        search = seconds(r["search_seconds"]) + (
+            f" of {seconds(r['time_budget_s'])}" if r.get("time_budget_s") is not None else ""
+        )
         if r.get("search_stopped") is True:
             search += " <small>(the trial running at the deadline was stopped)</small>"
     size = _artifact(r).get("size_mb")
@@ -253,28 +289,48 @@ def _header(r: dict[str, Any]) -> str:
         ("validation score", _maybe(r.get("validation_score"))),
         ("target", target_text),
         ("use case", _maybe(r.get("use_case"), esc)),
-        ("trials", f"{len(trials)}" + (f" <small>({failed} failed)</small>" if failed else "") if trials else None),
+        (
+            "trials",
+            f"{len(trials)}" + (f" <small>({failed} failed)</small>" if failed else "") if trials else None,
+        ),
         ("search", search),
         ("final refit, compile and measurement", _maybe(r.get("final_seconds"), seconds)),
         ("total time", _maybe(r.get("total_seconds"), seconds)),
         ("artifact size", _maybe(size, mb)),
         ("model file", _maybe(r.get("model_file"), lambda v: f"<code>{esc(v)}</code>")),
     ]
-    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>'
-                        for k, v in cards if v is not None)
-    meta = " · ".join(part for part in (
-        esc(r.get("created_at")) if r.get("created_at") else "",
-        f"{esc(r.get('kind'))} build" if r.get("kind") else "") if part)
+    card_html = "".join(
+        f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>'
+        for k, v in cards
+        if v is not None
+    )
+    meta = " · ".join(
+        part
+        for part in (
+            esc(r.get("created_at")) if r.get("created_at") else "",
+            f"{esc(r.get('kind'))} build" if r.get("kind") else "",
+        )
+        if part
+    )
     config = _d(r.get("best_config"))
     config_html = ""
     if config:
-        config_html = ("<details><summary>chosen configuration</summary>\n"
-                       + _pairs([(esc(k), _config_value(v)) for k, v in config.items()]) + "</details>\n")
+        config_html = (
+            "<details><summary>chosen configuration</summary>\n"
+            + _pairs([(esc(k), _config_value(v)) for k, v in config.items()])
+            + "</details>\n"
+        )
     command = f'<pre class="command">$ {esc(r["command"])}</pre>\n' if r.get("command") else ""
     ready = _badge(r.get("deployment_ready"), "deployment ready", "not deployment ready", "readiness unknown")
-    return (f'<header>\n<div class="title-row"><h1>Kepler build <code>{esc(r.get("build_id") or DASH)}</code></h1>'
-            f"{ready}</div>\n" + (f'<p class="meta">{meta}</p>\n' if meta else "") + command
-            + (f'<div class="cards">{card_html}</div>\n' if card_html else "") + config_html + "</header>")
+    return (
+        f'<header>\n<div class="title-row"><h1>Kepler build <code>{esc(r.get("build_id") or DASH)}</code></h1>'
+        f"{ready}</div>\n"
+        + (f'<p class="meta">{meta}</p>\n' if meta else "")
+        + command
+        + (f'<div class="cards">{card_html}</div>\n' if card_html else "")
+        + config_html
+        + "</header>"
+    )
 
 
 def _config_value(value: Any) -> str:
@@ -299,17 +355,33 @@ def _budgets(r: dict[str, Any]) -> str:
             over = num(row.get("over_by"))
             if over is None and measured is not None and limit:
                 over = measured / limit
-            status = ('<span class="bad">over budget</span>' + (f" · {sig(over)}× the limit" if over else "")
-                      if measured is not None or over else '<span class="bad">not measured</span>')
+            status = (
+                '<span class="bad">over budget</span>' + (f" · {sig(over)}× the limit" if over else "")
+                if measured is not None or over
+                else '<span class="bad">not measured</span>'
+            )
         else:
             status = DASH
-        table_rows.append([esc(key), by_unit(key, row.get("limit")), esc(row.get("source") or DASH),
-                           by_unit(key, row.get("measured")), status])
-    measures = [f"<code>{esc(row.get('budget'))}</code>: {esc(row['measure'])}" for row in rows
-                if isinstance(row.get("measure"), str)]
+        table_rows.append(
+            [
+                esc(key),
+                by_unit(key, row.get("limit")),
+                esc(row.get("source") or DASH),
+                by_unit(key, row.get("measured")),
+                status,
+            ]
+        )
+    measures = [
+        f"<code>{esc(row.get('budget'))}</code>: {esc(row['measure'])}"
+        for row in rows
+        if isinstance(row.get("measure"), str)
+    ]
     note = f'<p class="note">Measured: {"; ".join(measures)}.</p>\n' if measures else ""
-    return _section("budgets", "Budgets", _table(["budget", "limit", "source", "measured", "status"],
-                                                  table_rows, {1, 3}) + note)
+    return _section(
+        "budgets",
+        "Budgets",
+        _table(["budget", "limit", "source", "measured", "status"], table_rows, {1, 3}) + note,
+    )
 
 
 def _pareto(r: dict[str, Any]) -> str:
@@ -319,17 +391,23 @@ def _pareto(r: dict[str, Any]) -> str:
         return ""
     finished = [t for t in trials if _finished(t)]
     if not finished:
-        return _section("pareto", "Pareto front", '<p class="note">No trial finished with a score and a latency.</p>')
+        return _section(
+            "pareto", "Pareto front", '<p class="note">No trial finished with a score and a latency.</p>'
+        )
     chosen = _chosen(r, trials)
     metric = r.get("metric")
-    chart = svg.pareto_scatter(finished, front, chosen, _latency_budget(r),
-                               f"validation {metric}" if metric else "validation score")
+    chart = svg.pareto_scatter(
+        finished, front, chosen, _latency_budget(r), f"validation {metric}" if metric else "validation score"
+    )
     compliant = sum(1 for t in finished if t.get("compliant"))
     on_front = sum(1 for t in finished if t.get("number") in set(front))
-    summary = (f'<p class="note">{len(finished)} finished trials ({compliant} within every budget, '
-               f"{len(finished) - compliant} breaking one), {len(trials) - len(finished)} failed; "
-               f"{on_front} on the Pareto front (validation score, p99 latency, size)"
-               + (f"; the chosen one is trial #{esc(chosen)}" if chosen is not None else "") + ".</p>\n")
+    summary = (
+        f'<p class="note">{len(finished)} finished trials ({compliant} within every budget, '
+        f"{len(finished) - compliant} breaking one), {len(trials) - len(finished)} failed; "
+        f"{on_front} on the Pareto front (validation score, p99 latency, size)"
+        + (f"; the chosen one is trial #{esc(chosen)}" if chosen is not None else "")
+        + ".</p>\n"
+    )
     return _section("pareto", "Pareto front", summary + f"<figure>{chart}</figure>")
 
 
@@ -341,26 +419,51 @@ def _latency(r: dict[str, Any]) -> str:
     throughput = None
     if bench.get("throughput_rows_s") is not None:
         throughput = f"{sig(bench['throughput_rows_s'])} rows/s" + (
-            f" at batch {sig(bench['throughput_batch'])}" if bench.get("throughput_batch") is not None else "")
-    summary = _pairs([("target", _maybe(bench.get("target"), esc)), ("threads", _maybe(bench.get("threads"))),
-                      ("artifact size", _maybe(bench.get("size_mb"), mb)),
-                      ("load time", _maybe(bench.get("load_ms"), ms)),
-                      ("runtime process memory (fresh process, batch 1)",
-                       _maybe(bench.get("process_peak_rss_mb"), mb)),
-                      ("session memory (build process)", _maybe(bench.get("session_rss_mb"), mb)),
-                      ("peak build process memory", _maybe(bench.get("peak_rss_mb"), mb)), ("throughput", throughput)])
-    table = _table(["batch", "p50", "p95", "p99", "mean", "iterations", "rows/s"],
-                   [[sig(b.get("batch")), ms(b.get("p50_ms")), ms(b.get("p95_ms")), ms(b.get("p99_ms")),
-                     ms(b.get("mean_ms")), sig(b.get("iterations")), sig(b.get("throughput_rows_s"))]
-                    for b in batches], set(range(7))) if batches else ""
+            f" at batch {sig(bench['throughput_batch'])}" if bench.get("throughput_batch") is not None else ""
+        )
+    summary = _pairs(
+        [
+            ("target", _maybe(bench.get("target"), esc)),
+            ("threads", _maybe(bench.get("threads"))),
+            ("artifact size", _maybe(bench.get("size_mb"), mb)),
+            ("load time", _maybe(bench.get("load_ms"), ms)),
+            ("runtime process memory (fresh process, batch 1)", _maybe(bench.get("process_peak_rss_mb"), mb)),
+            ("session memory (build process)", _maybe(bench.get("session_rss_mb"), mb)),
+            ("peak build process memory", _maybe(bench.get("peak_rss_mb"), mb)),
+            ("throughput", throughput),
+        ]
+    )
+    table = (
+        _table(
+            ["batch", "p50", "p95", "p99", "mean", "iterations", "rows/s"],
+            [
+                [
+                    sig(b.get("batch")),
+                    ms(b.get("p50_ms")),
+                    ms(b.get("p95_ms")),
+                    ms(b.get("p99_ms")),
+                    ms(b.get("mean_ms")),
+                    sig(b.get("iterations")),
+                    sig(b.get("throughput_rows_s")),
+                ]
+                for b in batches
+            ],
+            set(range(7)),
+        )
+        if batches
+        else ""
+    )
     figures = []
     for b in batches:
         hist = _d(b.get("histogram"))
-        chart = svg.histogram(_l(hist.get("edges_ms")), _l(hist.get("counts")),
-                              {"p50": b.get("p50_ms"), "p99": b.get("p99_ms")})
+        chart = svg.histogram(
+            _l(hist.get("edges_ms")), _l(hist.get("counts")), {"p50": b.get("p50_ms"), "p99": b.get("p99_ms")}
+        )
         if chart:
-            caption = (f"batch {sig(b.get('batch'))}: p50 {ms(b.get('p50_ms'))}, p99 {ms(b.get('p99_ms'))}, "
-                       f"{sig(b.get('iterations'))} timed calls (the slowest 0.1% lie beyond the last bin)")
+            caption = (
+                f"batch {sig(b.get('batch'))}: p50 {ms(b.get('p50_ms'))}, p99 {ms(b.get('p99_ms'))}, "
+                f"{sig(b.get('iterations'))} timed calls (the slowest 0.1% lie beyond the last bin)"
+            )
             figures.append(f'<figure class="hist"><figcaption>{caption}</figcaption>{chart}</figure>\n')
     return _section("latency", "Latency", summary + table + "".join(figures))
 
@@ -370,8 +473,10 @@ def _test_metrics(r: dict[str, Any]) -> str:
     if not tests:
         return ""
     metric = r.get("metric")
-    rows = [[f"score ({esc(metric)})" if key == "score" and metric else esc(key), sig(value)]
-            for key, value in tests.items()]
+    rows = [
+        [f"score ({esc(metric)})" if key == "score" and metric else esc(key), sig(value)]
+        for key, value in tests.items()
+    ]
     notes = []
     if r.get("test_rows") is not None:
         notes.append(f"on {sig(r['test_rows'])} held-out rows")
@@ -385,24 +490,38 @@ def _parity(r: dict[str, Any]) -> str:
     parity = _d(_artifact(r).get("parity"))
     if not parity:
         return ""
-    summary = _pairs([
-        ("passed", _badge(parity.get("passed"), "passed", "failed", "unknown") if "passed" in parity else None),
-        ("rows compared", _maybe(parity.get("rows"))),
-        ("max absolute difference", _maybe(parity.get("max_abs_diff"))),
-        ("max relative difference", _maybe(parity.get("max_rel_diff"))),
-        ("label agreement", _maybe(parity.get("label_agreement"), pct)),
-        ("rows out of tolerance", _maybe(parity.get("rows_out_of_tolerance"))),
-        ("bit exact", sig(parity["bit_exact"]) if "bit_exact" in parity else None),  # not needed to pass
-    ])
+    summary = _pairs(
+        [
+            (
+                "passed",
+                _badge(parity.get("passed"), "passed", "failed", "unknown") if "passed" in parity else None,
+            ),
+            ("rows compared", _maybe(parity.get("rows"))),
+            ("max absolute difference", _maybe(parity.get("max_abs_diff"))),
+            ("max relative difference", _maybe(parity.get("max_rel_diff"))),
+            ("label agreement", _maybe(parity.get("label_agreement"), pct)),
+            ("rows out of tolerance", _maybe(parity.get("rows_out_of_tolerance"))),
+            ("bit exact", sig(parity["bit_exact"]) if "bit_exact" in parity else None),  # not needed to pass
+        ]
+    )
     worst = [w for w in _l(parity.get("worst_rows")) if isinstance(w, dict)]
     worst_html = ""
     if worst:
         worst_html = "<h3>Worst rows</h3>\n" + _table(
             ["row", "abs diff", "native", "compiled", "native label", "compiled label"],
-            [[sig(w.get("row")), sig(w.get("abs_diff")), vector(w.get("native")), vector(w.get("compiled")),
-              esc(w.get("native_label")) if w.get("native_label") is not None else DASH,
-              esc(w.get("compiled_label")) if w.get("compiled_label") is not None else DASH] for w in worst],
-            {0, 1})
+            [
+                [
+                    sig(w.get("row")),
+                    sig(w.get("abs_diff")),
+                    vector(w.get("native")),
+                    vector(w.get("compiled")),
+                    esc(w.get("native_label")) if w.get("native_label") is not None else DASH,
+                    esc(w.get("compiled_label")) if w.get("compiled_label") is not None else DASH,
+                ]
+                for w in worst
+            ],
+            {0, 1},
+        )
     return _section("parity", "Parity (native model vs compiled ONNX)", summary + worst_html)
 
 
@@ -413,25 +532,44 @@ def _data(r: dict[str, Any]) -> str:
     features = [str(f) for f in _l(data.get("features"))]
     feature_html = None
     if features:
-        feature_html = (f"<details><summary>{len(features)} columns</summary>"
-                        + ", ".join(f"<code>{esc(f)}</code>" for f in features) + "</details>")
-    parts = [_pairs([("table", _maybe(data.get("path"), lambda v: f"<code>{esc(v)}</code>")),
-                     ("rows", _maybe(data.get("rows"))), ("label", _maybe(data.get("label"), esc)),
-                     ("task", _maybe(data.get("task"), esc)), ("features", feature_html)])]
+        feature_html = (
+            f"<details><summary>{len(features)} columns</summary>"
+            + ", ".join(f"<code>{esc(f)}</code>" for f in features)
+            + "</details>"
+        )
+    parts = [
+        _pairs(
+            [
+                ("table", _maybe(data.get("path"), lambda v: f"<code>{esc(v)}</code>")),
+                ("rows", _maybe(data.get("rows"))),
+                ("label", _maybe(data.get("label"), esc)),
+                ("task", _maybe(data.get("task"), esc)),
+                ("features", feature_html),
+            ]
+        )
+    ]
     balance = _d(data.get("class_balance"))
     counts = _d(balance.get("counts"))
     if counts:
         total = sum(num(c) or 0 for c in counts.values())
-        parts.append("<h3>Class balance</h3>\n" + _table(
-            ["class", "rows", "share"],
-            [[esc(k), sig(c), pct((num(c) or 0) / total) if total else DASH] for k, c in counts.items()], {1, 2}))
+        parts.append(
+            "<h3>Class balance</h3>\n"
+            + _table(
+                ["class", "rows", "share"],
+                [[esc(k), sig(c), pct((num(c) or 0) / total) if total else DASH] for k, c in counts.items()],
+                {1, 2},
+            )
+        )
         if balance.get("imbalanced"):
-            parts.append(f'<p class="note">Imbalanced: the minority class is {pct(balance.get("minority_share"))} '
-                         "of the rows.</p>\n")
+            parts.append(
+                f'<p class="note">Imbalanced: the minority class is {pct(balance.get("minority_share"))} '
+                "of the rows.</p>\n"
+            )
     notes = [n for n in _l(data.get("notes")) if n is not None]
     if notes:
-        parts.append("<h3>Notes</h3>\n<ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in notes)
-                     + "</ul>\n")
+        parts.append(
+            '<h3>Notes</h3>\n<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>\n"
+        )
     return _section("data", "Data", "".join(parts))
 
 
@@ -440,8 +578,14 @@ def _trials(r: dict[str, Any]) -> str:
     if not trials:
         return ""
     front, chosen = set(_front(r)), _chosen(r, trials)
-    ordered = sorted(trials, key=lambda t: (num(t.get("val_score")) is None, -(num(t.get("val_score")) or 0.0),
-                                            num(t.get("number")) or 0.0))
+    ordered = sorted(
+        trials,
+        key=lambda t: (
+            num(t.get("val_score")) is None,
+            -(num(t.get("val_score")) or 0.0),
+            num(t.get("number")) or 0.0,
+        ),
+    )
     shown = ordered[:TRIAL_ROWS]
     rows, classes = [], []
     for t in shown:
@@ -457,16 +601,38 @@ def _trials(r: dict[str, Any]) -> str:
             compliant = _yes_no(t.get("compliant"))
             if broken:
                 compliant += ": " + ", ".join(f"{esc(k)} {sig(v)}×" for k, v in broken.items())
-        rows.append([f"{sig(t.get('number'))}{marker}", esc(t.get("family") or DASH), sig(t.get("val_score")),
-                     ms(t.get("p99_ms")), mb(t.get("size_mb")), compliant, cell])
-        classes.append("chosen" if chosen is not None and t.get("number") == chosen
-                       else "failed" if error else "")
-    note = ('<p class="note">Sorted by validation score; ◆ marks the Pareto front'
-            + (", the highlighted row is the chosen trial" if chosen is not None else "") + ". "
-            + (f"Showing the best {TRIAL_ROWS} of {len(trials)} trials." if len(trials) > TRIAL_ROWS else "")
-            + "</p>\n")
-    return _section("trials", "Trials", note + _table(
-        ["#", "family", "val score", "p99", "size", "within budgets", "error"], rows, {0, 2, 3, 4}, classes))
+        rows.append(
+            [
+                f"{sig(t.get('number'))}{marker}",
+                esc(t.get("family") or DASH),
+                sig(t.get("val_score")),
+                ms(t.get("p99_ms")),
+                mb(t.get("size_mb")),
+                compliant,
+                cell,
+            ]
+        )
+        classes.append(
+            "chosen" if chosen is not None and t.get("number") == chosen else "failed" if error else ""
+        )
+    note = (
+        '<p class="note">Sorted by validation score; ◆ marks the Pareto front'
+        + (", the highlighted row is the chosen trial" if chosen is not None else "")
+        + ". "
+        + (f"Showing the best {TRIAL_ROWS} of {len(trials)} trials." if len(trials) > TRIAL_ROWS else "")
+        + "</p>\n"
+    )
+    return _section(
+        "trials",
+        "Trials",
+        note
+        + _table(
+            ["#", "family", "val score", "p99", "size", "within budgets", "error"],
+            rows,
+            {0, 2, 3, 4},
+            classes,
+        ),
+    )
 
 
 def _failed_trials(r: dict[str, Any]) -> str:
@@ -478,17 +644,28 @@ def _failed_trials(r: dict[str, Any]) -> str:
         for t in trials:
             if t.get("error"):
                 counts.setdefault(str(t["error"]), []).append(t)
-        summary = [{"reason": k, "count": len(v), "families": sorted({str(t.get("family")) for t in v})}
-                   for k, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))]
+        summary = [
+            {"reason": k, "count": len(v), "families": sorted({str(t.get("family")) for t in v})}
+            for k, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))
+        ]
     if not summary:
         return ""
-    rows = [[sig(f.get("count")), esc(", ".join(str(x) for x in _l(f.get("families"))) or DASH),
-             f'<span class="error">{esc(f.get("reason"))}</span>'] for f in summary]
+    rows = [
+        [
+            sig(f.get("count")),
+            esc(", ".join(str(x) for x in _l(f.get("families"))) or DASH),
+            f'<span class="error">{esc(f.get("reason"))}</span>',
+        ]
+        for f in summary
+    ]
     total = sum(num(f.get("count")) or 0 for f in summary)
-    note = (f'<p class="note">{sig(total)} of {len(trials)} trials failed before they could be measured, '
-            f"for {len(summary)} distinct reason{'' if len(summary) == 1 else 's'}.</p>\n")
-    return _section("failed-trials", "Failed trials", note + _table(["trials", "families", "reason"], rows, {0}))
-
+    note = (
+        f'<p class="note">{sig(total)} of {len(trials)} trials failed before they could be measured, '
+        f"for {len(summary)} distinct reason{'' if len(summary) == 1 else 's'}.</p>\n"
+    )
+    return _section(
+        "failed-trials", "Failed trials", note + _table(["trials", "families", "reason"], rows, {0})
+    )
 
 
 def _footer(r: dict[str, Any]) -> str:
@@ -496,16 +673,23 @@ def _footer(r: dict[str, Any]) -> str:
     machine = _d(_d(artifact.get("benchmark")).get("machine"))
     parts = []
     if machine:
-        described = [esc(machine.get("cpu")) if machine.get("cpu") else "",
-                     f"{sig(machine['cores'])} cores" if machine.get("cores") is not None else "",
-                     esc(machine.get("platform")) if machine.get("platform") else "",
-                     f"Python {esc(machine['python'])}" if machine.get("python") else ""]
+        described = [
+            esc(machine.get("cpu")) if machine.get("cpu") else "",
+            f"{sig(machine['cores'])} cores" if machine.get("cores") is not None else "",
+            esc(machine.get("platform")) if machine.get("platform") else "",
+            f"Python {esc(machine['python'])}" if machine.get("python") else "",
+        ]
         parts.append("Benchmarked on " + " · ".join(d for d in described if d))
     if artifact.get("path"):
-        parts.append(f"Artifact <code>{esc(artifact['path'])}</code>"
-                     + (f" · sha256 <code>{esc(artifact['sha256'])}</code>" if artifact.get("sha256") else ""))
+        parts.append(
+            f"Artifact <code>{esc(artifact['path'])}</code>"
+            + (f" · sha256 <code>{esc(artifact['sha256'])}</code>" if artifact.get("sha256") else "")
+        )
     elif isinstance(r.get("artifact"), str):
         parts.append(f"Artifact <code>{esc(r['artifact'])}</code>")
-    parts.append("Kepler build report" + (f" {esc(r['build_id'])}" if r.get("build_id") else "")
-                 + ", rendered offline from report.json.")
+    parts.append(
+        "Kepler build report"
+        + (f" {esc(r['build_id'])}" if r.get("build_id") else "")
+        + ", rendered offline from report.json."
+    )
     return "<footer>\n" + "".join(f"<p>{p}</p>\n" for p in parts) + "</footer>"

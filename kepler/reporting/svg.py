@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kepler.reporting.fmt import esc, ms, num, sig
 
@@ -81,7 +82,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
         return []
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     steps = (1, 2, 5) if last - first <= 3 else (1,)
-    ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps]
     return [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
 
 
@@ -137,12 +138,21 @@ def el(tag: str, text: str = "", **attrs: Any) -> str:
 
 
 def _svg(width: int, height: int, label: str, body: list[str], class_: str) -> str:
-    return (f'<svg class="{class_}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="{esc(label)}">' + "".join(body) + "</svg>")
+    return (
+        f'<svg class="{class_}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{esc(label)}">' + "".join(body) + "</svg>"
+    )
 
 
-def axes(x: Scale, y: Scale, x_format: Callable[[float], str], y_format: Callable[[float], str],
-         x_label: str, y_label: str, y_count: int = 5) -> tuple[list[str], list[str]]:
+def axes(
+    x: Scale,
+    y: Scale,
+    x_format: Callable[[float], str],
+    y_format: Callable[[float], str],
+    x_label: str,
+    y_label: str,
+    y_count: int = 5,
+) -> tuple[list[str], list[str]]:
     """Grid lines, both axis lines, tick labels and axis titles for a plot box.
 
     Args:
@@ -167,11 +177,20 @@ def axes(x: Scale, y: Scale, x_format: Callable[[float], str], y_format: Callabl
         py = y(tick)
         parts.append(el("line", class_="grid", x1=left, y1=py, x2=right, y2=py))
         parts.append(el("text", y_format(tick), class_="tick", x=left - 6, y=py + 4, text_anchor="end"))
-    over = [el("line", class_="axis", x1=left, y1=bottom, x2=right, y2=bottom),
-            el("line", class_="axis", x1=left, y1=top, x2=left, y2=bottom),
-            el("text", x_label, class_="title", x=(left + right) / 2, y=bottom + 34, text_anchor="middle"),
-            el("text", y_label, class_="title", x=14.0, y=(top + bottom) / 2, text_anchor="middle",
-               transform=f"rotate(-90 14 {(top + bottom) / 2:.1f})")]
+    over = [
+        el("line", class_="axis", x1=left, y1=bottom, x2=right, y2=bottom),
+        el("line", class_="axis", x1=left, y1=top, x2=left, y2=bottom),
+        el("text", x_label, class_="title", x=(left + right) / 2, y=bottom + 34, text_anchor="middle"),
+        el(
+            "text",
+            y_label,
+            class_="title",
+            x=14.0,
+            y=(top + bottom) / 2,
+            text_anchor="middle",
+            transform=f"rotate(-90 14 {(top + bottom) / 2:.1f})",
+        ),
+    ]
     return parts, over
 
 
@@ -179,15 +198,24 @@ def _legend(items: list[tuple[str, str]], x: float, y: float) -> list[str]:
     """Lays legend entries (swatch markup drawn at the origin, safe label) out in one row from ``(x, y)``."""
     parts = []
     for swatch, label in items:
-        parts.append(f'<g transform="translate({x:.1f} {y:.1f})">{swatch}'
-                     + el("text", label, class_="legend", x=14.0, y=4.0) + "</g>")
+        parts.append(
+            f'<g transform="translate({x:.1f} {y:.1f})">{swatch}'
+            + el("text", label, class_="legend", x=14.0, y=4.0)
+            + "</g>"
+        )
         x += 32 + CHAR_W * len(label)
     return parts
 
 
-def pareto_scatter(trials: Sequence[dict[str, Any]], front: Sequence[int], chosen: int | None,
-                   latency_budget: float | None, y_label: str = "validation score",
-                   width: int = 760, height: int = 420) -> str:
+def pareto_scatter(
+    trials: Sequence[dict[str, Any]],
+    front: Sequence[int],
+    chosen: int | None,
+    latency_budget: float | None,
+    y_label: str = "validation score",
+    width: int = 760,
+    height: int = 420,
+) -> str:
     """Validation score against p99 latency for every finished trial.
 
     One ``<circle>`` per trial (area ∝ size, colour by compliance, outlined when on the Pareto front,
@@ -238,22 +266,41 @@ def pareto_scatter(trials: Sequence[dict[str, Any]], front: Sequence[int], chose
         if budget_shown:
             px = x(latency_budget)
             body.append(el("line", class_="budget", x1=px, y1=box_top, x2=px, y2=box_bottom))
-            body.append(el("text", f"budget {ms(latency_budget)}", class_="note", x=px - 4, y=box_top + 12,
-                           text_anchor="end"))
+            body.append(
+                el(
+                    "text",
+                    f"budget {ms(latency_budget)}",
+                    class_="note",
+                    x=px - 4,
+                    y=box_top + 12,
+                    text_anchor="end",
+                )
+            )
         elif latency_budget > hi:
-            body.append(el("text", f"latency budget {ms(latency_budget)} →", class_="note",
-                           x=box_right - 4, y=box_top + 12, text_anchor="end"))
+            body.append(
+                el(
+                    "text",
+                    f"latency budget {ms(latency_budget)} →",
+                    class_="note",
+                    x=box_right - 4,
+                    y=box_top + 12,
+                    text_anchor="end",
+                )
+            )
 
     # The front also weighs size, so some of its points sit below others; the step line joins the ones
     # that raise the best score reached so far, left to right (the best score each latency can buy).
     steps: list[tuple[float, float]] = []
-    for t in sorted((t for t in points if t.get("number") in front_set),
-                    key=lambda t: (float(t["p99_ms"]), -float(t["val_score"]))):
+    for t in sorted(
+        (t for t in points if t.get("number") in front_set),
+        key=lambda t: (float(t["p99_ms"]), -float(t["val_score"])),
+    ):
         if not steps or float(t["val_score"]) > steps[-1][1]:
             steps.append((float(t["p99_ms"]), float(t["val_score"])))
     if len(steps) > 1:
         path = f"M{x(steps[0][0]):.1f} {y(steps[0][1]):.1f}" + "".join(
-            f" H{x(px):.1f} V{y(py):.1f}" for px, py in steps[1:])
+            f" H{x(px):.1f} V{y(py):.1f}" for px, py in steps[1:]
+        )
         body.append(el("path", class_="front-line", d=path))
 
     sizes = [num(t.get("size_mb")) for t in points]
@@ -271,40 +318,85 @@ def pareto_scatter(trials: Sequence[dict[str, Any]], front: Sequence[int], chose
     for t in sorted(points, key=order):
         on_front, is_chosen = t.get("number") in front_set, t.get("number") == chosen and chosen is not None
         colour = COMPLIANT if t.get("compliant") else BREAKING
-        broken = ", ".join(f"{esc(k)} {sig(v)}×" for k, v in (t.get("violations") or {}).items()) \
-            if isinstance(t.get("violations"), dict) else ""
-        tip = (f"#{esc(t.get('number'))} {esc(t.get('family'))}: score {sig(t['val_score'])}, "
-               f"p99 {ms(t['p99_ms'])}, size {sig(t.get('size_mb'))} MB"
-               + (", Pareto front" if on_front else "") + (", chosen" if is_chosen else "")
-               + (f", over budget: {broken}" if broken else ""))
+        broken = (
+            ", ".join(f"{esc(k)} {sig(v)}×" for k, v in (t.get("violations") or {}).items())
+            if isinstance(t.get("violations"), dict)
+            else ""
+        )
+        tip = (
+            f"#{esc(t.get('number'))} {esc(t.get('family'))}: score {sig(t['val_score'])}, "
+            f"p99 {ms(t['p99_ms'])}, size {sig(t.get('size_mb'))} MB"
+            + (", Pareto front" if on_front else "")
+            + (", chosen" if is_chosen else "")
+            + (f", over budget: {broken}" if broken else "")
+        )
         classes = "pt" + (" front" if on_front else "") + (" chosen" if is_chosen else "")
         cx, cy = x(float(t["p99_ms"])), y(float(t["val_score"]))
-        body.append(el("circle", el("title", tip), class_=classes, cx=cx, cy=cy,
-                       r=max(radius(num(t.get("size_mb"))), 5.0 if is_chosen else 0.0), fill=colour,
-                       data_trial=t.get("number")))
+        body.append(
+            el(
+                "circle",
+                el("title", tip),
+                class_=classes,
+                cx=cx,
+                cy=cy,
+                r=max(radius(num(t.get("size_mb"))), 5.0 if is_chosen else 0.0),
+                fill=colour,
+                data_trial=t.get("number"),
+            )
+        )
         if is_chosen:
             anchor = "end" if cx > box_right - 90 else "start"
-            body.append(el("text", f"chosen #{esc(t.get('number'))}", class_="chosen-label",
-                           x=cx + (-12.0 if anchor == "end" else 12.0), y=cy - 10, text_anchor=anchor))
+            body.append(
+                el(
+                    "text",
+                    f"chosen #{esc(t.get('number'))}",
+                    class_="chosen-label",
+                    x=cx + (-12.0 if anchor == "end" else 12.0),
+                    y=cy - 10,
+                    text_anchor=anchor,
+                )
+            )
 
     def dot(fill: str, stroke: str = "none", width_: float = 0.0) -> str:
-        return el("rect", x=-5.0, y=-5.0, width=10.0, height=10.0, rx=5.0, fill=fill, stroke=stroke,
-                  stroke_width=width_)
+        return el(
+            "rect",
+            x=-5.0,
+            y=-5.0,
+            width=10.0,
+            height=10.0,
+            rx=5.0,
+            fill=fill,
+            stroke=stroke,
+            stroke_width=width_,
+        )
 
-    items = [(dot(COMPLIANT), "meets budgets"), (dot(BREAKING), "breaks a budget"),
-             (dot("#ffffff", FRONT, 2.0), "Pareto front")]
+    items = [
+        (dot(COMPLIANT), "meets budgets"),
+        (dot(BREAKING), "breaks a budget"),
+        (dot("#ffffff", FRONT, 2.0), "Pareto front"),
+    ]
     if chosen is not None:
         items.append((dot("#ffffff", CHOSEN, 3.0), "chosen"))
     if budget_shown:
         items.append((el("line", class_="budget", x1=0.0, y1=-6.0, x2=0.0, y2=6.0), "latency budget"))
-    items.append((el("rect", x=-7.0, y=-1.0, width=5.0, height=5.0, rx=2.5, fill="#9aa0a6")
-                  + el("rect", x=-1.0, y=-5.0, width=9.0, height=9.0, rx=4.5, fill="#9aa0a6"), "area ∝ size"))
+    items.append(
+        (
+            el("rect", x=-7.0, y=-1.0, width=5.0, height=5.0, rx=2.5, fill="#9aa0a6")
+            + el("rect", x=-1.0, y=-5.0, width=9.0, height=9.0, rx=4.5, fill="#9aa0a6"),
+            "area ∝ size",
+        )
+    )
     body += over + _legend(items, box_left + 8, 18)
     return _svg(width, height, "Pareto front: validation score against p99 latency", body, "chart pareto")
 
 
-def histogram(edges_ms: Sequence[float], counts: Sequence[int], markers: dict[str, float | None],
-              width: int = 760, height: int = 230) -> str:
+def histogram(
+    edges_ms: Sequence[float],
+    counts: Sequence[int],
+    markers: dict[str, float | None],
+    width: int = 760,
+    height: int = 230,
+) -> str:
     """A latency histogram: one ``<rect>`` per bin, x in µs when every edge is under 1 ms, else ms.
 
     Args:
@@ -327,13 +419,22 @@ def histogram(edges_ms: Sequence[float], counts: Sequence[int], markers: dict[st
     box_left, box_right, box_top, box_bottom = 64, width - 20, 34, height - 48
     x = Scale(shown[0], shown[-1], box_left, box_right)
     y = Scale(0.0, nice_domain(0.0, max(values) or 1.0, 4)[1], box_bottom, box_top)
-    body, over = axes(x, y, sig, lambda v: sig(int(v)) if float(v).is_integer() else sig(v),
-                      f"latency ({unit})", "runs", 4)
-    for left, right, count in zip(shown, shown[1:], values):
+    body, over = axes(
+        x, y, sig, lambda v: sig(int(v)) if float(v).is_integer() else sig(v), f"latency ({unit})", "runs", 4
+    )
+    for left, right, count in zip(shown, shown[1:], values, strict=False):
         top = y(count)
-        body.append(el("rect", el("title", f"{sig(left)}–{sig(right)} {unit}: {sig(int(count))}"),
-                       class_="bar", x=x(left) + 0.5, y=top,
-                       width=max(0.5, x(right) - x(left) - 1.0), height=box_bottom - top))
+        body.append(
+            el(
+                "rect",
+                el("title", f"{sig(left)}–{sig(right)} {unit}: {sig(int(count))}"),
+                class_="bar",
+                x=x(left) + 0.5,
+                y=top,
+                width=max(0.5, x(right) - x(left) - 1.0),
+                height=box_bottom - top,
+            )
+        )
     body += over
     row = 0
     for label, value in markers.items():
@@ -344,7 +445,15 @@ def histogram(edges_ms: Sequence[float], counts: Sequence[int], markers: dict[st
         beyond = value * factor > shown[-1]
         body.append(el("line", class_=f"marker {label}", x1=px, y1=box_top - 4, x2=px, y2=box_bottom))
         anchor = "end" if px > box_right - 120 else "start"
-        body.append(el("text", f"{esc(label)} {ms(value)}{' →' if beyond else ''}", class_="marker-label",
-                       x=px + (-4.0 if anchor == "end" else 4.0), y=box_top + 8 + 13 * row, text_anchor=anchor))
+        body.append(
+            el(
+                "text",
+                f"{esc(label)} {ms(value)}{' →' if beyond else ''}",
+                class_="marker-label",
+                x=px + (-4.0 if anchor == "end" else 4.0),
+                y=box_top + 8 + 13 * row,
+                text_anchor=anchor,
+            )
+        )
         row += 1
     return _svg(width, height, "latency histogram", body, "chart histogram")

@@ -19,8 +19,11 @@ CHILD_RUN_BATCH = 100
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 def _params(values: dict[str, Any]) -> dict[str, str]:
@@ -34,9 +37,13 @@ def probe_record(artifact_path: Path, name: str) -> dict[str, Any]:
     predictor = load(artifact_path)
     rows = predictor.artifact.probe() or {}
     outputs = predictor.run(rows)
-    return {"version": name, "rows": rows,
-            "outputs": {k: v.tolist() for k, v in outputs.items()},
-            "artifact_sha256": predictor.manifest["sha256"], "created_at": now()}
+    return {
+        "version": name,
+        "rows": rows,
+        "outputs": {k: v.tolist() for k, v in outputs.items()},
+        "artifact_sha256": predictor.manifest["sha256"],
+        "created_at": now(),
+    }
 
 
 def _target_name(report: dict[str, Any]) -> str:
@@ -46,18 +53,28 @@ def _target_name(report: dict[str, Any]) -> str:
 
 def _search_params(report: dict[str, Any]) -> dict[str, str]:
     """The parameters of a search or build run: the chosen model, its config and what the search was given."""
-    params = {"estimator": report.get("best_estimator"), "family": report.get("best_algorithm"),
-              "target": _target_name(report), "use_case": report.get("use_case"),
-              "seed": report.get("seed"), "time_budget_s": report.get("time_budget_s"),
-              **{f"model.{k}": v for k, v in (report.get("best_config") or {}).items()}}
+    params = {
+        "estimator": report.get("best_estimator"),
+        "family": report.get("best_algorithm"),
+        "target": _target_name(report),
+        "use_case": report.get("use_case"),
+        "seed": report.get("seed"),
+        "time_budget_s": report.get("time_budget_s"),
+        **{f"model.{k}": v for k, v in (report.get("best_config") or {}).items()},
+    }
     return _params({k: v for k, v in params.items() if v is not None})
 
 
 def _search_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The metrics of a search or build run: held-out test metrics, measured budgets, validation score."""
     metrics = {f"test_{k}": v for k, v in (report.get("test_metrics") or {}).items()}
-    metrics.update({f"budget_{r['budget']}": r["measured"] for r in report.get("constraint_report", [])
-                    if r.get("measured") is not None})
+    metrics.update(
+        {
+            f"budget_{r['budget']}": r["measured"]
+            for r in report.get("constraint_report", [])
+            if r.get("measured") is not None
+        }
+    )
     if report.get("validation_score") is not None:
         metrics["validation_score"] = report["validation_score"]
     return _finite(metrics)
@@ -68,20 +85,39 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
 
     stamp = 0
     for trial in trials:
-        run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent_id,
-                                                     "mlflow.runName": f"trial-{trial['number']:03d}-{trial['family']}",
-                                                     "kepler.compliant": str(trial["compliant"])})
-        metrics = _finite({"val_score": trial.get("val_score"), "p99_ms": trial.get("p99_ms"),
-                           "size_mb": trial.get("size_mb")})
+        run = client.create_run(
+            experiment_id,
+            tags={
+                "mlflow.parentRunId": parent_id,
+                "mlflow.runName": f"trial-{trial['number']:03d}-{trial['family']}",
+                "kepler.compliant": str(trial["compliant"]),
+            },
+        )
+        metrics = _finite(
+            {
+                "val_score": trial.get("val_score"),
+                "p99_ms": trial.get("p99_ms"),
+                "size_mb": trial.get("size_mb"),
+            }
+        )
         params = _params({"family": trial["family"], **trial.get("config", {})})
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
-                         params=[Param(k, v) for k, v in params.items()],
-                         tags=[RunTag("kepler.error", trial["error"][:500])] if trial.get("error") else [])
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag("kepler.error", trial["error"][:500])] if trial.get("error") else [],
+        )
         client.set_terminated(run.info.run_id, "FINISHED")
 
 
-def track_build(project: Project, report: dict[str, Any], build_path: Path, data_path: str | os.PathLike[str] | None,
-                *, model_line: str | None = None) -> dict[str, Any]:
+def track_build(
+    project: Project,
+    report: dict[str, Any],
+    build_path: Path,
+    data_path: str | os.PathLike[str] | None,
+    *,
+    model_line: str | None = None,
+) -> dict[str, Any]:
     """Records a finished build in the project and returns what was recorded.
 
     * the data file becomes a DVC data version (identical content is reused);
@@ -114,10 +150,15 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
     line = model_line or f"{report.get('use_case') or 'kepler'}-{report['target']['name']}".replace("_", "-")
     experiment_name = f"kepler-build-{report.get('use_case') or 'default'}"
     commit = gitrepo.head(project.root) or ""
-    tags = {"mlflow.source.git.commit": commit, "kepler.version": __version__, "kepler.build_id": report["build_id"],
-            "kepler.kind": kind, "kepler.target": report["target"]["name"],
-            "kepler.data_versions": data_version.version_id if data_version else "",
-            "mlflow.runName": f"build-{report['build_id']}"}
+    tags = {
+        "mlflow.source.git.commit": commit,
+        "kepler.version": __version__,
+        "kepler.build_id": report["build_id"],
+        "kepler.kind": kind,
+        "kepler.target": report["target"]["name"],
+        "kepler.data_versions": data_version.version_id if data_version else "",
+        "mlflow.runName": f"build-{report['build_id']}",
+    }
     search_run = (report.get("mlflow") or {}).get("search_run_id")
     if search_run:
         tags["kepler.search_run_id"] = search_run
@@ -134,21 +175,32 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
         mlflow.set_tracking_uri(project.tracking_uri)
         client = MlflowClient(tracking_uri=project.tracking_uri)
         experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = (experiment.experiment_id if experiment is not None
-                         else client.create_experiment(experiment_name, artifact_location=project.artifact_root))
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(experiment_name, artifact_location=project.artifact_root)
+        )
     artifact_dir = build_path / "artifact"
     manifest = json.loads((artifact_dir / "manifest.json").read_text(encoding="utf-8"))
     with mlflow.start_run(experiment_id=experiment_id, tags=tags, nested=active is not None) as run:
         mlflow.log_params(_search_params(report))
         mlflow.log_metrics(_search_metrics(report))
         if data_version is not None:
-            dataset = mlflow.data.from_pandas(_frame_head(data_path), source=str(data_path), name=data_version.version_id,
-                                              digest=data_version.md5[:36])
+            dataset = mlflow.data.from_pandas(
+                _frame_head(data_path),
+                source=str(data_path),
+                name=data_version.version_id,
+                digest=data_version.md5[:36],
+            )
             mlflow.log_input(dataset, context="training")
         mlflow.log_artifact(str(build_path / "report.json"))
         mlflow.log_artifact(str(build_path / "report.html"))
-        info = mlflow.onnx.log_model(onnx.load(str(artifact_dir / manifest["model_file"])), name="model",
-                                     registered_model_name=line, extra_files=[str(artifact_dir / "manifest.json")])
+        info = mlflow.onnx.log_model(
+            onnx.load(str(artifact_dir / manifest["model_file"])),
+            name="model",
+            registered_model_name=line,
+            extra_files=[str(artifact_dir / "manifest.json")],
+        )
         run_id = run.info.run_id
     if report.get("trials") and not search_run:  # else the search run already holds them
         _log_trials(client, experiment_id, run_id, report["trials"])
@@ -157,16 +209,28 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
 
     unified_name = f"build-{report['build_id']}"
     unified = create_unified_version(
-        unified_name, data_paths=[str(data_path)] if data_version is not None else None,
-        experiment_name=experiment_name, mlflow_run_id=run_id, model=model, artifact=str(artifact_dir),
-        build_config={"kind": kind, "family": report.get("best_algorithm"), "estimator": report.get("best_estimator"),
-                      "params": report.get("best_config"), "seed": report.get("seed"),
-                      "target": report["target"], "use_case": report.get("use_case"),
-                      "label": (report.get("data") or {}).get("label"), "task": (report.get("data") or {}).get("task"),
-                      "numeric": (report.get("data") or {}).get("numeric_columns"),
-                      "categorical": (report.get("data") or {}).get("categorical_columns"),
-                      "model_file": report.get("model_file"), "build_id": report["build_id"],
-                      "class_labels": report.get("class_labels")},
+        unified_name,
+        data_paths=[str(data_path)] if data_version is not None else None,
+        experiment_name=experiment_name,
+        mlflow_run_id=run_id,
+        model=model,
+        artifact=str(artifact_dir),
+        build_config={
+            "kind": kind,
+            "family": report.get("best_algorithm"),
+            "estimator": report.get("best_estimator"),
+            "params": report.get("best_config"),
+            "seed": report.get("seed"),
+            "target": report["target"],
+            "use_case": report.get("use_case"),
+            "label": (report.get("data") or {}).get("label"),
+            "task": (report.get("data") or {}).get("task"),
+            "numeric": (report.get("data") or {}).get("numeric_columns"),
+            "categorical": (report.get("data") or {}).get("categorical_columns"),
+            "model_file": report.get("model_file"),
+            "build_id": report["build_id"],
+            "class_labels": report.get("class_labels"),
+        },
         metadata={"build_path": str(build_path), "test_metrics": report.get("test_metrics")},
         project=project,
     )
@@ -176,9 +240,15 @@ def track_build(project: Project, report: dict[str, Any], build_path: Path, data
         path = store.write("probes", unified_name, probe_record(artifact_dir, unified_name))
     with store.lock("git"):
         gitrepo.commit(project.root, [path], f"kepler: probe set of {unified_name}")
-    return {"data_version": data_version.version_id if data_version else None, "mlflow_run_id": run_id,
-            "experiment": experiment_name, "registered_model": model, "unified_version": unified.version_id,
-            "lineage": lineage, "notes": notes}
+    return {
+        "data_version": data_version.version_id if data_version else None,
+        "mlflow_run_id": run_id,
+        "experiment": experiment_name,
+        "registered_model": model,
+        "unified_version": unified.version_id,
+        "lineage": lineage,
+        "notes": notes,
+    }
 
 
 def track_search(result: dict[str, Any]) -> dict[str, Any]:
@@ -217,24 +287,51 @@ def track_search(result: dict[str, Any]) -> dict[str, Any]:
         tags = {"kepler.version": __version__}
     active, client = active_run_store()
     parent_id, experiment_id = active.info.run_id, active.info.experiment_id
-    tags.update({"mlflow.parentRunId": parent_id, "mlflow.runName": f"automl-search-{result.get('best_algorithm')}",
-                 "kepler.kind": "automl-search", "kepler.target": _target_name(result),
-                 "kepler.deployment_ready": str(bool(result.get("deployment_ready")))})
-    params = {**_search_params(result), **_params({
-        "metric": result.get("metric"), "interpretability_required": result.get("interpretability_required"),
-        "families": ",".join(result.get("families") or []),
-        **{f"budget.{name}": budget.get("limit") for name, budget in (result.get("budgets") or {}).items()}})}
+    tags.update(
+        {
+            "mlflow.parentRunId": parent_id,
+            "mlflow.runName": f"automl-search-{result.get('best_algorithm')}",
+            "kepler.kind": "automl-search",
+            "kepler.target": _target_name(result),
+            "kepler.deployment_ready": str(bool(result.get("deployment_ready"))),
+        }
+    )
+    params = {
+        **_search_params(result),
+        **_params(
+            {
+                "metric": result.get("metric"),
+                "interpretability_required": result.get("interpretability_required"),
+                "families": ",".join(result.get("families") or []),
+                **{
+                    f"budget.{name}": budget.get("limit")
+                    for name, budget in (result.get("budgets") or {}).items()
+                },
+            }
+        ),
+    }
     trials = result.get("trials") or []
-    metrics = {**_search_metrics(result), **_finite({
-        "trials": len(trials), "compliant_trials": sum(1 for t in trials if t.get("compliant")),
-        "search_seconds": result.get("search_seconds"), "final_seconds": result.get("final_seconds"),
-        "total_seconds": result.get("total_seconds")})}
+    metrics = {
+        **_search_metrics(result),
+        **_finite(
+            {
+                "trials": len(trials),
+                "compliant_trials": sum(1 for t in trials if t.get("compliant")),
+                "search_seconds": result.get("search_seconds"),
+                "final_seconds": result.get("final_seconds"),
+                "total_seconds": result.get("total_seconds"),
+            }
+        ),
+    }
     run_id = None
     try:
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         stamp = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
-                         params=[Param(k, v) for k, v in params.items()])
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+        )
         _log_trials(client, experiment_id, run_id, trials)
         client.set_terminated(run_id, "FINISHED")
     except MlflowException as exc:
@@ -243,23 +340,32 @@ def track_search(result: dict[str, Any]) -> dict[str, Any]:
                 client.set_terminated(run_id, "FAILED")
             except MlflowException:
                 pass
-        raise VersioningError(f"recording the search under MLflow run {parent_id} failed "
-                              f"({str(exc).splitlines()[0][:200]}); check the tracking store") from None
+        raise VersioningError(
+            f"recording the search under MLflow run {parent_id} failed "
+            f"({str(exc).splitlines()[0][:200]}); check the tracking store"
+        ) from None
     return {"mlflow": {"search_run_id": run_id, "parent_run_id": parent_id, "experiment_id": experiment_id}}
 
 
-def _record_lineage(project: Project, data_version: Any, unified_name: str, line: str,
-                    model: dict[str, str] | None) -> list[str]:
+def _record_lineage(
+    project: Project, data_version: Any, unified_name: str, line: str, model: dict[str, str] | None
+) -> list[str]:
     """Adds the data node (once per data version) and the build's model node to the lineage graph."""
     from kepler.versioning.lineage import create_data_lineage, create_model_lineage
 
     inputs = []
     if data_version is not None:
-        create_data_lineage(data_version.version_id, data_version.file_path, {"md5": data_version.md5},
-                            project=project)
+        create_data_lineage(
+            data_version.version_id, data_version.file_path, {"md5": data_version.md5}, project=project
+        )
         inputs.append(data_version.version_id)
-    create_model_lineage(unified_name, line, inputs, {"unified_version": unified_name, "registered_model": model},
-                         project=project)
+    create_model_lineage(
+        unified_name,
+        line,
+        inputs,
+        {"unified_version": unified_name, "registered_model": model},
+        project=project,
+    )
     return [*inputs, unified_name]
 
 

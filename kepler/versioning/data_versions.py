@@ -90,7 +90,7 @@ class DataVersion:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DataVersion":
+    def from_dict(cls, data: dict[str, Any]) -> DataVersion:
         """A version from its record (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -113,7 +113,9 @@ def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
     try:
         return json.loads(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise VersioningError(f"{what} is not JSON-serializable ({exc}); pass numbers, strings, lists and dicts") from None
+        raise VersioningError(
+            f"{what} is not JSON-serializable ({exc}); pass numbers, strings, lists and dicts"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -130,7 +132,9 @@ def dvc_repo(project: Project) -> Iterator[Any]:
         try:
             repo = Repo(str(project.root))
         except DvcException as exc:
-            raise VersioningError(f"{project.root}: DVC cannot open the project ({exc}); run `kepler init` there") from None
+            raise VersioningError(
+                f"{project.root}: DVC cannot open the project ({exc}); run `kepler init` there"
+            ) from None
         try:
             yield repo
         except DvcException as exc:
@@ -167,8 +171,10 @@ def _wait_for_index_lock(project: Project) -> None:
     deadline = time.monotonic() + _INDEX_LOCK_WAIT_S
     while lock.exists():
         if time.monotonic() > deadline:
-            raise VersioningError(f"{lock} exists: a git command is running in {project.root}, or one was killed; "
-                                  f"if no git command is running, delete {lock} and retry")
+            raise VersioningError(
+                f"{lock} exists: a git command is running in {project.root}, or one was killed; "
+                f"if no git command is running, delete {lock} and retry"
+            )
         time.sleep(0.1)
 
 
@@ -179,17 +185,23 @@ def _tag_name(version_id: str) -> str:
 def _check_tag(version_id: str) -> None:
     import subprocess
 
-    done = subprocess.run(["git", "check-ref-format", f"refs/tags/{_tag_name(version_id)}"], capture_output=True)
+    done = subprocess.run(
+        ["git", "check-ref-format", f"refs/tags/{_tag_name(version_id)}"], capture_output=True
+    )
     if done.returncode != 0:
-        raise VersioningError(f"version name {version_id!r} cannot be a git tag (it may not end in '.' or '.lock'); "
-                              f"choose another name")
+        raise VersioningError(
+            f"version name {version_id!r} cannot be a git tag (it may not end in '.' or '.lock'); "
+            f"choose another name"
+        )
 
 
 def _tag(project: Project, version_id: str, commit: str, message: str) -> str:
     """Tags ``commit``; a tag of that name without a record is the orphan of a killed run and is moved."""
     name = _tag_name(version_id)
     with project.store.lock(GIT_LOCK):
-        existing = gitrepo.git(project.root, "rev-parse", "-q", "--verify", f"refs/tags/{name}^{{commit}}", check=False)
+        existing = gitrepo.git(
+            project.root, "rev-parse", "-q", "--verify", f"refs/tags/{name}^{{commit}}", check=False
+        )
         if existing == commit:
             return name
         gitrepo.git(project.root, "tag", "-a", *(["-f"] if existing else []), name, "-m", message, commit)
@@ -217,7 +229,9 @@ def _table_stats(path: Path) -> tuple[int | None, list[str] | None, str | None]:
     except KeplerError:
         return None, None, None
     columns = [str(c) for c in frame.columns]
-    schema = json.dumps([[c, str(t)] for c, t in zip(columns, frame.dtypes)], separators=(",", ":"))
+    schema = json.dumps(
+        [[c, str(t)] for c, t in zip(columns, frame.dtypes, strict=False)], separators=(",", ":")
+    )
     return int(len(frame)), columns, hashlib.sha256(schema.encode()).hexdigest()
 
 
@@ -232,9 +246,10 @@ def _dvc_md5(dvc_file: Path) -> str:
 
     try:
         return str(load_yaml(str(dvc_file))["outs"][0]["md5"])
-    except Exception as exc:  # noqa: BLE001 - missing, unparsable or unexpected: one message
-
-        raise VersioningError(f"{dvc_file}: unreadable DVC file ({exc}); delete it and version the data again") from None
+    except Exception as exc:
+        raise VersioningError(
+            f"{dvc_file}: unreadable DVC file ({exc}); delete it and version the data again"
+        ) from None
 
 
 def _records(project: Project) -> list[DataVersion]:
@@ -244,8 +259,13 @@ def _records(project: Project) -> list[DataVersion]:
 # --------------------------------------------------------------------------- public API
 
 
-def version_data(path: str | os.PathLike[str], version_name: str | None = None, metadata: dict[str, Any] | None = None,
-                 *, project: Project | None = None) -> DataVersion:
+def version_data(
+    path: str | os.PathLike[str],
+    version_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Project | None = None,
+) -> DataVersion:
     """Versions a data file of the project with DVC, git and a Kepler record.
 
     Args:
@@ -269,8 +289,10 @@ def version_data(path: str | os.PathLike[str], version_name: str | None = None, 
     try:
         relative = project.relative(path)
     except VersioningError:
-        raise VersioningError(f"{path} is a data path outside the project {project.root}; "
-                              f"move or copy the file into the project and version it there") from None
+        raise VersioningError(
+            f"{path} is a data path outside the project {project.root}; "
+            f"move or copy the file into the project and version it there"
+        ) from None
     absolute = project.root / relative
     file_path = relative.as_posix()
     if absolute.is_dir():
@@ -297,8 +319,10 @@ def version_data(path: str | os.PathLike[str], version_name: str | None = None, 
             if existing is None and store.exists(KIND, version_id):
                 existing = DataVersion.from_dict(store.read(KIND, version_id))
         if existing is not None and (existing.md5 != md5 or existing.file_path != file_path):
-            raise VersioningError(f"data version {version_id!r} exists for other content "
-                                  f"({existing.file_path}, md5 {existing.md5}); choose another version_name")
+            raise VersioningError(
+                f"data version {version_id!r} exists for other content "
+                f"({existing.file_path}, md5 {existing.md5}); choose another version_name"
+            )
         if existing is None:
             _check_tag(version_id)
 
@@ -308,11 +332,16 @@ def version_data(path: str | os.PathLike[str], version_name: str | None = None, 
         dvc_file = absolute.with_name(absolute.name + ".dvc")
         recorded = _dvc_md5(dvc_file)
         if recorded != md5:
-            raise VersioningError(f"{file_path} changed while it was being versioned (md5 {md5}, DVC saw {recorded}); "
-                                  f"retry once nothing writes to it")
+            raise VersioningError(
+                f"{file_path} changed while it was being versioned (md5 {md5}, DVC saw {recorded}); "
+                f"retry once nothing writes to it"
+            )
         ignore = dvc_file.with_name(".gitignore")
-        commit = commit_paths(project, [dvc_file, *([ignore] if ignore.exists() else [])],
-                              f"kepler: data {file_path} (md5 {md5})")
+        commit = commit_paths(
+            project,
+            [dvc_file, *([ignore] if ignore.exists() else [])],
+            f"kepler: data {file_path} (md5 {md5})",
+        )
         if existing is not None:
             # A run killed after writing the record but before committing it is finished here.
             commit_paths(project, [store.path(KIND, version_id)], f"kepler: data version {version_id}")
@@ -321,8 +350,17 @@ def version_data(path: str | os.PathLike[str], version_name: str | None = None, 
         tag = _tag(project, version_id, commit, f"Kepler data version {version_id}: {file_path} md5 {md5}")
         rows, columns, schema_hash = _table_stats(absolute)
         version = DataVersion(
-            version_id=version_id, file_path=file_path, rows=rows, columns=columns, md5=md5, size=size,
-            schema_hash=schema_hash, created_at=now(), metadata=metadata, git_commit=commit, tag=tag,
+            version_id=version_id,
+            file_path=file_path,
+            rows=rows,
+            columns=columns,
+            md5=md5,
+            size=size,
+            schema_hash=schema_hash,
+            created_at=now(),
+            metadata=metadata,
+            git_commit=commit,
+            tag=tag,
             duplicate_of=same_bytes[0].version_id if same_bytes else None,
         )
         record = store.write(KIND, version_id, version.to_dict())
@@ -343,9 +381,13 @@ def get_data_version(version_id: str, *, project: Project | None = None) -> Data
         VersioningError: no such version.
     """
     project = resolve_project(project)
-    return DataVersion.from_dict(project.store.read(
-        KIND, check_name(version_id, "version id"),
-        missing=f"unknown data version {version_id!r}; list them with kp.versioning.list_versions()"))
+    return DataVersion.from_dict(
+        project.store.read(
+            KIND,
+            check_name(version_id, "version id"),
+            missing=f"unknown data version {version_id!r}; list them with kp.versioning.list_versions()",
+        )
+    )
 
 
 def get_data(version: str | DataVersion, *, project: Project | None = None) -> bytes:
@@ -358,7 +400,9 @@ def get_data(version: str | DataVersion, *, project: Project | None = None) -> b
         VersioningError: unknown version, or the bytes are in neither the cache nor the remote.
     """
     project = resolve_project(project)
-    record = get_data_version(version.version_id if isinstance(version, DataVersion) else version, project=project)
+    record = get_data_version(
+        version.version_id if isinstance(version, DataVersion) else version, project=project
+    )
     with dvc_repo(project) as repo:
         cached = Path(repo.cache.local.oid_to_path(record.md5))
         data = _read_checked(cached, record.md5)
@@ -370,8 +414,10 @@ def get_data(version: str | DataVersion, *, project: Project | None = None) -> b
             repo.cloud.pull([HashInfo("md5", record.md5)])
             data = _read_checked(cached, record.md5)
     if data is None:
-        raise VersioningError(f"the bytes of data version {record.version_id!r} (md5 {record.md5}) are in neither "
-                              f"the DVC cache nor the remote {project.dvc_remote_url}; restore the remote")
+        raise VersioningError(
+            f"the bytes of data version {record.version_id!r} (md5 {record.md5}) are in neither "
+            f"the DVC cache nor the remote {project.dvc_remote_url}; restore the remote"
+        )
     return data
 
 

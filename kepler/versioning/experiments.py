@@ -57,8 +57,12 @@ class ExperimentRun:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready fields."""
-        return {"run_id": self.run_id, "experiment_id": self.experiment_id,
-                "experiment_name": self.experiment_name, "status": self.status}
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "experiment_name": self.experiment_name,
+            "status": self.status,
+        }
 
 
 def _project(project: Any) -> Any:
@@ -85,7 +89,9 @@ def run_tags(project: Any) -> dict[str, str]:
         tags["mlflow.source.git.commit"] = commit
     versions = ",".join(_data_versions(project))
     if versions:
-        tags["kepler.data_versions"] = versions if len(versions) <= _TAG_LIMIT else versions[:_TAG_LIMIT - 3] + "..."
+        tags["kepler.data_versions"] = (
+            versions if len(versions) <= _TAG_LIMIT else versions[: _TAG_LIMIT - 3] + "..."
+        )
     return tags
 
 
@@ -101,9 +107,11 @@ def _experiment_id(client: Any, name: str, artifact_root: str) -> str:
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
-        raise VersioningError(f"experiment {name!r} was deleted in MLflow; restore it "
-                              f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
-                              f"or choose another name")
+        raise VersioningError(
+            f"experiment {name!r} was deleted in MLflow; restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
+            f"or choose another name"
+        )
     return experiment.experiment_id
 
 
@@ -128,8 +136,10 @@ def start_experiment(name: str, *, project: Any = None, tags: Mapping[str, str] 
         raise VersioningError(f"experiment name must be a non-empty string, got {name!r}")
     active = mlflow.active_run()
     if active is not None:
-        raise VersioningError(f"run {active.info.run_id} is still active; finish it with end_experiment() "
-                              f"before starting another")
+        raise VersioningError(
+            f"run {active.info.run_id} is still active; finish it with end_experiment() "
+            f"before starting another"
+        )
     project = _project(project)
     uri = project.tracking_uri
     mlflow.set_tracking_uri(uri)
@@ -146,9 +156,15 @@ def _active(project: Any = None) -> tuple[Any, Any]:
 
     run = mlflow.active_run()
     if run is None:
-        raise VersioningError("no experiment is running; start one with start_experiment(name) "
-                              "or use `with track_experiment(name):`")
-    uri = project.tracking_uri if project is not None else _run_uris.get(run.info.run_id) or mlflow.get_tracking_uri()
+        raise VersioningError(
+            "no experiment is running; start one with start_experiment(name) "
+            "or use `with track_experiment(name):`"
+        )
+    uri = (
+        project.tracking_uri
+        if project is not None
+        else _run_uris.get(run.info.run_id) or mlflow.get_tracking_uri()
+    )
     return run, MlflowClient(tracking_uri=uri)
 
 
@@ -168,8 +184,10 @@ def active_run_store() -> tuple[Any, Any]:
     try:
         client.get_run(run.info.run_id)
     except MlflowException:
-        raise VersioningError(f"the active MLflow run {run.info.run_id} is not in the tracking store now set; "
-                              f"set the tracking URI back to the store the run was started in") from None
+        raise VersioningError(
+            f"the active MLflow run {run.info.run_id} is not in the tracking store now set; "
+            f"set the tracking URI back to the store the run was started in"
+        ) from None
     return run, client
 
 
@@ -204,13 +222,16 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, *, projec
         raise VersioningError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
     bad = {k: v for k, v in metrics.items() if not isinstance(v, numbers.Real) or isinstance(v, bool)}
     if bad:
-        raise VersioningError(f"metrics must be numbers; {', '.join(f'{k}={v!r}' for k, v in bad.items())} "
-                              f"are not (log text with log_parameters)")
+        raise VersioningError(
+            f"metrics must be numbers; {', '.join(f'{k}={v!r}' for k, v in bad.items())} "
+            f"are not (log text with log_parameters)"
+        )
     run, client = _active(project)
     now = int(time.time() * 1000)
     if metrics:
-        client.log_batch(run.info.run_id,
-                         metrics=[Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()])
+        client.log_batch(
+            run.info.run_id, metrics=[Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
+        )
 
 
 def end_experiment(status: str = "FINISHED", *, project: Any = None) -> dict[str, str]:
@@ -241,8 +262,9 @@ def end_experiment(status: str = "FINISHED", *, project: Any = None) -> dict[str
 
 
 @contextlib.contextmanager
-def track_experiment(name: str, *, project: Any = None,
-                     tags: Mapping[str, str] | None = None) -> Iterator[ExperimentRun]:
+def track_experiment(
+    name: str, *, project: Any = None, tags: Mapping[str, str] | None = None
+) -> Iterator[ExperimentRun]:
     """Runs the block inside an MLflow run of experiment ``name``.
 
     The run ends FINISHED when the block completes, FAILED when it raises (the exception
@@ -254,7 +276,9 @@ def track_experiment(name: str, *, project: Any = None,
     import mlflow
 
     experiment_id = start_experiment(name, project=project, tags=tags)
-    handle = ExperimentRun(run_id=mlflow.active_run().info.run_id, experiment_id=experiment_id, experiment_name=name)
+    handle = ExperimentRun(
+        run_id=mlflow.active_run().info.run_id, experiment_id=experiment_id, experiment_name=name
+    )
     try:
         yield handle
     except Exception:

@@ -129,7 +129,7 @@ class FeaturePipeline:
         return {**dataclasses.asdict(self), "pipeline_id": self.pipeline_id}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FeaturePipeline":
+    def from_dict(cls, data: dict[str, Any]) -> FeaturePipeline:
         """A pipeline from its record (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -155,14 +155,18 @@ def _make(index: int, step: dict[str, Any]) -> Any:
 
     kind = step["type"]
     if kind not in TRANSFORMERS:
-        raise VersioningError(f"step {index}: unknown type {kind!r}; use one of {', '.join(sorted(TRANSFORMERS))}")
+        raise VersioningError(
+            f"step {index}: unknown type {kind!r}; use one of {', '.join(sorted(TRANSFORMERS))}"
+        )
     params = {k: v for k, v in step.items() if k != "type"}
     if kind in SUPERVISED:
         name = params.get("score_func", "f_classif")
         if name == "variance":
             params["score_func"] = variance_scores
         elif name not in SCORE_FUNCTIONS:
-            raise VersioningError(f"step {index} ({kind}): score_func {name!r} is not one of {', '.join(SCORE_FUNCTIONS)}")
+            raise VersioningError(
+                f"step {index} ({kind}): score_func {name!r} is not one of {', '.join(SCORE_FUNCTIONS)}"
+            )
         else:
             params["score_func"] = getattr(importlib.import_module("sklearn.feature_selection"), name)
     module, cls_name = TRANSFORMERS[kind]
@@ -211,9 +215,16 @@ def _build(steps: list[dict[str, Any]], *, mixed: bool = False, text: bool = Fal
         encodes = step["type"] in ENCODERS and text
         text = text and not encodes
         columns = make_column_selector(dtype_include=list(TEXT_DTYPES if encodes else NUMERIC_DTYPES))
-        built.append((f"step{i}_{step['type']}",
-                      ColumnTransformer([(WRAPPED, _make(i, step), columns)], remainder="passthrough",
-                                        verbose_feature_names_out=False)))
+        built.append(
+            (
+                f"step{i}_{step['type']}",
+                ColumnTransformer(
+                    [(WRAPPED, _make(i, step), columns)],
+                    remainder="passthrough",
+                    verbose_feature_names_out=False,
+                ),
+            )
+        )
     return Pipeline(built).set_output(transform="pandas")
 
 
@@ -243,8 +254,10 @@ def _score_by_task(steps: list[dict[str, Any]], y: Any) -> list[dict[str, Any]]:
     """Selectors without a declared ``score_func`` score a regression label with ``f_regression``."""
     if not any(s["type"] in SUPERVISED and "score_func" not in s for s in steps) or not _is_regression(y):
         return steps
-    return [{**s, "score_func": "f_regression"} if s["type"] in SUPERVISED and "score_func" not in s else s
-            for s in steps]
+    return [
+        {**s, "score_func": "f_regression"} if s["type"] in SUPERVISED and "score_func" not in s else s
+        for s in steps
+    ]
 
 
 def _is_regression(y: Any) -> bool:
@@ -275,8 +288,12 @@ def _layout(frame: Any) -> dict[str, Any] | None:
     if len(numeric) == frame.shape[1]:
         return None
     text = [str(c) for c in frame.select_dtypes(include=list(TEXT_DTYPES)).columns]
-    return {"kind": "mixed", "numeric": numeric, "text": text,
-            "other": [str(c) for c in frame.columns if str(c) not in numeric and str(c) not in text]}
+    return {
+        "kind": "mixed",
+        "numeric": numeric,
+        "text": text,
+        "other": [str(c) for c in frame.columns if str(c) not in numeric and str(c) not in text],
+    }
 
 
 def _project_label(project: Project) -> str | None:
@@ -300,15 +317,19 @@ def _canonical(steps: list[dict[str, Any]]) -> str:
 def _pipeline_id(pipeline_name: str, version: str) -> str:
     check_name(pipeline_name, "pipeline name")
     if "@" in pipeline_name:
-        raise VersioningError(f"pipeline name {pipeline_name!r} may not contain '@' (it separates the version)")
+        raise VersioningError(
+            f"pipeline name {pipeline_name!r} may not contain '@' (it separates the version)"
+        )
     check_name(version, "pipeline version")
     return check_name(f"{pipeline_name}@{version}", "pipeline id")
 
 
 def _load_record(project: Project, pipeline_id: str) -> FeaturePipeline:
     if not project.store.exists(KIND, pipeline_id):
-        raise VersioningError(f"unknown feature pipeline {pipeline_id!r}; declare it with "
-                              f"kp.versioning.version_feature_pipeline(...) or list them with kp.versioning.list_pipelines()")
+        raise VersioningError(
+            f"unknown feature pipeline {pipeline_id!r}; declare it with "
+            f"kp.versioning.version_feature_pipeline(...) or list them with kp.versioning.list_pipelines()"
+        )
     return FeaturePipeline.from_dict(project.store.read(KIND, pipeline_id))
 
 
@@ -365,25 +386,32 @@ def _load_fitted(project: Project, record: FeaturePipeline) -> Any:
     fitted = record.fitted or {}
     path = project.store.root / KIND / f"{record.pipeline_id}.joblib"
     if not path.is_file():
-        raise VersioningError(f"{path}: the fitted state of {record.pipeline_id} is missing; restore it from git "
-                              f"(git checkout -- {path.relative_to(project.root)})")
+        raise VersioningError(
+            f"{path}: the fitted state of {record.pipeline_id} is missing; restore it from git "
+            f"(git checkout -- {path.relative_to(project.root)})"
+        )
     if _sha256(path) != fitted.get("sha256"):
-        raise VersioningError(f"{path}: sha256 differs from the record of {record.pipeline_id}; the file was changed "
-                              f"after fitting: restore it from git")
+        raise VersioningError(
+            f"{path}: sha256 differs from the record of {record.pipeline_id}; the file was changed "
+            f"after fitting: restore it from git"
+        )
     return joblib.load(path)
 
 
 def _save_fitted(project: Project, pipeline_id: str, pipeline: Any) -> Path:
     import joblib
 
-    return atomic_write(project.store.root / KIND / f"{pipeline_id}.joblib", lambda handle: joblib.dump(pipeline, handle))
+    return atomic_write(
+        project.store.root / KIND / f"{pipeline_id}.joblib", lambda handle: joblib.dump(pipeline, handle)
+    )
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def version_feature_pipeline(pipeline_name: str, steps: list[dict[str, Any]], version: str, *,
-                             project: Project | None = None) -> FeaturePipeline:
+def version_feature_pipeline(
+    pipeline_name: str, steps: list[dict[str, Any]], version: str, *, project: Project | None = None
+) -> FeaturePipeline:
     """Declares (records and commits) one version of a feature pipeline.
 
     Args:
@@ -410,16 +438,27 @@ def version_feature_pipeline(pipeline_name: str, steps: list[dict[str, Any]], ve
             existing = FeaturePipeline.from_dict(store.read(KIND, pipeline_id))
             if _canonical(existing.steps) == _canonical(normalized):
                 return existing
-            raise VersioningError(f"feature pipeline {pipeline_id} exists with other steps; "
-                                  f"declare the new steps as another version")
-        record = FeaturePipeline(pipeline_name=pipeline_name, version=version, steps=normalized, created_at=now())
+            raise VersioningError(
+                f"feature pipeline {pipeline_id} exists with other steps; "
+                f"declare the new steps as another version"
+            )
+        record = FeaturePipeline(
+            pipeline_name=pipeline_name, version=version, steps=normalized, created_at=now()
+        )
         path = store.write(KIND, pipeline_id, record.to_dict())
         commit_paths(project, [path], f"kepler: feature pipeline {pipeline_id}")
     return record
 
 
-def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: Any = None,
-                             label: str | None = None, project: Project | None = None) -> Any:
+def apply_versioned_pipeline(
+    data: Any,
+    pipeline_name: str,
+    version: str,
+    *,
+    y: Any = None,
+    label: str | None = None,
+    project: Project | None = None,
+) -> Any:
     """Transforms ``data`` with a versioned feature pipeline, fitting it on the first call.
 
     Numeric steps apply to the numeric columns; text, category and date columns pass through unless an
@@ -462,8 +501,10 @@ def apply_versioned_pipeline(data: Any, pipeline_name: str, version: str, *, y: 
     try:
         result = fitted.transform(data)
     except (ValueError, TypeError, KeyError) as exc:
-        raise VersioningError(f"{pipeline_id} cannot transform this data ({str(exc).splitlines()[0][:200]}); "
-                              f"pass the same columns it was fitted on") from None
+        raise VersioningError(
+            f"{pipeline_id} cannot transform this data ({str(exc).splitlines()[0][:200]}); "
+            f"pass the same columns it was fitted on"
+        ) from None
     return _output(result, data, fitted)
 
 
@@ -480,9 +521,11 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any, label: st
     if record.supervised and y is None:
         explicit = [s["type"] for s in steps if s["type"] in SUPERVISED and "score_func" in s]
         if explicit:
-            raise VersioningError(f"{record.pipeline_id} scores features with a supervised score_func "
-                                  f"({', '.join(explicit)}) and is not fitted yet: pass the labels with y= on its "
-                                  f"first apply; later applies reuse the fitted state without y")
+            raise VersioningError(
+                f"{record.pipeline_id} scores features with a supervised score_func "
+                f"({', '.join(explicit)}) and is not fitted yet: pass the labels with y= on its "
+                f"first apply; later applies reuse the fitted state without y"
+            )
         # No labels and no score_func asked for: select by variance, an unsupervised score (recorded).
         steps = _without_labels(steps)
         labels = UNLABELLED
@@ -494,18 +537,27 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any, label: st
         pipeline.fit(features, y)
         result = pipeline.transform(features)
     except (ValueError, TypeError, KeyError) as exc:
-        raise VersioningError(f"fitting {record.pipeline_id} failed ({str(exc).splitlines()[0][:200]}); "
-                              f"check the data and the steps' parameters") from None
+        raise VersioningError(
+            f"fitting {record.pipeline_id} failed ({str(exc).splitlines()[0][:200]}); "
+            f"check the data and the steps' parameters"
+        ) from None
     path = _save_fitted(project, record.pipeline_id, pipeline)
     try:
         names = [str(c) for c in pipeline.get_feature_names_out()]
     except (AttributeError, ValueError, TypeError):
         names = None
     record.fitted = {
-        "file": path.name, "sha256": _sha256(path), "fit_data_md5": _digest(data), "fit_labels_md5": _digest(y),
-        "fitted_at": now(), "n_features_in": int(getattr(pipeline, "n_features_in_", 0)) or None,
-        "feature_names_out": names, "sklearn_version": sklearn.__version__, "labels": labels,
-        "label": label if label_column is not None else None, "fit_steps": steps,
+        "file": path.name,
+        "sha256": _sha256(path),
+        "fit_data_md5": _digest(data),
+        "fit_labels_md5": _digest(y),
+        "fitted_at": now(),
+        "n_features_in": int(getattr(pipeline, "n_features_in_", 0)) or None,
+        "feature_names_out": names,
+        "sklearn_version": sklearn.__version__,
+        "labels": labels,
+        "label": label if label_column is not None else None,
+        "fit_steps": steps,
         "layout": _recorded_layout(layout, steps),
     }
     store = project.store
@@ -519,8 +571,12 @@ def _recorded_layout(layout: dict[str, Any] | None, steps: list[dict[str, Any]])
     if layout is None:
         return {"kind": "plain"}
     encoded = layout["text"] if any(s["type"] in ENCODERS for s in steps) else []
-    return {"kind": "mixed", "numeric": layout["numeric"], "encoded": encoded,
-            "passthrough": [c for c in layout["text"] + layout["other"] if c not in encoded]}
+    return {
+        "kind": "mixed",
+        "numeric": layout["numeric"],
+        "encoded": encoded,
+        "passthrough": [c for c in layout["text"] + layout["other"] if c not in encoded],
+    }
 
 
 def list_pipelines(*, project: Project | None = None) -> list[FeaturePipeline]:
@@ -556,9 +612,12 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
     if fitted_record.get("fit_steps") is not None:
         declared = _build(fitted_record["fit_steps"])
     else:  # a record written before fit_steps was kept
-        declared = _build(_without_labels(record.steps) if fitted_record.get("labels") == UNLABELLED else record.steps)
-    done = [f"rebuilt {record.pipeline_id} from its record: "
-            + " -> ".join(step["type"] for step in record.steps)]
+        declared = _build(
+            _without_labels(record.steps) if fitted_record.get("labels") == UNLABELLED else record.steps
+        )
+    done = [
+        f"rebuilt {record.pipeline_id} from its record: " + " -> ".join(step["type"] for step in record.steps)
+    ]
     if record.fitted is None:
         done.append("not fitted yet: the first apply_versioned_pipeline fits it")
         return {"pipeline": declared, "fitted": False, "steps_completed": done, "artifacts_created": []}
@@ -566,12 +625,17 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
     have_steps = [_unwrap(step) for _, step in getattr(fitted, "steps", [])]
     same = len(have_steps) == len(declared.steps) and all(
         type(want) is type(have) and repr(want.get_params()) == repr(have.get_params())
-        for (_, want), have in zip(declared.steps, have_steps))
+        for (_, want), have in zip(declared.steps, have_steps, strict=False)
+    )
     if not same:
-        raise VersioningError(f"the fitted state of {record.pipeline_id} does not match its declared steps; "
-                              f"restore the record and its .joblib file from git")
-    done.append(f"loaded the fitted state (sha256 {record.fitted['sha256'][:12]} verified, fitted "
-                f"{record.fitted.get('fitted_at')} on data md5 {record.fitted.get('fit_data_md5')})")
+        raise VersioningError(
+            f"the fitted state of {record.pipeline_id} does not match its declared steps; "
+            f"restore the record and its .joblib file from git"
+        )
+    done.append(
+        f"loaded the fitted state (sha256 {record.fitted['sha256'][:12]} verified, fitted "
+        f"{record.fitted.get('fitted_at')} on data md5 {record.fitted.get('fit_data_md5')})"
+    )
     return {"pipeline": fitted, "fitted": True, "steps_completed": done, "artifacts_created": []}
 
 

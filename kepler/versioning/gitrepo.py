@@ -17,12 +17,16 @@ def git(root: Path, *args: str, check: bool = True) -> str:
     """
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=120
+        )
     except FileNotFoundError:
         raise VersioningError("git is not installed; install git and retry") from None
     if check and done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        raise VersioningError(f"git {' '.join(args[:2])} failed: {message[-1] if message else done.returncode}")
+        raise VersioningError(
+            f"git {' '.join(args[:2])} failed: {message[-1] if message else done.returncode}"
+        )
     return done.stdout.strip()
 
 
@@ -57,7 +61,9 @@ def ensure_identity(root: Path) -> None:
 
 def commit(root: Path, paths: list[Path | str], message: str) -> str:
     """Stages ``paths`` and commits them (if anything changed); returns the commit id."""
-    rels = [str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p) for p in paths]
+    rels = [
+        str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p) for p in paths
+    ]
     git(root, "add", "--", *rels)
     if git(root, "diff", "--cached", "--name-only", "--", *rels, check=False):
         git(root, "commit", "-q", "-m", message, "--", *rels)

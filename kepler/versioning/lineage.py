@@ -92,18 +92,24 @@ def _upstream_path(graph: dict[str, dict[str, Any]], start: str, goal: str) -> l
 
 def _check_inputs(graph: dict[str, dict[str, Any]], node_id: str, inputs: list[str]) -> None:
     if node_id in inputs:
-        raise VersioningError(f"lineage node {node_id!r} cannot be its own input (cycle {node_id} -> {node_id})")
+        raise VersioningError(
+            f"lineage node {node_id!r} cannot be its own input (cycle {node_id} -> {node_id})"
+        )
     missing = [i for i in inputs if i not in graph]
     if missing:
-        raise VersioningError(f"unknown lineage input(s) {', '.join(map(repr, missing))} for {node_id!r}; "
-                              f"create those nodes first (a data node with create_data_lineage)")
+        raise VersioningError(
+            f"unknown lineage input(s) {', '.join(map(repr, missing))} for {node_id!r}; "
+            f"create those nodes first (a data node with create_data_lineage)"
+        )
     for source in inputs:
         # A record may still list node_id as an input (a node deleted by hand, or a merge): follow the inputs.
         path = _upstream_path(graph, source, node_id)
         if path:
             cycle = [node_id, *reversed(path[:-1]), node_id]
-            raise VersioningError(f"lineage node {node_id!r} with input {source!r} would close the cycle "
-                                  f"{' -> '.join(cycle)}; lineage must stay acyclic")
+            raise VersioningError(
+                f"lineage node {node_id!r} with input {source!r} would close the cycle "
+                f"{' -> '.join(cycle)}; lineage must stay acyclic"
+            )
 
 
 def _inputs(inputs: object) -> list[str]:
@@ -127,16 +133,27 @@ def _metadata(metadata: object) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(metadata))
     except (TypeError, ValueError) as exc:
-        raise VersioningError(f"metadata must hold JSON values (text, numbers, lists, dicts): {exc}") from None
+        raise VersioningError(
+            f"metadata must hold JSON values (text, numbers, lists, dicts): {exc}"
+        ) from None
 
 
-def _create(kind: str, node_id: str, name: object, inputs: object, metadata: object, project: Any) -> dict[str, Any]:
+def _create(
+    kind: str, node_id: str, name: object, inputs: object, metadata: object, project: Any
+) -> dict[str, Any]:
     project = _project(project)
     check_name(node_id, "lineage node id")
     if not isinstance(name, str) or not name.strip():
-        raise VersioningError(f"the {kind} name of lineage node {node_id!r} must be a non-empty string, got {name!r}")
-    wanted = {"node_id": node_id, "kind": kind, "name": name, "inputs": _inputs(inputs),
-              "metadata": _metadata(metadata)}
+        raise VersioningError(
+            f"the {kind} name of lineage node {node_id!r} must be a non-empty string, got {name!r}"
+        )
+    wanted = {
+        "node_id": node_id,
+        "kind": kind,
+        "name": name,
+        "inputs": _inputs(inputs),
+        "metadata": _metadata(metadata),
+    }
     with project.store.lock(KIND):
         graph = _graph(project)
         existing = graph.get(node_id)
@@ -144,8 +161,10 @@ def _create(kind: str, node_id: str, name: object, inputs: object, metadata: obj
             same = all(existing.get(k) == v for k, v in wanted.items())
             if same:
                 return _view(existing, _outputs(graph))
-            raise VersioningError(f"lineage node {node_id!r} already exists with other content (node ids are "
-                                  f"immutable); give the new node another id, such as {node_id}-2")
+            raise VersioningError(
+                f"lineage node {node_id!r} already exists with other content (node ids are "
+                f"immutable); give the new node another id, such as {node_id}-2"
+            )
         _check_inputs(graph, node_id, wanted["inputs"])
         record = {**wanted, "created_at": now(), "created_by": gitrepo.user(project.root)}
         path = project.store.write(KIND, node_id, record)
@@ -156,8 +175,9 @@ def _create(kind: str, node_id: str, name: object, inputs: object, metadata: obj
         return _view(record, _outputs(graph))
 
 
-def create_data_lineage(node_id: str, data_path: str, metadata: dict[str, Any] | None = None, *,
-                        project: Any = None) -> dict[str, Any]:
+def create_data_lineage(
+    node_id: str, data_path: str, metadata: dict[str, Any] | None = None, *, project: Any = None
+) -> dict[str, Any]:
     """Creates a data node (a source: it has no inputs).
 
     ``data_path`` is stored as given, or relative to the project root when it is an absolute
@@ -173,26 +193,50 @@ def create_data_lineage(node_id: str, data_path: str, metadata: dict[str, Any] |
     return _create("data", node_id, path, [], metadata, project)
 
 
-def create_pipeline_lineage(node_id: str, pipeline_name: str, inputs: list[str],
-                            metadata: dict[str, Any] | None = None, *, project: Any = None) -> dict[str, Any]:
+def create_pipeline_lineage(
+    node_id: str,
+    pipeline_name: str,
+    inputs: list[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Any = None,
+) -> dict[str, Any]:
     """Creates a feature-pipeline node fed by ``inputs`` (existing node ids)."""
     return _create("pipeline", node_id, pipeline_name, inputs, metadata, project)
 
 
-def create_model_lineage(node_id: str, model_name: str, inputs: list[str],
-                         metadata: dict[str, Any] | None = None, *, project: Any = None) -> dict[str, Any]:
+def create_model_lineage(
+    node_id: str,
+    model_name: str,
+    inputs: list[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Any = None,
+) -> dict[str, Any]:
     """Creates a model node fed by ``inputs`` (existing node ids)."""
     return _create("model", node_id, model_name, inputs, metadata, project)
 
 
-def create_release_lineage(node_id: str, release_name: str, inputs: list[str],
-                           metadata: dict[str, Any] | None = None, *, project: Any = None) -> dict[str, Any]:
+def create_release_lineage(
+    node_id: str,
+    release_name: str,
+    inputs: list[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Any = None,
+) -> dict[str, Any]:
     """Creates a release node fed by ``inputs`` (existing node ids)."""
     return _create("release", node_id, release_name, inputs, metadata, project)
 
 
-def create_service_lineage(node_id: str, service_name: str, inputs: list[str],
-                           metadata: dict[str, Any] | None = None, *, project: Any = None) -> dict[str, Any]:
+def create_service_lineage(
+    node_id: str,
+    service_name: str,
+    inputs: list[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Any = None,
+) -> dict[str, Any]:
     """Creates a service (deployment) node fed by ``inputs`` (existing node ids)."""
     return _create("service", node_id, service_name, inputs, metadata, project)
 
@@ -210,7 +254,9 @@ def get_lineage_node(node_id: str, *, project: Any = None) -> dict[str, Any]:
 def _known(graph: dict[str, dict[str, Any]], node_id: str) -> dict[str, Any]:
     check_name(node_id, "lineage node id")
     if node_id not in graph:
-        raise VersioningError(f"unknown lineage node {node_id!r}; create it with kp.versioning.create_*_lineage")
+        raise VersioningError(
+            f"unknown lineage node {node_id!r}; create it with kp.versioning.create_*_lineage"
+        )
     return graph[node_id]
 
 
@@ -245,8 +291,10 @@ def get_complete_lineage(node_id: str, *, project: Any = None) -> list[dict[str,
     downstream = _reach(graph, node_id, outputs)
     if node_id in upstream or upstream & downstream:
         cycle = _upstream_path(graph, node_id, node_id) or [node_id]
-        raise VersioningError(f"the lineage records hold a cycle through {node_id!r} ({' <- '.join(cycle)}); "
-                              f"restore .kepler/records/lineage from git")
+        raise VersioningError(
+            f"the lineage records hold a cycle through {node_id!r} ({' <- '.join(cycle)}); "
+            f"restore .kepler/records/lineage from git"
+        )
     members = upstream | downstream | {node_id}
     indegree = {n: sum(1 for i in inputs[n] if i in members) for n in members}
     ready = [(_order_key(graph[n]), n) for n in members if indegree[n] == 0]
@@ -264,8 +312,10 @@ def get_complete_lineage(node_id: str, *, project: Any = None) -> list[dict[str,
                     heapq.heappush(ready, (_order_key(graph[child]), child))
     if len(steps) != len(members):
         stuck = sorted(members - {s["node_id"] for s in steps})
-        raise VersioningError(f"the lineage records hold a cycle among {', '.join(stuck)}; "
-                              f"restore .kepler/records/lineage from git")
+        raise VersioningError(
+            f"the lineage records hold a cycle among {', '.join(stuck)}; "
+            f"restore .kepler/records/lineage from git"
+        )
     return steps
 
 
@@ -286,10 +336,17 @@ def lineage_tree(node_id: str, *, project: Any = None) -> dict[str, Any]:
     outputs = _outputs(graph)
     inputs = {n: list(r.get("inputs", [])) for n, r in graph.items()}
 
-    def grow(node: str, direction: str, links: dict[str, list[str]], shown: set[str], path: set[str]) -> dict[str, Any]:
+    def grow(
+        node: str, direction: str, links: dict[str, list[str]], shown: set[str], path: set[str]
+    ) -> dict[str, Any]:
         record = graph.get(node, {"node_id": node, "kind": "missing", "name": None})
-        entry: dict[str, Any] = {"node_id": node, "kind": record.get("kind"), "name": record.get("name"),
-                                 "metadata": dict(record.get("metadata") or {}), direction: []}
+        entry: dict[str, Any] = {
+            "node_id": node,
+            "kind": record.get("kind"),
+            "name": record.get("name"),
+            "metadata": dict(record.get("metadata") or {}),
+            direction: [],
+        }
         if node in shown or node in path:
             entry["repeated"] = True
             return entry
@@ -297,10 +354,16 @@ def lineage_tree(node_id: str, *, project: Any = None) -> dict[str, Any]:
         entry[direction] = [grow(n, direction, links, shown, path | {node}) for n in links.get(node, [])]
         return entry
 
-    tree = {"node_id": node_id, "kind": root.get("kind"), "name": root.get("name"),
-            "metadata": dict(root.get("metadata") or {})}
+    tree = {
+        "node_id": node_id,
+        "kind": root.get("kind"),
+        "name": root.get("name"),
+        "metadata": dict(root.get("metadata") or {}),
+    }
     shown_up: set[str] = set()
     shown_down: set[str] = set()
     tree["upstream"] = [grow(n, "upstream", inputs, shown_up, {node_id}) for n in inputs.get(node_id, [])]
-    tree["downstream"] = [grow(n, "downstream", outputs, shown_down, {node_id}) for n in outputs.get(node_id, [])]
+    tree["downstream"] = [
+        grow(n, "downstream", outputs, shown_down, {node_id}) for n in outputs.get(node_id, [])
+    ]
     return tree

@@ -18,7 +18,9 @@ from kepler.versioning.store import RecordStore
 CONFIG_NAME = "kepler.toml"
 STORE = ".kepler"
 DVC_REMOTE_NAME = "kepler-local"
-_STORE_GITIGNORE = "/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/dvc-remote/\n/bentoml/\n/locks/\n/cache/\n"
+_STORE_GITIGNORE = (
+    "/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/dvc-remote/\n/bentoml/\n/locks/\n/cache/\n"
+)
 _DEFAULT_CONFIG = """# Kepler project settings. Paths are relative to this file.
 [project]
 name = "{name}"
@@ -84,13 +86,15 @@ class Project:
             return env
         uri = str(self.config.get("mlflow", {}).get("tracking_uri", "sqlite:///.kepler/mlflow.db"))
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            return "sqlite:///" + str((self.root / uri[len("sqlite:///"):]).resolve())
+            return "sqlite:///" + str((self.root / uri[len("sqlite:///") :]).resolve())
         return uri
 
     @property
     def artifact_root(self) -> str:
         """Where MLflow stores run artifacts for new experiments."""
-        return Path(self.resolve(str(self.config.get("mlflow", {}).get("artifact_root", ".kepler/mlartifacts")))).as_uri()
+        return Path(
+            self.resolve(str(self.config.get("mlflow", {}).get("artifact_root", ".kepler/mlartifacts")))
+        ).as_uri()
 
     @property
     def dvc_remote_url(self) -> str:
@@ -112,7 +116,9 @@ class Project:
         try:
             return absolute.relative_to(self.root.resolve())
         except ValueError:
-            raise VersioningError(f"{path} is outside the project {self.root}; move the file into the project") from None
+            raise VersioningError(
+                f"{path} is outside the project {self.root}; move the file into the project"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
@@ -122,7 +128,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ProjectNotFoundError(f"{path.parent} is not a Kepler project; run `kepler init` there") from None
+        raise ProjectNotFoundError(
+            f"{path.parent} is not a Kepler project; run `kepler init` there"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise VersioningError(f"{path}: unreadable project settings ({exc}); fix the file") from None
 
@@ -216,4 +224,6 @@ def _init_dvc(project: Project) -> None:
             conf["core"]["analytics"] = False
     finally:
         repo.close()
-    Path(project.dvc_remote_url).mkdir(parents=True, exist_ok=True) if "://" not in project.dvc_remote_url else None
+    Path(project.dvc_remote_url).mkdir(
+        parents=True, exist_ok=True
+    ) if "://" not in project.dvc_remote_url else None

@@ -101,7 +101,7 @@ class Release:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Release":
+    def from_dict(cls, data: dict[str, Any]) -> Release:
         """A release from its record (unknown keys are ignored)."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
@@ -122,8 +122,10 @@ def normalize_status(status: object) -> str:
     value = str(status).strip().lower() if isinstance(status, str) else ""
     value = STATUS_ALIASES.get(value, value)
     if value not in STATUSES:
-        raise VersioningError(f"unknown release status {status!r}; use one of {', '.join(STATUSES)} "
-                              f"(ready_for_deployment means staging)")
+        raise VersioningError(
+            f"unknown release status {status!r}; use one of {', '.join(STATUSES)} "
+            f"(ready_for_deployment means staging)"
+        )
     return value
 
 
@@ -131,8 +133,10 @@ def _json_dict(value: object, what: str = "components") -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-        raise VersioningError(f"{what} must be a dict of name -> value, such as "
-                              "{'model_version': 'xgboost-v1.3', 'data_version': 'sensors-v1.0'}")
+        raise VersioningError(
+            f"{what} must be a dict of name -> value, such as "
+            "{'model_version': 'xgboost-v1.3', 'data_version': 'sensors-v1.0'}"
+        )
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
@@ -153,14 +157,16 @@ def registry_model(release: Release) -> tuple[str, str] | None:
             return release.model_line, str(version)
         return None
     if isinstance(ref, str) and ref.startswith("models:/") and ref.count("/") == 2:
-        name, version = ref[len("models:/"):].split("/")
+        name, version = ref[len("models:/") :].split("/")
     elif isinstance(ref, dict):
         name, version = ref.get("name"), ref.get("version")
     else:
         name = version = None
     if not isinstance(name, str) or not name or not str(version or "").isdigit():
-        raise VersioningError(f"components['mlflow_model'] = {ref!r} is not a registered model version; "
-                              f"use {{'name': 'my-model', 'version': '3'}} or 'models:/my-model/3'")
+        raise VersioningError(
+            f"components['mlflow_model'] = {ref!r} is not a registered model version; "
+            f"use {{'name': 'my-model', 'version': '3'}} or 'models:/my-model/3'"
+        )
     return name, str(version)
 
 
@@ -202,10 +208,20 @@ def _supersede(project: Any, entering: Release, releases: list[Release]) -> list
     """Archives the production release(s) of ``entering``'s model line other than itself."""
     archived = []
     for other in releases:
-        if other.release_id != entering.release_id and other.model_line == entering.model_line \
-                and other.status == "production":
-            other.history.append(_entry(project, "archive", "production", "archived",
-                                        reason=f"superseded by {entering.release_id} ({entering.version})"))
+        if (
+            other.release_id != entering.release_id
+            and other.model_line == entering.model_line
+            and other.status == "production"
+        ):
+            other.history.append(
+                _entry(
+                    project,
+                    "archive",
+                    "production",
+                    "archived",
+                    reason=f"superseded by {entering.release_id} ({entering.version})",
+                )
+            )
             other.status = "archived"
             archived.append(other)
     return archived
@@ -237,8 +253,10 @@ def _sync_registry(project: Any, entering: Release, before: str | None, archived
             try:
                 client.set_registered_model_alias(model, alias, version)
             except MlflowException as exc:
-                raise VersioningError(f"cannot set MLflow alias {alias!r} on model {model!r} version {version}: "
-                                      f"{exc.message}; register that model version first") from None
+                raise VersioningError(
+                    f"cannot set MLflow alias {alias!r} on model {model!r} version {version}: "
+                    f"{exc.message}; register that model version first"
+                ) from None
     for (model, version), _, dropped in moves:
         for alias in dropped:
             if (model, alias) in moved:
@@ -251,9 +269,17 @@ def _sync_registry(project: Any, entering: Release, before: str | None, archived
                 client.delete_registered_model_alias(model, alias)
 
 
-def create_release(release_name: str, version: str = "1.0.0", components: dict[str, Any] | None = None,
-                   status: str = "draft", *, model_line: str | None = None, unified_version: str | None = None,
-                   notes: str | None = None, project: Any = None) -> Release:
+def create_release(
+    release_name: str,
+    version: str = "1.0.0",
+    components: dict[str, Any] | None = None,
+    status: str = "draft",
+    *,
+    model_line: str | None = None,
+    unified_version: str | None = None,
+    notes: str | None = None,
+    project: Any = None,
+) -> Release:
     """Creates a release and commits its record.
 
     Args:
@@ -282,29 +308,49 @@ def create_release(release_name: str, version: str = "1.0.0", components: dict[s
     if unified_version is not None:
         check_name(unified_version, "unified version")
         if not project.store.exists("unified", unified_version):
-            raise VersioningError(f"unknown unified version {unified_version!r}; create it with "
-                                  f"kp.versioning.create_unified_version first")
+            raise VersioningError(
+                f"unknown unified version {unified_version!r}; create it with "
+                f"kp.versioning.create_unified_version first"
+            )
         model = project.store.read("unified", unified_version).get("model")
-        if "mlflow_model" not in components and isinstance(model, dict) and model.get("name") \
-                and str(model.get("version") or "").isdigit():
+        if (
+            "mlflow_model" not in components
+            and isinstance(model, dict)
+            and model.get("name")
+            and str(model.get("version") or "").isdigit()
+        ):
             components["mlflow_model"] = {"name": str(model["name"]), "version": str(model["version"])}
     line = _line(model_line, components)
     if notes is not None and not isinstance(notes, str):
         raise VersioningError("notes must be text")
     with project.store.lock(KIND):
         if project.store.exists(KIND, release_name):
-            raise VersioningError(f"release {release_name!r} already exists; choose another name, or promote it "
-                                  f"with promote_release")
+            raise VersioningError(
+                f"release {release_name!r} already exists; choose another name, or promote it "
+                f"with promote_release"
+            )
         releases = _all(project)
         for other in releases:
             if other.model_line == line and semver.parse(other.version).identity == parsed.identity:
-                raise VersioningError(f"version {parsed} of model line {line!r} is already released as "
-                                      f"{other.release_id!r}; bump the version (e.g. {_bump(parsed)})")
-        release = Release(release_id=release_name, version=str(parsed), components=components, status=status,
-                          model_line=line, unified_version=unified_version, created_at=now(), notes=notes,
-                          git_commit=gitrepo.head(project.root))
+                raise VersioningError(
+                    f"version {parsed} of model line {line!r} is already released as "
+                    f"{other.release_id!r}; bump the version (e.g. {_bump(parsed)})"
+                )
+        release = Release(
+            release_id=release_name,
+            version=str(parsed),
+            components=components,
+            status=status,
+            model_line=line,
+            unified_version=unified_version,
+            created_at=now(),
+            notes=notes,
+            git_commit=gitrepo.head(project.root),
+        )
         release.history.append(_entry(project, "create", None, status))
-        _settle(project, release, None, releases, f"release {release_name} {release.version} created ({status})")
+        _settle(
+            project, release, None, releases, f"release {release_name} {release.version} created ({status})"
+        )
     return release
 
 
@@ -348,12 +394,17 @@ def promote_release(name: str, target_environment: str = "staging", *, project: 
             return release
         allowed = TRANSITIONS[before]
         if target not in allowed:
-            nexts = " or ".join(allowed) if allowed else "none (archived is final; create a new release instead)"
-            raise VersioningError(f"release {name!r} is {before} and cannot move to {target}; "
-                                  f"allowed next: {nexts}")
+            nexts = (
+                " or ".join(allowed) if allowed else "none (archived is final; create a new release instead)"
+            )
+            raise VersioningError(
+                f"release {name!r} is {before} and cannot move to {target}; allowed next: {nexts}"
+            )
         releases = [r for r in _all(project) if r.release_id != name]
         release.status = target
-        release.history.append(_entry(project, "archive" if target == "archived" else "promote", before, target))
+        release.history.append(
+            _entry(project, "archive" if target == "archived" else "promote", before, target)
+        )
         _settle(project, release, before, releases, f"release {name} {release.version}: {before} -> {target}")
     return release
 
@@ -367,7 +418,9 @@ def get_release(name: str, *, project: Any = None) -> Release:
     return _load(_project(project), name)
 
 
-def list_releases(*, model_line: str | None = None, status: str | None = None, project: Any = None) -> list[Release]:
+def list_releases(
+    *, model_line: str | None = None, status: str | None = None, project: Any = None
+) -> list[Release]:
     """Every release, by model line and then by semantic version (oldest first).
 
     Args:
@@ -383,8 +436,15 @@ def list_releases(*, model_line: str | None = None, status: str | None = None, p
     return sorted(releases, key=lambda r: (r.model_line, semver.parse(r.version).precedence, r.release_id))
 
 
-def record_deployment(name: str, *, platform: str, target: str, rollback: bool = False,
-                      details: dict[str, Any] | None = None, project: Any = None) -> Release:
+def record_deployment(
+    name: str,
+    *,
+    platform: str,
+    target: str,
+    rollback: bool = False,
+    details: dict[str, Any] | None = None,
+    project: Any = None,
+) -> Release:
     """Appends a ``deploy`` (or ``rollback``) entry to a release's history and commits it.
 
     Args:
@@ -402,8 +462,17 @@ def record_deployment(name: str, *, platform: str, target: str, rollback: bool =
     with project.store.lock(KIND):
         release = _load(project, name)
         action = "rollback" if rollback else "deploy"
-        release.history.append(_entry(project, action, release.status, release.status, platform=str(platform),
-                                      target=str(target), details=details))
+        release.history.append(
+            _entry(
+                project,
+                action,
+                release.status,
+                release.status,
+                platform=str(platform),
+                target=str(target),
+                details=details,
+            )
+        )
         _save(project, [release], f"release {name} {release.version}: {action} to {platform} {target}")
     return release
 
@@ -415,11 +484,16 @@ def reproduce_target(release: Release) -> str:
     Raises:
         VersioningError: the release names none of them.
     """
-    target = release.unified_version or release.components.get("unified_version") \
+    target = (
+        release.unified_version
+        or release.components.get("unified_version")
         or release.components.get("model_version")
+    )
     if not target:
-        raise VersioningError(f"release {release.release_id!r} names no unified version to reproduce; create "
-                              f"releases with unified_version=... (or components={{'model_version': ...}})")
+        raise VersioningError(
+            f"release {release.release_id!r} names no unified version to reproduce; create "
+            f"releases with unified_version=... (or components={{'model_version': ...}})"
+        )
     return str(target)
 
 
@@ -439,8 +513,20 @@ def reproduce_release(name: str, *, project: Any = None, output: Any = None) -> 
     success = bool(getattr(result, "success", False))
     with project.store.lock(KIND):
         release = _load(project, name)
-        release.history.append(_entry(project, "reproduce", release.status, release.status, version=target,
-                                      success=success, error=getattr(result, "error_message", None)))
-        _save(project, [release], f"release {name} {release.version}: reproduced {target} "
-                                  f"({'success' if success else 'failed'})")
+        release.history.append(
+            _entry(
+                project,
+                "reproduce",
+                release.status,
+                release.status,
+                version=target,
+                success=success,
+                error=getattr(result, "error_message", None),
+            )
+        )
+        _save(
+            project,
+            [release],
+            f"release {name} {release.version}: reproduced {target} ({'success' if success else 'failed'})",
+        )
     return result

@@ -67,10 +67,17 @@ def parse(text: object) -> SemVer:
         value = value[1:]
     match = _PATTERN.fullmatch(value)
     if not match:
-        raise VersioningError(f"version {text!r} is not a semantic version; use MAJOR.MINOR.PATCH such as "
-                              f"'1.0.0', '2.1.3-rc.1' or 'v1.4.0+build.7'")
-    return SemVer(int(match["major"]), int(match["minor"]), int(match["patch"]),
-                  match["prerelease"] or "", match["build"] or "")
+        raise VersioningError(
+            f"version {text!r} is not a semantic version; use MAJOR.MINOR.PATCH such as "
+            f"'1.0.0', '2.1.3-rc.1' or 'v1.4.0+build.7'"
+        )
+    return SemVer(
+        int(match["major"]),
+        int(match["minor"]),
+        int(match["patch"]),
+        match["prerelease"] or "",
+        match["build"] or "",
+    )
 
 
 def normalize(text: object) -> str:

@@ -63,8 +63,10 @@ class RecordStore:
             with FileLock(str(self.locks / f"{kind}.lock"), timeout=LOCK_TIMEOUT_S):
                 yield
         except TimeoutError:
-            raise VersioningError(f"another Kepler process holds the {kind} lock for over {LOCK_TIMEOUT_S} s; "
-                                  f"wait for it or remove {self.locks / (kind + '.lock')} if it crashed") from None
+            raise VersioningError(
+                f"another Kepler process holds the {kind} lock for over {LOCK_TIMEOUT_S} s; "
+                f"wait for it or remove {self.locks / (kind + '.lock')} if it crashed"
+            ) from None
 
     def exists(self, kind: str, name: str) -> bool:
         """True when the record exists."""
@@ -85,11 +87,16 @@ class RecordStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise VersioningError(missing or f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; "
-                                  f"list what exists with `kepler versioning`") from None
+            raise VersioningError(
+                missing
+                or f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; "
+                f"list what exists with `kepler versioning`"
+            ) from None
         except (OSError, ValueError) as exc:
-            raise VersioningError(f"{path}: corrupted record ({exc}); restore it from git "
-                                  f"(git checkout -- {path.name}) or delete it") from None
+            raise VersioningError(
+                f"{path}: corrupted record ({exc}); restore it from git "
+                f"(git checkout -- {path.name}) or delete it"
+            ) from None
         if not isinstance(data, dict):
             raise VersioningError(f"{path}: corrupted record (not a JSON object); restore it from git")
         return data

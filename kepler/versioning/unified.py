@@ -20,7 +20,13 @@ from typing import Any
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
 from kepler.versioning.clock import now
-from kepler.versioning.data_versions import GIT_LOCK, check_metadata, commit_paths, resolve_project, version_data
+from kepler.versioning.data_versions import (
+    GIT_LOCK,
+    check_metadata,
+    commit_paths,
+    resolve_project,
+    version_data,
+)
 from kepler.versioning.names import check_name
 from kepler.versioning.project import Project
 
@@ -69,7 +75,7 @@ class UnifiedVersion:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "UnifiedVersion":
+    def from_dict(cls, data: dict[str, Any]) -> UnifiedVersion:
         """A version from its record (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -90,7 +96,9 @@ def _model(model: Any) -> dict[str, str] | None:
     if model is None:
         return None
     if not isinstance(model, dict) or not model.get("name") or model.get("version") in (None, ""):
-        raise VersioningError(f"model must be {{'name': <registered model>, 'version': <version>}}, got {model!r}")
+        raise VersioningError(
+            f"model must be {{'name': <registered model>, 'version': <version>}}, got {model!r}"
+        )
     return {"name": str(model["name"]), "version": str(model["version"])}
 
 
@@ -126,7 +134,7 @@ def _feature_pipeline(project: Project, feature_pipeline: Any) -> str | None:
 def _store_missing(project: Project) -> bool:
     """True when the tracking URI is a SQLite file that does not exist yet (so it holds no run)."""
     uri = project.tracking_uri
-    return uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()
+    return uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists()
 
 
 def _client(project: Project) -> Any:
@@ -135,7 +143,9 @@ def _client(project: Project) -> Any:
     return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
 
 
-def _mlflow_run(project: Project, experiment_name: str | None, run_id: str | None) -> tuple[str | None, str | None]:
+def _mlflow_run(
+    project: Project, experiment_name: str | None, run_id: str | None
+) -> tuple[str | None, str | None]:
     """(run id, experiment name): the given run, or the latest top-level run of the experiment, or Nones."""
     if run_id is None and (experiment_name is None or _store_missing(project)):
         return None, experiment_name
@@ -147,17 +157,23 @@ def _mlflow_run(project: Project, experiment_name: str | None, run_id: str | Non
             run = client.get_run(run_id)
             name = client.get_experiment(run.info.experiment_id).name
             if experiment_name is not None and experiment_name != name:
-                raise VersioningError(f"MLflow run {run_id} belongs to experiment {name!r}, not {experiment_name!r}; "
-                                      f"pass the right experiment or leave it out")
+                raise VersioningError(
+                    f"MLflow run {run_id} belongs to experiment {name!r}, not {experiment_name!r}; "
+                    f"pass the right experiment or leave it out"
+                )
             return run_id, name
         experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:
             return None, experiment_name
-        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=200)
+        runs = client.search_runs(
+            [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=200
+        )
     except MlflowException as exc:
         what = f"run {run_id}" if run_id is not None else f"experiment {experiment_name!r}"
-        raise VersioningError(f"MLflow {what}: {exc.message.splitlines()[0][:200]}; check the id or name "
-                              f"(tracking URI {project.tracking_uri})") from None
+        raise VersioningError(
+            f"MLflow {what}: {exc.message.splitlines()[0][:200]}; check the id or name "
+            f"(tracking URI {project.tracking_uri})"
+        ) from None
     top = next((r for r in runs if "mlflow.parentRunId" not in r.data.tags), runs[0] if runs else None)
     return (top.info.run_id if top is not None else None), experiment_name
 
@@ -168,13 +184,17 @@ def _check_model(project: Project, model: dict[str, str] | None) -> None:
     from mlflow.exceptions import MlflowException
 
     if _store_missing(project):
-        raise VersioningError(f"registered model {model['name']} version {model['version']} does not exist "
-                              f"(the project has no MLflow store yet); register the model first")
+        raise VersioningError(
+            f"registered model {model['name']} version {model['version']} does not exist "
+            f"(the project has no MLflow store yet); register the model first"
+        )
     try:
         _client(project).get_model_version(model["name"], model["version"])
     except MlflowException:
-        raise VersioningError(f"registered model {model['name']} version {model['version']} does not exist in "
-                              f"{project.tracking_uri}; register it first or fix the name/version") from None
+        raise VersioningError(
+            f"registered model {model['name']} version {model['version']} does not exist in "
+            f"{project.tracking_uri}; register it first or fix the name/version"
+        ) from None
 
 
 def _environment() -> dict[str, Any]:
@@ -193,12 +213,19 @@ def _environment() -> dict[str, Any]:
 # --------------------------------------------------------------------------- public API
 
 
-def create_unified_version(version_name: str, data_paths: list[str | os.PathLike[str]] | None = None,
-                           experiment_name: str | None = None, metadata: dict[str, Any] | None = None, *,
-                           mlflow_run_id: str | None = None, model: dict[str, Any] | None = None,
-                           artifact: str | os.PathLike[str] | None = None, feature_pipeline: Any = None,
-                           build_config: dict[str, Any] | None = None,
-                           project: Project | None = None) -> UnifiedVersion:
+def create_unified_version(
+    version_name: str,
+    data_paths: list[str | os.PathLike[str]] | None = None,
+    experiment_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    *,
+    mlflow_run_id: str | None = None,
+    model: dict[str, Any] | None = None,
+    artifact: str | os.PathLike[str] | None = None,
+    feature_pipeline: Any = None,
+    build_config: dict[str, Any] | None = None,
+    project: Project | None = None,
+) -> UnifiedVersion:
     """Records a unified version: git commit + DVC data + MLflow run/model + artifact + features + build.
 
     Args:
@@ -231,8 +258,10 @@ def create_unified_version(version_name: str, data_paths: list[str | os.PathLike
     store = project.store
     with store.lock(KIND):
         if store.exists(KIND, version_name):
-            raise VersioningError(f"unified version {version_name!r} exists; choose another name "
-                                  f"(list them with `kepler versioning list-unified`)")
+            raise VersioningError(
+                f"unified version {version_name!r} exists; choose another name "
+                f"(list them with `kepler versioning list-unified`)"
+            )
         run_id, experiment = _mlflow_run(project, experiment_name, mlflow_run_id)
         _check_model(project, model_ref)
         data = []
@@ -241,12 +270,23 @@ def create_unified_version(version_name: str, data_paths: list[str | os.PathLike
             data.append({"path": version.file_path, "md5": version.md5, "data_version": version.version_id})
         with store.lock(GIT_LOCK):
             commit = gitrepo.head(project.root)
-            dirty = bool(gitrepo.git(project.root, "status", "--porcelain", "--untracked-files=no", check=False))
+            dirty = bool(
+                gitrepo.git(project.root, "status", "--porcelain", "--untracked-files=no", check=False)
+            )
         unified = UnifiedVersion(
-            version_id=version_name, git_commit=commit, git_dirty=dirty,
-            dvc_data_version=data[0]["md5"] if data else None, data=data,
-            mlflow_run_id=run_id, experiment_name=experiment, model=model_ref, artifact_sha256=artifact_sha,
-            feature_pipeline=pipeline_id, build_config=build, environment=_environment(), metadata=metadata,
+            version_id=version_name,
+            git_commit=commit,
+            git_dirty=dirty,
+            dvc_data_version=data[0]["md5"] if data else None,
+            data=data,
+            mlflow_run_id=run_id,
+            experiment_name=experiment,
+            model=model_ref,
+            artifact_sha256=artifact_sha,
+            feature_pipeline=pipeline_id,
+            build_config=build,
+            environment=_environment(),
+            metadata=metadata,
             created_at=now(),
         )
         record = store.write(KIND, version_name, unified.to_dict())
@@ -268,6 +308,10 @@ def get_unified_version(name: str, *, project: Project | None = None) -> Unified
         VersioningError: no such version.
     """
     project = resolve_project(project)
-    return UnifiedVersion.from_dict(project.store.read(
-        KIND, check_name(name, "unified version name"),
-        missing=f"unknown unified version {name!r}; list them with `kepler versioning list-unified`"))
+    return UnifiedVersion.from_dict(
+        project.store.read(
+            KIND,
+            check_name(name, "unified version name"),
+            missing=f"unknown unified version {name!r}; list them with `kepler versioning list-unified`",
+        )
+    )

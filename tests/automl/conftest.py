@@ -29,6 +29,7 @@ def sensors(sensors_csv: Path):
 
 # -- test families: estimators no converter knows, so every trial of theirs fails to compile -----------
 
+
 def tree_class(name: str, fit_hook: Any = None) -> type:
     """A DecisionTreeClassifier subclass under ``name``: it fits like the tree, and no converter knows it."""
     from sklearn.tree import DecisionTreeClassifier
@@ -50,11 +51,18 @@ def register_test_family(monkeypatch: pytest.MonkeyPatch, name: str, cls: type) 
     from kepler.automl.families import CLASSIFICATION, FAMILIES, Family
 
     def build(params: dict[str, Any], task: str, seed: int) -> Any:
-        return cls(max_depth=int(params["max_depth"]), min_samples_leaf=int(params["min_samples_leaf"]),
-                   random_state=seed)
+        return cls(
+            max_depth=int(params["max_depth"]),
+            min_samples_leaf=int(params["min_samples_leaf"]),
+            random_state=seed,
+        )
 
-    family = Family(name, build, FAMILIES.get("decision_tree").space, (CLASSIFICATION,), ("DecisionTreeClassifier",))
-    monkeypatch.setitem(FAMILIES._entries, name, family)  # the registry has no removal; the test's entry goes after it
+    family = Family(
+        name, build, FAMILIES.get("decision_tree").space, (CLASSIFICATION,), ("DecisionTreeClassifier",)
+    )
+    monkeypatch.setitem(
+        FAMILIES._entries, name, family
+    )  # the registry has no removal; the test's entry goes after it
     return name
 
 
@@ -62,6 +70,7 @@ def register_test_family(monkeypatch: pytest.MonkeyPatch, name: str, cls: type) 
 def test_family(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``test_family(name, class_name, fit_hook=None)``: registers a family of ``class_name`` trees, whose
     fit calls ``fit_hook`` first, for this test; returns the family name."""
+
     def make(name: str, class_name: str, fit_hook: Any = None) -> str:
         return register_test_family(monkeypatch, name, tree_class(class_name, fit_hook))
 

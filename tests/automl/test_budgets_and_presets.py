@@ -20,7 +20,11 @@ def test_shipped_presets_match_the_issue_table() -> None:
     assert quality.metric == "recall_at_precision" and quality.budgets() == {"latency_p99_ms": 50.0}
     assert set(quality.families) <= {"logistic_regression", "decision_tree", "small_boosting"}
     anomaly = load_preset("anomaly_detection")
-    assert anomaly.metric == "fpr_at_recall" and "isolation_forest" in anomaly.families and anomaly.budgets() == {}
+    assert (
+        anomaly.metric == "fpr_at_recall"
+        and "isolation_forest" in anomaly.families
+        and anomaly.budgets() == {}
+    )
 
 
 def test_stricter_budget_wins() -> None:
@@ -37,14 +41,17 @@ def test_stricter_budget_wins() -> None:
 
 
 def test_check_reports_how_far_over() -> None:
-    rows = budgets.check({"latency_p99_ms": {"limit": 2.0, "source": "x"}, "size_mb": {"limit": 1.0, "source": "y"}},
-                         {"latency_p99_ms": 3.0, "size_mb": 0.5})
+    rows = budgets.check(
+        {"latency_p99_ms": {"limit": 2.0, "source": "x"}, "size_mb": {"limit": 1.0, "source": "y"}},
+        {"latency_p99_ms": 3.0, "size_mb": 0.5},
+    )
     assert rows[0]["ok"] is False and rows[0]["over_by"] == pytest.approx(1.5)
     assert rows[1]["ok"] is True and rows[1]["over_by"] is None
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("1h30m", 5400),
-                                                (12.5, 12.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("1h30m", 5400), (12.5, 12.5)]
+)
 def test_durations(text, seconds) -> None:
     assert budgets.parse_duration(text) == seconds
 
@@ -80,6 +87,8 @@ def test_unknown_preset() -> None:
 
 def test_bad_preset_file(tmp_path) -> None:
     path = tmp_path / "mine.toml"
-    path.write_text('name = "mine"\ntask = "classification"\nmetric = "f1"\nfamilies = ["xgboost"]\ncolour = "red"\n')
+    path.write_text(
+        'name = "mine"\ntask = "classification"\nmetric = "f1"\nfamilies = ["xgboost"]\ncolour = "red"\n'
+    )
     with pytest.raises(ProfileError, match="'colour' is not a preset field"):
         load_preset(path)

@@ -19,18 +19,26 @@ def _table(rows: int, seed: int = 0) -> pd.DataFrame:
 
 # -- the rare class ---------------------------------------------------------------------------------
 
+
 def test_a_class_too_small_for_the_test_split_and_the_folds_is_named_with_its_rows() -> None:
     frame = _table(1000).assign(failure=0)
     frame.loc[417, "failure"] = 1
-    with pytest.raises(DataError, match=r"^label 'failure': class 1 has 1 row of 1000; a build needs at least 3 rows "
-                                        r"of each class .*: add rows of that class, merge it into another class, or "
-                                        r"drop its rows$"):
-        kp.automl.automl_pipeline(frame, "failure", optimization_time=2)  # before: ValueError: 1 is not in list
+    with pytest.raises(
+        DataError,
+        match=r"^label 'failure': class 1 has 1 row of 1000; a build needs at least 3 rows "
+        r"of each class .*: add rows of that class, merge it into another class, or "
+        r"drop its rows$",
+    ):
+        kp.automl.automl_pipeline(
+            frame, "failure", optimization_time=2
+        )  # before: ValueError: 1 is not in list
 
 
 @pytest.mark.parametrize("rows_of_class", [MIN_CLASS_ROWS, 4, 7])
 def test_the_test_split_and_the_search_rows_keep_every_class(rows_of_class: int) -> None:
-    label = pd.Series(["ok"] * (600 - 2 * rows_of_class) + ["fault"] * rows_of_class + ["jam"] * rows_of_class)
+    label = pd.Series(
+        ["ok"] * (600 - 2 * rows_of_class) + ["fault"] * rows_of_class + ["jam"] * rows_of_class
+    )
     frame = _table(len(label))
     for seed in range(5):
         x_rest, y_rest, x_test, y_test = split_test(frame, label, "classification", seed)
@@ -63,8 +71,13 @@ def test_a_class_of_four_rows_in_a_thousand_is_searched_with_fewer_folds(tmp_pat
     frame.loc[rare, "failure"] = 1
     frame.loc[rare, "temperature"] += 30
     # Before: 5-fold cross-validation left the class out of some folds: "ValueError: 1 is not in list".
-    result = kp.automl.automl_pipeline(frame, "failure", optimization_time=3, output=tmp_path / "artifact",
-                                       constraints={"families": ["decision_tree", "logistic_regression"]})
+    result = kp.automl.automl_pipeline(
+        frame,
+        "failure",
+        optimization_time=3,
+        output=tmp_path / "artifact",
+        constraints={"families": ["decision_tree", "logistic_regression"]},
+    )
     assert result["plan"]["evaluation"] == {"eval_method": "cv", "n_splits": 3}
     assert any("3-fold cross-validation instead of 5-fold" in note for note in result["plan"]["notes"])
     assert result["positive_class"] == 1 and "roc_auc" in result["test_metrics"]
@@ -73,14 +86,20 @@ def test_a_class_of_four_rows_in_a_thousand_is_searched_with_fewer_folds(tmp_pat
 
 # -- text and other non-code labels -----------------------------------------------------------------
 
+
 def test_label_codes_are_the_sorted_labels() -> None:
     codes = label_codes(pd.Series(["mid", "high", "low", "mid"]))
     assert codes.labels == ("high", "low", "mid") and not codes.identity
     assert codes.encode(pd.Series(["low", "mid"])).tolist() == [1, 2]
     assert codes.decode([2, 0]).tolist() == ["mid", "high"]
-    assert label_codes(pd.Series(np.array([1, 0, 1]))).identity and label_codes(pd.Series([0, 1])).class_labels is None
+    assert (
+        label_codes(pd.Series(np.array([1, 0, 1]))).identity
+        and label_codes(pd.Series([0, 1])).class_labels is None
+    )
     assert label_codes(pd.Series([2, 5])).class_labels == [2, 5]
-    assert label_codes(pd.Series([True, False])).as_graph([True]).tolist() == ["True"]  # as the graph answers them
+    assert label_codes(pd.Series([True, False])).as_graph([True]).tolist() == [
+        "True"
+    ]  # as the graph answers them
     with pytest.raises(DataError, match=r"class 'none' is not one of the labels"):
         codes.encode(pd.Series(["none"]))
 
@@ -89,8 +108,13 @@ def test_a_three_class_text_label_is_searched_by_every_family_and_answered_as_te
     frame = _table(300)
     frame["grade"] = np.where(frame.temperature > 63, "high", np.where(frame.temperature < 57, "low", "mid"))
     # Before: XGBoost refused the labels: "Invalid classes inferred from unique values of y. Expected: [0 1 2]".
-    result = kp.automl.automl_pipeline(frame, "grade", optimization_time=4, output=tmp_path / "artifact",
-                                       constraints={"families": ["xgboost", "lightgbm"]})
+    result = kp.automl.automl_pipeline(
+        frame,
+        "grade",
+        optimization_time=4,
+        output=tmp_path / "artifact",
+        constraints={"families": ["xgboost", "lightgbm"]},
+    )
     assert result["best_algorithm"] in ("xgboost", "lightgbm") and result["trials"]
     assert all(t["error"] is None for t in result["trials"])
     assert result.class_labels == ["high", "low", "mid"] and result["labels_encoded"] is True
@@ -99,7 +123,9 @@ def test_a_three_class_text_label_is_searched_by_every_family_and_answered_as_te
     predictor = result.artifact.predictor()
     answers = predictor.predict(frame)
     assert set(answers) <= {"high", "low", "mid"}
-    np.testing.assert_array_equal(answers, result.labels_of(result.model.predict(frame)))  # the model predicts codes
+    np.testing.assert_array_equal(
+        answers, result.labels_of(result.model.predict(frame))
+    )  # the model predicts codes
     assert result["test_metrics"]["accuracy"] > 0.8
 
 
@@ -107,13 +133,19 @@ def test_a_boolean_label_compiles_and_scores_against_the_graphs_answers(tmp_path
     frame = _table(300)
     frame["alarm"] = frame.temperature > 60
     # Before: the decision tree's compiled labels (0/1) disagreed with the native ones (False/True): parity failed.
-    result = kp.automl.automl_pipeline(frame, "alarm", optimization_time=3, output=tmp_path / "artifact",
-                                       constraints={"families": ["decision_tree"]})
+    result = kp.automl.automl_pipeline(
+        frame,
+        "alarm",
+        optimization_time=3,
+        output=tmp_path / "artifact",
+        constraints={"families": ["decision_tree"]},
+    )
     assert result.class_labels == [False, True] and result["positive_class"] is True
     assert result.artifact.parity["passed"] and result["test_metrics"]["accuracy"] > 0.9
 
 
 # -- a wide one-hot encoding ---------------------------------------------------------------------------
+
 
 def test_a_wide_categorical_column_reaches_hist_gradient_boosting_dense(tmp_path) -> None:
     rng = np.random.default_rng(1)
@@ -121,6 +153,11 @@ def test_a_wide_categorical_column_reaches_hist_gradient_boosting_dense(tmp_path
     frame["station"] = rng.choice([f"s{i}" for i in range(80)], 400)
     frame["failure"] = (frame.temperature > 62).astype(int)
     # Before: "Sparse data was passed for X, but dense data is required" (an internal error).
-    result = kp.automl.automl_pipeline(frame, "failure", optimization_time=4, output=tmp_path / "artifact",
-                                       constraints={"families": ["hist_gradient_boosting"]})
+    result = kp.automl.automl_pipeline(
+        frame,
+        "failure",
+        optimization_time=4,
+        output=tmp_path / "artifact",
+        constraints={"families": ["hist_gradient_boosting"]},
+    )
     assert result["best_algorithm"] == "hist_gradient_boosting" and result.artifact.parity["passed"]

@@ -20,23 +20,29 @@ def test_the_linear_family_is_named_for_its_task() -> None:
     classification = names(searchable(ALL_FAMILIES, CLASSIFICATION, interpretable=False))
     assert "ridge" in regression and "logistic_regression" not in regression
     assert "logistic_regression" in classification and "ridge" not in classification
-    ridge, = searchable(["ridge"], REGRESSION, interpretable=True)
+    (ridge,) = searchable(["ridge"], REGRESSION, interpretable=True)
     assert isinstance(ridge.build({"C": 2.0}, REGRESSION, 0), Ridge)
-    logistic, = searchable(["logistic_regression"], CLASSIFICATION, interpretable=True)
+    (logistic,) = searchable(["logistic_regression"], CLASSIFICATION, interpretable=True)
     assert isinstance(logistic.build({"C": 2.0}, CLASSIFICATION, 0), LogisticRegression)
 
 
 def test_a_list_written_for_one_task_keeps_its_linear_model_on_the_other() -> None:
     quality = load_preset("quality_control").families
     assert "logistic_regression" in quality
-    assert names(searchable(quality, REGRESSION, interpretable=True)) == ["ridge", "decision_tree", "small_boosting"]
+    assert names(searchable(quality, REGRESSION, interpretable=True)) == [
+        "ridge",
+        "decision_tree",
+        "small_boosting",
+    ]
     assert names(searchable(["ridge", "logistic_regression"], CLASSIFICATION, interpretable=False)) == [
-        "logistic_regression"]
+        "logistic_regression"
+    ]
 
 
 def test_a_regression_search_reports_a_regression_model(sensors_csv: Path) -> None:
-    result = kp.automl.automl_pipeline(sensors_csv, "torque_nm", optimization_time=2,
-                                       constraints={"families": ["logistic_regression"]})
+    result = kp.automl.automl_pipeline(
+        sensors_csv, "torque_nm", optimization_time=2, constraints={"families": ["logistic_regression"]}
+    )
     assert result["families"] == ["ridge"]
     assert result["best_algorithm"] == "ridge" and result["best_estimator"] == "Ridge"
     assert {t["family"] for t in result["trials"]} == {"ridge"}

@@ -8,8 +8,15 @@ import pandas as pd
 import pytest
 
 import kepler as kp
-from kepler.automl.plan import (BENCH_MAX_CELLS, MAX_TIME_BUDGET_S, MIN_SEARCH_SHARE, STOP_AT, check_time_budget,
-                                final_estimate, plan)
+from kepler.automl.plan import (
+    BENCH_MAX_CELLS,
+    MAX_TIME_BUDGET_S,
+    MIN_SEARCH_SHARE,
+    STOP_AT,
+    check_time_budget,
+    final_estimate,
+    plan,
+)
 from kepler.errors import ProfileError
 from kepler.targets import load_profile
 
@@ -48,16 +55,28 @@ def test_a_budget_too_small_for_the_table_keeps_a_quarter_for_the_search_and_say
 
 def test_time_budget_maximum() -> None:
     assert check_time_budget(MAX_TIME_BUDGET_S) == MAX_TIME_BUDGET_S
-    with pytest.raises(ProfileError, match=r"^time budget 99999 h is above the maximum of 24 h; give a shorter one, "
-                                           r"or pass --force \(force=True\) to search that long$"):
+    with pytest.raises(
+        ProfileError,
+        match=r"^time budget 99999 h is above the maximum of 24 h; give a shorter one, "
+        r"or pass --force \(force=True\) to search that long$",
+    ):
         check_time_budget(99999 * 3600.0)
     assert check_time_budget(99999 * 3600.0, force=True) == 99999 * 3600.0
 
 
 def test_the_search_reports_its_plan(sensors, tmp_path) -> None:
-    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=3, output=tmp_path / "artifact",
-                                       constraints={"families": ["decision_tree"]})
+    result = kp.automl.automl_pipeline(
+        sensors,
+        "failure",
+        optimization_time=3,
+        output=tmp_path / "artifact",
+        constraints={"families": ["decision_tree"]},
+    )
     planned = result["plan"]
     assert planned["budget_s"] == 3 and 0 < planned["search_s"] <= 3 and planned["final_s"] > 0
-    assert planned["evaluation"] == {"eval_method": "cv", "n_splits": 5} and planned["batch_sizes"] == [1, 100, 10000]
+    assert planned["evaluation"] == {"eval_method": "cv", "n_splits": 5} and planned["batch_sizes"] == [
+        1,
+        100,
+        10000,
+    ]
     assert result.artifact.manifest["target"]["batch_sizes"] == [1, 100, 10000]

@@ -34,12 +34,20 @@ def raw_table(sensors_csv):
 
 def test_search_artifact_reads_raw_rows_like_typed_ones(raw_table, tmp_path) -> None:
     dataset = kp.data.load(raw_table, label="failure")
-    assert dataset.input_typing() == {"machine_type": {"missing_as": "missing"},
-                                      "coolant_on": {"from_text": "booleans"},
-                                      "shift_hours": {"from_text": "numbers"}, "failure": {"ignored": True}}
-    result = kp.automl.automl_pipeline(dataset, "failure", optimization_time=BUDGET, output=tmp_path / "artifact")
+    assert dataset.input_typing() == {
+        "machine_type": {"missing_as": "missing"},
+        "coolant_on": {"from_text": "booleans"},
+        "shift_hours": {"from_text": "numbers"},
+        "failure": {"ignored": True},
+    }
+    result = kp.automl.automl_pipeline(
+        dataset, "failure", optimization_time=BUDGET, output=tmp_path / "artifact"
+    )
     columns = {c["name"]: c for c in result.artifact.manifest["input_schema"]["columns"]}
-    assert columns["coolant_on"]["from_text"] == "booleans" and columns["machine_type"]["missing_as"] == "missing"
+    assert (
+        columns["coolant_on"]["from_text"] == "booleans"
+        and columns["machine_type"]["missing_as"] == "missing"
+    )
 
     raw = raw_table.drop(columns=["failure"]).head(200)
     records = json.loads(raw.to_json(orient="records"))  # as a client sends them: text, and null for gaps
@@ -53,15 +61,35 @@ def test_search_artifact_reads_raw_rows_like_typed_ones(raw_table, tmp_path) -> 
 def test_compile_checks_the_rules_against_the_columns() -> None:
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 5, "kind": ["a", "b", "missing", "a"] * 5})
     y = [0, 1, 1, 0] * 5
-    model = Pipeline([("prep", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["kind"]),
-                                                  ("num", StandardScaler(), ["x"])])),
-                      ("clf", LogisticRegression())]).fit(frame, y)
-    with pytest.raises(InputSchemaError, match="input typing missing_as='missing' does not fit numeric column 'x'"):
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["kind"]),
+                        ("num", StandardScaler(), ["x"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, y)
+    with pytest.raises(
+        InputSchemaError, match="input typing missing_as='missing' does not fit numeric column 'x'"
+    ):
         kp.compile(model, "edge", frame, benchmark=False, input_typing={"x": {"missing_as": "missing"}})
     with pytest.raises(InputSchemaError, match="from_text='dates' does not fit numeric column 'x'"):
         kp.compile(model, "edge", frame, benchmark=False, input_typing={"x": {"from_text": "dates"}})
-    artifact = kp.compile(model, "edge", frame, benchmark=False,
-                          input_typing={"kind": {"missing_as": "missing"}, "not_a_feature": {"from_text": "numbers"}})
+    artifact = kp.compile(
+        model,
+        "edge",
+        frame,
+        benchmark=False,
+        input_typing={"kind": {"missing_as": "missing"}, "not_a_feature": {"from_text": "numbers"}},
+    )
     predictor = artifact.predictor()
-    assert predictor.predict_proba([{"x": 2.0, "kind": None}]).tolist() == \
-        predictor.predict_proba([{"x": 2.0, "kind": "missing"}]).tolist()
+    assert (
+        predictor.predict_proba([{"x": 2.0, "kind": None}]).tolist()
+        == predictor.predict_proba([{"x": 2.0, "kind": "missing"}]).tolist()
+    )

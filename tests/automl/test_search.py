@@ -14,13 +14,18 @@ BUDGET = 4  # seconds per search: enough for a handful of trials on 1,500 rows
 
 @pytest.mark.parametrize("environment", ["edge", "cloud"])
 def test_default_search_returns_a_compliant_compiled_model(sensors, environment, tmp_path) -> None:
-    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=BUDGET, environment=environment,
-                                       output=tmp_path / "artifact")
+    result = kp.automl.automl_pipeline(
+        sensors, "failure", optimization_time=BUDGET, environment=environment, output=tmp_path / "artifact"
+    )
     assert result["deployment_ready"] is True
     assert result["best_algorithm"] in result["families"]
     assert result["metric"] == "roc_auc" and 0.5 < result["test_metrics"]["score"] <= 1.0
     assert all(row["ok"] for row in result["constraint_report"])
-    assert {row["budget"] for row in result["constraint_report"]} == {"latency_p99_ms", "size_mb", "memory_mb"}
+    assert {row["budget"] for row in result["constraint_report"]} == {
+        "latency_p99_ms",
+        "size_mb",
+        "memory_mb",
+    }
     assert result["trials"] and set(result["pareto_front"]) <= {t["number"] for t in result["trials"]}
     assert result.artifact.path == tmp_path / "artifact"
     # The budgets hold when re-measured independently on the target's settings.
@@ -41,8 +46,9 @@ def test_default_search_returns_a_compliant_compiled_model(sensors, environment,
 
 @pytest.mark.parametrize("use_case", ["predictive_maintenance", "quality_control", "anomaly_detection"])
 def test_each_preset(sensors, use_case) -> None:
-    result = kp.automl.industrial_automl(sensors, target="failure", use_case=use_case,
-                                         production_environment="edge", optimization_time=BUDGET)
+    result = kp.automl.industrial_automl(
+        sensors, target="failure", use_case=use_case, production_environment="edge", optimization_time=BUDGET
+    )
     preset = kp.automl.load_preset(use_case)
     assert result["use_case"] == use_case and result["metric"] == preset.metric
     assert set(result["families"]) <= set(preset.families)
@@ -55,7 +61,9 @@ def test_each_preset(sensors, use_case) -> None:
 
 
 def test_interpretability_narrows_the_families(sensors) -> None:
-    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=BUDGET, interpretability_required=True)
+    result = kp.automl.automl_pipeline(
+        sensors, "failure", optimization_time=BUDGET, interpretability_required=True
+    )
     assert set(result["families"]) == {"logistic_regression", "decision_tree", "small_boosting"}
     depths = [t["config"].get("max_depth") for t in result["trials"] if t["family"] == "decision_tree"]
     assert all(d is None or d <= 4 for d in depths)
@@ -63,8 +71,13 @@ def test_interpretability_narrows_the_families(sensors) -> None:
 
 def test_impossible_budget_fails_with_the_closest_candidates(sensors, tmp_path) -> None:
     with pytest.raises(BudgetError) as caught:
-        kp.automl.automl_pipeline(sensors, "failure", optimization_time=3, constraints={"latency_p99_ms": 0.001},
-                                  output=tmp_path / "artifact")
+        kp.automl.automl_pipeline(
+            sensors,
+            "failure",
+            optimization_time=3,
+            constraints={"latency_p99_ms": 0.001},
+            output=tmp_path / "artifact",
+        )
     report = caught.value.report
     assert report["budgets"]["latency_p99_ms"] == {"limit": 0.001, "source": "constraints"}
     assert report["closest"] and all("latency_p99_ms" in c["broken"] for c in report["closest"])
@@ -77,7 +90,13 @@ def test_result_reads_as_the_guides_dict(sensors) -> None:
     result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=3)
     assert result["best_algorithm"] == result.best_algorithm
     assert isinstance(result["deployment_ready"], bool)
-    assert set(result.to_dict()) >= {"best_config", "test_metrics", "constraint_report", "trials", "pareto_front"}
+    assert set(result.to_dict()) >= {
+        "best_config",
+        "test_metrics",
+        "constraint_report",
+        "trials",
+        "pareto_front",
+    }
 
 
 def test_use_case_needs_a_matching_label(sensors_csv) -> None:
@@ -85,14 +104,28 @@ def test_use_case_needs_a_matching_label(sensors_csv) -> None:
 
     frame = pd.read_csv(sensors_csv)
     with pytest.raises(DataError, match="needs a classification label"):
-        kp.automl.industrial_automl(frame, target="torque_nm", use_case="predictive_maintenance",
-                                    optimization_time=2)
+        kp.automl.industrial_automl(
+            frame, target="torque_nm", use_case="predictive_maintenance", optimization_time=2
+        )
 
 
 def test_pareto_front_keeps_only_undominated_trials() -> None:
     def trial(n, score, p99, size):
-        return Trial(number=n, family="x", config={}, val_score=score, p99_ms=p99, p50_ms=p99, size_mb=size,
-                     elapsed_s=0.0)
+        return Trial(
+            number=n,
+            family="x",
+            config={},
+            val_score=score,
+            p99_ms=p99,
+            p50_ms=p99,
+            size_mb=size,
+            elapsed_s=0.0,
+        )
 
-    trials = [trial(1, 0.9, 1.0, 1.0), trial(2, 0.8, 2.0, 2.0), trial(3, 0.95, 3.0, 1.0), trial(4, 0.7, 0.5, 5.0)]
+    trials = [
+        trial(1, 0.9, 1.0, 1.0),
+        trial(2, 0.8, 2.0, 2.0),
+        trial(3, 0.95, 3.0, 1.0),
+        trial(4, 0.7, 0.5, 5.0),
+    ]
     assert [t.number for t in pareto_front(trials)] == [3, 1, 4]

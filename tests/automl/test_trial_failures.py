@@ -18,21 +18,34 @@ BUDGET = 3
 
 def test_when_every_trial_fails_to_compile_the_error_says_why(sensors, unconvertible) -> None:
     with pytest.raises(CompileError) as caught:
-        kp.automl.automl_pipeline(sensors, "failure", optimization_time=BUDGET, constraints={"families": [unconvertible]})
+        kp.automl.automl_pipeline(
+            sensors, "failure", optimization_time=BUDGET, constraints={"families": [unconvertible]}
+        )
     message = str(caught.value)
-    found = re.match(r"all (\d+) trials failed to compile: (\d+)× cannot compile \S*UnconvertibleTree: "
-                     r"no converter is registered for it", message)
+    found = re.match(
+        r"all (\d+) trials failed to compile: (\d+)× cannot compile \S*UnconvertibleTree: "
+        r"no converter is registered for it",
+        message,
+    )
     assert found, message
     assert found.group(1) == found.group(2)  # one distinct reason, counted over every trial
-    assert message.endswith("; fix the cause named, or leave the families it names out of the search "
-                            "(constraint 'families'), then rerun")
+    assert message.endswith(
+        "; fix the cause named, or leave the families it names out of the search "
+        "(constraint 'families'), then rerun"
+    )
     assert not isinstance(caught.value, BudgetError) and "budget" not in message
     assert "\n" not in message
 
 
-def test_failed_trials_are_listed_with_their_reasons_beside_the_ones_that_compiled(sensors, unconvertible) -> None:
-    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=BUDGET,
-                                       constraints={"families": [unconvertible, "decision_tree"]})
+def test_failed_trials_are_listed_with_their_reasons_beside_the_ones_that_compiled(
+    sensors, unconvertible
+) -> None:
+    result = kp.automl.automl_pipeline(
+        sensors,
+        "failure",
+        optimization_time=BUDGET,
+        constraints={"families": [unconvertible, "decision_tree"]},
+    )
     assert result["best_algorithm"] == "decision_tree" and result["deployment_ready"] is True
     failed = [t for t in result["trials"] if t["family"] == unconvertible]
     assert failed, "FLAML tried the failing family at least once in its first round"
@@ -45,8 +58,12 @@ def test_failed_trials_are_listed_with_their_reasons_beside_the_ones_that_compil
 
 def test_broken_budgets_name_the_trials_that_failed_to_compile_too(sensors, unconvertible) -> None:
     with pytest.raises(BudgetError) as caught:
-        kp.automl.automl_pipeline(sensors, "failure", optimization_time=BUDGET,
-                                  constraints={"families": [unconvertible, "decision_tree"], "latency_p99_ms": 0.0001})
+        kp.automl.automl_pipeline(
+            sensors,
+            "failure",
+            optimization_time=BUDGET,
+            constraints={"families": [unconvertible, "decision_tree"], "latency_p99_ms": 0.0001},
+        )
     message = str(caught.value)
     assert message.startswith("no candidate fits the budgets (latency_p99_ms ≤ 0.0001 (constraints)")
     assert re.search(r"; \d+ of \d+ trials failed to compile: \d+× cannot compile", message)
@@ -56,8 +73,14 @@ def test_broken_budgets_name_the_trials_that_failed_to_compile_too(sensors, unco
 
 
 def test_the_build_report_lists_failed_trials(sensors_csv, unconvertible, tmp_path) -> None:
-    build = kp.build(sensors_csv, label="failure", time_budget=BUDGET, output=tmp_path / "builds", track=False,
-                     constraints={"families": [unconvertible, "decision_tree"]})
+    build = kp.build(
+        sensors_csv,
+        label="failure",
+        time_budget=BUDGET,
+        output=tmp_path / "builds",
+        track=False,
+        constraints={"families": [unconvertible, "decision_tree"]},
+    )
     assert build.report["failed_trials"][0]["families"] == [unconvertible]
     assert any(t["error"] for t in build.report["trials"])
     html = (build.path / "report.html").read_text()
@@ -65,35 +88,67 @@ def test_the_build_report_lists_failed_trials(sensors_csv, unconvertible, tmp_pa
 
 
 def _trial(number: int, error: str | None = None) -> Trial:
-    return Trial(number=number, family="decision_tree", config={"max_depth": number}, val_score=0.9, p99_ms=0.01,
-                 p50_ms=0.01, size_mb=0.01, elapsed_s=1.0, error=error)
+    return Trial(
+        number=number,
+        family="decision_tree",
+        config={"max_depth": number},
+        val_score=0.9,
+        p99_ms=0.01,
+        p50_ms=0.01,
+        size_mb=0.01,
+        elapsed_s=1.0,
+        error=error,
+    )
 
 
 def _spec() -> SearchSpec:
     profile = load_profile("edge")
-    return SearchSpec(task="classification", metric="roc_auc", metric_options={}, families=[], profile=profile,
-                      budgets=budgets.merge_budgets(profile, {}, None, None), time_budget_s=10, seed=0,
-                      interpretable=False)
+    return SearchSpec(
+        task="classification",
+        metric="roc_auc",
+        metric_options={},
+        families=[],
+        profile=profile,
+        budgets=budgets.merge_budgets(profile, {}, None, None),
+        time_budget_s=10,
+        seed=0,
+        interpretable=False,
+    )
 
 
 def test_finals_that_all_fail_parity_raise_a_parity_error_not_a_budget_one() -> None:
-    parity = ParityError("parity check failed for DecisionTreeClassifier: label agreement 0.99 < 1", {"passed": False})
-    rejected = [{"trial": n, "family": "decision_tree", "reason": str(parity), "kind": "parity"} for n in (1, 2)]
+    parity = ParityError(
+        "parity check failed for DecisionTreeClassifier: label agreement 0.99 < 1", {"passed": False}
+    )
+    rejected = [
+        {"trial": n, "family": "decision_tree", "reason": str(parity), "kind": "parity"} for n in (1, 2)
+    ]
     error = _no_candidate([_trial(1), _trial(2), _trial(3, "cannot compile X")], _spec(), rejected, parity)
     assert isinstance(error, ParityError) and error.report == {"passed": False}
-    assert str(error).startswith("the 2 best candidates compiled but failed the parity check of the final build: "
-                                 "trial 1 (decision_tree): parity check failed")
+    assert str(error).startswith(
+        "the 2 best candidates compiled but failed the parity check of the final build: "
+        "trial 1 (decision_tree): parity check failed"
+    )
 
 
 def test_finals_that_fail_to_compile_and_break_budgets_stay_a_budget_error() -> None:
-    rejected = [{"trial": 1, "family": "decision_tree", "reason": "pass 'x' failed", "kind": "compile"},
-                {"trial": 2, "family": "decision_tree", "reason": "re-measured budgets broken: memory_mb 300 > 256",
-                 "kind": "budget"}]
+    rejected = [
+        {"trial": 1, "family": "decision_tree", "reason": "pass 'x' failed", "kind": "compile"},
+        {
+            "trial": 2,
+            "family": "decision_tree",
+            "reason": "re-measured budgets broken: memory_mb 300 > 256",
+            "kind": "budget",
+        },
+    ]
     error = _no_candidate([_trial(1), _trial(2)], _spec(), rejected, None)
     assert isinstance(error, BudgetError) and error.report["rejected_at_final_check"] == rejected
     only_compile = _no_candidate([_trial(1)], _spec(), rejected[:1], None)
     assert type(only_compile) is CompileError
-    assert str(only_compile) == "the best candidate failed the final build: trial 1 (decision_tree): pass 'x' failed"
+    assert (
+        str(only_compile)
+        == "the best candidate failed the final build: trial 1 (decision_tree): pass 'x' failed"
+    )
 
 
 def test_failure_text_counts_each_reason_and_shortens_the_rest() -> None:
@@ -102,5 +157,7 @@ def test_failure_text_counts_each_reason_and_shortens_the_rest() -> None:
     summary = failure_summary(trials)
     assert [(s["reason"][:8], s["count"]) for s in summary[:2]] == [("reason A", 4), ("reason B", 1)]
     text = failure_text(summary)
-    assert text.startswith("4× reason A | 1× reason B xxx") and text.endswith("| and 2 other reasons (2 trials)")
+    assert text.startswith("4× reason A | 1× reason B xxx") and text.endswith(
+        "| and 2 other reasons (2 trials)"
+    )
     assert len(text) < 600

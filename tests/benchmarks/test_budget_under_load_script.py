@@ -14,8 +14,22 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "budget_under_load
 
 
 def test_one_short_round_reports_both_searches(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--budget", "2", "--rounds", "1", "--no-quiet",
-                             "--output", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--budget",
+            "2",
+            "--rounds",
+            "1",
+            "--no-quiet",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "budget_under_load.json").read_text())
     assert report["budget_s"] == 2 and report["goal_ratio"] == 1.2 and report["machine"]["cores"]

@@ -14,13 +14,20 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compile_vs_native
 
 
 def test_quick_run_reports_every_model_and_target(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--output", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "compile_vs_native.json").read_text())
     pairs = {(r["model"], r["target"]) for r in report["results"]}
-    assert pairs == {(m, t) for m in ("xgboost", "random_forest", "lightgbm", "logistic_pipeline")
-                     for t in ("edge", "cloud")}
+    assert pairs == {
+        (m, t)
+        for m in ("xgboost", "random_forest", "lightgbm", "logistic_pipeline")
+        for t in ("edge", "cloud")
+    }
     for row in report["results"]:
         assert row["parity_passed"] and row["label_agreement"] == 1.0
         assert row["native_p50_us"] > 0 and row["compiled_p50_us"] > 0 and row["session_p50_us"] > 0

@@ -11,13 +11,30 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serve.py"
-FIELDS = ("requests", "ok", "errors", "throughput_rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request",
-          "server_process_cores", "other_cores", "workers", "access_log", "batching", "ready_s")
+FIELDS = (
+    "requests",
+    "ok",
+    "errors",
+    "throughput_rps",
+    "p50_ms",
+    "p99_ms",
+    "server_cpu_ms_per_request",
+    "server_process_cores",
+    "other_cores",
+    "workers",
+    "access_log",
+    "batching",
+    "ready_s",
+)
 
 
 def test_quick_run_reports_both_services(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--seconds", "1", "--output", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--seconds", "1", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "serve.json").read_text())
     runs = {(r["service"], r["load"]) for r in report["results"]}

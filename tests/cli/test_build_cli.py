@@ -19,8 +19,14 @@ from sklearn.tree import DecisionTreeClassifier
 
 REPO = Path(__file__).resolve().parents[2]
 KEPLER = str(Path(sys.executable).with_name("kepler"))
-NUMERIC = ["air_temperature_k", "process_temperature_k", "rotational_speed_rpm", "torque_nm", "tool_wear_min",
-           "vibration_mm_s"]
+NUMERIC = [
+    "air_temperature_k",
+    "process_temperature_k",
+    "rotational_speed_rpm",
+    "torque_nm",
+    "tool_wear_min",
+    "vibration_mm_s",
+]
 
 
 def kepler(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,8 +48,19 @@ def only_build(folder: Path) -> Path:
 
 
 def test_build_searches_and_writes_the_build_folder(table: Path, tmp_path: Path) -> None:
-    result = kepler("build", str(table), "--label", "failure", "--target", "edge", "--time-budget", "4s",
-                    "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    result = kepler(
+        "build",
+        str(table),
+        "--label",
+        "failure",
+        "--target",
+        "edge",
+        "--time-budget",
+        "4s",
+        "--output",
+        str(tmp_path / "builds"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     build = only_build(tmp_path / "builds")
     assert sorted(p.name for p in build.iterdir()) == ["artifact", "report.html", "report.json"]
@@ -58,14 +75,33 @@ def test_build_searches_and_writes_the_build_folder(table: Path, tmp_path: Path)
 
 def test_build_with_a_given_model(table: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(table)
-    model = Pipeline([
-        ("pre", ColumnTransformer([("num", SimpleImputer(), NUMERIC),
-                                   ("cat", OneHotEncoder(handle_unknown="ignore"), ["machine_type"])])),
-        ("model", DecisionTreeClassifier(max_depth=5, random_state=0)),
-    ]).fit(frame[NUMERIC + ["machine_type"]], frame["failure"])
+    model = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), NUMERIC),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["machine_type"]),
+                    ]
+                ),
+            ),
+            ("model", DecisionTreeClassifier(max_depth=5, random_state=0)),
+        ]
+    ).fit(frame[NUMERIC + ["machine_type"]], frame["failure"])
     joblib.dump(model, tmp_path / "tree.joblib")
-    result = kepler("build", str(table), "--label", "failure", "--model", str(tmp_path / "tree.joblib"),
-                    "--output", str(tmp_path / "builds"), "--json", cwd=tmp_path)
+    result = kepler(
+        "build",
+        str(table),
+        "--label",
+        "failure",
+        "--model",
+        str(tmp_path / "tree.joblib"),
+        "--output",
+        str(tmp_path / "builds"),
+        "--json",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["kind"] == "model" and report["best_estimator"] == "DecisionTreeClassifier"
@@ -76,36 +112,70 @@ def test_build_with_a_given_model(table: Path, tmp_path: Path) -> None:
 def test_impossible_budget_fails_shows_the_report_and_writes_nothing(table: Path, tmp_path: Path) -> None:
     constraints = tmp_path / "impossible.json"
     constraints.write_text(json.dumps({"latency_p99_ms": 0.001}))
-    result = kepler("build", str(table), "--label", "failure", "--time-budget", "3s", "--constraints-file",
-                    str(constraints), "--output", str(tmp_path / "builds"), cwd=tmp_path)
+    result = kepler(
+        "build",
+        str(table),
+        "--label",
+        "failure",
+        "--time-budget",
+        "3s",
+        "--constraints-file",
+        str(constraints),
+        "--output",
+        str(tmp_path / "builds"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 10, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert "closest" in result.stderr and "latency_p99_ms" in result.stderr
-    assert [l for l in result.stderr.splitlines() if l.startswith("error: ")][0].startswith(
-        "error: no candidate fits the budgets")
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")][0].startswith(
+        "error: no candidate fits the budgets"
+    )
     assert not (tmp_path / "builds").exists()
 
 
 def test_build_whose_every_trial_fails_to_compile_says_why_and_exits_9(
-        table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from kepler.automl.families import CLASSIFICATION, FAMILIES, Family
     from kepler.cli.main import main
 
     # A tree no converter knows, in a family that claims DecisionTreeClassifier: every trial fails to compile.
     # The family lives in this process only, so the CLI runs in-process.
     unconvertible = type("UnconvertibleTree", (DecisionTreeClassifier,), {})
-    family = Family("test_unconvertible", lambda p, task, seed: unconvertible(max_depth=int(p["max_depth"])),
-                    FAMILIES.get("decision_tree").space, (CLASSIFICATION,), ("DecisionTreeClassifier",))
+    family = Family(
+        "test_unconvertible",
+        lambda p, task, seed: unconvertible(max_depth=int(p["max_depth"])),
+        FAMILIES.get("decision_tree").space,
+        (CLASSIFICATION,),
+        ("DecisionTreeClassifier",),
+    )
     monkeypatch.setitem(FAMILIES._entries, family.name, family)
     monkeypatch.chdir(tmp_path)
     constraints = tmp_path / "families.json"
     constraints.write_text(json.dumps({"families": [family.name]}))
-    code = main(["build", str(table), "--label", "failure", "--time-budget", "3s", "--constraints-file",
-                 str(constraints), "--output", str(tmp_path / "builds")])
+    code = main(
+        [
+            "build",
+            str(table),
+            "--label",
+            "failure",
+            "--time-budget",
+            "3s",
+            "--constraints-file",
+            str(constraints),
+            "--output",
+            str(tmp_path / "builds"),
+        ]
+    )
     stderr = capsys.readouterr().err
     assert code == 9, stderr
     [error] = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert error.startswith("error: all ") and " trials failed to compile: " in error and "UnconvertibleTree" in error
+    assert (
+        error.startswith("error: all ")
+        and " trials failed to compile: " in error
+        and "UnconvertibleTree" in error
+    )
     assert "budget" not in stderr and "Traceback" not in stderr
     assert not (tmp_path / "builds").exists()
 
@@ -113,39 +183,82 @@ def test_build_whose_every_trial_fails_to_compile_says_why_and_exits_9(
 def test_guide_automl_commands(table: Path, tmp_path: Path) -> None:
     constraints = tmp_path / "industrial.json"
     constraints.write_text(json.dumps({"latency_p99_ms": 20, "size_mb": 5}))
-    run = kepler("automl", "run", str(table), "--target", "failure", "--optimization-time", "3s",
-                 "--constraints-file", str(constraints), "--output", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    run = kepler(
+        "automl",
+        "run",
+        str(table),
+        "--target",
+        "failure",
+        "--optimization-time",
+        "3s",
+        "--constraints-file",
+        str(constraints),
+        "--output",
+        str(tmp_path / "run"),
+        "--json",
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["budgets"]["latency_p99_ms"] == {"limit": 20.0, "source": "constraints"}
     assert report["budgets"]["size_mb"] == {"limit": 5.0, "source": "constraints"}
-    industrial = kepler("automl", "industrial", str(table), "--target", "failure", "--use-case",
-                        "predictive_maintenance", "--environment", "edge", "--optimization-time", "3s",
-                        "--output", str(tmp_path / "industrial"), "--json", cwd=tmp_path)
+    industrial = kepler(
+        "automl",
+        "industrial",
+        str(table),
+        "--target",
+        "failure",
+        "--use-case",
+        "predictive_maintenance",
+        "--environment",
+        "edge",
+        "--optimization-time",
+        "3s",
+        "--output",
+        str(tmp_path / "industrial"),
+        "--json",
+        cwd=tmp_path,
+    )
     assert industrial.returncode == 0, industrial.stderr
     assert json.loads(industrial.stdout)["use_case"] == "predictive_maintenance"
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
-    (["--label", "nope"], 6, "nope"),
-    (["--label", "failure", "--time-budget", "soon"], 3, "time budget"),
-    (["--label", "failure", "--use-case", "cooking"], 3, "unknown use case"),
-    (["--label", "failure", "--target", "mars"], 3, "unknown target"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--label", "nope"], 6, "nope"),
+        (["--label", "failure", "--time-budget", "soon"], 3, "time budget"),
+        (["--label", "failure", "--use-case", "cooking"], 3, "unknown use case"),
+        (["--label", "failure", "--target", "mars"], 3, "unknown target"),
+    ],
+)
 def test_build_bad_arguments(table: Path, tmp_path: Path, args: list[str], code: int, needle: str) -> None:
     result = kepler("build", str(table), *args, "--output", str(tmp_path / "builds"), cwd=tmp_path)
     assert result.returncode == code, (result.stdout, result.stderr)
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
-    assert result.stderr == errors[0] + "\n"  # the error alone: no progress bar of a search that never started
+    assert (
+        result.stderr == errors[0] + "\n"
+    )  # the error alone: no progress bar of a search that never started
     assert not (tmp_path / "builds").exists()
 
 
 def test_build_of_a_missing_table_prints_only_the_error(tmp_path: Path) -> None:
-    result = kepler("build", str(tmp_path / "missing.csv"), "--label", "failure", "--output", str(tmp_path / "builds"),
-                    cwd=tmp_path)
+    result = kepler(
+        "build",
+        str(tmp_path / "missing.csv"),
+        "--label",
+        "failure",
+        "--output",
+        str(tmp_path / "builds"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 6, (result.stdout, result.stderr)
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "missing.csv" in result.stderr
+    assert (
+        result.stderr.startswith("error: ")
+        and result.stderr.count("\n") == 1
+        and "missing.csv" in result.stderr
+    )
     assert result.stdout == "" and not (tmp_path / "builds").exists()
 
 
@@ -166,26 +279,38 @@ def test_build_reads_the_table_and_label_from_kepler_toml(table: Path, tmp_path:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "sensors.csv").write_bytes(table.read_bytes())
     (tmp_path / "kepler.toml").write_text('[build]\ndata = "data/sensors.csv"\nlabel = "failure"\n')
-    (tmp_path / "sub").mkdir()  # run from a subfolder: the file is found as git finds .git, data is relative to it
-    result = kepler("build", "--target", "edge", "--time-budget", "3s", "--no-track", "--json", cwd=tmp_path / "sub")
+    (
+        tmp_path / "sub"
+    ).mkdir()  # run from a subfolder: the file is found as git finds .git, data is relative to it
+    result = kepler(
+        "build", "--target", "edge", "--time-budget", "3s", "--no-track", "--json", cwd=tmp_path / "sub"
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["data"]["path"] == str(tmp_path / "data" / "sensors.csv") and report["data"]["label"] == "failure"
-    assert only_build(tmp_path / "builds").name == report["build_id"]  # beside kepler.toml, not in the subfolder
+    assert (
+        report["data"]["path"] == str(tmp_path / "data" / "sensors.csv")
+        and report["data"]["label"] == "failure"
+    )
+    assert (
+        only_build(tmp_path / "builds").name == report["build_id"]
+    )  # beside kepler.toml, not in the subfolder
     assert list((tmp_path / "sub").iterdir()) == []
 
 
-@pytest.mark.parametrize(("toml", "needle"), [
-    (None, "pass the data table"),
-    ('[build]\nlabel = "failure"\n', 'add [build] data = "data/table.csv" to'),
-    ('[build]\ndata = "data/none.csv"\n', "is not a file"),
-    ('[build]\ndata = "x.csv"\nlable = "failure"\n', "unknown key lable in [build]"),
-])
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        (None, "pass the data table"),
+        ('[build]\nlabel = "failure"\n', 'add [build] data = "data/table.csv" to'),
+        ('[build]\ndata = "data/none.csv"\n', "is not a file"),
+        ('[build]\ndata = "x.csv"\nlable = "failure"\n', "unknown key lable in [build]"),
+    ],
+)
 def test_build_without_a_table_says_where_to_name_it(tmp_path: Path, toml: str | None, needle: str) -> None:
     if toml is not None:
         (tmp_path / "kepler.toml").write_text(toml)
     result = kepler("build", "--target", "edge", "--output", str(tmp_path / "builds"), cwd=tmp_path)
     assert result.returncode == 6, (result.stdout, result.stderr)
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and needle in errors[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "builds").exists()

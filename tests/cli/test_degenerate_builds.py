@@ -24,7 +24,9 @@ DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 
 def readings(rows: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"temperature": rng.normal(60, 5, rows).round(2), "pressure": rng.normal(3, 0.5, rows).round(3)})
+    return pd.DataFrame(
+        {"temperature": rng.normal(60, 5, rows).round(2), "pressure": rng.normal(3, 0.5, rows).round(3)}
+    )
 
 
 def build(capsys: pytest.CaptureFixture[str], table: Path, *args: str) -> tuple[int, str, str]:
@@ -59,7 +61,9 @@ def test_one_positive_in_a_thousand_rows(tmp_path, capsys) -> None:
     frame.to_csv(tmp_path / "rare.csv", index=False)
     code, _, err = build(capsys, tmp_path / "rare.csv", "--label", "failure", "--time-budget", "3s")
     assert code == 6  # before: 70, "ValueError: 1 is not in list"
-    assert one_error(err).startswith("error: label 'failure': class 1 has 1 row of 1000; a build needs at least 3 rows")
+    assert one_error(err).startswith(
+        "error: label 'failure': class 1 has 1 row of 1000; a build needs at least 3 rows"
+    )
     assert not (tmp_path / "builds").exists()
 
 
@@ -68,8 +72,16 @@ def test_a_three_class_text_label(tmp_path, capsys) -> None:
     frame["grade"] = np.where(frame.temperature > 63, "high", np.where(frame.temperature < 57, "low", "mid"))
     frame.to_csv(tmp_path / "grades.csv", index=False)
     (tmp_path / "families.json").write_text(json.dumps({"families": ["xgboost", "decision_tree"]}))
-    code, out, err = build(capsys, tmp_path / "grades.csv", "--label", "grade", "--time-budget", "4s",
-                           "--constraints-file", str(tmp_path / "families.json"))
+    code, out, err = build(
+        capsys,
+        tmp_path / "grades.csv",
+        "--label",
+        "grade",
+        "--time-budget",
+        "4s",
+        "--constraints-file",
+        str(tmp_path / "families.json"),
+    )
     assert code == 0, err  # before: 70, XGBoost's "Invalid classes inferred from unique values of y"
     report = json.loads((only_build(tmp_path / "builds") / "report.json").read_text())
     assert report["class_labels"] == ["high", "low", "mid"] and report["labels_encoded"] is True
@@ -96,8 +108,9 @@ def test_a_numeric_column_holding_gap_words(tmp_path, capsys) -> None:
 
     predictor = kp.runtimes.load(artifact)
     words = [{"temperature": word, "pressure": 3.2} for word in ("—", "n.a.", "N/A", " - ")]
-    np.testing.assert_array_equal(predictor.predict_proba(words),
-                                  predictor.predict_proba([{"temperature": None, "pressure": 3.2}] * 4))
+    np.testing.assert_array_equal(
+        predictor.predict_proba(words), predictor.predict_proba([{"temperature": None, "pressure": 3.2}] * 4)
+    )
 
 
 def test_a_parquet_list_column_is_dropped_and_the_console_says_so(tmp_path, capsys) -> None:
@@ -141,7 +154,10 @@ def test_a_wide_table_plans_its_time(tmp_path, capsys) -> None:
     code, out, err = build(capsys, tmp_path / "wide.csv", "--label", "failure", "--time-budget", "4s")
     assert code == 0, err
     report = json.loads((only_build(tmp_path / "builds") / "report.json").read_text())
-    assert report["plan"]["evaluation"]["eval_method"] == "holdout" and report["plan"]["batch_sizes"] == [1, 100]
+    assert report["plan"]["evaluation"]["eval_method"] == "holdout" and report["plan"]["batch_sizes"] == [
+        1,
+        100,
+    ]
     assert report["artifact"]["benchmark"]["process_peak_rss_mb"] is not None
     assert [b["batch"] for b in report["artifact"]["benchmark"]["batches"]] == [1, 100]
     assert "holdout instead of 5-fold" in " ".join(out.split())
@@ -153,10 +169,14 @@ def test_a_time_budget_above_the_maximum_needs_force(tmp_path, capsys) -> None:
     readings(50).assign(failure=1).to_csv(tmp_path / "t.csv", index=False)
     code, out, err = build(capsys, tmp_path / "t.csv", "--label", "failure", "--time-budget", "99999h")
     assert code == 3 and out == ""
-    assert one_error(err) == ("error: time budget 99999 h is above the maximum of 24 h; give a shorter one, "
-                              "or pass --force (force=True) to search that long")
+    assert one_error(err) == (
+        "error: time budget 99999 h is above the maximum of 24 h; give a shorter one, "
+        "or pass --force (force=True) to search that long"
+    )
     # With --force the budget passes, and the build goes on to its next check.
-    code, _, err = build(capsys, tmp_path / "t.csv", "--label", "failure", "--time-budget", "99999h", "--force")
+    code, _, err = build(
+        capsys, tmp_path / "t.csv", "--label", "failure", "--time-budget", "99999h", "--force"
+    )
     assert code == 6 and "has a single value (1)" in one_error(err)
 
 
@@ -164,13 +184,18 @@ def test_kp_build_refuses_the_budget_too(tmp_path) -> None:
     import kepler as kp
     from kepler.errors import ProfileError
 
-    readings(50).assign(failure=1).to_csv(tmp_path / "t.csv", index=False)  # past the check: a label error at once
+    readings(50).assign(failure=1).to_csv(
+        tmp_path / "t.csv", index=False
+    )  # past the check: a label error at once
     with pytest.raises(ProfileError, match="above the maximum of 24 h"):
-        kp.build(str(tmp_path / "t.csv"), label="failure", time_budget="25h", output=tmp_path / "b", track=False)
+        kp.build(
+            str(tmp_path / "t.csv"), label="failure", time_budget="25h", output=tmp_path / "b", track=False
+        )
     assert not (tmp_path / "b").exists()
 
 
 # -- signals: a subprocess, since a signal stops the process that runs the build -------------------------------
+
 
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
@@ -188,15 +213,34 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the search's process")
-@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGTERM, 143, "terminated"),
-                                                      (signal.SIGINT, 130, "interrupted")], ids=["TERM", "INT"])
+@pytest.mark.parametrize(
+    ("signum", "code", "word"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+    ids=["TERM", "INT"],
+)
 def test_a_signal_during_the_search_leaves_nothing_behind(tmp_path, signum, code, word) -> None:
     frame = readings(2000).assign(failure=lambda f: (f.pressure > 3).astype(int))
     frame.to_csv(tmp_path / "t.csv", index=False)
     env = {k: v for k, v in os.environ.items() if k != "KEPLER_DEBUG"}
-    process = subprocess.Popen([KEPLER, "build", str(tmp_path / "t.csv"), "--label", "failure", "--time-budget",
-                                "60s", "--output", str(tmp_path / "builds"), "--no-track"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    process = subprocess.Popen(
+        [
+            KEPLER,
+            "build",
+            str(tmp_path / "t.csv"),
+            "--label",
+            "failure",
+            "--time-budget",
+            "60s",
+            "--output",
+            str(tmp_path / "builds"),
+            "--no-track",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     try:
         search = set()
         deadline = time.monotonic() + 120

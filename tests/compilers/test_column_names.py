@@ -22,8 +22,20 @@ import kepler as kp
 from kepler.compilers.schema import by_position, graph_column_name
 from kepler.errors import UnsupportedModelError
 
-HOSTILE = ["Air temperature [K]", "Torque (Nm)", "od280/od315", "flow.rate", "humidity %", "température 温度",
-           "1st stage", "s" * 200, "temp [C]", "temp (C)", "temp_C_", " padded "]
+HOSTILE = [
+    "Air temperature [K]",
+    "Torque (Nm)",
+    "od280/od315",
+    "flow.rate",
+    "humidity %",
+    "température 温度",
+    "1st stage",
+    "s" * 200,
+    "temp [C]",
+    "temp (C)",
+    "temp_C_",
+    " padded ",
+]
 TEXT = "machine type [code]"
 
 
@@ -34,13 +46,17 @@ def table() -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame(rng.normal(0.0, 1.0, (rows, len(HOSTILE))), columns=HOSTILE)
     frame.iloc[rng.random(rows) < 0.05, 1] = np.nan
     frame[TEXT] = rng.choice(["L", "M", "H"], rows)
-    label = ((frame.iloc[:, 0] + frame.iloc[:, 8] - frame.iloc[:, 9] + (frame[TEXT] == "H")) > 0.3).astype(int)
+    label = ((frame.iloc[:, 0] + frame.iloc[:, 8] - frame.iloc[:, 9] + (frame[TEXT] == "H")) > 0.3).astype(
+        int
+    )
     return frame, label.to_numpy()
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-            for row in frame.astype(object).to_dict(orient="records")]
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in frame.astype(object).to_dict(orient="records")
+    ]
 
 
 def _check_parity(model: Pipeline, frame: pd.DataFrame) -> kp.compilers.CompiledArtifact:
@@ -54,29 +70,51 @@ def _check_parity(model: Pipeline, frame: pd.DataFrame) -> kp.compilers.Compiled
 
 NUMERIC_IMPUTED = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])
 FORMS = {
-    "by name": lambda: ColumnTransformer([("num", NUMERIC_IMPUTED, HOSTILE), ("cat", OneHotEncoder(), [TEXT])]),
-    "passthrough and drop": lambda: ColumnTransformer([
-        ("num", NUMERIC_IMPUTED, HOSTILE[:2]), ("keep", "passthrough", HOSTILE[2:5]), ("gone", "drop", HOSTILE[5:7]),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), [TEXT]), ("rest", SimpleImputer(), HOSTILE[7:])]),
+    "by name": lambda: ColumnTransformer(
+        [("num", NUMERIC_IMPUTED, HOSTILE), ("cat", OneHotEncoder(), [TEXT])]
+    ),
+    "passthrough and drop": lambda: ColumnTransformer(
+        [
+            ("num", NUMERIC_IMPUTED, HOSTILE[:2]),
+            ("keep", "passthrough", HOSTILE[2:5]),
+            ("gone", "drop", HOSTILE[5:7]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), [TEXT]),
+            ("rest", SimpleImputer(), HOSTILE[7:]),
+        ]
+    ),
     "remainder passthrough": lambda: ColumnTransformer(
         [("cat", OneHotEncoder(handle_unknown="ignore"), [TEXT]), ("num", SimpleImputer(), HOSTILE[:2])],
-        remainder="passthrough"),
+        remainder="passthrough",
+    ),
     "function transformer without a function": lambda: ColumnTransformer(
-        [("id", FunctionTransformer(), HOSTILE[2:]), ("num", SimpleImputer(), HOSTILE[:2]),
-         ("cat", OneHotEncoder(), [TEXT])]),
+        [
+            ("id", FunctionTransformer(), HOSTILE[2:]),
+            ("num", SimpleImputer(), HOSTILE[:2]),
+            ("cat", OneHotEncoder(), [TEXT]),
+        ]
+    ),
     "selector and positions": lambda: ColumnTransformer(
-        [("cat", OneHotEncoder(), make_column_selector(dtype_exclude="number")),
-         ("num", SimpleImputer(), list(range(len(HOSTILE))))]),
+        [
+            ("cat", OneHotEncoder(), make_column_selector(dtype_exclude="number")),
+            ("num", SimpleImputer(), list(range(len(HOSTILE)))),
+        ]
+    ),
     "slice and mask": lambda: ColumnTransformer(
-        [("num", SimpleImputer(), slice(0, 4)), ("more", "passthrough", [False] * 4 + [True] * 8 + [False]),
-         ("cat", OneHotEncoder(), [len(HOSTILE)])]),
+        [
+            ("num", SimpleImputer(), slice(0, 4)),
+            ("more", "passthrough", [False] * 4 + [True] * 8 + [False]),
+            ("cat", OneHotEncoder(), [len(HOSTILE)]),
+        ]
+    ),
 }
 
 
 @pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=2000),
-                                       RandomForestClassifier(n_estimators=7, random_state=0)],
-                         ids=["logistic", "forest"])
+@pytest.mark.parametrize(
+    "estimator",
+    [LogisticRegression(max_iter=2000), RandomForestClassifier(n_estimators=7, random_state=0)],
+    ids=["logistic", "forest"],
+)
 def test_column_transformer_forms_compile_with_any_header(form: str, estimator, table) -> None:
     frame, label = table
     model = Pipeline([("columns", FORMS[form]()), ("model", estimator)]).fit(frame, label)
@@ -87,7 +125,9 @@ def test_column_transformer_forms_compile_with_any_header(form: str, estimator, 
 
 def test_graph_names_are_generated_and_never_headers(table) -> None:
     frame, label = table
-    model = Pipeline([("columns", FORMS["by name"]()), ("model", LogisticRegression(max_iter=2000))]).fit(frame, label)
+    model = Pipeline([("columns", FORMS["by name"]()), ("model", LogisticRegression(max_iter=2000))]).fit(
+        frame, label
+    )
     artifact = kp.compile(model, "edge", frame, benchmark=False)
     graph = onnx.load(str(artifact.path / "model.onnx")).graph
     graph_names = {name for node in graph.node for name in (*node.input, *node.output)}
@@ -98,7 +138,9 @@ def test_graph_names_are_generated_and_never_headers(table) -> None:
 
 def test_the_callers_model_keeps_its_column_names(table) -> None:
     frame, label = table
-    model = Pipeline([("columns", FORMS["by name"]()), ("model", LogisticRegression(max_iter=2000))]).fit(frame, label)
+    model = Pipeline([("columns", FORMS["by name"]()), ("model", LogisticRegression(max_iter=2000))]).fit(
+        frame, label
+    )
     before = [columns for _, _, columns in model[0].transformers_]
     positioned = by_position(model, list(frame.columns))
     assert [columns for _, _, columns in model[0].transformers_] == before
@@ -107,7 +149,11 @@ def test_the_callers_model_keeps_its_column_names(table) -> None:
 
 def test_a_function_transformer_with_a_function_is_refused_by_name(table) -> None:
     frame, label = table
-    model = Pipeline([("columns", ColumnTransformer([("log", FunctionTransformer(np.abs), HOSTILE[2:4])])),
-                      ("model", LogisticRegression())]).fit(frame, label)
+    model = Pipeline(
+        [
+            ("columns", ColumnTransformer([("log", FunctionTransformer(np.abs), HOSTILE[2:4])])),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(frame, label)
     with pytest.raises(UnsupportedModelError, match="FunctionTransformer.*absolute.*compute that column"):
         kp.compile(model, "edge", frame)

@@ -10,8 +10,9 @@ Each estimator family runs three ways:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,14 @@ import pytest
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
-    ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
-    HistGradientBoostingClassifier, HistGradientBoostingRegressor, IsolationForest, RandomForestClassifier,
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    IsolationForest,
+    RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.feature_selection import SelectKBest, f_classif
@@ -60,28 +67,72 @@ CASES = [
     Case("logistic_regression", lambda: LogisticRegression(max_iter=2000), "classifier", False),
     Case("linear_regression", LinearRegression, "regressor", False),
     Case("ridge", lambda: Ridge(alpha=0.5), "regressor", False),
-    Case("decision_tree_classifier", lambda: DecisionTreeClassifier(max_depth=6, random_state=0), "classifier", True),
-    Case("decision_tree_regressor", lambda: DecisionTreeRegressor(max_depth=6, random_state=0), "regressor", True),
-    Case("random_forest_classifier",
-         lambda: RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0), "classifier", True),
-    Case("random_forest_regressor",
-         lambda: RandomForestRegressor(n_estimators=15, max_depth=6, random_state=0), "regressor", True),
-    Case("extra_trees_classifier",
-         lambda: ExtraTreesClassifier(n_estimators=15, max_depth=6, random_state=0), "classifier", True),
-    Case("extra_trees_regressor",
-         lambda: ExtraTreesRegressor(n_estimators=15, max_depth=6, random_state=0), "regressor", True),
-    Case("gradient_boosting_classifier",
-         lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0), "classifier", False),
-    Case("gradient_boosting_regressor",
-         lambda: GradientBoostingRegressor(n_estimators=15, max_depth=3, random_state=0), "regressor", False),
-    Case("hist_gradient_boosting_classifier",
-         lambda: HistGradientBoostingClassifier(max_iter=15, random_state=0), "classifier", True),
-    Case("hist_gradient_boosting_regressor",
-         lambda: HistGradientBoostingRegressor(max_iter=15, random_state=0), "regressor", True),
+    Case(
+        "decision_tree_classifier",
+        lambda: DecisionTreeClassifier(max_depth=6, random_state=0),
+        "classifier",
+        True,
+    ),
+    Case(
+        "decision_tree_regressor",
+        lambda: DecisionTreeRegressor(max_depth=6, random_state=0),
+        "regressor",
+        True,
+    ),
+    Case(
+        "random_forest_classifier",
+        lambda: RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0),
+        "classifier",
+        True,
+    ),
+    Case(
+        "random_forest_regressor",
+        lambda: RandomForestRegressor(n_estimators=15, max_depth=6, random_state=0),
+        "regressor",
+        True,
+    ),
+    Case(
+        "extra_trees_classifier",
+        lambda: ExtraTreesClassifier(n_estimators=15, max_depth=6, random_state=0),
+        "classifier",
+        True,
+    ),
+    Case(
+        "extra_trees_regressor",
+        lambda: ExtraTreesRegressor(n_estimators=15, max_depth=6, random_state=0),
+        "regressor",
+        True,
+    ),
+    Case(
+        "gradient_boosting_classifier",
+        lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0),
+        "classifier",
+        False,
+    ),
+    Case(
+        "gradient_boosting_regressor",
+        lambda: GradientBoostingRegressor(n_estimators=15, max_depth=3, random_state=0),
+        "regressor",
+        False,
+    ),
+    Case(
+        "hist_gradient_boosting_classifier",
+        lambda: HistGradientBoostingClassifier(max_iter=15, random_state=0),
+        "classifier",
+        True,
+    ),
+    Case(
+        "hist_gradient_boosting_regressor",
+        lambda: HistGradientBoostingRegressor(max_iter=15, random_state=0),
+        "regressor",
+        True,
+    ),
     Case("isolation_forest", lambda: IsolationForest(n_estimators=20, random_state=0), "outlier", True),
     Case("xgb_classifier", lambda: XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1), "classifier", True),
     Case("xgb_regressor", lambda: XGBRegressor(n_estimators=15, max_depth=4, n_jobs=1), "regressor", True),
-    Case("lgbm_classifier", lambda: LGBMClassifier(n_estimators=15, n_jobs=1, verbose=-1), "classifier", True),
+    Case(
+        "lgbm_classifier", lambda: LGBMClassifier(n_estimators=15, n_jobs=1, verbose=-1), "classifier", True
+    ),
     Case("lgbm_regressor", lambda: LGBMRegressor(n_estimators=15, n_jobs=1, verbose=-1), "regressor", True),
 ]
 
@@ -96,9 +147,13 @@ def _fit(model: Any, rows: Any, label: np.ndarray | None) -> Any:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_pipeline_parity_on_table_with_categoricals_and_missing_values(
-        case, industrial, holdout, compile_edge, parity, full_preprocessing, sensitive_rows):
-    model = _fit(Pipeline(full_preprocessing(case.task) + [("model", case.make())]),
-                 industrial.frame, _label(industrial, case.task))
+    case, industrial, holdout, compile_edge, parity, full_preprocessing, sensitive_rows
+):
+    model = _fit(
+        Pipeline(full_preprocessing(case.task) + [("model", case.make())]),
+        industrial.frame,
+        _label(industrial, case.task),
+    )
     assert industrial.frame[["temperature", "vibration", "pressure"]].isna().any().all()
 
     artifact = compile_edge(model, industrial.frame)
@@ -166,11 +221,24 @@ def test_xgboost_fit_on_dataframe_is_left_unchanged_by_compile(industrial, compi
 MULTICLASS = [
     Case("logistic_regression", lambda: LogisticRegression(max_iter=2000), "classifier", False),
     Case("decision_tree", lambda: DecisionTreeClassifier(max_depth=5, random_state=0), "classifier", True),
-    Case("random_forest", lambda: RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0),
-         "classifier", True),
-    Case("gradient_boosting", lambda: GradientBoostingClassifier(n_estimators=10, random_state=0), "classifier", False),
-    Case("hist_gradient_boosting", lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
-         "classifier", True),
+    Case(
+        "random_forest",
+        lambda: RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0),
+        "classifier",
+        True,
+    ),
+    Case(
+        "gradient_boosting",
+        lambda: GradientBoostingClassifier(n_estimators=10, random_state=0),
+        "classifier",
+        False,
+    ),
+    Case(
+        "hist_gradient_boosting",
+        lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
+        "classifier",
+        True,
+    ),
     Case("xgb", lambda: XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1), "classifier", True),
     Case("lgbm", lambda: LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), "classifier", True),
 ]
@@ -179,7 +247,9 @@ MULTICLASS = [
 @pytest.mark.parametrize("case", MULTICLASS, ids=str)
 def test_multiclass_pipeline_parity(case, industrial, holdout, compile_edge, parity, full_preprocessing):
     assert len(np.unique(industrial.grade)) == 3
-    model = Pipeline(full_preprocessing("classifier") + [("model", case.make())]).fit(industrial.frame, industrial.grade)
+    model = Pipeline(full_preprocessing("classifier") + [("model", case.make())]).fit(
+        industrial.frame, industrial.grade
+    )
 
     artifact = compile_edge(model, industrial.frame)
 
@@ -200,13 +270,19 @@ def test_multiclass_bare_parity(case, industrial, compile_edge, parity):
     parity(model, artifact.predictor(), rows, "classifier")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: LogisticRegression(max_iter=2000),
-    lambda: DecisionTreeClassifier(max_depth=5, random_state=0),
-    lambda: RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0),
-], ids=["logistic_regression", "decision_tree", "random_forest"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(max_iter=2000),
+        lambda: DecisionTreeClassifier(max_depth=5, random_state=0),
+        lambda: RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0),
+    ],
+    ids=["logistic_regression", "decision_tree", "random_forest"],
+)
 def test_string_class_labels_come_back_as_strings(make, industrial, compile_edge, parity, full_preprocessing):
-    model = Pipeline(full_preprocessing("classifier") + [("model", make())]).fit(industrial.frame, industrial.status)
+    model = Pipeline(full_preprocessing("classifier") + [("model", make())]).fit(
+        industrial.frame, industrial.status
+    )
 
     artifact = compile_edge(model, industrial.frame)
 
@@ -223,38 +299,86 @@ def _imputed(transformer: Any, strategy: str = "median") -> Pipeline:
 
 
 PREPROCESSING = {
-    "standard_scaler": lambda: [("columns", ColumnTransformer([("num", _imputed(StandardScaler()), NUMERIC)]))],
+    "standard_scaler": lambda: [
+        ("columns", ColumnTransformer([("num", _imputed(StandardScaler()), NUMERIC)]))
+    ],
     "minmax_scaler": lambda: [("columns", ColumnTransformer([("num", _imputed(MinMaxScaler()), NUMERIC)]))],
-    "one_hot_ignore_unknown": lambda: [("columns", ColumnTransformer([
-        ("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])]))],
-    "one_hot_error_drop_first": lambda: [("columns", ColumnTransformer([
-        ("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="error", drop="first"), ["line"])]))],
-    "imputer_mean": lambda: [("columns", ColumnTransformer([("num", SimpleImputer(strategy="mean"), NUMERIC)]))],
-    "imputer_median": lambda: [("columns", ColumnTransformer([("num", SimpleImputer(strategy="median"), NUMERIC)]))],
-    "imputer_most_frequent": lambda: [("columns", ColumnTransformer([
-        ("num", SimpleImputer(strategy="most_frequent"), NUMERIC)]))],
-    "imputer_constant": lambda: [("columns", ColumnTransformer([
-        ("num", SimpleImputer(strategy="constant", fill_value=-1.5), NUMERIC)]))],
-    "polynomial_features": lambda: [("columns", ColumnTransformer([
-        ("num", _imputed(PolynomialFeatures(degree=2)), ["temperature", "vibration", "pressure"])]))],
+    "one_hot_ignore_unknown": lambda: [
+        (
+            "columns",
+            ColumnTransformer(
+                [("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])]
+            ),
+        )
+    ],
+    "one_hot_error_drop_first": lambda: [
+        (
+            "columns",
+            ColumnTransformer(
+                [
+                    ("num", SimpleImputer(), NUMERIC),
+                    ("cat", OneHotEncoder(handle_unknown="error", drop="first"), ["line"]),
+                ]
+            ),
+        )
+    ],
+    "imputer_mean": lambda: [
+        ("columns", ColumnTransformer([("num", SimpleImputer(strategy="mean"), NUMERIC)]))
+    ],
+    "imputer_median": lambda: [
+        ("columns", ColumnTransformer([("num", SimpleImputer(strategy="median"), NUMERIC)]))
+    ],
+    "imputer_most_frequent": lambda: [
+        ("columns", ColumnTransformer([("num", SimpleImputer(strategy="most_frequent"), NUMERIC)]))
+    ],
+    "imputer_constant": lambda: [
+        (
+            "columns",
+            ColumnTransformer([("num", SimpleImputer(strategy="constant", fill_value=-1.5), NUMERIC)]),
+        )
+    ],
+    "polynomial_features": lambda: [
+        (
+            "columns",
+            ColumnTransformer(
+                [("num", _imputed(PolynomialFeatures(degree=2)), ["temperature", "vibration", "pressure"])]
+            ),
+        )
+    ],
     "select_k_best": lambda: [
-        ("columns", ColumnTransformer([("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(), ["line"])])),
+        (
+            "columns",
+            ColumnTransformer([("num", SimpleImputer(), NUMERIC), ("cat", OneHotEncoder(), ["line"])]),
+        ),
         ("select", SelectKBest(f_classif, k=3)),
     ],
-    "imputer_with_missing_indicator": lambda: [("columns", ColumnTransformer([
-        ("num", SimpleImputer(add_indicator=True), NUMERIC), ("cat", OneHotEncoder(), ["line"])]))],
-    "remainder_imputer": lambda: [("columns", ColumnTransformer([("cat", OneHotEncoder(), ["line"])],
-                                                                remainder=SimpleImputer()))],
+    "imputer_with_missing_indicator": lambda: [
+        (
+            "columns",
+            ColumnTransformer(
+                [("num", SimpleImputer(add_indicator=True), NUMERIC), ("cat", OneHotEncoder(), ["line"])]
+            ),
+        )
+    ],
+    "remainder_imputer": lambda: [
+        ("columns", ColumnTransformer([("cat", OneHotEncoder(), ["line"])], remainder=SimpleImputer()))
+    ],
 }
 
 
-@pytest.mark.parametrize("make_estimator", [
-    lambda: LogisticRegression(max_iter=2000),
-    lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0),
-], ids=["logistic_regression", "random_forest"])
+@pytest.mark.parametrize(
+    "make_estimator",
+    [
+        lambda: LogisticRegression(max_iter=2000),
+        lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0),
+    ],
+    ids=["logistic_regression", "random_forest"],
+)
 @pytest.mark.parametrize("family", sorted(PREPROCESSING))
 def test_each_preprocessing_family(family, make_estimator, industrial, holdout, compile_edge, parity):
-    model = Pipeline(PREPROCESSING[family]() + [("model", make_estimator())]).fit(industrial.frame, industrial.failure)
+    model = Pipeline(PREPROCESSING[family]() + [("model", make_estimator())]).fit(
+        industrial.frame, industrial.failure
+    )
 
     artifact = compile_edge(model, industrial.frame)
 
@@ -266,9 +390,15 @@ def test_each_preprocessing_family(family, make_estimator, industrial, holdout, 
 def test_imputer_drops_a_column_that_was_always_missing(industrial, compile_edge, parity):
     frame = industrial.frame.assign(spare_sensor=np.nan)
     columns = NUMERIC + ["spare_sensor"]
-    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), columns),
-                                                     ("cat", OneHotEncoder(), ["line"])])),
-                      ("model", LogisticRegression(max_iter=2000))]).fit(frame, industrial.failure)
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer([("num", SimpleImputer(), columns), ("cat", OneHotEncoder(), ["line"])]),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(frame, industrial.failure)
     assert model[:-1].transform(frame.head(1)).shape[1] == len(NUMERIC) + 3  # scikit-learn dropped it
 
     artifact = compile_edge(model, frame)
@@ -276,17 +406,27 @@ def test_imputer_drops_a_column_that_was_always_missing(industrial, compile_edge
     parity(model, artifact.predictor(), frame, "classifier")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
-    lambda: DecisionTreeClassifier(max_depth=6, random_state=0),
-    lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0),
-    lambda: XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1),
-], ids=["hist_gradient_boosting", "decision_tree", "random_forest", "xgb"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
+        lambda: DecisionTreeClassifier(max_depth=6, random_state=0),
+        lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0),
+        lambda: XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1),
+    ],
+    ids=["hist_gradient_boosting", "decision_tree", "random_forest", "xgb"],
+)
 def test_missing_values_flow_through_scaler_into_tree(make, industrial, holdout, compile_edge, parity):
     """StandardScaler keeps NaN; the tree routes it, in the graph as natively."""
-    model = Pipeline([("columns", ColumnTransformer([("num", StandardScaler(), NUMERIC),
-                                                     ("cat", OneHotEncoder(), ["line"])])),
-                      ("model", make())]).fit(industrial.frame, industrial.failure)
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer([("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(), ["line"])]),
+            ),
+            ("model", make()),
+        ]
+    ).fit(industrial.frame, industrial.failure)
 
     artifact = compile_edge(model, industrial.frame)
 
@@ -294,15 +434,26 @@ def test_missing_values_flow_through_scaler_into_tree(make, industrial, holdout,
     parity(model, artifact.predictor(), holdout.frame, "classifier")
 
 
-@pytest.mark.parametrize("make, task", [
-    (lambda: DecisionTreeClassifier(max_depth=6, random_state=0), "classifier"),
-    (lambda: DecisionTreeRegressor(max_depth=6, random_state=0), "regressor"),
-    (lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0), "classifier"),
-    (lambda: ExtraTreesRegressor(n_estimators=11, max_depth=6, random_state=0), "regressor"),
-    (lambda: IsolationForest(n_estimators=15, random_state=0), "outlier"),
-], ids=["decision_tree_classifier", "decision_tree_regressor", "random_forest", "extra_trees", "isolation_forest"])
+@pytest.mark.parametrize(
+    "make, task",
+    [
+        (lambda: DecisionTreeClassifier(max_depth=6, random_state=0), "classifier"),
+        (lambda: DecisionTreeRegressor(max_depth=6, random_state=0), "regressor"),
+        (lambda: RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0), "classifier"),
+        (lambda: ExtraTreesRegressor(n_estimators=11, max_depth=6, random_state=0), "regressor"),
+        (lambda: IsolationForest(n_estimators=15, random_state=0), "outlier"),
+    ],
+    ids=[
+        "decision_tree_classifier",
+        "decision_tree_regressor",
+        "random_forest",
+        "extra_trees",
+        "isolation_forest",
+    ],
+)
 def test_scikit_learn_tree_fit_without_nan_routes_nan_at_serving_time_like_native(
-        make, task, industrial, compile_edge, parity):
+    make, task, industrial, compile_edge, parity
+):
     """A tree fit on complete rows still sends a NaN to the child scikit-learn picks
     (the larger one); the compiled graph must do the same on rows with gaps."""
     complete = industrial.numeric_filled.to_numpy()
@@ -353,13 +504,19 @@ def test_linear_models_compile_in_float64(industrial, compile_edge, full_preproc
 
     assert {c["dtype"] for c in artifact.input_schema["columns"] if c["kind"] == "numeric"} == {"float64"}
     assert artifact.parity["max_abs_diff"] < 1e-12
-    np.testing.assert_allclose(artifact.predictor().predict_proba(industrial.frame),
-                               model.predict_proba(industrial.frame), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        artifact.predictor().predict_proba(industrial.frame),
+        model.predict_proba(industrial.frame),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_single_step_pipeline_of_xgboost_fit_on_dataframe(industrial, compile_edge, parity):
     frame = industrial.numeric
-    model = Pipeline([("model", XGBRegressor(n_estimators=10, max_depth=3, n_jobs=1))]).fit(frame, industrial.wear)
+    model = Pipeline([("model", XGBRegressor(n_estimators=10, max_depth=3, n_jobs=1))]).fit(
+        frame, industrial.wear
+    )
 
     artifact = compile_edge(model, frame)
 

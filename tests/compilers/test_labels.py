@@ -57,6 +57,8 @@ def test_labels_that_do_not_match_the_codes_are_refused(table) -> None:
     model = _fit("logistic", frame, codes)
     with pytest.raises(CompileError, match="class_labels has 2 labels but the model's classes are"):
         kp.compile(model, "edge", frame, class_labels=["a", "b"], benchmark=False)
-    regressor = Pipeline([("impute", SimpleImputer()), ("model", LinearRegression())]).fit(frame[["reading [V]"]], codes)
+    regressor = Pipeline([("impute", SimpleImputer()), ("model", LinearRegression())]).fit(
+        frame[["reading [V]"]], codes
+    )
     with pytest.raises(CompileError, match="class_labels is for classifiers"):
         kp.compile(regressor, "edge", frame[["reading [V]"]], class_labels=["a", "b", "c"], benchmark=False)

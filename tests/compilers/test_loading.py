@@ -35,18 +35,28 @@ def test_pickled_pipeline_round_trips_and_compiles(suffix, industrial, full_prep
     loaded = load_model(path)
 
     assert type(loaded) is Pipeline
-    np.testing.assert_array_equal(loaded.predict_proba(industrial.frame), model.predict_proba(industrial.frame))
-    artifact = kp.compile(loaded, target="edge", sample=industrial.frame, output=tmp_path / "artifact", benchmark=False)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(industrial.frame), model.predict_proba(industrial.frame)
+    )
+    artifact = kp.compile(
+        loaded, target="edge", sample=industrial.frame, output=tmp_path / "artifact", benchmark=False
+    )
     parity(model, artifact.predictor(), industrial.frame, "classifier")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".ubj"])
-@pytest.mark.parametrize("make, label, task", [
-    (lambda: XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), "failure", "classifier"),
-    (lambda: XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), "grade", "classifier"),
-    (lambda: XGBRegressor(n_estimators=10, max_depth=3, n_jobs=1), "wear", "regressor"),
-], ids=["binary", "multiclass", "regressor"])
-def test_xgboost_files_load_as_the_right_estimator(suffix, make, label, task, industrial, rows, tmp_path, parity):
+@pytest.mark.parametrize(
+    "make, label, task",
+    [
+        (lambda: XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), "failure", "classifier"),
+        (lambda: XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), "grade", "classifier"),
+        (lambda: XGBRegressor(n_estimators=10, max_depth=3, n_jobs=1), "wear", "regressor"),
+    ],
+    ids=["binary", "multiclass", "regressor"],
+)
+def test_xgboost_files_load_as_the_right_estimator(
+    suffix, make, label, task, industrial, rows, tmp_path, parity
+):
     model = make().fit(rows, getattr(industrial, label))
     path = tmp_path / f"model{suffix}"
     model.save_model(path)
@@ -58,12 +68,18 @@ def test_xgboost_files_load_as_the_right_estimator(suffix, make, label, task, in
     parity(model, artifact.predictor(), rows, task)
 
 
-@pytest.mark.parametrize("make, label, task", [
-    (lambda: LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), "failure", "classifier"),
-    (lambda: LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), "grade", "classifier"),
-    (lambda: LGBMRegressor(n_estimators=10, n_jobs=1, verbose=-1), "wear", "regressor"),
-], ids=["binary", "multiclass", "regressor"])
-def test_lightgbm_text_files_load_as_the_right_estimator(make, label, task, industrial, rows, tmp_path, parity):
+@pytest.mark.parametrize(
+    "make, label, task",
+    [
+        (lambda: LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), "failure", "classifier"),
+        (lambda: LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), "grade", "classifier"),
+        (lambda: LGBMRegressor(n_estimators=10, n_jobs=1, verbose=-1), "wear", "regressor"),
+    ],
+    ids=["binary", "multiclass", "regressor"],
+)
+def test_lightgbm_text_files_load_as_the_right_estimator(
+    make, label, task, industrial, rows, tmp_path, parity
+):
     model = make().fit(rows, getattr(industrial, label))
     path = tmp_path / "model.txt"
     model.booster_.save_model(str(path))
@@ -114,11 +130,15 @@ def test_pickle_of_something_that_is_not_a_model(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("name, content", [
-    ("model.json", b'{"learner": '),
-    ("model.ubj", b"\x00\x01\x02garbage"),
-    ("model.txt", b"this is not a lightgbm model\n"),
-], ids=["xgboost_json", "xgboost_ubj", "lightgbm_txt"])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("model.json", b'{"learner": '),
+        ("model.ubj", b"\x00\x01\x02garbage"),
+        ("model.txt", b"this is not a lightgbm model\n"),
+    ],
+    ids=["xgboost_json", "xgboost_ubj", "lightgbm_txt"],
+)
 def test_corrupted_booster_files(name, content, tmp_path):
     path = tmp_path / name
     path.write_bytes(content)

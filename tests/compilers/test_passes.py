@@ -25,8 +25,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def _no_pass_profile(tmp_path: Path) -> Path:
     path = tmp_path / "raw.toml"
-    path.write_text('name = "raw"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
-                    'batch_sizes = [1]\nartifact_format = "onnx"\npasses = []\n', encoding="utf-8")
+    path.write_text(
+        'name = "raw"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
+        'batch_sizes = [1]\nartifact_format = "onnx"\npasses = []\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -35,14 +38,25 @@ def converted(industrial, full_preprocessing, tmp_path_factory) -> dict[str, Any
     """Graphs as the converters emit them (a profile with no passes), with their models and rows."""
     folder = tmp_path_factory.mktemp("passes")
     graphs = {}
-    for name, estimator in (("linear", LogisticRegression(max_iter=2000)),
-                            ("forest", RandomForestClassifier(n_estimators=11, max_depth=5, random_state=0))):
-        model = Pipeline(full_preprocessing("classifier") + [("model", estimator)]).fit(industrial.frame,
-                                                                                         industrial.failure)
-        artifact = kp.compile(model, target=_no_pass_profile(folder), sample=industrial.frame,
-                              output=folder / name, benchmark=False)
+    for name, estimator in (
+        ("linear", LogisticRegression(max_iter=2000)),
+        ("forest", RandomForestClassifier(n_estimators=11, max_depth=5, random_state=0)),
+    ):
+        model = Pipeline(full_preprocessing("classifier") + [("model", estimator)]).fit(
+            industrial.frame, industrial.failure
+        )
+        artifact = kp.compile(
+            model,
+            target=_no_pass_profile(folder),
+            sample=industrial.frame,
+            output=folder / name,
+            benchmark=False,
+        )
         assert artifact.manifest["passes"] == []
-        graphs[name] = {"graph": onnx.load(str(artifact.model_path)), "feed": artifact.predictor().feed(industrial.frame)}
+        graphs[name] = {
+            "graph": onnx.load(str(artifact.model_path)),
+            "feed": artifact.predictor().feed(industrial.frame),
+        }
     return graphs
 
 
@@ -53,7 +67,7 @@ def _context(**kwargs: Any) -> PassContext:
 def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
+    return dict(zip(names, session.run(names, feed), strict=False))
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -63,6 +77,7 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 # --- the registry -------------------------------------------------------------------------------
+
 
 def test_registered_passes_are_listed():
     assert list_passes() == ["embed_metadata", "ort_optimize", "prune_unused"]
@@ -88,15 +103,23 @@ def test_a_new_pass_registers_and_runs_in_profile_order(monkeypatch):
         return out
 
     assert "test_rename_graph" in list_passes()
-    graph = helper.make_model(helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])]))
-    result, applied = run_passes(graph, ["test_rename_graph", "embed_metadata"], _context(metadata={"a": "b"}))
+    graph = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        )
+    )
+    result, applied = run_passes(
+        graph, ["test_rename_graph", "embed_metadata"], _context(metadata={"a": "b"})
+    )
     assert calls == ["edge"]
     assert result.graph.name == "renamed" and result.producer_name == "kepler"
-    assert applied == [{"name": "test_rename_graph", "nodes_before": 1, "nodes_after": 1},
-                       {"name": "embed_metadata", "nodes_before": 1, "nodes_after": 1}]
+    assert applied == [
+        {"name": "test_rename_graph", "nodes_before": 1, "nodes_after": 1},
+        {"name": "embed_metadata", "nodes_before": 1, "nodes_after": 1},
+    ]
 
 
 def test_a_failing_pass_raises_compile_error_naming_it(monkeypatch):
@@ -120,6 +143,7 @@ def test_unknown_pass_names_fail_naming_the_profile_and_the_known_ones():
 
 # --- prune_unused ---------------------------------------------------------------------------------
 
+
 def _graph_with_dead_parts() -> onnx.ModelProto:
     """y = x + a (served), z = x * b (an extra output), and a node and initializer nothing reads."""
     a = numpy_helper.from_array(np.array([[1.0, 2.0]], dtype=np.float32), "a")
@@ -132,11 +156,16 @@ def _graph_with_dead_parts() -> onnx.ModelProto:
         helper.make_node("Sub", ["dead", "unused"], ["deader"], name="dead_chain"),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2]),
-         helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 2])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 2]),
+        ],
         initializer=[a, b, unused],
-        value_info=[helper.make_tensor_value_info("dead", TensorProto.FLOAT, [None, 2])])
+        value_info=[helper.make_tensor_value_info("dead", TensorProto.FLOAT, [None, 2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -192,6 +221,7 @@ def test_prune_unused_on_a_converted_graph(name, converted):
 
 # --- embed_metadata -------------------------------------------------------------------------------
 
+
 def test_embed_metadata_sets_producer_and_sorted_metadata():
     before = _graph_with_dead_parts()
     before.metadata_props.add(key="owner", value="plant-7")
@@ -204,8 +234,12 @@ def test_embed_metadata_sets_producer_and_sorted_metadata():
     assert after.producer_version == "9.9.9"
     props = [(p.key, p.value) for p in after.metadata_props]
     assert props == sorted(props)
-    assert dict(props) == {"owner": "plant-7", "kepler.target": "edge", "kepler.estimator": "X",
-                           "kepler_version": "9.9.9"}
+    assert dict(props) == {
+        "owner": "plant-7",
+        "kepler.target": "edge",
+        "kepler.estimator": "X",
+        "kepler_version": "9.9.9",
+    }
     assert before.producer_name != "kepler"  # the input is not modified
     assert after.graph.SerializeToString() == before.graph.SerializeToString()
 
@@ -228,10 +262,15 @@ def test_compiled_artifact_carries_the_metadata(industrial, compile_edge):
     assert props["kepler.estimator"] == "Ridge"
     assert props["kepler.target"] == "edge"
     assert props["kepler.source"] == "sklearn.linear_model._ridge.Ridge"
-    assert [p["name"] for p in artifact.manifest["passes"]] == ["ort_optimize", "prune_unused", "embed_metadata"]
+    assert [p["name"] for p in artifact.manifest["passes"]] == [
+        "ort_optimize",
+        "prune_unused",
+        "embed_metadata",
+    ]
 
 
 # --- ort_optimize ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["linear", "forest"])
 def test_ort_optimize_gives_a_valid_graph_with_the_same_outputs(name, converted):

@@ -27,7 +27,10 @@ import pytest
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
-    HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
 )
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -41,7 +44,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def _one_ulp_up(rows: np.ndarray, column: int = 0) -> np.ndarray:
     nudged = rows.copy()
-    nudged[:, column] = np.nextafter(rows[:, column].astype(np.float32), np.float32(np.inf)).astype(np.float64)
+    nudged[:, column] = np.nextafter(rows[:, column].astype(np.float32), np.float32(np.inf)).astype(
+        np.float64
+    )
     return nudged
 
 
@@ -81,8 +86,12 @@ THRESHOLD_MODELS = {
     "decision_tree": lambda: DecisionTreeClassifier(random_state=0),
     "random_forest": lambda: RandomForestClassifier(n_estimators=15, random_state=0),
     "xgboost": lambda: XGBClassifier(n_estimators=20, max_depth=6, n_jobs=1),
-    "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(max_iter=20, min_samples_leaf=1, random_state=0),
-    "lightgbm": lambda: LGBMClassifier(n_estimators=20, min_child_samples=1, min_data_in_bin=1, n_jobs=1, verbose=-1),
+    "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(
+        max_iter=20, min_samples_leaf=1, random_state=0
+    ),
+    "lightgbm": lambda: LGBMClassifier(
+        n_estimators=20, min_child_samples=1, min_data_in_bin=1, n_jobs=1, verbose=-1
+    ),
 }
 
 
@@ -113,8 +122,13 @@ def _scaled_threshold_table() -> tuple[pd.DataFrame, np.ndarray]:
     standardized = StandardScaler().fit_transform(raw.reshape(-1, 1)).ravel().astype(np.float32)
     labels = np.zeros(len(raw), dtype=np.int64)
     labels[:60] = np.searchsorted(np.unique(standardized[:60]), standardized[:60]) % 2
-    frame = pd.DataFrame({"reading": raw, "noise": rng.normal(size=len(raw)),
-                          "line": pd.Series(rng.choice(["a", "b"], len(raw)), dtype=object)})
+    frame = pd.DataFrame(
+        {
+            "reading": raw,
+            "noise": rng.normal(size=len(raw)),
+            "line": pd.Series(rng.choice(["a", "b"], len(raw)), dtype=object),
+        }
+    )
     return frame, labels
 
 
@@ -125,7 +139,9 @@ def _pipeline(front: str, estimator: Any) -> tuple[Pipeline, Any]:
         pre: Any = StandardScaler()
     else:
         rows = frame
-        pre = ColumnTransformer([("num", StandardScaler(), ["reading", "noise"]), ("cat", OneHotEncoder(), ["line"])])
+        pre = ColumnTransformer(
+            [("num", StandardScaler(), ["reading", "noise"]), ("cat", OneHotEncoder(), ["line"])]
+        )
     return Pipeline([("pre", pre), ("model", estimator)]).fit(rows, y), rows
 
 
@@ -165,17 +181,20 @@ def test_pipelines_preprocess_in_float64_and_agree_exactly(front, estimator, com
 
 
 FLOAT64_NATIVE = {
-    "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(max_iter=30, min_samples_leaf=1,
-                                                                     max_leaf_nodes=None, random_state=0),
-    "lightgbm": lambda: LGBMClassifier(n_estimators=30, min_child_samples=1, min_data_in_bin=1, num_leaves=255,
-                                       n_jobs=1, verbose=-1),
+    "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(
+        max_iter=30, min_samples_leaf=1, max_leaf_nodes=None, random_state=0
+    ),
+    "lightgbm": lambda: LGBMClassifier(
+        n_estimators=30, min_child_samples=1, min_data_in_bin=1, num_leaves=255, n_jobs=1, verbose=-1
+    ),
 }
 
 
 @pytest.mark.parametrize("estimator", sorted(FLOAT64_NATIVE))
 @pytest.mark.parametrize("front", ["standard_scaler", "column_transformer"])
 def test_float64_native_boosters_in_pipelines_agree_on_float32_sensitive_rows(
-        front, estimator, tmp_path, sensitive_rows):
+    front, estimator, tmp_path, sensitive_rows
+):
     """On standardized features one float32 step apart, some rows would take the other branch of a
     LightGBM/HistGradientBoosting split in float32 (``sensitive_rows``); the compiled graph keeps
     float64 features and thresholds behind the float64 preprocessing, so every row agrees."""
@@ -247,7 +266,9 @@ def test_float64_values_within_a_float32_step_of_a_threshold(name, industrial, t
 
     artifact = kp.compile(model, target="edge", sample=sample, output=tmp_path / "artifact", benchmark=False)
     assert artifact.parity["passed"] is True and artifact.parity["rows_out_of_tolerance"] == 0
-    np.testing.assert_allclose(artifact.predictor().predict(sample), model.predict(sample), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        artifact.predictor().predict(sample), model.predict(sample), rtol=1e-5, atol=1e-5
+    )
     graph = onnx.load(str(artifact.model_path))
     trees = [n for n in graph.graph.node if n.op_type.startswith("TreeEnsemble")]
     has_float64_thresholds = any(a.name == "nodes_values_as_tensor" for n in trees for a in n.attribute)

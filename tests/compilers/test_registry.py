@@ -20,14 +20,33 @@ from kepler.errors import RegistryError, UnsupportedModelError
 from kepler.targets import Registry
 
 EXPECTED_ESTIMATORS = {
-    "LogisticRegression", "LinearRegression", "Ridge", "DecisionTreeClassifier", "DecisionTreeRegressor",
-    "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
-    "GradientBoostingClassifier", "GradientBoostingRegressor", "HistGradientBoostingClassifier",
-    "HistGradientBoostingRegressor", "IsolationForest", "XGBClassifier", "XGBRegressor", "LGBMClassifier",
+    "LogisticRegression",
+    "LinearRegression",
+    "Ridge",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+    "GradientBoostingClassifier",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor",
+    "IsolationForest",
+    "XGBClassifier",
+    "XGBRegressor",
+    "LGBMClassifier",
     "LGBMRegressor",
 }
-EXPECTED_TRANSFORMERS = {"StandardScaler", "MinMaxScaler", "OneHotEncoder", "SimpleImputer", "PolynomialFeatures",
-                         "SelectKBest"}
+EXPECTED_TRANSFORMERS = {
+    "StandardScaler",
+    "MinMaxScaler",
+    "OneHotEncoder",
+    "SimpleImputer",
+    "PolynomialFeatures",
+    "SelectKBest",
+}
 
 
 def test_supported_lists_every_family_sorted():
@@ -50,21 +69,37 @@ def test_supported_filters_by_role():
 def test_specs_describe_package_family_and_backend():
     xgb = CONVERTERS.get("XGBClassifier")
     assert (xgb.name, xgb.package, xgb.role, xgb.family, xgb.backend) == (
-        "XGBClassifier", "xgboost", "classifier", "boosting", "onnxmltools")
+        "XGBClassifier",
+        "xgboost",
+        "classifier",
+        "boosting",
+        "onnxmltools",
+    )
     assert CONVERTERS.get("RandomForestRegressor").family == "forest"
     assert CONVERTERS.get("LogisticRegression").family == "linear"
     assert CONVERTERS.get("StandardScaler").role == "transformer"
 
 
-@pytest.mark.parametrize("name, native, converter, thresholds", [
-    ("LogisticRegression", "float64", "float64", False), ("Ridge", "float64", "float64", False),
-    ("RandomForestClassifier", "float32", "float32", False), ("XGBRegressor", "float32", "float32", False),
-    ("GradientBoostingClassifier", "float32", "float32", False), ("IsolationForest", "float32", "float32", False),
-    ("LGBMClassifier", "float64", "float32", True), ("HistGradientBoostingRegressor", "float64", "float32", True),
-])
+@pytest.mark.parametrize(
+    "name, native, converter, thresholds",
+    [
+        ("LogisticRegression", "float64", "float64", False),
+        ("Ridge", "float64", "float64", False),
+        ("RandomForestClassifier", "float32", "float32", False),
+        ("XGBRegressor", "float32", "float32", False),
+        ("GradientBoostingClassifier", "float32", "float32", False),
+        ("IsolationForest", "float32", "float32", False),
+        ("LGBMClassifier", "float64", "float32", True),
+        ("HistGradientBoostingRegressor", "float64", "float32", True),
+    ],
+)
 def test_registrations_carry_the_precision_policy(name, native, converter, thresholds):
     spec = CONVERTERS.get(name)
-    assert (spec.native_float, spec.input_float, spec.native_thresholds is not None) == (native, converter, thresholds)
+    assert (spec.native_float, spec.input_float, spec.native_thresholds is not None) == (
+        native,
+        converter,
+        thresholds,
+    )
 
 
 def test_no_class_name_lists_remain_outside_the_registry():
@@ -141,19 +176,29 @@ def test_unsupported_estimator_names_the_class_and_lists_supported_ones(model, i
 
 def test_unsupported_step_inside_a_pipeline_is_named(industrial):
     frame = industrial.numeric_filled
-    model = Pipeline([("columns", ColumnTransformer([("q", QuantileTransformer(n_quantiles=20), list(frame.columns))])),
-                      ("model", LogisticRegression())]).fit(frame, industrial.failure)
+    model = Pipeline(
+        [
+            ("columns", ColumnTransformer([("q", QuantileTransformer(n_quantiles=20), list(frame.columns))])),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(frame, industrial.failure)
     with pytest.raises(UnsupportedModelError, match="QuantileTransformer"):
         kp.compile(model, target="edge", sample=frame, benchmark=False)
 
 
-@pytest.mark.parametrize("model", [
-    LogisticRegression(),
-    Pipeline([("scale", StandardScaler()), ("model", Ridge())]),
-], ids=["estimator", "pipeline"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        LogisticRegression(),
+        Pipeline([("scale", StandardScaler()), ("model", Ridge())]),
+    ],
+    ids=["estimator", "pipeline"],
+)
 def test_unfitted_model_is_refused(model, industrial, tmp_path):
     with pytest.raises(UnsupportedModelError, match=r"not fitted; call fit\(X, y\)"):
-        kp.compile(model, target="edge", sample=industrial.numeric_filled, output=tmp_path / "a", benchmark=False)
+        kp.compile(
+            model, target="edge", sample=industrial.numeric_filled, output=tmp_path / "a", benchmark=False
+        )
     assert not (tmp_path / "a").exists()
 
 
@@ -180,12 +225,17 @@ def test_objects_that_are_not_models_are_refused(thing, industrial):
 
 def test_profile_allowed_estimators_restricts_families(industrial, tmp_path: Path):
     profile = tmp_path / "trees_only.toml"
-    profile.write_text('name = "trees_only"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
-                       'batch_sizes = [1]\nartifact_format = "onnx"\npasses = []\n'
-                       'allowed_estimators = ["forest", "XGBClassifier"]\n', encoding="utf-8")
+    profile.write_text(
+        'name = "trees_only"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
+        'batch_sizes = [1]\nartifact_format = "onnx"\npasses = []\n'
+        'allowed_estimators = ["forest", "XGBClassifier"]\n',
+        encoding="utf-8",
+    )
     rows = industrial.numeric_filled
     linear = LogisticRegression(max_iter=2000).fit(rows, industrial.failure)
-    with pytest.raises(UnsupportedModelError, match=r"allows only XGBClassifier, forest, not LogisticRegression"):
+    with pytest.raises(
+        UnsupportedModelError, match=r"allows only XGBClassifier, forest, not LogisticRegression"
+    ):
         kp.compile(linear, target=profile, sample=rows, benchmark=False)
 
     from sklearn.ensemble import RandomForestClassifier

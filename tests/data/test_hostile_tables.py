@@ -13,8 +13,9 @@ from kepler.errors import DataError
 
 def _readings(rows: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"reading": rng.normal(size=rows).round(3), "other": rng.normal(size=rows),
-                         "y": np.arange(rows) % 2})
+    return pd.DataFrame(
+        {"reading": rng.normal(size=rows).round(3), "other": rng.normal(size=rows), "y": np.arange(rows) % 2}
+    )
 
 
 def test_gap_words_in_a_numeric_csv_column_are_missing_values_with_a_note(tmp_path) -> None:
@@ -71,8 +72,10 @@ def test_a_parquet_column_of_lists_or_structs_is_dropped_with_a_note(tmp_path, c
     column = next(c for c in dataset.columns if c.name == "nested")
     assert column.kind == "nested" and column.role == "dropped"
     assert "nested" in dataset.summary()["dropped_columns"] and dataset.features == ["reading", "other"]
-    assert any(n.startswith("column 'nested': dropped: cells hold lists or other nested values (60 rows, e.g. ")
-               for n in dataset.notes)
+    assert any(
+        n.startswith("column 'nested': dropped: cells hold lists or other nested values (60 rows, e.g. ")
+        for n in dataset.notes
+    )
     assert dataset.input_typing()["nested"] == {"ignored": True}
 
 

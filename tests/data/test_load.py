@@ -15,8 +15,14 @@ from kepler.errors import DataError, KeplerError
 
 REPO = Path(__file__).resolve().parents[2]
 SENSORS = REPO / "examples" / "data" / "sensors.csv"
-SENSOR_COLUMNS = ["air_temperature_k", "process_temperature_k", "rotational_speed_rpm", "torque_nm",
-                  "tool_wear_min", "vibration_mm_s"]
+SENSOR_COLUMNS = [
+    "air_temperature_k",
+    "process_temperature_k",
+    "rotational_speed_rpm",
+    "torque_nm",
+    "tool_wear_min",
+    "vibration_mm_s",
+]
 ROWS = 40
 
 
@@ -40,6 +46,7 @@ def error_of(source, **kwargs) -> str:
 
 
 # --- the shipped example -------------------------------------------------------------------------
+
 
 def test_sensors_example():
     dataset = kp.data.load(SENSORS, label="failure")
@@ -82,6 +89,7 @@ def test_kp_data_is_the_package():
 
 # --- inference rules -------------------------------------------------------------------------------
 
+
 def test_numeric_columns_become_float64_and_float_sensors_are_never_ids():
     # Unique, sorted floats: a slowly rising temperature is a sensor, not a row id.
     rising = np.linspace(20.0, 80.0, ROWS)
@@ -113,14 +121,17 @@ def test_infinite_values_become_missing_with_a_note():
     assert "2 infinite" in info(dataset, "pressure").note
 
 
-@pytest.mark.parametrize("values, kind", [
-    ([True, False] * (ROWS // 2), "bool dtype"),
-    (["yes", "No"] * (ROWS // 2), "yes/no"),
-    ([" TRUE", "false"] * (ROWS // 2), "true/false"),
-    (["1", "0"] * (ROWS // 2), "text 0/1"),
-    ([1, 0] * (ROWS // 2), "int 0/1"),
-    ([1.0, 0.0, np.nan, 1.0] * (ROWS // 4), "float 0/1 with missing"),
-])
+@pytest.mark.parametrize(
+    "values, kind",
+    [
+        ([True, False] * (ROWS // 2), "bool dtype"),
+        (["yes", "No"] * (ROWS // 2), "yes/no"),
+        ([" TRUE", "false"] * (ROWS // 2), "true/false"),
+        (["1", "0"] * (ROWS // 2), "text 0/1"),
+        ([1, 0] * (ROWS // 2), "int 0/1"),
+        ([1.0, 0.0, np.nan, 1.0] * (ROWS // 4), "float 0/1 with missing"),
+    ],
+)
 def test_booleans_become_zero_and_one(values, kind):
     dataset = load(table(valve_open=values), label="y")
     column = dataset.frame["valve_open"]
@@ -132,20 +143,29 @@ def test_booleans_become_zero_and_one(values, kind):
 
 
 def test_text_with_other_pairs_or_more_values_is_not_boolean():
-    dataset = load(table(state=["on", "off"] * (ROWS // 2), mixed=["yes", "false"] * (ROWS // 2),
-                         counts=[0, 1, 2, 1] * (ROWS // 4)), label="y")
+    dataset = load(
+        table(
+            state=["on", "off"] * (ROWS // 2),
+            mixed=["yes", "false"] * (ROWS // 2),
+            counts=[0, 1, 2, 1] * (ROWS // 4),
+        ),
+        label="y",
+    )
     assert info(dataset, "state").kind == "categorical"
     assert info(dataset, "mixed").kind == "categorical"
     assert info(dataset, "counts").kind == "numeric"
 
 
-@pytest.mark.parametrize("values", [
-    pd.date_range("2026-01-01", periods=ROWS, freq="10min"),
-    pd.date_range("2026-01-01", periods=ROWS, freq="10min", tz="UTC"),
-    [f"2026-01-05T06:{i:02d}:00" for i in range(ROWS)],
-    [f"2026-02-{i % 28 + 1:02d}" for i in range(ROWS)],
-    [f"2026-01-05 06:{i:02d}:00.250+01:00" for i in range(ROWS)],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.date_range("2026-01-01", periods=ROWS, freq="10min"),
+        pd.date_range("2026-01-01", periods=ROWS, freq="10min", tz="UTC"),
+        [f"2026-01-05T06:{i:02d}:00" for i in range(ROWS)],
+        [f"2026-02-{i % 28 + 1:02d}" for i in range(ROWS)],
+        [f"2026-01-05 06:{i:02d}:00.250+01:00" for i in range(ROWS)],
+    ],
+)
 def test_datetime_columns_are_dropped_with_a_note(values):
     dataset = load(table(when=values), label="y")
     column = info(dataset, "when")
@@ -165,8 +185,15 @@ def test_id_like_columns_are_dropped():
     serials = [f"SN-{i:05d}" for i in range(ROWS)]
     serials[1] = serials[0]  # nearly all unique is enough
     shuffled_ints = np.random.default_rng(0).permutation(ROWS) * 7
-    dataset = load(table(serial=serials, row=np.arange(1000, 1000 + ROWS), countdown=np.arange(ROWS)[::-1],
-                         shuffled=shuffled_ints), label="y")
+    dataset = load(
+        table(
+            serial=serials,
+            row=np.arange(1000, 1000 + ROWS),
+            countdown=np.arange(ROWS)[::-1],
+            shuffled=shuffled_ints,
+        ),
+        label="y",
+    )
     for name in ("serial", "row", "countdown"):
         assert info(dataset, name).kind == "id", name
         assert info(dataset, name).role == "dropped"
@@ -178,8 +205,9 @@ def test_id_like_columns_are_dropped():
 
 def test_small_tables_keep_distinct_text_as_categories():
     # Under 20 distinct values every value may be distinct by chance: no id guess.
-    frame = pd.DataFrame({"line": [f"line-{i}" for i in range(10)], "temp": np.arange(10) * 1.5,
-                          "y": [0, 1] * 5})
+    frame = pd.DataFrame(
+        {"line": [f"line-{i}" for i in range(10)], "temp": np.arange(10) * 1.5, "y": [0, 1] * 5}
+    )
     dataset = load(frame, label="y")
     assert info(dataset, "line").kind == "categorical"
 
@@ -229,12 +257,15 @@ def test_without_a_label():
 
 
 def test_non_text_column_names_become_text():
-    frame = pd.DataFrame({0: np.arange(ROWS) * 0.5 + np.tile([0.1, 0.2], ROWS // 2), "y": [0, 1] * (ROWS // 2)})
+    frame = pd.DataFrame(
+        {0: np.arange(ROWS) * 0.5 + np.tile([0.1, 0.2], ROWS // 2), "y": [0, 1] * (ROWS // 2)}
+    )
     dataset = load(frame, label="y")
     assert dataset.features == ["0"]
 
 
 # --- the label -------------------------------------------------------------------------------------
+
 
 def test_rows_with_a_missing_label_are_dropped_and_the_index_kept():
     frame = table()
@@ -324,6 +355,7 @@ def test_no_feature_left():
 
 # --- bad columns -----------------------------------------------------------------------------------
 
+
 def test_all_empty_column_is_dropped_with_a_note():
     frame = table(dead_sensor=[np.nan] * ROWS, comment=[None] * ROWS)
     dataset = load(frame, label="y")
@@ -343,10 +375,18 @@ def test_all_blank_text_column_is_empty(tmp_path):
     assert info(dataset, "b").kind == info(dataset, "c").kind == "empty" and dataset.features == ["a"]
 
 
-@pytest.mark.parametrize("values", [
-    [7] * ROWS, [2.5] * ROWS, ["plant-3"] * ROWS, [True] * ROWS, ["yes"] * ROWS,
-    pd.Categorical(["a"] * ROWS), ["2026-01-01"] * ROWS,
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [7] * ROWS,
+        [2.5] * ROWS,
+        ["plant-3"] * ROWS,
+        [True] * ROWS,
+        ["yes"] * ROWS,
+        pd.Categorical(["a"] * ROWS),
+        ["2026-01-01"] * ROWS,
+    ],
+)
 def test_constant_columns_are_dropped_with_a_note(values):
     dataset = load(table(site=values), label="y")
     column = info(dataset, "site")
@@ -384,6 +424,7 @@ def test_mostly_text_column_is_categorical_not_an_error():
 
 
 # --- bad files -------------------------------------------------------------------------------------
+
 
 def test_csv_and_parquet_files_load_alike(tmp_path):
     frame = table(line=["a", "b"] * (ROWS // 2))
@@ -444,14 +485,17 @@ def test_unknown_suffix(tmp_path):
     assert ".xlsx" in message and ".csv" in message
 
 
-@pytest.mark.parametrize("content, needle", [
-    (b'{"rows": [{"a": 1, "b": 2}]}', "JSON"),
-    (b'\n  [\n {"a": 1},\n {"a": 2}\n]\n', "JSON"),
-    (b"<html><body>Login</body></html>", "HTML"),
-    (bytes(range(256)) * 8, "binary"),
-    (b"PK\x03\x04" + bytes(200), "Excel"),
-    (b"PAR1" + bytes(50), "Parquet"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b'{"rows": [{"a": 1, "b": 2}]}', "JSON"),
+        (b'\n  [\n {"a": 1},\n {"a": 2}\n]\n', "JSON"),
+        (b"<html><body>Login</body></html>", "HTML"),
+        (bytes(range(256)) * 8, "binary"),
+        (b"PK\x03\x04" + bytes(200), "Excel"),
+        (b"PAR1" + bytes(50), "Parquet"),
+    ],
+)
 def test_file_that_is_not_a_table(tmp_path, content, needle):
     path = tmp_path / "data.csv"
     path.write_bytes(content)
@@ -490,21 +534,43 @@ def test_data_error_is_a_kepler_error_with_the_input_data_exit_code():
 
 
 def test_input_typing_says_how_a_compiled_model_reads_raw_values():
-    dataset = load(table(door=["yes", "No"] * (ROWS // 2), count=["1.5", "2"] * (ROWS // 2),
-                         flag=[True, False] * (ROWS // 2), line=["east", None] * (ROWS // 2)), label="y")
+    dataset = load(
+        table(
+            door=["yes", "No"] * (ROWS // 2),
+            count=["1.5", "2"] * (ROWS // 2),
+            flag=[True, False] * (ROWS // 2),
+            line=["east", None] * (ROWS // 2),
+        ),
+        label="y",
+    )
     assert info(dataset, "door").from_text == "booleans" and info(dataset, "count").from_text == "numbers"
     assert info(dataset, "flag").from_text == "" and info(dataset, "temp").from_text == ""
-    assert dataset.input_typing() == {"door": {"from_text": "booleans"}, "count": {"from_text": "numbers"},
-                                      "line": {"missing_as": "missing"}, "y": {"ignored": True}}
+    assert dataset.input_typing() == {
+        "door": {"from_text": "booleans"},
+        "count": {"from_text": "numbers"},
+        "line": {"missing_as": "missing"},
+        "y": {"ignored": True},
+    }
 
 
 def test_input_typing_marks_the_columns_the_model_does_not_read_ignored():
     """A row sent as it stands in the source table carries them: the runtime accepts and ignores them."""
-    frame = table(serial=[f"SN-{i:05d}" for i in range(ROWS)], when=[f"2026-02-{i % 28 + 1:02d}" for i in range(ROWS)],
-                  empty=[None] * ROWS, same=["x"] * ROWS, noise=[1.0, 2.0] * (ROWS // 2))
+    frame = table(
+        serial=[f"SN-{i:05d}" for i in range(ROWS)],
+        when=[f"2026-02-{i % 28 + 1:02d}" for i in range(ROWS)],
+        empty=[None] * ROWS,
+        same=["x"] * ROWS,
+        noise=[1.0, 2.0] * (ROWS // 2),
+    )
     typing = load(frame, label="y", drop=["noise"]).input_typing()
-    assert {name for name, rule in typing.items() if rule == {"ignored": True}} == \
-        {"serial", "when", "empty", "same", "noise", "y"}
+    assert {name for name, rule in typing.items() if rule == {"ignored": True}} == {
+        "serial",
+        "when",
+        "empty",
+        "same",
+        "noise",
+        "y",
+    }
     assert "temp" not in typing
 
 
@@ -516,7 +582,10 @@ def test_a_csv_readers_missing_words_travel_with_the_typing(tmp_path):
     words = dataset.input_typing()["line"]["missing_words"]
     assert {"NA", "null", "N/A", "NaN"} <= set(words) and "" not in words
     assert dataset.input_typing()["temp"] == {"missing_words": words}
-    assert "missing_words" not in load(table(line=["east", "NA"] * (ROWS // 2)), label="y").input_typing()["line"]
+    assert (
+        "missing_words"
+        not in load(table(line=["east", "NA"] * (ROWS // 2)), label="y").input_typing()["line"]
+    )
 
 
 def test_csv_missing_words_are_pandas_defaults():

@@ -28,8 +28,10 @@ ROWS = [
 
 def splunk_xml(kind: str, text: str) -> bytes:
     """An error body as splunkd writes it."""
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<response>\n  <messages>\n'
-            f'    <msg type="{kind}">{text}</msg>\n  </messages>\n</response>\n').encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<response>\n  <messages>\n'
+        f'    <msg type="{kind}">{text}</msg>\n  </messages>\n</response>\n'
+    ).encode()
 
 
 class ExportHandler(BaseHTTPRequestHandler):
@@ -37,20 +39,24 @@ class ExportHandler(BaseHTTPRequestHandler):
 
     requests: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         if self.path != "/services/search/jobs/export":
             return self._reply(404, splunk_xml("ERROR", "Not Found"), "text/xml")
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._reply(401, splunk_xml("WARN", "call not properly authenticated"), "text/xml")
         length = int(self.headers.get("Content-Length", 0))
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
+        form = {
+            k: v[0] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()
+        }
         form["content_type"] = self.headers.get("Content-Type")
         self.requests.append(form)
         search = form.get("search", "")
         for segment in search.split("|"):
             command = segment.split()[0].lower() if segment.split() else ""  # command names ignore case
             if command and command not in KNOWN_COMMANDS:
-                return self._reply(400, splunk_xml("FATAL", f"Unknown search command '{command}'."), "text/xml")
+                return self._reply(
+                    400, splunk_xml("FATAL", f"Unknown search command '{command}'."), "text/xml"
+                )
         if "index=slow" in search:
             time.sleep(1.5)
         if "index=empty" in search or form.get("output_mode") != "csv":
@@ -100,8 +106,9 @@ def closed_port() -> int:
 
 
 def test_happy_path(server):
-    frame = kp.data.from_splunk("index=sensors sourcetype=plc", "-24h", host=server, token=TOKEN,
-                                latest="-1h")
+    frame = kp.data.from_splunk(
+        "index=sensors sourcetype=plc", "-24h", host=server, token=TOKEN, latest="-1h"
+    )
 
     assert list(frame.columns) == FIELDS
     assert len(frame) == 3
@@ -123,13 +130,16 @@ def test_result_loads_as_a_dataset(server):
     assert "_time" not in dataset.frame.columns  # a datetime column
 
 
-@pytest.mark.parametrize("query, sent", [
-    ("search index=sensors", "search index=sensors"),
-    ("  SEARCH index=sensors ", "SEARCH index=sensors"),
-    ("| tstats count where index=sensors", "| tstats count where index=sensors"),
-    ("index=sensors | table machine temperature", "search index=sensors | table machine temperature"),
-    ("searches=3", "search searches=3"),
-])
+@pytest.mark.parametrize(
+    "query, sent",
+    [
+        ("search index=sensors", "search index=sensors"),
+        ("  SEARCH index=sensors ", "SEARCH index=sensors"),
+        ("| tstats count where index=sensors", "| tstats count where index=sensors"),
+        ("index=sensors | table machine temperature", "search index=sensors | table machine temperature"),
+        ("searches=3", "search searches=3"),
+    ],
+)
 def test_query_prefixing(server, query, sent):
     from_splunk(query, host=server, token=TOKEN)
     assert ExportHandler.requests[-1]["search"] == sent
@@ -145,7 +155,9 @@ def test_auth_failure(server):
     with pytest.raises(DataError) as caught:
         from_splunk("index=sensors", host=server, token="wrong")
     message = str(caught.value)
-    assert "HTTP 401" in message and "call not properly authenticated" in message and "SPLUNK_TOKEN" in message
+    assert (
+        "HTTP 401" in message and "call not properly authenticated" in message and "SPLUNK_TOKEN" in message
+    )
     assert ExportHandler.requests == []
 
 
@@ -180,8 +192,9 @@ def test_settings_from_the_environment(server, monkeypatch):
 
 
 def test_settings_from_kepler_toml_in_a_parent(server, tmp_path, monkeypatch):
-    (tmp_path / "kepler.toml").write_text(f'[project]\nname = "plant"\n\n[splunk]\nhost = "{server}"\n'
-                                          f'token = "{TOKEN}"\n')
+    (tmp_path / "kepler.toml").write_text(
+        f'[project]\nname = "plant"\n\n[splunk]\nhost = "{server}"\ntoken = "{TOKEN}"\n'
+    )
     inner = tmp_path / "notebooks" / "week1"
     inner.mkdir(parents=True)
     monkeypatch.chdir(inner)
@@ -229,7 +242,8 @@ def test_empty_query():
 
 
 def test_splunk_messages_parser():
-    assert splunk_messages(splunk_xml("FATAL", "Unknown search command 'foo'.").decode()) == \
-        "Unknown search command 'foo'."
+    assert (
+        splunk_messages(splunk_xml("FATAL", "Unknown search command 'foo'.").decode())
+        == "Unknown search command 'foo'."
+    )
     assert splunk_messages("plain   text\nbody") == "plain text body"
-

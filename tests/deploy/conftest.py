@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -60,7 +61,9 @@ def free_port() -> Any:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     rows = frame.astype(object).to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -81,18 +84,31 @@ def deploy_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployP
         table.head(1500).to_csv(root / "data" / "sensors.csv", index=False)
         patch.chdir(root)
         releases, artifacts = {}, {}
-        for name, version, families in (("pm-1.0", "1.0.0", ["logistic_regression"]),
-                                        ("pm-1.1", "1.1.0", ["random_forest"])):
-            built = kp.build("data/sensors.csv", label="failure", target="edge", time_budget=4, seed=1,
-                             constraints={"families": families})
+        for name, version, families in (
+            ("pm-1.0", "1.0.0", ["logistic_regression"]),
+            ("pm-1.1", "1.1.0", ["random_forest"]),
+        ):
+            built = kp.build(
+                "data/sensors.csv",
+                label="failure",
+                target="edge",
+                time_budget=4,
+                seed=1,
+                constraints={"families": families},
+            )
             unified = built.report["tracking"]["unified_version"]
             create_release(name, version, unified_version=unified, model_line="pm")
             releases[name], artifacts[name] = unified, (root / built.path / "artifact").resolve()
         manifest = json.loads((artifacts["pm-1.1"] / "manifest.json").read_text(encoding="utf-8"))
         columns = [c["name"] for c in manifest["input_schema"]["columns"]]
         unseen = table.iloc[1500:1564]
-        yield DeployProject(root=root, releases=releases, artifacts=artifacts, rows=_records(unseen[columns]),
-                            source_rows=_records(unseen))
+        yield DeployProject(
+            root=root,
+            releases=releases,
+            artifacts=artifacts,
+            rows=_records(unseen[columns]),
+            source_rows=_records(unseen),
+        )
         _stop_all(root / ".kepler" / "bentoml")
 
 
@@ -119,8 +135,15 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._handle = log.open("wb")
-        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self._handle, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         import httpx

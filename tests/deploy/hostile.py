@@ -32,7 +32,9 @@ def bodies(input_schema: dict[str, Any], record: dict[str, Any]) -> dict[str, by
         "[] in every cell of two records": json.dumps([{k: [] for k in record}] * 2).encode(),
         "[] twice in every column": json.dumps({k: [[], []] for k in record}).encode(),
         "two values in a cell": json.dumps([{**record, first: [1.0, 2.0]}]).encode(),
-        "two values in a cell, columns": json.dumps({**{k: [v] for k, v in record.items()}, first: [[1.0, 2.0]]}).encode(),
+        "two values in a cell, columns": json.dumps(
+            {**{k: [v] for k, v in record.items()}, first: [[1.0, 2.0]]}
+        ).encode(),
         "[300.5] in a cell": json.dumps([{**record, first: [300.5]}]).encode(),
         "[300.5] 50 deep in a cell": _record_body(record, first, "[" * 50 + "300.5" + "]" * 50),
         "an object in a cell": json.dumps([{**record, first: {"value": 1.0}}]).encode(),
@@ -61,12 +63,15 @@ def bodies(input_schema: dict[str, Any], record: dict[str, Any]) -> dict[str, by
         "not JSON": b"temperature=70&pressure=1",
         "a body cut in the middle": json.dumps([record]).encode()[:-7],
         "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
-        "columns of unequal lengths": json.dumps({**{k: [v, v] for k, v in record.items()}, first: [record[first]]}).encode(),
+        "columns of unequal lengths": json.dumps(
+            {**{k: [v, v] for k, v in record.items()}, first: [record[first]]}
+        ).encode(),
         "a missing column": json.dumps([{k: v for k, v in record.items() if k != first}]).encode(),
         "text in a numeric column": json.dumps([{**record, first: "hot"}]).encode(),
         "two MLflow forms": json.dumps({"inputs": [record], "instances": [record]}).encode(),
-        "MLflow split of the wrong width": json.dumps({"dataframe_split": {"columns": list(record),
-                                                                            "data": [[1.0]]}}).encode(),
+        "MLflow split of the wrong width": json.dumps(
+            {"dataframe_split": {"columns": list(record), "data": [[1.0]]}}
+        ).encode(),
     }
     if strict:  # a key missing from one record, in a column that takes no missing value
         missing = {k: v for k, v in record.items() if k != strict[0]}
@@ -76,8 +81,10 @@ def bodies(input_schema: dict[str, Any], record: dict[str, Any]) -> dict[str, by
 
 def request(port: int, route: str, body: bytes) -> bytes:
     """One HTTP/1.1 keep-alive request for ``body`` (as benchmarks/serve.py prepares its requests)."""
-    return (f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 # Requests uvicorn's HTTP parser refuses before any application sees them (each answered 400).

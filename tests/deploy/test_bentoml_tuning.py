@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 from bentoml._internal.server.http import traffic
 
-from kepler.deploy.bentoml_tuning import BentoTimeoutMiddleware, CancellingTimeoutMiddleware, install_cancelling_timeout
+from kepler.deploy.bentoml_tuning import (
+    BentoTimeoutMiddleware,
+    CancellingTimeoutMiddleware,
+    install_cancelling_timeout,
+)
 
 SPAN: contextvars.ContextVar[Any] = contextvars.ContextVar("span")  # stands for BentoML's OpenTelemetry span
 
@@ -31,7 +35,9 @@ async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok", "more_body": False})
 
 
-async def serve(middleware: Any, requests: int, delay: float = 0.0) -> tuple[list[list[dict[str, Any]]], list[Any]]:
+async def serve(
+    middleware: Any, requests: int, delay: float = 0.0
+) -> tuple[list[list[dict[str, Any]]], list[Any]]:
     """Sends ``requests`` requests through ``middleware``, each in its own context with its own span."""
     spans: list[Any] = []
 
@@ -172,7 +178,9 @@ def test_the_server_puts_its_headers_on_every_answer_its_parser_400_included() -
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", SERVER_HEADERS_PROGRAM], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SERVER_HEADERS_PROGRAM], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:3] == ["200 1", "400 1", "400 1"], done.stdout
 

@@ -44,16 +44,27 @@ def _check_bad_payloads(url: str, rows: list[dict], release: str) -> None:
     numeric = next(c for c, v in good.items() if isinstance(v, float))
     cases = {
         "missing column": (json.dumps([missing]).encode(), 422, "missing columns"),
-        "string in a numeric column": (json.dumps([{**good, numeric: "hot"}]).encode(), 422, "must be numeric"),
+        "string in a numeric column": (
+            json.dumps([{**good, numeric: "hot"}]).encode(),
+            422,
+            "must be numeric",
+        ),
         "empty list": (b"[]", 422, "empty batch"),
         "10 MB body": (b"[" + b" " * (10 * 1024 * 1024) + b"]", 413, "larger than"),
         "not JSON": (b"temperature=70&pressure=1", 400, "not valid JSON"),
         "a bare number": (b"5", 422, "expected a list of records or an object of columns"),
-        "split rows of the wrong width": (json.dumps({"dataframe_split": {"columns": list(good), "data": [[1.0]]}})
-                                          .encode(), 422, "each a list of"),
+        "split rows of the wrong width": (
+            json.dumps({"dataframe_split": {"columns": list(good), "data": [[1.0]]}}).encode(),
+            422,
+            "each a list of",
+        ),
         "MLflow inputs of a number": (b'{"inputs": 5}', 422, "inputs must hold a list of records"),
         "two MLflow forms": (json.dumps({"inputs": [good], "instances": [good]}).encode(), 422, "send one"),
-        "MLflow params": (json.dumps({"dataframe_records": [good], "params": {"k": 1}}).encode(), 422, "no params"),
+        "MLflow params": (
+            json.dumps({"dataframe_records": [good], "params": {"k": 1}}).encode(),
+            422,
+            "no params",
+        ),
     }
     with httpx.Client(base_url=url, timeout=30) as client:
         for what, (body, status, words) in cases.items():
@@ -69,7 +80,11 @@ def _check_bad_payloads(url: str, rows: list[dict], release: str) -> None:
                 answer = client.post(route, content=body, headers={"content-type": "application/json"})
                 assert 400 <= answer.status_code < 500, (what, route, answer.status_code, answer.text[:300])
                 error = answer.json()
-                assert isinstance(error, dict) and "\n" not in error["error"], (what, route, answer.text[:300])
+                assert isinstance(error, dict) and "\n" not in error["error"], (
+                    what,
+                    route,
+                    answer.text[:300],
+                )
                 assert answer.headers[HEADER] == release, (what, route)
     # Requests uvicorn's HTTP parser refuses before any application sees them carry the header too.
     port = int(url.rsplit(":", 1)[1])
@@ -99,7 +114,11 @@ def _check_client_forms(url: str, project, local, *, ignores_unknown: bool) -> N
     assert {"timestamp", "machine_id", "failure"} <= set(source[0]) - set(rows[0])
     labels, proba = local.predict(rows).tolist(), local.predict_proba(rows)
     columns = _columns(source)
-    split = {"columns": list(columns), "data": [list(r.values()) for r in source], "index": list(range(len(source)))}
+    split = {
+        "columns": list(columns),
+        "data": [list(r.values()) for r in source],
+        "index": list(range(len(source))),
+    }
     same_answer = {
         "source rows": source,
         "source columns": columns,
@@ -125,10 +144,14 @@ def _check_client_forms(url: str, project, local, *, ignores_unknown: bool) -> N
             assert answer.status_code == 200, answer.text[:300]
             _assert_exact(answer.json(), proba)
         else:
-            assert answer.status_code == 422 and answer.json()["error"].startswith("unexpected columns: operator;")
+            assert answer.status_code == 422 and answer.json()["error"].startswith(
+                "unexpected columns: operator;"
+            )
             invocation = client.post("/invocations", json={"dataframe_records": unknown})
             assert invocation.status_code == 422 and "operator" in invocation.json()["error"]
-        assert client.get("/metadata").json()["service"]["unknown_columns"] == ("ignore" if ignores_unknown else "reject")
+        assert client.get("/metadata").json()["service"]["unknown_columns"] == (
+            "ignore" if ignores_unknown else "reject"
+        )
 
 
 def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> None:
@@ -137,20 +160,29 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
     try:
         # Deploy the newer release and run it in the background (a real `bentoml serve`).
         deployed = kp.deploy("pm-1.1", platform="local", port=port)
-        assert deployed.url == f"http://127.0.0.1:{port}" and not deployed.rollback and deployed.previous is None
+        assert (
+            deployed.url == f"http://127.0.0.1:{port}" and not deployed.rollback and deployed.previous is None
+        )
 
         # The BentoML model holds the ONNX artifact and its manifest (no pickle), with the lineage in its labels.
         unified = kp.versioning.get_unified_version(project.releases["pm-1.1"])
         manifest = json.loads((project.artifacts["pm-1.1"] / "manifest.json").read_text())
         model_dir = project.bentoml_home / "models" / Path(deployed.model_tag.replace(":", "/"))
-        assert {p.name for p in model_dir.iterdir()} == {"model.onnx", "manifest.json", "probe.json", "model.yaml"}
+        assert {p.name for p in model_dir.iterdir()} == {
+            "model.onnx",
+            "manifest.json",
+            "probe.json",
+            "model.yaml",
+        }
         labels = _model_yaml(project, deployed.model_tag)["labels"]
         assert labels["kepler.release"] == "pm-1.1" and labels["kepler.version"] == "1.1.0"
         assert labels["kepler.data-md5"] == unified.data[0]["md5"]
         assert labels["kepler.mlflow-run"] == unified.mlflow_run_id
         assert labels["kepler.git-commit"] == unified.git_commit
         assert labels["kepler.artifact-sha256"] == manifest["sha256"] == unified.artifact_sha256
-        assert (project.bentoml_home / "bentos" / Path(deployed.bento_tag.replace(":", "/")) / "bento.yaml").is_file()
+        assert (
+            project.bentoml_home / "bentos" / Path(deployed.bento_tag.replace(":", "/")) / "bento.yaml"
+        ).is_file()
 
         # Predictions over HTTP equal the artifact's own predictions exactly, as records and as columns.
         local = load(project.artifacts["pm-1.1"])
@@ -170,10 +202,18 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
             meta = client.get("/metadata").json()
         assert meta["release"] == "pm-1.1" and meta["version"] == "1.1.0"
         lineage = meta["lineage"]
-        assert lineage["data_md5"] == unified.data[0]["md5"] and lineage["mlflow_run_id"] == unified.mlflow_run_id
-        assert lineage["git_commit"] == unified.git_commit and lineage["artifact_sha256"] == manifest["sha256"]
+        assert (
+            lineage["data_md5"] == unified.data[0]["md5"]
+            and lineage["mlflow_run_id"] == unified.mlflow_run_id
+        )
+        assert (
+            lineage["git_commit"] == unified.git_commit and lineage["artifact_sha256"] == manifest["sha256"]
+        )
         assert lineage["unified_version"] == project.releases["pm-1.1"]
-        assert meta["service"]["bento_tag"] == deployed.bento_tag and meta["service"]["model_tag"] == deployed.model_tag
+        assert (
+            meta["service"]["bento_tag"] == deployed.bento_tag
+            and meta["service"]["model_tag"] == deployed.model_tag
+        )
         assert [b["batch"] for b in meta["benchmark"]["batches"]] == manifest["target"]["batch_sizes"]
         assert all(b["p99_ms"] > 0 for b in meta["benchmark"]["batches"])
         assert meta["model"]["task"] == "classifier" and meta["model"]["classes"] == [0, 1]
@@ -191,7 +231,10 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
         assert kinds[project.releases["pm-1.1"]] == "model" and kinds["pm-1.1"] == "release"
         service = next(step for step in steps if step["node_id"] == deployed.service_node)
         assert service["kind"] == "service" and service["inputs"] == ["pm-1.1"]
-        assert service["metadata"]["platform"] == "local" and service["metadata"]["bento_tag"] == deployed.bento_tag
+        assert (
+            service["metadata"]["platform"] == "local"
+            and service["metadata"]["bento_tag"] == deployed.bento_tag
+        )
         assert "image_tag" in service["metadata"] and service["metadata"]["deployed_at"]
 
         # Rollback: deploying the earlier release on the same port replaces the running service.
@@ -203,7 +246,9 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
         _assert_exact(answer.json(), earlier.predict_proba(rows))
         history = kp.versioning.get_release("pm-1.0").history[-1]
         assert history["action"] == "rollback" and history["platform"] == "local"
-        assert history["details"]["replaces"] == "pm-1.1" and history["details"]["bento_tag"] == back.bento_tag
+        assert (
+            history["details"]["replaces"] == "pm-1.1" and history["details"]["bento_tag"] == back.bento_tag
+        )
         assert kp.versioning.get_release("pm-1.1").history[-1]["action"] == "deploy"
         rollback_node = kp.versioning.get_lineage_node(back.service_node)
         assert rollback_node["inputs"] == ["pm-1.0"] and rollback_node["metadata"]["rollback"] is True

@@ -35,14 +35,32 @@ RELEASE = "gate-test"
 HEADER = b"x-kepler-release"
 MAX_BODY = 1 << 20
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-NUMERIC = ["air_temperature_k", "process_temperature_k", "rotational_speed_rpm", "torque_nm", "tool_wear_min",
-           "vibration_mm_s"]
+NUMERIC = [
+    "air_temperature_k",
+    "process_temperature_k",
+    "rotational_speed_rpm",
+    "torque_nm",
+    "tool_wear_min",
+    "vibration_mm_s",
+]
 MODEL_COLUMNS = NUMERIC + ["machine_type"]
-RECORD = {"air_temperature_k": 300.7, "process_temperature_k": 310.5, "rotational_speed_rpm": 1534.0,
-          "torque_nm": 26.4, "tool_wear_min": 91.0, "vibration_mm_s": 4.29, "machine_type": "H"}
+RECORD = {
+    "air_temperature_k": 300.7,
+    "process_temperature_k": 310.5,
+    "rotational_speed_rpm": 1534.0,
+    "torque_nm": 26.4,
+    "tool_wear_min": 91.0,
+    "vibration_mm_s": 4.29,
+    "machine_type": "H",
+}
 # The issue's payloads, for the model below (its machine_type column reads a missing value as "missing").
-SEEDS = hostile.bodies({"columns": [{"name": n, "kind": "numeric"} for n in NUMERIC]
-                        + [{"name": "machine_type", "kind": "categorical", "missing_as": "missing"}]}, RECORD)
+SEEDS = hostile.bodies(
+    {
+        "columns": [{"name": n, "kind": "numeric"} for n in NUMERIC]
+        + [{"name": "machine_type", "kind": "categorical", "missing_as": "missing"}]
+    },
+    RECORD,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +76,37 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import kepler as kp
     import kepler.runtimes as kr
 
-    if not os.environ.get("KEPLER_MODEL_TAG"):  # the module needs a model tag to import; the gate uses LOADED only
+    if not os.environ.get(
+        "KEPLER_MODEL_TAG"
+    ):  # the module needs a model tag to import; the gate uses LOADED only
         os.environ["KEPLER_MODEL_TAG"] = "kepler-unit:1"
     service = importlib.import_module("kepler.deploy.service")
     table = pd.read_csv(SENSORS).head(1200)
     dataset = kp.data.load(table, label="failure")
     numeric = [c for c in dataset.frame.columns if c != "machine_type"]
-    model = Pipeline([("columns", ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ["machine_type"])])),
-        ("model", LogisticRegression(max_iter=1000))]).fit(dataset.frame, dataset.label)
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["machine_type"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(dataset.frame, dataset.label)
     output = tmp_path_factory.mktemp("gate") / "artifact"
-    kp.compile(model, "edge", dataset.frame, output=output, benchmark=False, input_typing=dataset.input_typing())
+    kp.compile(
+        model, "edge", dataset.frame, output=output, benchmark=False, input_typing=dataset.input_typing()
+    )
     predictor = kr.load(output)
     saved = {k: v for k, v in vars(service.LOADED).items() if k != "_lock"}
-    service.LOADED.set(predictor, service.describe(predictor.manifest, {}, {**service.SETTINGS, "release": RELEASE}))
+    service.LOADED.set(
+        predictor, service.describe(predictor.manifest, {}, {**service.SETTINGS, "release": RELEASE})
+    )
     yield service
     vars(service.LOADED).update(saved)
 
@@ -101,11 +135,21 @@ class Endpoint:
             loaded = self.service.LOADED
             try:
                 table = self.service.read_payload(json.loads(body), loaded.known)
-                predict = loaded.predictor.predict_proba if scope["path"] == "/predict_proba" else loaded.predictor.predict
+                predict = (
+                    loaded.predictor.predict_proba
+                    if scope["path"] == "/predict_proba"
+                    else loaded.predictor.predict
+                )
                 status, out = 200, json.dumps(predict(table).tolist()).encode()
             except InputSchemaError as exc:
                 status, out = 422, json.dumps([{"error": str(exc)}]).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": out, "more_body": False})
 
 
@@ -124,13 +168,22 @@ class Answer:
         return [v for k, v in self.headers if k.lower() == name]
 
 
-def call(gate: Any, body: bytes | list[bytes], *, path: str = "/predict_proba", method: str = "POST",
-         disconnect: bool = False, headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
+def call(
+    gate: Any,
+    body: bytes | list[bytes],
+    *,
+    path: str = "/predict_proba",
+    method: str = "POST",
+    disconnect: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Answer:
     """One request through ``gate``: ``body`` in one chunk or several; with ``disconnect``, the client leaves
     after the last chunk, before saying the body is complete."""
     chunks = [body] if isinstance(body, bytes) else body
-    incoming = [{"type": "http.request", "body": c, "more_body": disconnect or i < len(chunks) - 1}
-                for i, c in enumerate(chunks)]
+    incoming = [
+        {"type": "http.request", "body": c, "more_body": disconnect or i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
     if headers is None:
         headers = [(b"content-type", b"application/json")]
         if not disconnect:
@@ -144,8 +197,15 @@ def call(gate: Any, body: bytes | list[bytes], *, path: str = "/predict_proba", 
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": headers, "http_version": "1.1"}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "http_version": "1.1",
+    }
     asyncio.run(gate(scope, receive, send))
     return Answer(sent)
 
@@ -162,8 +222,9 @@ def gate(served: Any, endpoint: Endpoint) -> Any:
 
 @pytest.fixture(scope="module")
 def record(served: Any) -> dict:
-    assert served.LOADED.predictor.feature_names_in_.tolist() == MODEL_COLUMNS or \
-        set(served.LOADED.predictor.feature_names_in_) == set(MODEL_COLUMNS)
+    assert served.LOADED.predictor.feature_names_in_.tolist() == MODEL_COLUMNS or set(
+        served.LOADED.predictor.feature_names_in_
+    ) == set(MODEL_COLUMNS)
     return dict(RECORD)
 
 
@@ -188,7 +249,9 @@ def check_answer(service: Any, answer: Answer, body: bytes, route: str) -> None:
     classes = service.LOADED.predictor.classes_.tolist()
     for row in result:
         if route == "/predict_proba":
-            assert len(row) == len(classes) and all(isinstance(p, float) and math.isfinite(p) for p in row), row
+            assert len(row) == len(classes) and all(isinstance(p, float) and math.isfinite(p) for p in row), (
+                row
+            )
             assert abs(sum(row) - 1.0) < 1e-6, row
         else:
             assert row in classes, row
@@ -210,12 +273,14 @@ def test_lists_in_cells_are_refused_by_column_and_row(served: Any, gate: Any, re
     """Issue 13: [300.5] (even 50 deep) was read as a number, [] gave an answer from uninitialized memory,
     `machine_type: []` dropped the column, two values in a cell were a 500."""
     bodies = SEEDS
-    for name, words in {"[300.5] 50 deep in a cell": "column 'air_temperature_k' holds a list [[[[",
-                        "[300.5] in a cell": "column 'air_temperature_k' holds a list [300.5] in row 0",
-                        "[] in every numeric cell": "column 'air_temperature_k' holds a list [] in row 0",
-                        "[] in a text column": "column 'machine_type' holds a list [] in row 0",
-                        "two values in a cell": "holds a list [1.0, 2.0] in row 0",
-                        "two values in a cell, columns": "holds a list [1.0, 2.0] in row 0"}.items():
+    for name, words in {
+        "[300.5] 50 deep in a cell": "column 'air_temperature_k' holds a list [[[[",
+        "[300.5] in a cell": "column 'air_temperature_k' holds a list [300.5] in row 0",
+        "[] in every numeric cell": "column 'air_temperature_k' holds a list [] in row 0",
+        "[] in a text column": "column 'machine_type' holds a list [] in row 0",
+        "two values in a cell": "holds a list [1.0, 2.0] in row 0",
+        "two values in a cell, columns": "holds a list [1.0, 2.0] in row 0",
+    }.items():
         answer = call(gate, bodies[name])
         assert answer.status == 422 and words in answer.json()["error"], (name, answer.body)
 
@@ -235,15 +300,23 @@ def test_infinity_in_any_spelling_is_refused_alike(served: Any, gate: Any, recor
     """Issue 13: 1e400 reached the model as infinity while the Infinity literal got 400. Both are 422 now, with
     one rule and one message; an integer past 4300 digits no longer shows Python's internals."""
     bodies = SEEDS
-    for name in ("1e400", "-1e400", "Infinity", "-Infinity", "NaN", "an integer of 5000 digits",
-                 "an integer of 400 digits"):
+    for name in (
+        "1e400",
+        "-1e400",
+        "Infinity",
+        "-Infinity",
+        "NaN",
+        "an integer of 5000 digits",
+        "an integer of 400 digits",
+    ):
         answer = call(gate, bodies[name])
         message = answer.json()["error"]
-        assert answer.status == 422 and message.endswith("send a finite number, or null for a missing value"), \
-            (name, message)
+        assert answer.status == 422 and message.endswith(
+            "send a finite number, or null for a missing value"
+        ), (name, message)
         assert "set_int_max_str_digits" not in message and "4300" not in message
     # The largest integer a float holds is a number like any other.
-    fits = json.dumps([{**record, "tool_wear_min": 10 ** 308}]).encode()
+    fits = json.dumps([{**record, "tool_wear_min": 10**308}]).encode()
     assert call(gate, fits).status == 200
 
 
@@ -252,15 +325,16 @@ def test_text_that_is_not_unicode_is_a_422_not_a_500(served: Any, gate: Any, rec
     for name in ("a lone surrogate", "a lone low surrogate"):
         answer = call(gate, bodies[name])
         assert answer.status == 422 and "not valid Unicode" in answer.json()["error"], answer.body
-    paired = json.dumps([{**record, "machine_type": "\U0001F600"}]).encode()  # escaped as a surrogate pair
+    paired = json.dumps([{**record, "machine_type": "\U0001f600"}]).encode()  # escaped as a surrogate pair
     assert b"\\ud83d\\ude00" in paired and call(gate, paired).status == 200
     # Anywhere in the body, in a column the model ignores too.
     ignored = call(gate, b'[{"machine_id": "\\udc00", ' + json.dumps(record).encode()[1:] + b"]")
     assert ignored.status == 422
 
 
-def test_a_body_cut_short_by_a_disconnect_is_never_scored(served: Any, endpoint: Endpoint, gate: Any,
-                                                          record: dict) -> None:
+def test_a_body_cut_short_by_a_disconnect_is_never_scored(
+    served: Any, endpoint: Endpoint, gate: Any, record: dict
+) -> None:
     """Issue 13: the gate took a disconnect for the end of the body and scored what had come."""
     body = json.dumps([record]).encode()  # a prefix that happens to be a whole table
     before = len(endpoint.bodies)
@@ -337,12 +411,25 @@ def test_a_batch_answers_each_request_on_its_own() -> None:
 
 OTHER_COLUMNS = ["timestamp", "machine_id", "failure"]  # columns the model ignores
 UNKNOWN_COLUMNS = ["operator", "", "\ud800"]
-SCALARS = (st.none() | st.booleans() | st.integers(-(10 ** 20), 10 ** 20) | st.floats() | st.text(max_size=6)
-           | st.sampled_from([10 ** 308, 10 ** 400, -(10 ** 400), "\ud800", "x\udfff", "\U0001F600", "NA", " ", "12"]))
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
-NUMBER_CELLS = (st.floats(250, 2000) | st.floats(-1e308, 1e308) | st.none()
-                | st.sampled_from(["300.5", " 12 ", "NA", "", "inf", "-1e3", "nan", "#N/A"]))
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats()
+    | st.text(max_size=6)
+    | st.sampled_from([10**308, 10**400, -(10**400), "\ud800", "x\udfff", "\U0001f600", "NA", " ", "12"])
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+NUMBER_CELLS = (
+    st.floats(250, 2000)
+    | st.floats(-1e308, 1e308)
+    | st.none()
+    | st.sampled_from(["300.5", " 12 ", "NA", "", "inf", "-1e3", "nan", "#N/A"])
+)
 TEXT_CELLS = st.sampled_from(["L", "M", "H", "X", "", " ", "NA", None, "\u00e9"])
 
 
@@ -351,22 +438,42 @@ def _cell(name: str) -> st.SearchStrategy:
     return st.integers(0, 24).flatmap(lambda pick: JSON_VALUES if pick == 0 else good)
 
 
-ROW = st.builds(lambda row, drop: {k: v for k, v in row.items() if k not in drop},
-                st.fixed_dictionaries({n: _cell(n) for n in MODEL_COLUMNS}, optional={n: JSON_VALUES for n in OTHER_COLUMNS}),
-                st.sets(st.sampled_from(MODEL_COLUMNS), max_size=2))
-ROW_WITH_UNKNOWN = st.builds(lambda row, key, value: {**row, key: value}, ROW, st.sampled_from(UNKNOWN_COLUMNS),
-                             JSON_VALUES)
+ROW = st.builds(
+    lambda row, drop: {k: v for k, v in row.items() if k not in drop},
+    st.fixed_dictionaries(
+        {n: _cell(n) for n in MODEL_COLUMNS}, optional={n: JSON_VALUES for n in OTHER_COLUMNS}
+    ),
+    st.sets(st.sampled_from(MODEL_COLUMNS), max_size=2),
+)
+ROW_WITH_UNKNOWN = st.builds(
+    lambda row, key, value: {**row, key: value}, ROW, st.sampled_from(UNKNOWN_COLUMNS), JSON_VALUES
+)
 RECORDS = st.lists(ROW, max_size=4) | st.lists(ROW | ROW_WITH_UNKNOWN, min_size=1, max_size=3)
-COLUMNS = st.integers(0, 4).flatmap(lambda rows: st.fixed_dictionaries(
-    {n: st.lists(_cell(n), min_size=rows, max_size=rows) for n in MODEL_COLUMNS},
-    optional={n: st.lists(JSON_VALUES, min_size=rows, max_size=rows) | JSON_VALUES for n in OTHER_COLUMNS}))
+COLUMNS = st.integers(0, 4).flatmap(
+    lambda rows: st.fixed_dictionaries(
+        {n: st.lists(_cell(n), min_size=rows, max_size=rows) for n in MODEL_COLUMNS},
+        optional={
+            n: st.lists(JSON_VALUES, min_size=rows, max_size=rows) | JSON_VALUES for n in OTHER_COLUMNS
+        },
+    )
+)
 TABLES = RECORDS | COLUMNS
-MLFLOW = (TABLES.map(lambda t: {"dataframe_records": t}) | TABLES.map(lambda t: {"inputs": t})
-          | RECORDS.map(lambda t: {"instances": t, "params": {}})
-          | RECORDS.map(lambda t: {"dataframe_split": {"columns": MODEL_COLUMNS,
-                                                        "data": [[r.get(c) for c in MODEL_COLUMNS] for r in t]}}))
-BODIES = (st.one_of(TABLES, MLFLOW, JSON_VALUES).map(lambda value: json.dumps(value).encode())
-          | st.binary(max_size=40))
+MLFLOW = (
+    TABLES.map(lambda t: {"dataframe_records": t})
+    | TABLES.map(lambda t: {"inputs": t})
+    | RECORDS.map(lambda t: {"instances": t, "params": {}})
+    | RECORDS.map(
+        lambda t: {
+            "dataframe_split": {
+                "columns": MODEL_COLUMNS,
+                "data": [[r.get(c) for c in MODEL_COLUMNS] for r in t],
+            }
+        }
+    )
+)
+BODIES = st.one_of(TABLES, MLFLOW, JSON_VALUES).map(lambda value: json.dumps(value).encode()) | st.binary(
+    max_size=40
+)
 ROUTES = st.sampled_from(["/predict_proba", "/predict"])
 
 
@@ -385,7 +492,9 @@ def _fuzz(served: Any, gate: Any, body: bytes, route: str) -> None:
 @_with_seeds
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(body=BODIES, route=ROUTES)
-def test_any_body_gets_a_valid_answer_or_one_error_line(served: Any, gate: Any, body: bytes, route: str) -> None:
+def test_any_body_gets_a_valid_answer_or_one_error_line(
+    served: Any, gate: Any, body: bytes, route: str
+) -> None:
     _fuzz(served, gate, body, route)
 
 

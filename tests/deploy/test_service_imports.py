@@ -12,8 +12,24 @@ from pathlib import Path
 
 import kepler.deploy
 
-HEAVY = ["sklearn", "xgboost", "lightgbm", "skl2onnx", "onnxmltools", "flaml", "mlflow", "pandas", "joblib", "dvc",
-         "kepler.compilers", "kepler.versioning", "kepler.automl", "kepler.data", "kepler.builds", "kepler.deploy.package"]
+HEAVY = [
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "skl2onnx",
+    "onnxmltools",
+    "flaml",
+    "mlflow",
+    "pandas",
+    "joblib",
+    "dvc",
+    "kepler.compilers",
+    "kepler.versioning",
+    "kepler.automl",
+    "kepler.data",
+    "kepler.builds",
+    "kepler.deploy.package",
+]
 
 PROGRAM = """
 import json, sys
@@ -40,8 +56,14 @@ def test_service_import_and_prediction_stay_light(in_project) -> None:
     rows = project.rows[:4]
     env = {**package.env(), "KEPLER_MODEL_TAG": package.model_tag, "KEPLER_RELEASE": "pm-1.1"}
     code = PROGRAM.format(heavy=HEAVY, rows=rows)
-    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=project.root)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=project.root,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["after_import"] == [] and seen["after_use"] == []
@@ -54,21 +76,51 @@ def test_service_import_and_prediction_stay_light(in_project) -> None:
     src = Path(package.bento_path) / "src"
     shipped = {p.relative_to(src).as_posix() for p in src.rglob("*.py")}
     assert "kepler/deploy/service.py" in shipped and "kepler/runtimes/predictor.py" in shipped
-    assert not [p for p in shipped if p.split("/")[1] not in ("__init__.py", "errors.py", "deploy", "runtimes", "targets")]
-    assert not {p for p in shipped if p.startswith("kepler/deploy/")} - {"kepler/deploy/__init__.py",
-                                                                         "kepler/deploy/service.py",
-                                                                         "kepler/deploy/bentoml_tuning.py"}
+    assert not [
+        p
+        for p in shipped
+        if p.split("/")[1] not in ("__init__.py", "errors.py", "deploy", "runtimes", "targets")
+    ]
+    assert not {p for p in shipped if p.startswith("kepler/deploy/")} - {
+        "kepler/deploy/__init__.py",
+        "kepler/deploy/service.py",
+        "kepler/deploy/bentoml_tuning.py",
+    }
     requirements = (Path(package.bento_path) / "env" / "python" / "requirements.txt").read_text().split()
     assert {r.split("==")[0] for r in requirements} == {"numpy", "onnxruntime", "bentoml"}
 
 
 def test_service_source_imports_only_the_serving_stack() -> None:
     """A static check beside the dynamic one: service.py, bentoml_tuning.py and deploy/__init__.py import nothing else."""
-    allowed_roots = {"bentoml", "numpy", "anyio", "__future__", "json", "os", "threading", "typing", "http",
-                     "importlib", "sys", "types", "copy", "gc", "asyncio", "functools", "logging", "math", "re",
-                     "uvicorn"}  # BentoML's HTTP server, configured by bentoml_tuning
-    allowed_kepler = {"kepler.errors", "kepler.runtimes", "kepler.runtimes.inputs", "kepler.runtimes.predictor",
-                      "kepler.deploy.bentoml_tuning"}
+    allowed_roots = {
+        "bentoml",
+        "numpy",
+        "anyio",
+        "__future__",
+        "json",
+        "os",
+        "threading",
+        "typing",
+        "http",
+        "importlib",
+        "sys",
+        "types",
+        "copy",
+        "gc",
+        "asyncio",
+        "functools",
+        "logging",
+        "math",
+        "re",
+        "uvicorn",
+    }  # BentoML's HTTP server, configured by bentoml_tuning
+    allowed_kepler = {
+        "kepler.errors",
+        "kepler.runtimes",
+        "kepler.runtimes.inputs",
+        "kepler.runtimes.predictor",
+        "kepler.deploy.bentoml_tuning",
+    }
     folder = Path(kepler.deploy.__file__).parent
     offenders = []
     for name in ("service.py", "bentoml_tuning.py", "__init__.py"):
@@ -90,6 +142,11 @@ def test_service_source_imports_only_the_serving_stack() -> None:
 
 def test_service_refuses_to_start_without_a_model() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEPLER_")}
-    done = subprocess.run([sys.executable, "-P", "-c", "import kepler.deploy.service"], capture_output=True, text=True,
-                          timeout=60, env=env)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", "import kepler.deploy.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode != 0 and "has no model" in done.stderr and "kepler serve" in done.stderr

@@ -27,10 +27,21 @@ def test_lossy_tag_names_keep_releases_apart() -> None:
 
 
 def test_labels_are_text() -> None:
-    labels = model_labels({"release": "r", "version": "1.0.0", "data_md5": "abc", "mlflow_run_id": None,
-                           "artifact_sha256": "f" * 64})
-    assert labels == {"kepler.release": "r", "kepler.version": "1.0.0", "kepler.data-md5": "abc",
-                      "kepler.artifact-sha256": "f" * 64}
+    labels = model_labels(
+        {
+            "release": "r",
+            "version": "1.0.0",
+            "data_md5": "abc",
+            "mlflow_run_id": None,
+            "artifact_sha256": "f" * 64,
+        }
+    )
+    assert labels == {
+        "kepler.release": "r",
+        "kepler.version": "1.0.0",
+        "kepler.data-md5": "abc",
+        "kepler.artifact-sha256": "f" * 64,
+    }
 
 
 def test_batching_comes_from_the_profile() -> None:
@@ -48,7 +59,9 @@ def test_service_settings_environment_over_bento_arguments(monkeypatch: pytest.M
     monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
     service = importlib.import_module("kepler.deploy.service")
     arguments = {"model_tag": "kepler-r:abc", "release": "r", "workers": 2, "batching": False}
-    values = service.settings(arguments, {"KEPLER_WORKERS": "3", "KEPLER_BATCHING": "on", "KEPLER_MODEL_TAG": "x:y"})
+    values = service.settings(
+        arguments, {"KEPLER_WORKERS": "3", "KEPLER_BATCHING": "on", "KEPLER_MODEL_TAG": "x:y"}
+    )
     assert values["model_tag"] == "kepler-r:abc" and values["release"] == "r"  # identity: the bento's
     assert values["workers"] == 3 and values["batching"] is True  # tuning: the environment's
     assert service.settings({}, {"KEPLER_MODEL_TAG": "m:1"})["release"] == "m:1"
@@ -70,16 +83,22 @@ COLUMNS = {"a": [1.0, 2.0], "b": ["x", "y"]}
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("payload, table", [
-    (ROWS, ROWS),
-    (COLUMNS, COLUMNS),
-    ({"dataframe_records": ROWS}, ROWS),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]]}}, COLUMNS),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]], "index": [7, 8]}}, COLUMNS),
-    ({"inputs": ROWS}, ROWS),
-    ({"inputs": COLUMNS, "params": None}, COLUMNS),
-    ({"instances": ROWS, "params": {}}, ROWS),
-])
+@pytest.mark.parametrize(
+    "payload, table",
+    [
+        (ROWS, ROWS),
+        (COLUMNS, COLUMNS),
+        ({"dataframe_records": ROWS}, ROWS),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]]}}, COLUMNS),
+        (
+            {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, "x"], [2.0, "y"]], "index": [7, 8]}},
+            COLUMNS,
+        ),
+        ({"inputs": ROWS}, ROWS),
+        ({"inputs": COLUMNS, "params": None}, COLUMNS),
+        ({"instances": ROWS, "params": {}}, ROWS),
+    ],
+)
 def test_mlflow_payloads_hold_records_or_columns(payload, table, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
     service = importlib.import_module("kepler.deploy.service")
@@ -95,20 +114,29 @@ def test_a_column_named_like_an_mlflow_key_stays_a_column(monkeypatch: pytest.Mo
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("payload, words", [
-    ("text", "got a JSON str"),
-    ([1, 2], "a list body must hold records"),
-    ({"a": 1.0}, "map each column to a list"),
-    ({"dataframe_split": [[1.0]]}, "dataframe_split must be an object of columns, data"),
-    ({"dataframe_split": {"columns": ["a"], "data": [[1.0]], "dtypes": {}}}, "dataframe_split must be an object"),
-    ({"dataframe_split": {"data": [[1.0]]}}, "needs columns"),
-    ({"dataframe_split": {"columns": ["a", "a"], "data": [[1.0, 2.0]]}}, "names a column twice (a)"),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}, "each a list of 2 values"),
-    ({"dataframe_records": [[1.0, "x"]]}, "a list body must hold records"),
-    ({"inputs": "a=1"}, "inputs must hold a list of records or an object of columns, got a JSON str"),
-    ({"inputs": ROWS, "instances": ROWS}, "holds one of dataframe_records, dataframe_split, inputs, instances"),
-    ({"dataframe_records": ROWS, "params": {"threshold": 0.3}}, "takes no params"),
-])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ("text", "got a JSON str"),
+        ([1, 2], "a list body must hold records"),
+        ({"a": 1.0}, "map each column to a list"),
+        ({"dataframe_split": [[1.0]]}, "dataframe_split must be an object of columns, data"),
+        (
+            {"dataframe_split": {"columns": ["a"], "data": [[1.0]], "dtypes": {}}},
+            "dataframe_split must be an object",
+        ),
+        ({"dataframe_split": {"data": [[1.0]]}}, "needs columns"),
+        ({"dataframe_split": {"columns": ["a", "a"], "data": [[1.0, 2.0]]}}, "names a column twice (a)"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}, "each a list of 2 values"),
+        ({"dataframe_records": [[1.0, "x"]]}, "a list body must hold records"),
+        ({"inputs": "a=1"}, "inputs must hold a list of records or an object of columns, got a JSON str"),
+        (
+            {"inputs": ROWS, "instances": ROWS},
+            "holds one of dataframe_records, dataframe_split, inputs, instances",
+        ),
+        ({"dataframe_records": ROWS, "params": {"threshold": 0.3}}, "takes no params"),
+    ],
+)
 def test_bad_bodies_are_schema_errors(payload, words, monkeypatch: pytest.MonkeyPatch) -> None:
     from kepler.errors import InputSchemaError
 
@@ -117,4 +145,3 @@ def test_bad_bodies_are_schema_errors(payload, words, monkeypatch: pytest.Monkey
     with pytest.raises(InputSchemaError) as caught:
         service.read_payload(payload, {"a", "b"})
     assert words in str(caught.value) and "\n" not in str(caught.value)
-

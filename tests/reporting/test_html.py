@@ -16,8 +16,13 @@ from kepler.reporting import render_build_report, write_build_report
 from kepler.reporting.fmt import mb, ms, pct, sig
 from kepler.reporting.svg import log_ticks, nice_domain, nice_ticks
 
-ESTIMATORS = {"lightgbm": "LGBMClassifier", "xgboost": "XGBClassifier", "extra_trees": "ExtraTreesClassifier",
-              "random_forest": "RandomForestClassifier", "logistic_regression": "LogisticRegression"}
+ESTIMATORS = {
+    "lightgbm": "LGBMClassifier",
+    "xgboost": "XGBClassifier",
+    "extra_trees": "ExtraTreesClassifier",
+    "random_forest": "RandomForestClassifier",
+    "logistic_regression": "LogisticRegression",
+}
 FAMILIES = list(ESTIMATORS)
 LATENCY_BUDGET_MS = 2.0
 SIZE_BUDGET_MB = 1.0
@@ -31,7 +36,9 @@ def _front(trials: list[dict[str, Any]]) -> list[int]:
     done = [t for t in trials if t["error"] is None]
 
     def beats(o: dict[str, Any], t: dict[str, Any]) -> bool:
-        at_least = o["val_score"] >= t["val_score"] and o["p99_ms"] <= t["p99_ms"] and o["size_mb"] <= t["size_mb"]
+        at_least = (
+            o["val_score"] >= t["val_score"] and o["p99_ms"] <= t["p99_ms"] and o["size_mb"] <= t["size_mb"]
+        )
         better = o["val_score"] > t["val_score"] or o["p99_ms"] < t["p99_ms"] or o["size_mb"] < t["size_mb"]
         return o is not t and at_least and better
 
@@ -45,10 +52,21 @@ def _trials(rng: np.random.Generator, count: int) -> list[dict[str, Any]]:
         family = FAMILIES[int(rng.integers(len(FAMILIES)))]
         config = {"n_estimators": int(rng.integers(4, 300)), "max_depth": int(rng.integers(2, 16))}
         if rng.random() < 0.1:
-            trials.append({"number": number, "family": family, "config": config, "val_score": None,
-                           "p99_ms": None, "p50_ms": None, "size_mb": None, "elapsed_s": float(rng.random()),
-                           "error": "ValueError: Input X contains NaN & <inf>", "violations": {},
-                           "compliant": False})
+            trials.append(
+                {
+                    "number": number,
+                    "family": family,
+                    "config": config,
+                    "val_score": None,
+                    "p99_ms": None,
+                    "p50_ms": None,
+                    "size_mb": None,
+                    "elapsed_s": float(rng.random()),
+                    "error": "ValueError: Input X contains NaN & <inf>",
+                    "violations": {},
+                    "compliant": False,
+                }
+            )
             continue
         p99 = float(np.exp(rng.uniform(np.log(0.01), np.log(8.0))))
         size = float(np.exp(rng.uniform(np.log(0.01), np.log(4.0))))
@@ -57,20 +75,37 @@ def _trials(rng: np.random.Generator, count: int) -> list[dict[str, Any]]:
             violations["latency_p99_ms"] = p99 / LATENCY_BUDGET_MS
         if size > SIZE_BUDGET_MB:
             violations["size_mb"] = size / SIZE_BUDGET_MB
-        trials.append({"number": number, "family": family, "config": config,
-                       "val_score": float(rng.uniform(0.3, 0.65)), "p99_ms": p99, "p50_ms": p99 * 0.6,
-                       "size_mb": size, "elapsed_s": float(rng.uniform(0.1, 2.0)), "error": None,
-                       "violations": violations, "compliant": not violations})
+        trials.append(
+            {
+                "number": number,
+                "family": family,
+                "config": config,
+                "val_score": float(rng.uniform(0.3, 0.65)),
+                "p99_ms": p99,
+                "p50_ms": p99 * 0.6,
+                "size_mb": size,
+                "elapsed_s": float(rng.uniform(0.1, 2.0)),
+                "error": None,
+                "violations": violations,
+                "compliant": not violations,
+            }
+        )
     return trials
 
 
 def _batch(rng: np.random.Generator, batch: int, scale_ms: float) -> dict[str, Any]:
     samples = rng.lognormal(np.log(scale_ms), 0.25, 5000)
     counts, edges = np.histogram(samples, bins=30, range=(samples.min(), np.percentile(samples, 99.9)))
-    return {"batch": batch, "p50_ms": float(np.percentile(samples, 50)), "p95_ms": float(np.percentile(samples, 95)),
-            "p99_ms": float(np.percentile(samples, 99)), "mean_ms": float(samples.mean()), "iterations": 5000,
-            "throughput_rows_s": batch / float(samples.mean()) * 1000,
-            "histogram": {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]}}
+    return {
+        "batch": batch,
+        "p50_ms": float(np.percentile(samples, 50)),
+        "p95_ms": float(np.percentile(samples, 95)),
+        "p99_ms": float(np.percentile(samples, 99)),
+        "mean_ms": float(samples.mean()),
+        "iterations": 5000,
+        "throughput_rows_s": batch / float(samples.mean()) * 1000,
+        "histogram": {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+    }
 
 
 def make_report(seed: int = 0, trial_count: int = 50) -> dict[str, Any]:
@@ -81,48 +116,131 @@ def make_report(seed: int = 0, trial_count: int = 50) -> dict[str, Any]:
     chosen = max(compliant, key=lambda t: t["val_score"])
     batches = [_batch(rng, 1, 0.03), _batch(rng, 100, 0.4), _batch(rng, 10000, 22.0)]
     return {
-        "build_id": "20261126-061500-3fa2c1", "created_at": "2026-11-26T06:15:00+00:00", "kind": "search",
+        "build_id": "20261126-061500-3fa2c1",
+        "created_at": "2026-11-26T06:15:00+00:00",
+        "kind": "search",
         "command": "kepler build data.csv --target edge --label failure",
-        "data": {"path": "examples/data/sensors.csv", "rows": 5000, "label": "failure", "task": "classification",
-                 "features": ["machine_type", "air_temperature_k", HOSTILE_FEATURE],
-                 "class_balance": {"counts": {"0": 4780, "1": 220}, "minority_share": 0.044, "imbalanced": True},
-                 "notes": ["dropped 'timestamp': datetime column", HOSTILE_NOTE]},
+        "data": {
+            "path": "examples/data/sensors.csv",
+            "rows": 5000,
+            "label": "failure",
+            "task": "classification",
+            "features": ["machine_type", "air_temperature_k", HOSTILE_FEATURE],
+            "class_balance": {"counts": {"0": 4780, "1": 220}, "minority_share": 0.044, "imbalanced": True},
+            "notes": ["dropped 'timestamp': datetime column", HOSTILE_NOTE],
+        },
         "target": {"name": "edge", "threads": 1, "latency_p99_ms": 50.0, "size_mb": 10.0, "memory_mb": 256.0},
-        "use_case": "predictive_maintenance", "metric": "f1",
-        "best_algorithm": chosen["family"], "best_estimator": ESTIMATORS[chosen["family"]],
+        "use_case": "predictive_maintenance",
+        "metric": "f1",
+        "best_algorithm": chosen["family"],
+        "best_estimator": ESTIMATORS[chosen["family"]],
         "best_config": chosen["config"],
-        "deployment_ready": True, "validation_score": chosen["val_score"],
-        "test_metrics": {"score": 0.58, "accuracy": 0.96, "f1": 0.58, "roc_auc": 0.93, "pr_auc": 0.61,
-                         "precision": 0.7, "recall": 0.5},
+        "deployment_ready": True,
+        "validation_score": chosen["val_score"],
+        "test_metrics": {
+            "score": 0.58,
+            "accuracy": 0.96,
+            "f1": 0.58,
+            "roc_auc": 0.93,
+            "pr_auc": 0.61,
+            "precision": 0.7,
+            "recall": 0.5,
+        },
         "constraint_report": [
-            {"budget": "latency_p99_ms", "limit": LATENCY_BUDGET_MS, "source": "use case predictive_maintenance",
-             "measured": 0.065, "ok": True, "over_by": None},
-            {"budget": "size_mb", "limit": SIZE_BUDGET_MB, "source": "use case predictive_maintenance",
-             "measured": 0.129, "ok": True, "over_by": None},
-            {"budget": "memory_mb", "limit": 256.0, "source": "target edge", "measured": 300.0, "ok": False,
-             "over_by": 300.0 / 256.0}],
-        "trials": trials, "pareto_front": _front(trials),
-        "search_seconds": 30.0, "time_budget_s": 30.0, "total_seconds": 41.2,
-        "artifact": {"path": "builds/20261126-061500-3fa2c1/artifact", "sha256": "ab" * 32, "size_mb": 0.129,
-                     "parity": {"rows": 4000, "max_abs_diff": 4e-7, "max_rel_diff": 6e-4, "label_agreement": 1.0,
-                                "rows_out_of_tolerance": 0, "bit_exact": False, "passed": True,
-                                "worst_rows": [{"row": 3, "abs_diff": 4e-7, "native": [0.9, 0.1],
-                                                "compiled": [0.9, 0.1], "native_label": 0, "compiled_label": 0}]},
-                     "benchmark": {"target": "edge", "threads": 1, "size_mb": 0.129, "load_ms": 2.1,
-                                   "session_rss_mb": 3.7, "peak_rss_mb": 300,
-                                   "machine": {"cpu": "AMD EPYC", "cores": 2, "platform": "Linux-6.1-x86_64",
-                                               "python": "3.11.7"},
-                                   "batches": batches, "throughput_rows_s": 440000, "throughput_batch": 10000,
-                                   "budgets": {"latency_p99_ms": {"limit": 50, "measured": 0.065, "ok": True}}}},
+            {
+                "budget": "latency_p99_ms",
+                "limit": LATENCY_BUDGET_MS,
+                "source": "use case predictive_maintenance",
+                "measured": 0.065,
+                "ok": True,
+                "over_by": None,
+            },
+            {
+                "budget": "size_mb",
+                "limit": SIZE_BUDGET_MB,
+                "source": "use case predictive_maintenance",
+                "measured": 0.129,
+                "ok": True,
+                "over_by": None,
+            },
+            {
+                "budget": "memory_mb",
+                "limit": 256.0,
+                "source": "target edge",
+                "measured": 300.0,
+                "ok": False,
+                "over_by": 300.0 / 256.0,
+            },
+        ],
+        "trials": trials,
+        "pareto_front": _front(trials),
+        "search_seconds": 30.0,
+        "time_budget_s": 30.0,
+        "total_seconds": 41.2,
+        "artifact": {
+            "path": "builds/20261126-061500-3fa2c1/artifact",
+            "sha256": "ab" * 32,
+            "size_mb": 0.129,
+            "parity": {
+                "rows": 4000,
+                "max_abs_diff": 4e-7,
+                "max_rel_diff": 6e-4,
+                "label_agreement": 1.0,
+                "rows_out_of_tolerance": 0,
+                "bit_exact": False,
+                "passed": True,
+                "worst_rows": [
+                    {
+                        "row": 3,
+                        "abs_diff": 4e-7,
+                        "native": [0.9, 0.1],
+                        "compiled": [0.9, 0.1],
+                        "native_label": 0,
+                        "compiled_label": 0,
+                    }
+                ],
+            },
+            "benchmark": {
+                "target": "edge",
+                "threads": 1,
+                "size_mb": 0.129,
+                "load_ms": 2.1,
+                "session_rss_mb": 3.7,
+                "peak_rss_mb": 300,
+                "machine": {
+                    "cpu": "AMD EPYC",
+                    "cores": 2,
+                    "platform": "Linux-6.1-x86_64",
+                    "python": "3.11.7",
+                },
+                "batches": batches,
+                "throughput_rows_s": 440000,
+                "throughput_batch": 10000,
+                "budgets": {"latency_p99_ms": {"limit": 50, "measured": 0.065, "ok": True}},
+            },
+        },
     }
 
 
-MINIMAL = {"kind": "model", "build_id": "20261126-070000-abcdef", "model_file": "model.joblib",
-           "best_estimator": "RandomForestClassifier", "deployment_ready": False,
-           "constraint_report": [{"budget": "latency_p99_ms", "limit": 50.0, "source": "target edge",
-                                  "measured": None, "ok": False, "over_by": None}],
-           "data": {"rows": 10, "label": None, "features": ["a", "b"]},
-           "artifact": {"benchmark": {"batches": [{"batch": 1, "p50_ms": 0.1, "p99_ms": 0.2}]}}}
+MINIMAL = {
+    "kind": "model",
+    "build_id": "20261126-070000-abcdef",
+    "model_file": "model.joblib",
+    "best_estimator": "RandomForestClassifier",
+    "deployment_ready": False,
+    "constraint_report": [
+        {
+            "budget": "latency_p99_ms",
+            "limit": 50.0,
+            "source": "target edge",
+            "measured": None,
+            "ok": False,
+            "over_by": None,
+        }
+    ],
+    "data": {"rows": 10, "label": None, "features": ["a", "b"]},
+    "artifact": {"benchmark": {"batches": [{"batch": 1, "p50_ms": 0.1, "p99_ms": 0.2}]}},
+}
 
 
 class TagChecker(HTMLParser):
@@ -194,14 +312,23 @@ def test_page_is_self_contained(page: str) -> None:
 
 
 def test_sections_come_in_order(page: str) -> None:
-    marks = ["<header>", 'id="budgets"', 'id="pareto"', 'id="latency"', 'id="test-metrics"', 'id="parity"',
-             'id="data"', 'id="trials"', "<footer>"]
+    marks = [
+        "<header>",
+        'id="budgets"',
+        'id="pareto"',
+        'id="latency"',
+        'id="test-metrics"',
+        'id="parity"',
+        'id="data"',
+        'id="trials"',
+        "<footer>",
+    ]
     positions = [page.index(m) for m in marks]
     assert positions == sorted(positions)
 
 
 def test_header(page: str, report: dict[str, Any]) -> None:
-    header = page[page.index("<header>"):page.index("</header>")]
+    header = page[page.index("<header>") : page.index("</header>")]
     assert report["build_id"] in header and report["created_at"] in header
     assert "kepler build data.csv --target edge --label failure" in header
     assert 'class="badge ok">deployment ready' in header
@@ -254,7 +381,7 @@ def test_one_histogram_per_batch(page: str, report: dict[str, Any]) -> None:
     batches = report["artifact"]["benchmark"]["batches"]
     plots = svg_by_class(page, "histogram")
     assert len(plots) == len(batches)
-    for plot, batch in zip(plots, batches):
+    for plot, batch in zip(plots, batches, strict=False):
         assert len(plot.findall(".//rect")) == len(batch["histogram"]["counts"])
         markers = {m.get("class") for m in plot.findall(".//line") if "marker" in m.get("class", "")}
         assert markers == {"marker p50", "marker p99"}
@@ -266,7 +393,9 @@ def test_budget_table(page: str, report: dict[str, Any]) -> None:
     budgets = section(page, "budgets")
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", budgets.split("<tbody>")[1], flags=re.S)
     assert len(rows) == len(report["constraint_report"])
-    assert "latency_p99_ms" in rows[0] and "2 ms" in rows[0] and "65 µs" in rows[0] and 'class="ok"' in rows[0]
+    assert (
+        "latency_p99_ms" in rows[0] and "2 ms" in rows[0] and "65 µs" in rows[0] and 'class="ok"' in rows[0]
+    )
     assert "memory_mb" in rows[2] and 'class="bad"' in rows[2] and "1.17× the limit" in rows[2]
     assert "use case predictive_maintenance" in rows[0]
 
@@ -301,7 +430,7 @@ def test_trials_table_is_capped() -> None:
 
 
 def test_footer_has_machine(page: str) -> None:
-    footer = page[page.index("<footer>"):]
+    footer = page[page.index("<footer>") :]
     assert "AMD EPYC" in footer and "2 cores" in footer and "Python 3.11.7" in footer
 
 
@@ -316,14 +445,34 @@ def test_minimal_model_build_renders() -> None:
     assert "RandomForestClassifier" in page and "model.joblib" in page
 
 
-@pytest.mark.parametrize("broken", [
-    {}, None, {"trials": None, "pareto_front": None, "artifact": None, "data": None, "target": None},
-    {"trials": [{"number": 1}, {"number": 2, "val_score": 0.5, "p99_ms": 0.1}, "junk"], "pareto_front": [2, "x"]},
-    {"trials": [{"number": 1, "val_score": 0.5, "p99_ms": 0.0, "size_mb": 0, "violations": [1]}]},
-    {"artifact": "builds/x/artifact", "target": "edge", "test_metrics": {"score": "n/a", "f1": float("nan")}},
-    {"artifact": {"benchmark": {"batches": [{"batch": 1, "histogram": {"edges_ms": [1, 2], "counts": [1, 2]}},
-                                            {"batch": 2, "histogram": {"edges_ms": [1, 1], "counts": [0]}}]}}},
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {},
+        None,
+        {"trials": None, "pareto_front": None, "artifact": None, "data": None, "target": None},
+        {
+            "trials": [{"number": 1}, {"number": 2, "val_score": 0.5, "p99_ms": 0.1}, "junk"],
+            "pareto_front": [2, "x"],
+        },
+        {"trials": [{"number": 1, "val_score": 0.5, "p99_ms": 0.0, "size_mb": 0, "violations": [1]}]},
+        {
+            "artifact": "builds/x/artifact",
+            "target": "edge",
+            "test_metrics": {"score": "n/a", "f1": float("nan")},
+        },
+        {
+            "artifact": {
+                "benchmark": {
+                    "batches": [
+                        {"batch": 1, "histogram": {"edges_ms": [1, 2], "counts": [1, 2]}},
+                        {"batch": 2, "histogram": {"edges_ms": [1, 1], "counts": [0]}},
+                    ]
+                }
+            }
+        },
+    ],
+)
 def test_odd_reports_render(broken: Any) -> None:
     page = render_build_report(broken)
     assert "</html>" in page and "could not be rendered" not in page
@@ -343,12 +492,15 @@ def test_numpy_scalars_count_as_numbers(report: dict[str, Any]) -> None:
     assert 'class="badge ok">deployment ready' in page and "over budget" in section(page, "budgets")
     (plot,) = svg_by_class(page, "pareto")
     assert len(plot.findall(".//circle")) == sum(1 for t in report["trials"] if t["error"] is None)
-    assert len([c for c in plot.findall(".//circle") if "front" in c.get("class")]) == len(report["pareto_front"])
+    assert len([c for c in plot.findall(".//circle") if "front" in c.get("class")]) == len(
+        report["pareto_front"]
+    )
     assert "5,000" in section(page, "data")
 
 
-def test_a_failing_section_does_not_cost_the_page(page: str, report: dict[str, Any],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_section_does_not_cost_the_page(
+    page: str, report: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kepler.reporting import svg
 
     def boom(*args: Any, **kwargs: Any) -> str:
@@ -361,8 +513,10 @@ def test_a_failing_section_does_not_cost_the_page(page: str, report: dict[str, A
 
 
 def test_single_trial_plot() -> None:
-    report = {"trials": [{"number": 7, "val_score": 0.5, "p99_ms": 0.1, "size_mb": 1.0, "compliant": True}],
-              "pareto_front": [7]}
+    report = {
+        "trials": [{"number": 7, "val_score": 0.5, "p99_ms": 0.1, "size_mb": 1.0, "compliant": True}],
+        "pareto_front": [7],
+    }
     (plot,) = svg_by_class(render_build_report(report), "pareto")
     assert len(plot.findall(".//circle")) == 1
 

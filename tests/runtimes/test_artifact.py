@@ -36,8 +36,10 @@ def scratch(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def compiled(industrial, full_preprocessing, tmp_path_factory) -> dict[str, Any]:
     """One forest pipeline compiled with its benchmark, shared (read-only) by the manifest tests."""
-    model = Pipeline(full_preprocessing("classifier") + [("model", RandomForestClassifier(
-        n_estimators=11, max_depth=5, random_state=3))]).fit(industrial.frame, industrial.failure)
+    model = Pipeline(
+        full_preprocessing("classifier")
+        + [("model", RandomForestClassifier(n_estimators=11, max_depth=5, random_state=3))]
+    ).fit(industrial.frame, industrial.failure)
     output = tmp_path_factory.mktemp("compiled") / "artifact"
     artifact = kp.compile(model, target="edge", sample=industrial.frame, output=output)
     return {"model": model, "artifact": artifact, "path": output}
@@ -68,8 +70,12 @@ def test_manifest_schemas(compiled, industrial):
     columns = {c["name"]: c for c in manifest["input_schema"]["columns"]}
     assert list(columns) == list(industrial.frame.columns)
     assert {n: c["kind"] for n, c in columns.items()} == {
-        "temperature": "numeric", "pressure": "numeric", "vibration": "numeric", "rpm": "numeric",
-        "line": "categorical"}
+        "temperature": "numeric",
+        "pressure": "numeric",
+        "vibration": "numeric",
+        "rpm": "numeric",
+        "line": "categorical",
+    }
     assert columns["temperature"]["dtype"] == "float64"
     assert columns["line"]["dtype"] == "string"
     assert columns["line"]["categories"] == ["east", "north", "south"]
@@ -104,7 +110,16 @@ def test_manifest_sha256_size_and_environment(compiled):
     assert manifest["sha256"] == sha256_file(model_path)
     assert manifest["size_bytes"] == model_path.stat().st_size
     libraries = manifest["environment"]["libraries"]
-    for name in ("onnx", "onnxruntime", "scikit-learn", "skl2onnx", "onnxmltools", "numpy", "xgboost", "lightgbm"):
+    for name in (
+        "onnx",
+        "onnxruntime",
+        "scikit-learn",
+        "skl2onnx",
+        "onnxmltools",
+        "numpy",
+        "xgboost",
+        "lightgbm",
+    ):
         assert isinstance(libraries[name], str) and libraries[name][0].isdigit(), name
     assert manifest["environment"]["cpu"]
     assert manifest["environment"]["cores"] >= 1
@@ -147,13 +162,17 @@ def test_probe_rows_hold_raw_values_with_null_for_missing(compiled, industrial):
     assert probe["line"] == head["line"].tolist()
     np.testing.assert_array_equal(np.array(probe["rpm"], dtype=float), head["rpm"].to_numpy())
     predictor = compiled["artifact"].predictor()
-    np.testing.assert_array_equal(predictor.predict(probe), compiled["model"].predict(industrial.frame.head(200)))
+    np.testing.assert_array_equal(
+        predictor.predict(probe), compiled["model"].predict(industrial.frame.head(200))
+    )
 
 
 def test_load_from_the_folder_gives_the_same_predictions(compiled, industrial):
     predictor = kr.load(compiled["path"])
-    np.testing.assert_array_equal(predictor.predict_proba(industrial.frame),
-                                  compiled["artifact"].predictor().predict_proba(industrial.frame))
+    np.testing.assert_array_equal(
+        predictor.predict_proba(industrial.frame),
+        compiled["artifact"].predictor().predict_proba(industrial.frame),
+    )
 
 
 def test_tampered_model_file_is_refused(compiled, tmp_path):
@@ -170,12 +189,16 @@ def test_tampered_model_file_is_refused(compiled, tmp_path):
     assert read_artifact(path, verify=False).manifest["sha256"] != sha256_file(model_path)
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("{not json", "corrupted manifest"),
-    ("", "corrupted manifest"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"format_version": 1}', "manifest lacks model_file, sha256, input_schema, output_schema, target"),
-], ids=["syntax", "empty", "array", "incomplete"])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "corrupted manifest"),
+        ("", "corrupted manifest"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"format_version": 1}', "manifest lacks model_file, sha256, input_schema, output_schema, target"),
+    ],
+    ids=["syntax", "empty", "array", "incomplete"],
+)
 def test_corrupted_manifest_names_the_file(content, expected, compiled, tmp_path):
     path = _copy_artifact(compiled["path"], tmp_path / "copy")
     (path / "manifest.json").write_text(content, encoding="utf-8")
@@ -250,10 +273,20 @@ def test_output_that_exists_and_is_not_an_artifact(kind, industrial, tmp_path, s
 def test_recompiling_into_an_artifact_folder_replaces_it(industrial, tmp_path, scratch):
     output = tmp_path / "out"
     rows = industrial.numeric_filled
-    first = kp.compile(LogisticRegression(max_iter=2000).fit(rows, industrial.failure), target="edge", sample=rows,
-                       output=output, benchmark=False)
-    second = kp.compile(RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, industrial.failure),
-                        target="edge", sample=rows, output=output, benchmark=False)
+    first = kp.compile(
+        LogisticRegression(max_iter=2000).fit(rows, industrial.failure),
+        target="edge",
+        sample=rows,
+        output=output,
+        benchmark=False,
+    )
+    second = kp.compile(
+        RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, industrial.failure),
+        target="edge",
+        sample=rows,
+        output=output,
+        benchmark=False,
+    )
     assert first.manifest["sha256"] != second.manifest["sha256"]
     assert kr.load(output).manifest["source"]["estimator"] == "RandomForestClassifier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "scratch"]
@@ -262,9 +295,12 @@ def test_recompiling_into_an_artifact_folder_replaces_it(industrial, tmp_path, s
 
 def test_parity_failure_leaves_nothing_behind(industrial, tmp_path, scratch):
     strict = tmp_path / "strict.toml"
-    strict.write_text('name = "strict"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
-                      'batch_sizes = [1]\nartifact_format = "onnx"\npasses = ["prune_unused"]\n'
-                      '[parity]\natol = 0.0\nrtol = 0.0\nmin_label_agreement = 1.0\n', encoding="utf-8")
+    strict.write_text(
+        'name = "strict"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
+        'batch_sizes = [1]\nartifact_format = "onnx"\npasses = ["prune_unused"]\n'
+        "[parity]\natol = 0.0\nrtol = 0.0\nmin_label_agreement = 1.0\n",
+        encoding="utf-8",
+    )
     rows = industrial.numeric_filled
     # Forest probabilities are summed in float32 in the graph and in float64 natively.
     model = RandomForestClassifier(n_estimators=13, max_depth=6, random_state=0).fit(rows, industrial.failure)
@@ -296,7 +332,9 @@ def test_compile_into_an_existing_empty_folder(industrial, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
     model = LogisticRegression(max_iter=2000).fit(industrial.numeric_filled, industrial.failure)
-    artifact = kp.compile(model, target="edge", sample=industrial.numeric_filled, output=output, benchmark=False)
+    artifact = kp.compile(
+        model, target="edge", sample=industrial.numeric_filled, output=output, benchmark=False
+    )
     assert artifact.path == output
     assert sorted(p.name for p in output.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -313,8 +351,12 @@ def test_private_folder_is_removed_when_the_process_exits(tmp_path):
         "kept = artifact.save(sys.argv[1])\n"
         "print(artifact.path)\n"
     )
-    result = subprocess.run([sys.executable, "-P", "-c", code, str(tmp_path / "kept")], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", code, str(tmp_path / "kept")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     private = Path(result.stdout.strip().splitlines()[-1])
     assert private.name.startswith("kepler-artifact-")
@@ -333,8 +375,11 @@ def test_save_copies_a_verified_artifact(compiled, tmp_path):
 
 def test_ort_format_artifact(industrial, tmp_path, parity):
     profile = tmp_path / "ort.toml"
-    profile.write_text('name = "ort-edge"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
-                       'batch_sizes = [1]\nartifact_format = "ort"\npasses = ["prune_unused"]\n', encoding="utf-8")
+    profile.write_text(
+        'name = "ort-edge"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
+        'batch_sizes = [1]\nartifact_format = "ort"\npasses = ["prune_unused"]\n',
+        encoding="utf-8",
+    )
     rows = industrial.numeric_filled.to_numpy()
     model = RandomForestClassifier(n_estimators=7, max_depth=5, random_state=0).fit(rows, industrial.failure)
 

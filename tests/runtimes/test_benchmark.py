@@ -54,11 +54,17 @@ def test_report_per_batch_size(xgb):
 def test_budgets_compare_with_the_profile(xgb):
     report = kr.benchmark(xgb["path"], **FAST)
     budgets = report["budgets"]
-    assert budgets["latency_p99_ms"] == {"limit": 50.0, "measured": report["batches"][0]["p99_ms"],
-                                         "ok": report["batches"][0]["p99_ms"] <= 50.0}
+    assert budgets["latency_p99_ms"] == {
+        "limit": 50.0,
+        "measured": report["batches"][0]["p99_ms"],
+        "ok": report["batches"][0]["p99_ms"] <= 50.0,
+    }
     assert budgets["size_mb"]["limit"] == 10.0 and budgets["size_mb"]["ok"] is True
-    assert budgets["memory_mb"] == {"limit": 256.0, "measured": report["process_peak_rss_mb"],
-                                    "ok": report["process_peak_rss_mb"] <= 256.0}
+    assert budgets["memory_mb"] == {
+        "limit": 256.0,
+        "measured": report["process_peak_rss_mb"],
+        "ok": report["process_peak_rss_mb"] <= 256.0,
+    }
 
 
 def test_memory_is_the_peak_of_a_fresh_runtime_process(xgb):
@@ -67,9 +73,18 @@ def test_memory_is_the_peak_of_a_fresh_runtime_process(xgb):
 
     report = kr.benchmark(xgb["path"], **FAST)
     # The imports alone, in a process like the one the benchmark starts: the figure holds at least these...
-    imports = subprocess.run([sys.executable, "-P", "-c", "import numpy, onnxruntime, kepler.runtimes\n"
-                              "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"],
-                             capture_output=True, text=True, check=True)
+    imports = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            "import numpy, onnxruntime, kepler.runtimes\n"
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert report["process_peak_rss_mb"] >= int(imports.stdout) / 1024
     # ...and not this process's, which holds scikit-learn, XGBoost and the converters besides.
     assert report["process_peak_rss_mb"] < report["peak_rss_mb"]
@@ -106,8 +121,12 @@ def test_native_model_timed_beside_it_gives_ratios(xgb):
     for batch in native["batches"]:
         assert 0 < batch["p50_ms"] <= batch["p99_ms"]
     ratios = report["ratios"]
-    assert ratios["p50_speedup_batch1"] == pytest.approx(native["batches"][0]["p50_ms"] / report["batches"][0]["p50_ms"])
-    assert ratios["throughput_ratio"] == pytest.approx(report["throughput_rows_s"] / native["throughput_rows_s"])
+    assert ratios["p50_speedup_batch1"] == pytest.approx(
+        native["batches"][0]["p50_ms"] / report["batches"][0]["p50_ms"]
+    )
+    assert ratios["throughput_ratio"] == pytest.approx(
+        report["throughput_rows_s"] / native["throughput_rows_s"]
+    )
     assert ratios["p50_speedup_batch1"] > 0
 
 
@@ -130,8 +149,11 @@ def test_another_target_changes_the_session_and_budgets(xgb):
 
 def test_batch_sizes_default_to_the_profile(industrial, tmp_path):
     profile = tmp_path / "small.toml"
-    profile.write_text('name = "small"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
-                       'batch_sizes = [4, 1]\nartifact_format = "onnx"\npasses = []\n', encoding="utf-8")
+    profile.write_text(
+        'name = "small"\nthreads = 1\nmemory_mb = 256\nlatency_p99_ms = 50\nsize_mb = 10\n'
+        'batch_sizes = [4, 1]\nartifact_format = "onnx"\npasses = []\n',
+        encoding="utf-8",
+    )
     rows = industrial.numeric_filled.to_numpy()
     model = GradientBoostingRegressor(n_estimators=10, random_state=0).fit(rows, industrial.wear)
     artifact = kp.compile(model, target=profile, sample=rows, output=tmp_path / "artifact", benchmark=False)
@@ -168,8 +190,13 @@ def test_time_calls_respects_its_bounds():
     assert stats["iterations"] >= 20
     assert len(calls) >= stats["iterations"] + 3  # warm-up calls are not timed
     assert stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
-    slow = time_calls(lambda: np.linalg.svd(np.ones((60, 60))), min_iters=10**9, min_time_s=0.0, max_time_s=0.05,
-                      warmup_s=0.0)
+    slow = time_calls(
+        lambda: np.linalg.svd(np.ones((60, 60))),
+        min_iters=10**9,
+        min_time_s=0.0,
+        max_time_s=0.05,
+        warmup_s=0.0,
+    )
     assert slow["iterations"] < 10**9  # stops at max_time_s
 
 

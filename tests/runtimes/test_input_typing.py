@@ -18,21 +18,33 @@ def schema(ignored: list[str] | None = None, **rules: dict) -> dict:
     columns = [
         {"name": "rpm", "kind": "numeric", "dtype": "float64", **rules.get("rpm", {})},
         {"name": "door_open", "kind": "numeric", "dtype": "float64", **rules.get("door_open", {})},
-        {"name": "line", "kind": "categorical", "dtype": "str", "categories": ["east", "missing", "north"],
-         "allow_unknown": True, **rules.get("line", {})},
+        {
+            "name": "line",
+            "kind": "categorical",
+            "dtype": "str",
+            "categories": ["east", "missing", "north"],
+            "allow_unknown": True,
+            **rules.get("line", {}),
+        },
     ]
-    built = {"columns": columns,
-             "numeric": {"input": NUMERIC_INPUT, "columns": ["rpm", "door_open"], "dtype": "float64"},
-             "categorical": {"input": CATEGORICAL_INPUT, "columns": ["line"]}}
+    built = {
+        "columns": columns,
+        "numeric": {"input": NUMERIC_INPUT, "columns": ["rpm", "door_open"], "dtype": "float64"},
+        "categorical": {"input": CATEGORICAL_INPUT, "columns": ["line"]},
+    }
     if ignored is not None:
         built["ignored_columns"] = ignored
     return built
 
 
 WORDS = ["NA", "null", "N/A"]
-TYPED = FeedBuilder(schema(rpm={"from_text": "numbers", "missing_words": WORDS},
-                           door_open={"from_text": "booleans", "missing_words": WORDS},
-                           line={"missing_as": "missing", "missing_words": WORDS}))
+TYPED = FeedBuilder(
+    schema(
+        rpm={"from_text": "numbers", "missing_words": WORDS},
+        door_open={"from_text": "booleans", "missing_words": WORDS},
+        line={"missing_as": "missing", "missing_words": WORDS},
+    )
+)
 PLAIN = FeedBuilder(schema())
 
 
@@ -54,34 +66,53 @@ def test_raw_rows_read_as_the_training_table_was_typed() -> None:
 
 
 def test_text_column_arrays_map_blanks() -> None:
-    feed = TYPED.feed({"rpm": np.array(["1", "2"]), "door_open": np.array(["yes", "no"]),
-                       "line": np.array(["", "east"])})
+    feed = TYPED.feed(
+        {"rpm": np.array(["1", "2"]), "door_open": np.array(["yes", "no"]), "line": np.array(["", "east"])}
+    )
     assert feed[NUMERIC_INPUT].tolist() == [[1.0, 1.0], [2.0, 0.0]]
     assert feed[CATEGORICAL_INPUT][:, 0].tolist() == ["missing", "east"]
 
 
 def test_typed_values_pass_unchanged() -> None:
     records = [{"rpm": 1.5, "door_open": 0.0, "line": "east"}]
-    assert {k: v.tolist() for k, v in TYPED.feed(records).items()} == \
-        {k: v.tolist() for k, v in PLAIN.feed(records).items()}
+    assert {k: v.tolist() for k, v in TYPED.feed(records).items()} == {
+        k: v.tolist() for k, v in PLAIN.feed(records).items()
+    }
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"rpm": "fast", "door_open": "yes", "line": "east"}, "column 'rpm' must be numeric, got 'fast'"),
-    ({"rpm": 1.0, "door_open": "maybe", "line": "east"}, "column 'door_open' is a yes/no column, got 'maybe'"),
-    ({"rpm": 1.0, "door_open": 1.0, "line": 7}, "column 'line' is categorical and must hold strings, got 7 in row 0"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"rpm": "fast", "door_open": "yes", "line": "east"}, "column 'rpm' must be numeric, got 'fast'"),
+        (
+            {"rpm": 1.0, "door_open": "maybe", "line": "east"},
+            "column 'door_open' is a yes/no column, got 'maybe'",
+        ),
+        (
+            {"rpm": 1.0, "door_open": 1.0, "line": 7},
+            "column 'line' is categorical and must hold strings, got 7 in row 0",
+        ),
+    ],
+)
 def test_text_that_does_not_read_is_refused(row: dict, message: str) -> None:
     with pytest.raises(InputSchemaError, match=message):
         TYPED.feed([row])
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"rpm": "1500 rpm", "door_open": 1.0, "line": "east"}, "column 'rpm' must be numeric, got '1500 rpm'"),
-    ({"rpm": 1.0, "door_open": "yes", "line": "east"}, "column 'door_open' must be numeric, got 'yes'"),
-    ({"rpm": 1.0, "door_open": 1.0, "line": None}, "column 'line' is categorical and takes no missing value, got "
-                                                  "None in row 0"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            {"rpm": "1500 rpm", "door_open": 1.0, "line": "east"},
+            "column 'rpm' must be numeric, got '1500 rpm'",
+        ),
+        ({"rpm": 1.0, "door_open": "yes", "line": "east"}, "column 'door_open' must be numeric, got 'yes'"),
+        (
+            {"rpm": 1.0, "door_open": 1.0, "line": None},
+            "column 'line' is categorical and takes no missing value, got None in row 0",
+        ),
+    ],
+)
 def test_without_rules_raw_text_is_refused(row: dict, message: str) -> None:
     with pytest.raises(InputSchemaError, match=message):
         PLAIN.feed([row])
@@ -89,8 +120,12 @@ def test_without_rules_raw_text_is_refused(row: dict, message: str) -> None:
 
 def test_lists_keep_each_value_as_sent() -> None:
     """numpy would turn a list of text and NaN into text ('nan'), and 1.0 beside "no" into '1.0'."""
-    feed = TYPED.feed([{"rpm": 1.0, "door_open": "no", "line": "east"},
-                       {"rpm": "2", "door_open": 1.0, "line": float("nan")}])
+    feed = TYPED.feed(
+        [
+            {"rpm": 1.0, "door_open": "no", "line": "east"},
+            {"rpm": "2", "door_open": 1.0, "line": float("nan")},
+        ]
+    )
     assert feed[NUMERIC_INPUT].tolist() == [[1.0, 0.0], [2.0, 1.0]]
     assert feed[CATEGORICAL_INPUT][:, 0].tolist() == ["east", "missing"]
     columns = TYPED.feed({"rpm": [1.0, "3"], "door_open": [1.0, "no"], "line": ["east", None]})
@@ -104,8 +139,24 @@ def test_the_readers_missing_words_are_missing() -> None:
     assert PLAIN.feed([{"rpm": 1.0, "door_open": 1.0, "line": "NA"}])[CATEGORICAL_INPUT][0, 0] == "NA"
 
 
-SENT_AS_TEXT = ["300.5", " 12 ", "1e3", "NaN", "", "NA", "null", "-7", "+.5e-3", "1E+3", "5.", "N/A", "#N/A", "-nan",
-                "0.1", "123456789.123456789"]
+SENT_AS_TEXT = [
+    "300.5",
+    " 12 ",
+    "1e3",
+    "NaN",
+    "",
+    "NA",
+    "null",
+    "-7",
+    "+.5e-3",
+    "1E+3",
+    "5.",
+    "N/A",
+    "#N/A",
+    "-nan",
+    "0.1",
+    "123456789.123456789",
+]
 
 
 def test_numbers_sent_as_text_read_as_pandas_reads_a_csv() -> None:
@@ -115,15 +166,22 @@ def test_numbers_sent_as_text_read_as_pandas_reads_a_csv() -> None:
     for builder in (PLAIN, TYPED):
         records = [{"rpm": text, "door_open": 1.0, "line": "east"} for text in SENT_AS_TEXT]
         np.testing.assert_array_equal(builder.feed(records)[NUMERIC_INPUT][:, 0], expected)
-        columns = {"rpm": SENT_AS_TEXT, "door_open": [1.0] * len(SENT_AS_TEXT), "line": ["east"] * len(SENT_AS_TEXT)}
+        columns = {
+            "rpm": SENT_AS_TEXT,
+            "door_open": [1.0] * len(SENT_AS_TEXT),
+            "line": ["east"] * len(SENT_AS_TEXT),
+        }
         np.testing.assert_array_equal(builder.feed(columns)[NUMERIC_INPUT][:, 0], expected)
-    assert np.isnan(PLAIN.feed([{"rpm": "inf", "door_open": "-Infinity", "line": "x"}])[NUMERIC_INPUT]).all(), \
-        "infinity is missing, as in training"
+    assert np.isnan(
+        PLAIN.feed([{"rpm": "inf", "door_open": "-Infinity", "line": "x"}])[NUMERIC_INPUT]
+    ).all(), "infinity is missing, as in training"
 
 
 @pytest.mark.parametrize("text", ["1_000", "0x1A", "\u0661\u0662", "12abc", "1.5e", "yes", "true", "\u22125"])
 def test_text_pandas_would_not_read_as_a_number_is_refused(text: str) -> None:
-    assert not pd.api.types.is_numeric_dtype(pd.read_csv(io.StringIO(f"rpm\n{text}\n2\n"))["rpm"])  # text to pandas too
+    assert not pd.api.types.is_numeric_dtype(
+        pd.read_csv(io.StringIO(f"rpm\n{text}\n2\n"))["rpm"]
+    )  # text to pandas too
     with pytest.raises(InputSchemaError, match=f"column 'rpm' must be numeric, got {text!r}"):
         PLAIN.feed([{"rpm": text, "door_open": 1.0, "line": "east"}])
 
@@ -140,8 +198,10 @@ def test_pandas_missing_words_are_pandas_defaults() -> None:
 
 
 def test_numeric_arrays_take_the_fast_path_unchanged() -> None:
-    numeric_only = {"columns": [{"name": "a", "kind": "numeric", "dtype": "float32"}],
-                    "numeric": {"input": NUMERIC_INPUT, "columns": ["a"], "dtype": "float32"}}
+    numeric_only = {
+        "columns": [{"name": "a", "kind": "numeric", "dtype": "float32"}],
+        "numeric": {"input": NUMERIC_INPUT, "columns": ["a"], "dtype": "float32"},
+    }
     rows = np.array([[1.5], [2.5]], dtype=np.float32)
     assert FeedBuilder(numeric_only).feed(rows)[NUMERIC_INPUT] is rows
     text = FeedBuilder(numeric_only).feed(np.array([["1.5"], [" 2.5"]]))[NUMERIC_INPUT]
@@ -150,8 +210,15 @@ def test_numeric_arrays_take_the_fast_path_unchanged() -> None:
 
 # --- columns the model does not read -------------------------------------------------------------
 
-SOURCE_ROW = {"machine_id": "M-0042", "timestamp": "2026-01-05T06:00:00", "rpm": "1500", "door_open": "yes",
-              "line": "east", "failure": 1, "comment": None}
+SOURCE_ROW = {
+    "machine_id": "M-0042",
+    "timestamp": "2026-01-05T06:00:00",
+    "rpm": "1500",
+    "door_open": "yes",
+    "line": "east",
+    "failure": 1,
+    "comment": None,
+}
 DROPPED = ["machine_id", "timestamp", "failure", "comment"]
 YES_NO = {"from_text": "booleans"}
 
@@ -180,15 +247,20 @@ def test_unknown_columns_are_refused_by_name_or_ignored_on_request() -> None:
     assert relaxed.unknown_columns == "ignore"
     expected = relaxed.feed([{k: SOURCE_ROW[k] for k in ("rpm", "door_open", "line")}])
     for form in ([row], pd.DataFrame([row]), {k: [v] for k, v in row.items()}):
-        assert {k: v.tolist() for k, v in relaxed.feed(form).items()} == {k: v.tolist() for k, v in expected.items()}
+        assert {k: v.tolist() for k, v in relaxed.feed(form).items()} == {
+            k: v.tolist() for k, v in expected.items()
+        }
     with pytest.raises(InputSchemaError, match="missing columns: line"):
         relaxed.feed([{"rpm": 1.0, "door_open": 1.0, "operator": "kim"}])  # ignoring never fills a gap
 
 
 def test_a_manifest_without_ignored_columns_refuses_them() -> None:
     """Artifacts compiled before ignored_columns existed keep refusing every column they do not read."""
-    with pytest.raises(InputSchemaError, match="unexpected columns: machine_id, timestamp, failure, comment; "
-                                               "the model reads rpm, door_open, line; drop them"):
+    with pytest.raises(
+        InputSchemaError,
+        match="unexpected columns: machine_id, timestamp, failure, comment; "
+        "the model reads rpm, door_open, line; drop them",
+    ):
         FeedBuilder(schema()).feed([SOURCE_ROW])
 
 
@@ -203,7 +275,8 @@ def test_the_callers_data_is_never_written_to() -> None:
     line = np.array(["east", None], dtype=object)
     TYPED.feed({"rpm": [1.0, 2.0], "door_open": [0.0, 1.0], "line": line})
     assert line.tolist() == ["east", None]
-    frame = pd.DataFrame({"rpm": [1.0, 2.0], "door_open": [0.0, 1.0],
-                          "line": pd.Series(["east", None], dtype=object)})
+    frame = pd.DataFrame(
+        {"rpm": [1.0, 2.0], "door_open": [0.0, 1.0], "line": pd.Series(["east", None], dtype=object)}
+    )
     feed = TYPED.feed(frame)  # pandas may hand out read-only views of its columns
     assert feed[CATEGORICAL_INPUT][:, 0].tolist() == ["east", "missing"] and frame["line"].tolist()[1] is None

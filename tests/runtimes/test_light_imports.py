@@ -34,9 +34,20 @@ print(json.dumps({{"after_import": after_import, "after_use": after_use, "labels
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_runtimes_import_and_use_stay_light(industrial, tmp_path):
     numeric = ["temperature", "pressure", "vibration", "rpm"]
-    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), numeric),
-                                                     ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])])),
-                      ("model", RandomForestClassifier(n_estimators=5, random_state=0))])
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), numeric),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"]),
+                    ]
+                ),
+            ),
+            ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
+        ]
+    )
     model.fit(industrial.frame, industrial.failure)
     output = tmp_path / "artifact"
     kp.compile(model, target="edge", sample=industrial.frame, output=output, benchmark=False)
@@ -71,7 +82,17 @@ def test_runtimes_does_not_import_compilers_in_source():
                 names = [node.module]
             for name in names:
                 root = name.split(".")[0]
-                if root in {"sklearn", "xgboost", "lightgbm", "skl2onnx", "onnxmltools", "flaml", "mlflow",
-                            "compilers", "runtimes", "targets"} or name.startswith("kepler.compilers"):
+                if root in {
+                    "sklearn",
+                    "xgboost",
+                    "lightgbm",
+                    "skl2onnx",
+                    "onnxmltools",
+                    "flaml",
+                    "mlflow",
+                    "compilers",
+                    "runtimes",
+                    "targets",
+                } or name.startswith("kepler.compilers"):
                     offenders.append(f"{path.name}: {name}")
     assert offenders == []

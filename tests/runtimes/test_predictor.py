@@ -27,13 +27,24 @@ NUMERIC = ["temperature", "pressure", "vibration", "rpm"]
 @pytest.fixture(scope="module")
 def strict(industrial, tmp_path_factory) -> dict[str, Any]:
     """A classifier over numeric and categorical columns whose encoder refuses unknown categories."""
-    model = Pipeline([
-        ("columns", ColumnTransformer([
-            ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), NUMERIC),
-            ("cat", OneHotEncoder(handle_unknown="error"), ["line"]),
-        ])),
-        ("model", LogisticRegression(max_iter=2000)),
-    ]).fit(industrial.frame, industrial.failure)
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        (
+                            "num",
+                            Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]),
+                            NUMERIC,
+                        ),
+                        ("cat", OneHotEncoder(handle_unknown="error"), ["line"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(industrial.frame, industrial.failure)
     output = tmp_path_factory.mktemp("strict") / "artifact"
     kp.compile(model, target="edge", sample=industrial.frame, output=output, benchmark=False)
     return {"model": model, "path": output, "predictor": kr.load(output)}
@@ -105,7 +116,10 @@ def test_booleans_in_a_numeric_column_count_as_zero_and_one_in_every_form(strict
         frame.assign(pressure=flags),
         frame.assign(pressure=pd.Series(flags, dtype=object, index=frame.index)),
         {**{c: frame[c].tolist() for c in frame.columns}, "pressure": flags},
-        [dict(record, pressure=flag) for record, flag in zip(frame.to_dict(orient="records"), flags)],
+        [
+            dict(record, pressure=flag)
+            for record, flag in zip(frame.to_dict(orient="records"), flags, strict=False)
+        ],
     ]
     for form in forms:
         np.testing.assert_array_equal(strict["predictor"].predict_proba(form), expected)
@@ -114,7 +128,9 @@ def test_booleans_in_a_numeric_column_count_as_zero_and_one_in_every_form(strict
 def test_a_single_record_as_a_dict_of_scalars(strict, industrial):
     frame = _head(industrial, 1)
     one = {c: frame[c].iloc[0] for c in frame.columns}
-    np.testing.assert_array_equal(strict["predictor"].predict_proba(one), strict["predictor"].predict_proba(frame))
+    np.testing.assert_array_equal(
+        strict["predictor"].predict_proba(one), strict["predictor"].predict_proba(frame)
+    )
 
 
 def test_missing_values_as_none_nan_or_null(strict, industrial):
@@ -124,7 +140,9 @@ def test_missing_values_as_none_nan_or_null(strict, industrial):
     records[0]["temperature"] = None
     predictor = strict["predictor"]
     np.testing.assert_array_equal(predictor.predict_proba(records), predictor.predict_proba(frame))
-    np.testing.assert_allclose(predictor.predict_proba(frame), strict["model"].predict_proba(frame), atol=1e-12)
+    np.testing.assert_allclose(
+        predictor.predict_proba(frame), strict["model"].predict_proba(frame), atol=1e-12
+    )
 
 
 def test_numeric_forms_for_a_matrix_model(regressor):
@@ -136,10 +154,10 @@ def test_numeric_forms_for_a_matrix_model(regressor):
         "int": np.rint(rows).astype(np.int64),
         "frame": pd.DataFrame(rows, columns=names),
         "dict": {n: rows[:, i] for i, n in enumerate(names)},
-        "records": [dict(zip(names, r)) for r in rows.tolist()],
+        "records": [dict(zip(names, r, strict=False)) for r in rows.tolist()],
         "list": rows.tolist(),
         "text": rows.astype(str),  # numbers sent as text read as pandas reads a CSV
-        "records_of_text": [{n: repr(v) for n, v in zip(names, r)} for r in rows.tolist()],
+        "records_of_text": [{n: repr(v) for n, v in zip(names, r, strict=False)} for r in rows.tolist()],
     }
     for name, data in forms.items():
         result = predictor.predict(data)
@@ -149,11 +167,24 @@ def test_numeric_forms_for_a_matrix_model(regressor):
     np.testing.assert_allclose(expected, regressor["model"].predict(rows), rtol=1e-9)
 
 
-@pytest.mark.parametrize("case", [
-    "missing_column", "extra_column", "string_in_numeric", "number_in_categorical",
-    "none_in_categorical", "unknown_category", "empty_frame", "empty_array", "one_dimensional", "too_few_columns",
-    "too_many_columns", "unequal_columns", "unreadable_type",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing_column",
+        "extra_column",
+        "string_in_numeric",
+        "number_in_categorical",
+        "none_in_categorical",
+        "unknown_category",
+        "empty_frame",
+        "empty_array",
+        "one_dimensional",
+        "too_few_columns",
+        "too_many_columns",
+        "unequal_columns",
+        "unreadable_type",
+    ],
+)
 def test_bad_input_raises_input_schema_error(case, strict, industrial):
     frame = _head(industrial, 3)
     bad: Any
@@ -163,16 +194,24 @@ def test_bad_input_raises_input_schema_error(case, strict, industrial):
     elif case == "extra_column":
         bad, expected = frame.assign(operator="x"), "unexpected columns: operator"
     elif case == "string_in_numeric":
-        bad, expected = frame.assign(rpm=pd.Series(["fast", 1200.0, 1300.0], dtype=object, index=frame.index)), \
-            "column 'rpm' must be numeric, got 'fast'"
+        bad, expected = (
+            frame.assign(rpm=pd.Series(["fast", 1200.0, 1300.0], dtype=object, index=frame.index)),
+            "column 'rpm' must be numeric, got 'fast'",
+        )
     elif case == "number_in_categorical":
-        bad, expected = frame.assign(line=[1, 2, 3]), "column 'line' is categorical and must hold strings, got 1 in row 0"
+        bad, expected = (
+            frame.assign(line=[1, 2, 3]),
+            "column 'line' is categorical and must hold strings, got 1 in row 0",
+        )
     elif case == "none_in_categorical":
         records = frame.to_dict("records")
         records[2]["line"] = None
         bad, expected = records, "column 'line' is categorical and takes no missing value, got None in row 2"
     elif case == "unknown_category":
-        bad, expected = frame.assign(line=["north", "mars", "east"]), "column 'line' has unknown categories ['mars']"
+        bad, expected = (
+            frame.assign(line=["north", "mars", "east"]),
+            "column 'line' has unknown categories ['mars']",
+        )
     elif case == "empty_frame":
         bad, expected = frame.iloc[:0], "empty batch"
     elif case == "empty_array":
@@ -197,9 +236,20 @@ def test_bad_input_raises_input_schema_error(case, strict, industrial):
 
 
 def test_unknown_category_is_accepted_when_the_encoder_ignores_it(industrial, compile_edge):
-    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), NUMERIC),
-                                                     ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])])),
-                      ("model", LogisticRegression(max_iter=2000))]).fit(industrial.frame, industrial.failure)
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), NUMERIC),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(industrial.frame, industrial.failure)
     predictor = compile_edge(model, industrial.frame).predictor()
     frame = _head(industrial).assign(line="mars")
     np.testing.assert_allclose(predictor.predict_proba(frame), model.predict_proba(frame), atol=1e-12)
@@ -212,7 +262,10 @@ def test_bad_input_for_a_matrix_model(case, regressor):
         "one_dimensional": (rows[0], "got shape (4,)"),
         "wrong_width": (rows[:, :3], "expected 4 columns (f0, f1, f2, f3), got 3"),
         "empty": (rows[:0], "empty batch"),
-        "text": (np.where(rows > -np.inf, "hot", ""), "column 'f0' must be numeric, got 'hot' in row 0; send numbers"),
+        "text": (
+            np.where(rows > -np.inf, "hot", ""),
+            "column 'f0' must be numeric, got 'hot' in row 0; send numbers",
+        ),
     }[case]
     with pytest.raises(InputSchemaError) as caught:
         regressor["predictor"].predict(bad)
@@ -224,8 +277,10 @@ def test_numbers_sent_as_text_give_the_answers_of_numbers(strict, industrial):
     frame = _head(industrial, 12)
     frame.loc[frame.index[1], "temperature"] = np.nan
     records = frame.to_dict("records")
-    as_text = [{k: v if isinstance(v, str) else "" if np.isnan(v) else repr(v) for k, v in r.items()}
-               for r in records]
+    as_text = [
+        {k: v if isinstance(v, str) else "" if np.isnan(v) else repr(v) for k, v in r.items()}
+        for r in records
+    ]
     assert any(r["temperature"] == "" for r in as_text) and isinstance(as_text[0]["rpm"], str)
     predictor = strict["predictor"]
     np.testing.assert_array_equal(predictor.predict_proba(as_text), predictor.predict_proba(frame))
@@ -235,15 +290,33 @@ def test_numbers_sent_as_text_give_the_answers_of_numbers(strict, industrial):
 
 def test_source_rows_with_the_columns_the_build_dropped(industrial, tmp_path):
     """An artifact compiled with a dataset's input typing ignores the columns the build dropped and the label."""
-    source = industrial.frame.assign(serial=[f"SN-{i:05d}" for i in range(len(industrial.frame))],
-                                     failure=industrial.failure)
+    source = industrial.frame.assign(
+        serial=[f"SN-{i:05d}" for i in range(len(industrial.frame))], failure=industrial.failure
+    )
     dataset = kp.data.load(source, label="failure")
     assert dataset.input_typing()["serial"] == dataset.input_typing()["failure"] == {"ignored": True}
-    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), NUMERIC),
-                                                     ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])])),
-                      ("model", LogisticRegression(max_iter=2000))]).fit(dataset.frame, dataset.label)
-    kp.compile(model, "edge", dataset.frame, output=tmp_path / "a", benchmark=False,
-               input_typing=dataset.input_typing())
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), NUMERIC),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(dataset.frame, dataset.label)
+    kp.compile(
+        model,
+        "edge",
+        dataset.frame,
+        output=tmp_path / "a",
+        benchmark=False,
+        input_typing=dataset.input_typing(),
+    )
     predictor = kr.load(tmp_path / "a")
     assert predictor.ignored_columns == ["serial", "failure"] and predictor.unknown_columns == "reject"
     rows = source.head(8)
@@ -303,11 +376,21 @@ def test_predictions_do_not_modify_the_input(strict, industrial):
 
 
 def test_columns_named_like_the_graph_inputs_do_not_clash(industrial, compile_edge, parity):
-    frame = industrial.frame.rename(columns={"temperature": "numeric_features", "line": "categorical_features"})
+    frame = industrial.frame.rename(
+        columns={"temperature": "numeric_features", "line": "categorical_features"}
+    )
     numeric = ["numeric_features", "pressure", "vibration", "rpm"]
-    model = Pipeline([("columns", ColumnTransformer([("num", SimpleImputer(), numeric),
-                                                     ("cat", OneHotEncoder(), ["categorical_features"])])),
-                      ("model", RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0))])
+    model = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [("num", SimpleImputer(), numeric), ("cat", OneHotEncoder(), ["categorical_features"])]
+                ),
+            ),
+            ("model", RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0)),
+        ]
+    )
     model.fit(frame, industrial.failure)
     artifact = compile_edge(model, frame)
     parity(model, artifact.predictor(), frame, "classifier")

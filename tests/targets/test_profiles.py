@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 
 from kepler.targets import (
-    ParityTolerance, ProfileError, TargetProfile, list_profiles, load_profile, profile_from_dict, read_profile_file,
+    _PROFILES,  # the module's registry, restored by tests that add to it
+    ParityTolerance,
+    ProfileError,
+    TargetProfile,
+    list_profiles,
+    load_profile,
+    profile_from_dict,
+    read_profile_file,
     register_profile,
 )
-from kepler.targets import _PROFILES  # the module's registry, restored by tests that add to it
 
 VALID = """\
 name = "plant-gateway"
@@ -96,8 +102,15 @@ def test_a_profile_object_passes_through():
 
 def test_optional_fields_default(tmp_path):
     text = VALID
-    for key in ("description", "graph_optimization", "allowed_estimators", "[parity]", "atol", "rtol",
-                "min_label_agreement"):
+    for key in (
+        "description",
+        "graph_optimization",
+        "allowed_estimators",
+        "[parity]",
+        "atol",
+        "rtol",
+        "min_label_agreement",
+    ):
         text = _replace(text, key, None)
     profile = load_profile(_write(tmp_path, text))
     assert profile.description == ""
@@ -107,7 +120,9 @@ def test_optional_fields_default(tmp_path):
 
 
 def test_batch_sizes_are_sorted_and_deduplicated(tmp_path):
-    profile = load_profile(_write(tmp_path, _replace(VALID, "batch_sizes", "batch_sizes = [100, 1, 100, 10]")))
+    profile = load_profile(
+        _write(tmp_path, _replace(VALID, "batch_sizes", "batch_sizes = [100, 1, 100, 10]"))
+    )
     assert profile.batch_sizes == (1, 10, 100)
 
 
@@ -119,35 +134,39 @@ def test_to_dict_round_trips_through_validation(tmp_path):
     assert profile_from_dict(data, source) == profile
 
 
-@pytest.mark.parametrize("edit, field", [
-    (("threads", "threads = 2\nturbo = true"), "turbo"),
-    (("[parity]", "[parity]\nepsilon = 1"), "parity.epsilon"),
-    (("name", None), "name"),
-    (("threads", None), "threads"),
-    (("passes", None), "passes"),
-    (("batch_sizes", None), "batch_sizes"),
-    (("latency_p99_ms", "latency_p99_ms = -5.0"), "latency_p99_ms"),
-    (("latency_p99_ms", "latency_p99_ms = 0"), "latency_p99_ms"),
-    (("size_mb", "size_mb = -1"), "size_mb"),
-    (("memory_mb", 'memory_mb = "lots"'), "memory_mb"),
-    (("memory_mb", "memory_mb = nan"), "memory_mb"),
-    (("memory_mb", "memory_mb = true"), "memory_mb"),
-    (("threads", "threads = -1"), "threads"),
-    (("threads", "threads = 1.5"), "threads"),
-    (("artifact_format", 'artifact_format = "tflite"'), "artifact_format"),
-    (("batch_sizes", "batch_sizes = [10, 100]"), "batch_sizes"),
-    (("batch_sizes", "batch_sizes = []"), "batch_sizes"),
-    (("batch_sizes", "batch_sizes = [1, 0]"), "batch_sizes"),
-    (("batch_sizes", "batch_sizes = [1, true]"), "batch_sizes"),
-    (("passes", 'passes = "prune_unused"'), "passes"),
-    (("passes", 'passes = ["prune_unused", ""]'), "passes"),
-    (("graph_optimization", 'graph_optimization = "max"'), "graph_optimization"),
-    (("allowed_estimators", "allowed_estimators = [1]"), "allowed_estimators"),
-    (("name", 'name = "  "'), "name"),
-    (("description", "description = 3"), "description"),
-    (("atol", "atol = -1e-5"), "parity.atol"),
-    (("min_label_agreement", "min_label_agreement = 1.5"), "parity.min_label_agreement"),
-], ids=lambda value: value if isinstance(value, str) else value[0])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (("threads", "threads = 2\nturbo = true"), "turbo"),
+        (("[parity]", "[parity]\nepsilon = 1"), "parity.epsilon"),
+        (("name", None), "name"),
+        (("threads", None), "threads"),
+        (("passes", None), "passes"),
+        (("batch_sizes", None), "batch_sizes"),
+        (("latency_p99_ms", "latency_p99_ms = -5.0"), "latency_p99_ms"),
+        (("latency_p99_ms", "latency_p99_ms = 0"), "latency_p99_ms"),
+        (("size_mb", "size_mb = -1"), "size_mb"),
+        (("memory_mb", 'memory_mb = "lots"'), "memory_mb"),
+        (("memory_mb", "memory_mb = nan"), "memory_mb"),
+        (("memory_mb", "memory_mb = true"), "memory_mb"),
+        (("threads", "threads = -1"), "threads"),
+        (("threads", "threads = 1.5"), "threads"),
+        (("artifact_format", 'artifact_format = "tflite"'), "artifact_format"),
+        (("batch_sizes", "batch_sizes = [10, 100]"), "batch_sizes"),
+        (("batch_sizes", "batch_sizes = []"), "batch_sizes"),
+        (("batch_sizes", "batch_sizes = [1, 0]"), "batch_sizes"),
+        (("batch_sizes", "batch_sizes = [1, true]"), "batch_sizes"),
+        (("passes", 'passes = "prune_unused"'), "passes"),
+        (("passes", 'passes = ["prune_unused", ""]'), "passes"),
+        (("graph_optimization", 'graph_optimization = "max"'), "graph_optimization"),
+        (("allowed_estimators", "allowed_estimators = [1]"), "allowed_estimators"),
+        (("name", 'name = "  "'), "name"),
+        (("description", "description = 3"), "description"),
+        (("atol", "atol = -1e-5"), "parity.atol"),
+        (("min_label_agreement", "min_label_agreement = 1.5"), "parity.min_label_agreement"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value[0],
+)
 def test_invalid_profiles_name_the_file_and_the_field(edit, field, tmp_path):
     path = _write(tmp_path, _replace(VALID, *edit), name="broken.toml")
     with pytest.raises(ProfileError) as caught:
@@ -158,7 +177,7 @@ def test_invalid_profiles_name_the_file_and_the_field(edit, field, tmp_path):
 
 
 def test_parity_must_be_a_table(tmp_path):
-    text = VALID.split("[parity]")[0].replace('passes = [', 'parity = 0.1\npasses = [')
+    text = VALID.split("[parity]")[0].replace("passes = [", "parity = 0.1\npasses = [")
     path = _write(tmp_path, text)
     with pytest.raises(ProfileError, match=r"field 'parity' must be a table"):
         load_profile(path)
@@ -235,13 +254,16 @@ def test_profile_is_immutable():
 def test_profile_listing_an_unknown_pass_fails_compile_before_writing(industrial, tmp_path, monkeypatch):
     import tempfile
 
-    import kepler as kp
     from sklearn.linear_model import Ridge
+
+    import kepler as kp
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where kp.compile would stage its files
-    path = _write(tmp_path, _replace(VALID, "passes", 'passes = ["prune_unused", "quantize_int4"]'), name="bad.toml")
+    path = _write(
+        tmp_path, _replace(VALID, "passes", 'passes = ["prune_unused", "quantize_int4"]'), name="bad.toml"
+    )
     model = Ridge().fit(industrial.numeric_filled, industrial.wear)
     output = tmp_path / "artifact"
 

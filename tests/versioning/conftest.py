@@ -40,8 +40,14 @@ def write_table(path: Path, rows: int = 20, seed: int = 0) -> Path:
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"temperature": rng.normal(70, 5, rows).round(3), "pressure": rng.normal(1, 0.1, rows).round(4),
-                          "line": rng.choice(["north", "south"], rows), "failure": rng.integers(0, 2, rows)})
+    frame = pd.DataFrame(
+        {
+            "temperature": rng.normal(70, 5, rows).round(3),
+            "pressure": rng.normal(1, 0.1, rows).round(4),
+            "line": rng.choice(["north", "south"], rows),
+            "failure": rng.integers(0, 2, rows),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path

@@ -29,12 +29,23 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("families", "exact"), [(["random_forest", "lightgbm"], True), (["logistic_regression"], False)],
-                         ids=["trees", "linear"])
-def test_build_is_recorded_and_reproduces(project_dir: Path, monkeypatch: pytest.MonkeyPatch, families, exact) -> None:
+@pytest.mark.parametrize(
+    ("families", "exact"),
+    [(["random_forest", "lightgbm"], True), (["logistic_regression"], False)],
+    ids=["trees", "linear"],
+)
+def test_build_is_recorded_and_reproduces(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, families, exact
+) -> None:
     monkeypatch.chdir(project_dir)
-    built = kp.build("data/sensors.csv", label="failure", target="edge", time_budget=4, seed=3,
-                     constraints={"families": families})
+    built = kp.build(
+        "data/sensors.csv",
+        label="failure",
+        target="edge",
+        time_budget=4,
+        seed=3,
+        constraints={"families": families},
+    )
     tracking = built.report["tracking"]
     name = tracking["unified_version"]
 
@@ -44,15 +55,19 @@ def test_build_is_recorded_and_reproduces(project_dir: Path, monkeypatch: pytest
     assert run.data.params["family"] == built.report["best_algorithm"]
     assert "test_score" in run.data.metrics and "budget_latency_p99_ms" in run.data.metrics
     assert run.data.tags["kepler.data_versions"] == tracking["data_version"]
-    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'",
-                                  max_results=1000)
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=1000
+    )
     assert len(children) == len(built.report["trials"])
     model = tracking["registered_model"]
     assert client.get_model_version(model["name"], model["version"]).run_id == run.info.run_id
 
     # git, DVC and the records agree.
     unified = kp.versioning.get_unified_version(name)
-    assert unified.mlflow_run_id == run.info.run_id and unified.artifact_sha256 == built.report["artifact"]["sha256"]
+    assert (
+        unified.mlflow_run_id == run.info.run_id
+        and unified.artifact_sha256 == built.report["artifact"]["sha256"]
+    )
     assert unified.git_commit in _git(project_dir, "rev-list", "--all")
     dvc = Path(sys.executable).with_name("dvc")
     status = subprocess.run([str(dvc), "status"], cwd=project_dir, capture_output=True, text=True)
@@ -71,15 +86,22 @@ def test_build_is_recorded_and_reproduces(project_dir: Path, monkeypatch: pytest
     assert any("retrained" in step for step in result.steps_completed)
 
 
-def test_a_text_label_build_reproduces_with_its_recorded_labels(project_dir: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_text_label_build_reproduces_with_its_recorded_labels(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(project_dir)
     frame = pd.read_csv(SENSORS).head(600)
     frame["grade"] = pd.cut(frame["tool_wear_min"], 3, labels=["worn", "new", "used"]).astype(str)
     frame.drop(columns=["failure", "tool_wear_min"]).to_csv(project_dir / "data" / "grades.csv", index=False)
     # XGBoost takes only codes 0..k-1: before, this build ended in an internal error.
-    built = kp.build("data/grades.csv", label="grade", target="edge", time_budget=4, seed=1,
-                     constraints={"families": ["xgboost"]})
+    built = kp.build(
+        "data/grades.csv",
+        label="grade",
+        target="edge",
+        time_budget=4,
+        seed=1,
+        constraints={"families": ["xgboost"]},
+    )
     name = built.report["tracking"]["unified_version"]
     assert built.report["class_labels"] == ["new", "used", "worn"]
     assert kp.versioning.get_unified_version(name).build_config["class_labels"] == ["new", "used", "worn"]
@@ -94,12 +116,17 @@ def test_a_text_label_build_reproduces_with_its_recorded_labels(project_dir: Pat
 def test_reproduce_cli_and_unknown_version(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project_dir)
     kepler = str(Path(sys.executable).with_name("kepler"))
-    unknown = subprocess.run([kepler, "reproduce", "from-version", "nope-v9"], capture_output=True, text=True,
-                             cwd=project_dir)
+    unknown = subprocess.run(
+        [kepler, "reproduce", "from-version", "nope-v9"], capture_output=True, text=True, cwd=project_dir
+    )
     assert unknown.returncode == 1 and "unknown" in unknown.stderr and "Traceback" not in unknown.stderr
     versions = kp.versioning.list_unified_versions()
     assert versions
-    done = subprocess.run([kepler, "reproduce", "from-version", versions[0].version_id, "--type", "full"],
-                          capture_output=True, text=True, cwd=project_dir)
+    done = subprocess.run(
+        [kepler, "reproduce", "from-version", versions[0].version_id, "--type", "full"],
+        capture_output=True,
+        text=True,
+        cwd=project_dir,
+    )
     assert done.returncode == 0, done.stderr
     assert "reproduced" in done.stdout

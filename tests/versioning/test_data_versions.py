@@ -15,9 +15,14 @@ from kepler.errors import VersioningError
 from kepler.versioning.data_versions import DataVersion, version_data
 
 
-def test_version_data_records_commits_tags_and_pushes(project: Any, sensors: Path, run_git: Any, run_dvc: Any) -> None:
-    version = kv.version_data("data/sensors.csv", version_name="sensors-v1.0",
-                              metadata={"source": "splunk", "rows": 2890, "features": 15})
+def test_version_data_records_commits_tags_and_pushes(
+    project: Any, sensors: Path, run_git: Any, run_dvc: Any
+) -> None:
+    version = kv.version_data(
+        "data/sensors.csv",
+        version_name="sensors-v1.0",
+        metadata={"source": "splunk", "rows": 2890, "features": 15},
+    )
     assert isinstance(version, DataVersion)
     assert version.version_id == "sensors-v1.0" and version.file_path == "data/sensors.csv"
     assert (version.rows, version.columns) == (20, ["temperature", "pressure", "line", "failure"])
@@ -30,7 +35,9 @@ def test_version_data_records_commits_tags_and_pushes(project: Any, sensors: Pat
     assert run_git(project.root, "show", f"{version.git_commit}:data/sensors.csv.dvc") == dvc_file.strip()
     log = run_git(project.root, "log", "--format=%s")
     assert "kepler: data version sensors-v1.0" in log and "kepler: data data/sensors.csv" in log
-    assert run_git(project.root, "ls-files", ".kepler/records/data") == ".kepler/records/data/sensors-v1.0.json"
+    assert (
+        run_git(project.root, "ls-files", ".kepler/records/data") == ".kepler/records/data/sensors-v1.0.json"
+    )
     assert run_git(project.root, "status", "--porcelain") == ""
     status = run_dvc(project.root, "status")
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout + status.stderr
@@ -40,8 +47,9 @@ def test_version_data_records_commits_tags_and_pushes(project: Any, sensors: Pat
     assert remote.read_bytes() == sensors.read_bytes()
 
 
-def test_checkout_of_the_tag_gives_the_versioned_bytes(project: Any, sensors: Path, make_table: Any,
-                                                       run_git: Any, run_dvc: Any) -> None:
+def test_checkout_of_the_tag_gives_the_versioned_bytes(
+    project: Any, sensors: Path, make_table: Any, run_git: Any, run_dvc: Any
+) -> None:
     original = sensors.read_bytes()
     kv.version_data("data/sensors.csv", "sensors-v1.0")
     make_table(sensors, rows=30, seed=1)
@@ -86,12 +94,17 @@ def test_identical_content_is_detected(project: Any, sensors: Path, run_git: Any
     assert again.version_id == "sensors-v1.0" and again.duplicate_of == "sensors-v1.0"
     same_name = kv.version_data("data/sensors.csv", "sensors-v1.0")
     assert same_name.duplicate_of == "sensors-v1.0" and same_name.git_commit == first.git_commit
-    assert run_git(project.root, "tag") == tags and run_git(project.root, "rev-list", "--count", "HEAD") == commits
+    assert (
+        run_git(project.root, "tag") == tags
+        and run_git(project.root, "rev-list", "--count", "HEAD") == commits
+    )
     assert [v.version_id for v in kv.list_versions()] == ["sensors-v1.0"]
     # A new name for the same bytes is an alias: a record and a tag, no new DVC object.
     objects = sorted((project.root / ".dvc" / "cache").rglob("*"))
     alias = kv.version_data("data/sensors.csv", "sensors-golden")
-    assert alias.duplicate_of == "sensors-v1.0" and alias.md5 == first.md5 and alias.tag == "data/sensors-golden"
+    assert (
+        alias.duplicate_of == "sensors-v1.0" and alias.md5 == first.md5 and alias.tag == "data/sensors-golden"
+    )
     assert sorted((project.root / ".dvc" / "cache").rglob("*")) == objects
     assert {v.version_id for v in kv.list_versions()} == {"sensors-v1.0", "sensors-golden"}
 
@@ -122,13 +135,16 @@ def test_bad_names_paths_and_versions(project: Any, sensors: Path, tmp_path: Pat
         kv.version_data("data/missing.csv")
     with pytest.raises(VersioningError, match="folder"):
         kv.version_data("data")
-    with pytest.raises(VersioningError, match=r"unknown data version 'nope'; list them with kp.versioning.list_versions\(\)"):
+    with pytest.raises(
+        VersioningError, match=r"unknown data version 'nope'; list them with kp.versioning.list_versions\(\)"
+    ):
         kv.get_data("nope")
     with pytest.raises(VersioningError, match="unknown data version"):
         kv.get_data_version("nope")
     assert kv.list_versions() == []
     assert not (project.root / ".kepler" / "records" / "data").exists() or not any(
-        (project.root / ".kepler" / "records" / "data").iterdir())
+        (project.root / ".kepler" / "records" / "data").iterdir()
+    )
 
 
 def test_list_versions_fields(project: Any, sensors: Path) -> None:
@@ -149,20 +165,25 @@ def test_list_versions_fields(project: Any, sensors: Path) -> None:
         kv.version_data("data/sensors.csv", "x", metadata={"f": object()})
 
 
-def test_explicit_project_from_elsewhere(project: Any, sensors: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_project_from_elsewhere(
+    project: Any, sensors: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     version = kv.version_data(sensors, "sensors-v1.0", project=project)
     assert [v.version_id for v in kv.list_versions(project=project)] == [version.version_id]
     assert kv.get_data("sensors-v1.0", project=project) == sensors.read_bytes()
 
 
-def test_eight_processes_version_data_at_once(project: Any, make_table: Any, run_git: Any, run_dvc: Any) -> None:
+def test_eight_processes_version_data_at_once(
+    project: Any, make_table: Any, run_git: Any, run_dvc: Any
+) -> None:
     for i in range(8):
         make_table(project.root / "data" / f"part-{i}.csv", rows=10 + i, seed=i)
     context = multiprocessing.get_context("spawn")
     with context.Pool(8) as pool:  # children start in the working directory: the project
-        done = pool.starmap(version_data, [(f"data/part-{i}.csv", f"part-{i}") for i in range(8)], chunksize=1)
+        done = pool.starmap(
+            version_data, [(f"data/part-{i}.csv", f"part-{i}") for i in range(8)], chunksize=1
+        )
     assert sorted(v.version_id for v in done) == [f"part-{i}" for i in range(8)]
     folder = project.root / ".kepler" / "records" / "data"
     records = sorted(folder.iterdir())
@@ -179,8 +200,17 @@ def test_eight_processes_version_data_at_once(project: Any, make_table: Any, run
 
 
 def test_cli_version_data_and_list_data(project: Any, sensors: Path, run_kepler: Any) -> None:
-    done = run_kepler("versioning", "version-data", "data/sensors.csv", "--name", "sensors-v1.0",
-                      "--metadata", '{"source": "splunk"}', "--json", cwd=project.root)
+    done = run_kepler(
+        "versioning",
+        "version-data",
+        "data/sensors.csv",
+        "--name",
+        "sensors-v1.0",
+        "--metadata",
+        '{"source": "splunk"}',
+        "--json",
+        cwd=project.root,
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["version_id"] == "sensors-v1.0" and record["metadata"] == {"source": "splunk"}
@@ -191,8 +221,12 @@ def test_cli_version_data_and_list_data(project: Any, sensors: Path, run_kepler:
     table = run_kepler("versioning", "list-data", cwd=project.root)
     assert table.returncode == 0 and "sensors-v1.0" in table.stdout and "data/sensors.csv" in table.stdout
     bad = run_kepler("versioning", "version-data", "data/sensors.csv", "--name", "../x", cwd=project.root)
-    assert bad.returncode == 11 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
-    bad_json = run_kepler("versioning", "version-data", "data/sensors.csv", "--metadata", "{nope", cwd=project.root)
+    assert (
+        bad.returncode == 11 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+    )
+    bad_json = run_kepler(
+        "versioning", "version-data", "data/sensors.csv", "--metadata", "{nope", cwd=project.root
+    )
     assert bad_json.returncode == 2 and "--metadata" in bad_json.stderr
 
 

@@ -70,8 +70,12 @@ def test_guide_block_3_runs_as_written(project: Project, capsys: pytest.CaptureF
 
 def test_runs_are_tagged_with_the_projects_data_versions(project: Project) -> None:
     with project.store.lock("data"):
-        project.store.write("data", "sensors-v1.0", {"version_id": "sensors-v1.0", "file_path": "data/sensors.csv"})
-        project.store.write("data", "sensors-v2.0", {"version_id": "sensors-v2.0", "file_path": "data/sensors.csv"})
+        project.store.write(
+            "data", "sensors-v1.0", {"version_id": "sensors-v1.0", "file_path": "data/sensors.csv"}
+        )
+        project.store.write(
+            "data", "sensors-v2.0", {"version_id": "sensors-v2.0", "file_path": "data/sensors.csv"}
+        )
     try:
         with kp.versioning.track_experiment("tagged") as exp:
             kp.versioning.log_metrics({"accuracy": 0.9})

@@ -13,7 +13,11 @@ import kepler.versioning as kv
 from kepler.errors import VersioningError
 from kepler.versioning.features import FeaturePipeline, rebuild_pipeline
 
-GUIDE_STEPS = [{"type": "StandardScaler"}, {"type": "PolynomialFeatures", "degree": 2}, {"type": "SelectKBest", "k": 10}]
+GUIDE_STEPS = [
+    {"type": "StandardScaler"},
+    {"type": "PolynomialFeatures", "degree": 2},
+    {"type": "SelectKBest", "k": 10},
+]
 
 
 @pytest.fixture
@@ -24,16 +28,26 @@ def frame() -> tuple[pd.DataFrame, np.ndarray]:
     return data, labels
 
 
-@pytest.mark.filterwarnings("ignore:Features .* are constant:UserWarning", "ignore:invalid value encountered:RuntimeWarning",
-                            "ignore:X does not have valid feature names:UserWarning")
-def test_guide_pipeline_same_transform_every_time(project: Any, frame: tuple[pd.DataFrame, np.ndarray],
-                                                   run_git: Any) -> None:
+@pytest.mark.filterwarnings(
+    "ignore:Features .* are constant:UserWarning",
+    "ignore:invalid value encountered:RuntimeWarning",
+    "ignore:X does not have valid feature names:UserWarning",
+)
+def test_guide_pipeline_same_transform_every_time(
+    project: Any, frame: tuple[pd.DataFrame, np.ndarray], run_git: Any
+) -> None:
     data, labels = frame
-    pipeline = kv.version_feature_pipeline(pipeline_name="sensor-preprocessing", steps=GUIDE_STEPS, version="v1.2.0")
+    pipeline = kv.version_feature_pipeline(
+        pipeline_name="sensor-preprocessing", steps=GUIDE_STEPS, version="v1.2.0"
+    )
     assert isinstance(pipeline, FeaturePipeline) and pipeline.pipeline_id == "sensor-preprocessing@v1.2.0"
     assert pipeline.fitted is None and pipeline.supervised
-    first = kv.apply_versioned_pipeline(data, pipeline_name="sensor-preprocessing", version="v1.2.0", y=labels)
-    assert isinstance(first, pd.DataFrame) and first.shape == (60, 10) and list(first.index) == list(data.index)
+    first = kv.apply_versioned_pipeline(
+        data, pipeline_name="sensor-preprocessing", version="v1.2.0", y=labels
+    )
+    assert (
+        isinstance(first, pd.DataFrame) and first.shape == (60, 10) and list(first.index) == list(data.index)
+    )
     # The guide's call, once fitted: no labels needed, the same output every time.
     again = kv.apply_versioned_pipeline(data, pipeline_name="sensor-preprocessing", version="v1.2.0")
     pd.testing.assert_frame_equal(first, again)
@@ -43,14 +57,18 @@ def test_guide_pipeline_same_transform_every_time(project: Any, frame: tuple[pd.
     # Fitting on other data later changes nothing: the fitted state belongs to the version.
     shifted = data + 100.0
     before = kv.apply_versioned_pipeline(shifted, "sensor-preprocessing", "v1.2.0", y=1 - labels)
-    pd.testing.assert_frame_equal(before, kv.apply_versioned_pipeline(shifted, "sensor-preprocessing", "v1.2.0"))
+    pd.testing.assert_frame_equal(
+        before, kv.apply_versioned_pipeline(shifted, "sensor-preprocessing", "v1.2.0")
+    )
     record = kv.list_pipelines()[0]
     fitted = record.fitted
     assert fitted is not None and len(fitted["sha256"]) == 64 and len(fitted["fit_data_md5"]) == 32
     assert fitted["feature_names_out"] == list(first.columns)
     tracked = run_git(project.root, "ls-files", ".kepler/records/pipelines").split()
-    assert tracked == [".kepler/records/pipelines/sensor-preprocessing@v1.2.0.joblib",
-                       ".kepler/records/pipelines/sensor-preprocessing@v1.2.0.json"]
+    assert tracked == [
+        ".kepler/records/pipelines/sensor-preprocessing@v1.2.0.joblib",
+        ".kepler/records/pipelines/sensor-preprocessing@v1.2.0.json",
+    ]
     assert run_git(project.root, "status", "--porcelain") == ""
     rebuilt = rebuild_pipeline("sensor-preprocessing@v1.2.0")
     assert rebuilt["fitted"] and rebuilt["steps_completed"]
@@ -92,7 +110,9 @@ def test_allow_list_and_bad_parameters(project: Any) -> None:
 def test_supervised_step_needs_y_on_first_apply(project: Any, frame: tuple[pd.DataFrame, np.ndarray]) -> None:
     data, labels = frame
     kv.version_feature_pipeline("select", [{"type": "SelectKBest", "k": 2, "score_func": "f_classif"}], "v1")
-    with pytest.raises(VersioningError, match=r"supervised score_func \(SelectKBest\).*pass the labels with y="):
+    with pytest.raises(
+        VersioningError, match=r"supervised score_func \(SelectKBest\).*pass the labels with y="
+    ):
         kv.apply_versioned_pipeline(data, "select", "v1")
     assert kv.list_pipelines()[0].fitted is None
     out = kv.apply_versioned_pipeline(data, "select", "v1", y=labels)
@@ -100,7 +120,8 @@ def test_supervised_step_needs_y_on_first_apply(project: Any, frame: tuple[pd.Da
 
 
 def test_selector_without_labels_keeps_the_highest_variance_features(
-        project: Any, frame: tuple[pd.DataFrame, np.ndarray]) -> None:
+    project: Any, frame: tuple[pd.DataFrame, np.ndarray]
+) -> None:
     data, _ = frame
     kv.version_feature_pipeline("unsupervised", [{"type": "SelectKBest", "k": 2}], "v1")
     out = kv.apply_versioned_pipeline(data, "unsupervised", "v1")
@@ -128,7 +149,9 @@ def test_unknown_pipeline_and_mismatched_data(project: Any, frame: tuple[pd.Data
     data, _ = frame
     with pytest.raises(VersioningError, match="unknown feature pipeline 'nope@v1'"):
         kv.apply_versioned_pipeline(data, "nope", "v1")
-    kv.version_feature_pipeline("imp", [{"type": "SimpleImputer", "strategy": "median"}, {"type": "PCA", "n_components": 2}], "v1")
+    kv.version_feature_pipeline(
+        "imp", [{"type": "SimpleImputer", "strategy": "median"}, {"type": "PCA", "n_components": 2}], "v1"
+    )
     kv.apply_versioned_pipeline(data, "imp", "v1")
     with pytest.raises(VersioningError, match="cannot transform"):
         kv.apply_versioned_pipeline(data[["s0", "s1"]], "imp", "v1")
@@ -144,10 +167,16 @@ def mixed() -> pd.DataFrame:
     rows = 80
     line = rng.choice(["H", "north", "south"], rows)
     temperature = rng.normal(70, 5, rows)
-    return pd.DataFrame({"temperature": temperature, "pressure": rng.normal(1, 0.1, rows),
-                         "rpm": rng.normal(1500, 100, rows).round(), "line": line,
-                         "seen": pd.date_range("2026-01-01", periods=rows, freq="h"),
-                         "failure": ((temperature > 72) | (line == "H")).astype(int)})
+    return pd.DataFrame(
+        {
+            "temperature": temperature,
+            "pressure": rng.normal(1, 0.1, rows),
+            "rpm": rng.normal(1500, 100, rows).round(),
+            "line": line,
+            "seen": pd.date_range("2026-01-01", periods=rows, freq="h"),
+            "failure": ((temperature > 72) | (line == "H")).astype(int),
+        }
+    )
 
 
 def _set_label(project: Any, label: str) -> None:
@@ -155,10 +184,12 @@ def _set_label(project: Any, label: str) -> None:
         handle.write(f'\n[build]\nlabel = "{label}"\n')
 
 
-@pytest.mark.filterwarnings("ignore:Features .* are constant:UserWarning",
-                            "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Features .* are constant:UserWarning", "ignore:invalid value encountered:RuntimeWarning"
+)
 def test_mixed_table_numeric_steps_on_numbers_text_passes_project_label_kept_out(
-        project: Any, mixed: pd.DataFrame) -> None:
+    project: Any, mixed: pd.DataFrame
+) -> None:
     _set_label(project, "failure")
     kv.version_feature_pipeline("prep", GUIDE_STEPS, "v1")
     out = kv.apply_versioned_pipeline(mixed, "prep", "v1")
@@ -171,10 +202,16 @@ def test_mixed_table_numeric_steps_on_numbers_text_passes_project_label_kept_out
     np.testing.assert_allclose(out["temperature"], scaled)
     fitted = kv.list_pipelines()[0].fitted
     assert fitted["label"] == "failure" and fitted["labels"] == "column 'failure'"
-    assert fitted["layout"] == {"kind": "mixed", "numeric": ["temperature", "pressure", "rpm"], "encoded": [],
-                                "passthrough": ["line", "seen"]}
+    assert fitted["layout"] == {
+        "kind": "mixed",
+        "numeric": ["temperature", "pressure", "rpm"],
+        "encoded": [],
+        "passthrough": ["line", "seen"],
+    }
     # Later applies: with or without the label column, the same output.
-    pd.testing.assert_frame_equal(kv.apply_versioned_pipeline(mixed.drop(columns="failure"), "prep", "v1"), out)
+    pd.testing.assert_frame_equal(
+        kv.apply_versioned_pipeline(mixed.drop(columns="failure"), "prep", "v1"), out
+    )
     pd.testing.assert_frame_equal(kv.apply_versioned_pipeline(mixed, "prep", "v1"), out)
     rebuilt = rebuild_pipeline("prep@v1")
     assert rebuilt["fitted"]
@@ -198,7 +235,9 @@ def test_without_a_label_a_numeric_label_column_is_a_feature(project: Any, mixed
     assert "failure" in out.columns and kv.list_pipelines()[0].fitted["label"] is None
 
 
-def test_encoder_step_encodes_the_text_and_later_steps_see_the_codes(project: Any, mixed: pd.DataFrame) -> None:
+def test_encoder_step_encodes_the_text_and_later_steps_see_the_codes(
+    project: Any, mixed: pd.DataFrame
+) -> None:
     _set_label(project, "failure")
     steps = [{"type": "StandardScaler"}, {"type": "OneHotEncoder"}, {"type": "SelectKBest", "k": 2}]
     kv.version_feature_pipeline("enc", steps, "v1")
@@ -209,7 +248,9 @@ def test_encoder_step_encodes_the_text_and_later_steps_see_the_codes(project: An
     record = kv.list_pipelines()[0]
     assert record.steps[1] == {"type": "OneHotEncoder"}  # as declared
     assert record.fitted["fit_steps"][1] == {"type": "OneHotEncoder", "sparse_output": False}
-    assert record.fitted["layout"]["encoded"] == ["line"] and record.fitted["layout"]["passthrough"] == ["seen"]
+    assert record.fitted["layout"]["encoded"] == ["line"] and record.fitted["layout"]["passthrough"] == [
+        "seen"
+    ]
     assert rebuild_pipeline("enc@v1")["fitted"]
     unseen = mixed.head(3).assign(line=["H", "west", "north"])
     with pytest.raises(VersioningError, match="cannot transform"):
@@ -221,7 +262,9 @@ def test_regression_label_scores_with_f_regression(project: Any, mixed: pd.DataF
     kv.version_feature_pipeline("reg", [{"type": "SelectKBest", "k": 1}], "v1")
     out = kv.apply_versioned_pipeline(data.drop(columns="failure"), "reg", "v1", label="wear")
     assert list(out.columns) == ["pressure", "line", "seen"]
-    assert kv.list_pipelines()[0].fitted["fit_steps"] == [{"type": "SelectKBest", "k": 1, "score_func": "f_regression"}]
+    assert kv.list_pipelines()[0].fitted["fit_steps"] == [
+        {"type": "SelectKBest", "k": 1, "score_func": "f_regression"}
+    ]
 
 
 def test_changed_column_kind_is_refused(project: Any, mixed: pd.DataFrame) -> None:

@@ -39,14 +39,15 @@ def _blocks(text: str) -> list[str]:
 
 def _section(start: str, end: str) -> str:
     text = GUIDE.read_text(encoding="utf-8")
-    return text[text.index(start):text.index(end)]
+    return text[text.index(start) : text.index(end)]
 
 
 def test_the_copy_matches_the_shared_guide() -> None:
     if not SHARED.is_file():
         pytest.skip(f"{SHARED} is not beside this checkout, so the copy cannot be compared with the guide")
-    assert GUIDE.read_text(encoding="utf-8") == SHARED.read_text(encoding="utf-8"), \
+    assert GUIDE.read_text(encoding="utf-8") == SHARED.read_text(encoding="utf-8"), (
         "docs/GUIDE.md differs from the shared guide: copy the guide again and rerun"
+    )
 
 
 def test_guide_blocks_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,17 +55,25 @@ def test_guide_blocks_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     (tmp_path / "data").mkdir()
-    sensors = pd.DataFrame({"temperature": rng.normal(70, 5, 2890), "pressure": rng.normal(3, 0.2, 2890),
-                            "vibration": rng.gamma(2, 1, 2890), "rpm": rng.normal(1500, 100, 2890)})
+    sensors = pd.DataFrame(
+        {
+            "temperature": rng.normal(70, 5, 2890),
+            "pressure": rng.normal(3, 0.2, 2890),
+            "vibration": rng.gamma(2, 1, 2890),
+            "rpm": rng.normal(1500, 100, 2890),
+        }
+    )
     sensors.to_csv("data/sensors.csv", index=False)
     pd.DataFrame({"machine": ["a", "b"], "hours": [10, 20]}).to_csv("data/maintenance.csv", index=False)
     blocks = _blocks(_section(START, END))
     assert len(blocks) == 7
-    namespace = {"data": sensors}  # block 2 transforms a table named `data` that the guide leaves to the reader
+    namespace = {
+        "data": sensors
+    }  # block 2 transforms a table named `data` that the guide leaves to the reader
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         for block in blocks:
-            exec(compile(block, "GUIDE.md", "exec"), namespace)  # noqa: S102 - the guide's own code
+            exec(compile(block, "GUIDE.md", "exec"), namespace)
     out = printed.getvalue()
 
     assert "sensors-v1.0" in [v.version_id for v in kp.versioning.list_versions()]
@@ -93,13 +102,19 @@ def _plant_readings(rows: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(5)
     temperature = rng.normal(300, 2, rows).round(2)
     line = rng.choice(["H", "L", "M"], rows)
-    return pd.DataFrame({
-        "_time": pd.date_range("2026-01-05T06:00", periods=rows, freq="10min").strftime("%Y-%m-%dT%H:%M:%S.000+00:00"),
-        "machine": rng.choice(["M-1", "M-2", "M-3", "M-4"], rows),
-        "temperature": temperature, "rpm": rng.normal(1500, 150, rows).round().astype(int),
-        "vibration": rng.gamma(2, 1, rows).round(3), "line": line,
-        "failure": ((temperature > 301.5) | (line == "H")).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "_time": pd.date_range("2026-01-05T06:00", periods=rows, freq="10min").strftime(
+                "%Y-%m-%dT%H:%M:%S.000+00:00"
+            ),
+            "machine": rng.choice(["M-1", "M-2", "M-3", "M-4"], rows),
+            "temperature": temperature,
+            "rpm": rng.normal(1500, 150, rows).round().astype(int),
+            "vibration": rng.gamma(2, 1, rows).round(3),
+            "line": line,
+            "failure": ((temperature > 301.5) | (line == "H")).astype(int),
+        }
+    )
 
 
 def _label_in_project(root: Path, label: str) -> None:
@@ -107,10 +122,13 @@ def _label_in_project(root: Path, label: str) -> None:
         handle.write(f'\n[build]\nlabel = "{label}"\n')
 
 
-@pytest.mark.filterwarnings("ignore:Features .* are constant:UserWarning",  # the polynomial bias column
-                            "ignore:invalid value encountered:RuntimeWarning")
-def test_guide_feature_block_on_a_table_with_text_and_the_label(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.filterwarnings(
+    "ignore:Features .* are constant:UserWarning",  # the polynomial bias column
+    "ignore:invalid value encountered:RuntimeWarning",
+)
+def test_guide_feature_block_on_a_table_with_text_and_the_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     init(tmp_path)
     _label_in_project(tmp_path, "failure")
     monkeypatch.chdir(tmp_path)
@@ -118,7 +136,7 @@ def test_guide_feature_block_on_a_table_with_text_and_the_label(tmp_path: Path,
     block = _blocks(_section(START, END))[1]
     assert "apply_versioned_pipeline" in block and "SelectKBest" in block
     namespace = {"kp": kp, "data": data}
-    exec(compile(block, "GUIDE.md", "exec"), namespace)  # noqa: S102 - the guide's own code
+    exec(compile(block, "GUIDE.md", "exec"), namespace)
 
     out = namespace["transformed_data"]
     # temperature, rpm, vibration -> 10 polynomial terms (bias included), the 10 best kept; the text column
@@ -138,15 +156,19 @@ class _SplunkExport(BaseHTTPRequestHandler):
     token = "guide-test-token"
     searches: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        if self.path != "/services/search/jobs/export" or self.headers.get("Authorization") != f"Bearer {self.token}":
+        if (
+            self.path != "/services/search/jobs/export"
+            or self.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
             self.send_response(401)
             self.end_headers()
             return
-        self.searches.append(f"{form.get('search')} earliest={form.get('earliest_time')} "
-                             f"output={form.get('output_mode')}")
+        self.searches.append(
+            f"{form.get('search')} earliest={form.get('earliest_time')} output={form.get('output_mode')}"
+        )
         out = io.StringIO()
         self.table.to_csv(out, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
         body = out.getvalue().encode()
@@ -179,7 +201,8 @@ def splunk(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_SplunkExport]]:
 
 
 def test_guide_typical_pipeline_on_a_table_with_text_and_the_label(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splunk: type[_SplunkExport]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splunk: type[_SplunkExport]
+) -> None:
     import mlflow
     from mlflow import MlflowClient
 
@@ -196,7 +219,7 @@ def test_guide_typical_pipeline_on_a_table_with_text_and_the_label(
     namespace = {"kp": kp}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(block, "GUIDE.md", "exec"), namespace)  # noqa: S102 - the guide's own code
+        exec(compile(block, "GUIDE.md", "exec"), namespace)
     out = printed.getvalue()
 
     assert splunk.searches == ["search index=sensors earliest=-7d output=csv"]
@@ -212,8 +235,9 @@ def test_guide_typical_pipeline_on_a_table_with_text_and_the_label(
     assert [r.info.run_id for r in children] == [result["mlflow"]["search_run_id"]]
     search = children[0]
     assert search.data.params["family"] == result["best_algorithm"] and "test_score" in search.data.metrics
-    trials = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{search.info.run_id}'",
-                                max_results=1000)
+    trials = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{search.info.run_id}'", max_results=1000
+    )
     assert len(trials) == len(result["trials"]) > 0
     assert namespace["unified_version"].mlflow_run_id == exp.run_id
 
@@ -221,7 +245,9 @@ def test_guide_typical_pipeline_on_a_table_with_text_and_the_label(
     assert result["deployment_ready"], result["constraint_report"]
     release = namespace["release"]
     assert release.release_id == f"production-{result['best_algorithm']}-v2.0"
-    assert kp.versioning.get_release(release.release_id).status == "staging"  # the guide's ready_for_deployment
+    assert (
+        kp.versioning.get_release(release.release_id).status == "staging"
+    )  # the guide's ready_for_deployment
     assert f"✅ Release creado: {release.release_id}" in out and f"kepler deploy {release.release_id}" in out
 
     # Nothing stray: no mlruns/, no MLflow store or FLAML log outside .kepler/.

@@ -26,9 +26,19 @@ def test_eight_writers_of_data_versions_and_releases(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     for i in range(8):
-        pd.DataFrame({"x": range(10 + i), "y": [i] * (10 + i)}).to_csv(tmp_path / "data" / f"part-{i}.csv", index=False)
-    writers = [subprocess.Popen([sys.executable, "-P", "-c", WRITER, str(i)], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+        pd.DataFrame({"x": range(10 + i), "y": [i] * (10 + i)}).to_csv(
+            tmp_path / "data" / f"part-{i}.csv", index=False
+        )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-P", "-c", WRITER, str(i)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     for writer in writers:
         _, err = writer.communicate(timeout=300)
         assert writer.returncode == 0, err

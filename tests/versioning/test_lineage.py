@@ -14,13 +14,18 @@ import kepler as kp
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
 from kepler.versioning.lineage import (
-    create_data_lineage, create_model_lineage, create_pipeline_lineage, create_release_lineage,
-    create_service_lineage, get_complete_lineage, get_lineage_node, lineage_tree,
+    create_data_lineage,
+    create_model_lineage,
+    create_pipeline_lineage,
+    create_release_lineage,
+    create_service_lineage,
+    get_complete_lineage,
+    get_lineage_node,
+    lineage_tree,
 )
 from kepler.versioning.project import Project
 
 KEPLER = str(Path(sys.executable).with_name("kepler"))
-
 
 
 def guide_graph() -> None:
@@ -34,26 +39,26 @@ def test_guide_block_7_runs_as_written(project: Project, capsys: pytest.CaptureF
     data_lineage = kp.versioning.create_data_lineage(
         node_id="sensors-raw",
         data_path="data/sensors.csv",
-        metadata={"source": "splunk", "extraction_time": "2025-09-07T08:00:00Z"}
+        metadata={"source": "splunk", "extraction_time": "2025-09-07T08:00:00Z"},
     )
 
     pipeline_lineage = kp.versioning.create_pipeline_lineage(
         node_id="preprocessing-v1.2",
         pipeline_name="sensor-preprocessing",
         inputs=["sensors-raw"],
-        metadata={"steps": ["scaler", "polynomial", "selection"]}
+        metadata={"steps": ["scaler", "polynomial", "selection"]},
     )
 
     model_lineage = kp.versioning.create_model_lineage(
         node_id="xgboost-v1.3",
         model_name="predictive-maintenance",
         inputs=["preprocessing-v1.2"],
-        metadata={"algorithm": "xgboost", "accuracy": 0.94}
+        metadata={"algorithm": "xgboost", "accuracy": 0.94},
     )
 
     # Obtener trazabilidad completa
     complete_lineage = kp.versioning.get_complete_lineage("xgboost-v1.3")
-    print(f"Trazabilidad completa desde datos hasta modelo:")
+    print("Trazabilidad completa desde datos hasta modelo:")
     for step in complete_lineage:
         print(f"  {step['node_id']} → {step['outputs']}")
 
@@ -61,7 +66,8 @@ def test_guide_block_7_runs_as_written(project: Project, capsys: pytest.CaptureF
         "Trazabilidad completa desde datos hasta modelo:\n"
         "  sensors-raw → ['preprocessing-v1.2']\n"
         "  preprocessing-v1.2 → ['xgboost-v1.3']\n"
-        "  xgboost-v1.3 → []\n")
+        "  xgboost-v1.3 → []\n"
+    )
     assert data_lineage["kind"] == "data" and data_lineage["name"] == "data/sensors.csv"
     assert pipeline_lineage["inputs"] == ["sensors-raw"] and model_lineage["metadata"]["accuracy"] == 0.94
     assert [s["kind"] for s in complete_lineage] == ["data", "pipeline", "model"]
@@ -76,25 +82,39 @@ def test_complete_lineage_goes_up_and_down_in_topological_order(project: Project
     create_model_lineage("lgbm-v1", "predictive-maintenance", inputs=["join-v1", "preprocessing-v1.2"])
     create_release_lineage("stable-v1.0", "stable-v1.0", inputs=["xgboost-v1.3"])
     create_release_lineage("canary-v1.1", "canary-v1.1", inputs=["xgboost-v1.3", "lgbm-v1"])
-    create_service_lineage("pm-service", "pm-cloud-run", inputs=["stable-v1.0"], metadata={"platform": "cloud_run"})
+    create_service_lineage(
+        "pm-service", "pm-cloud-run", inputs=["stable-v1.0"], metadata={"platform": "cloud_run"}
+    )
     create_data_lineage("unrelated", "data/other.csv")
 
     steps = get_complete_lineage("xgboost-v1.3")
     order = [s["node_id"] for s in steps]
-    assert set(order) == {"sensors-raw", "preprocessing-v1.2", "xgboost-v1.3", "stable-v1.0", "canary-v1.1",
-                          "pm-service"}  # not lgbm-v1's own branch, nor unrelated nodes
+    assert set(order) == {
+        "sensors-raw",
+        "preprocessing-v1.2",
+        "xgboost-v1.3",
+        "stable-v1.0",
+        "canary-v1.1",
+        "pm-service",
+    }  # not lgbm-v1's own branch, nor unrelated nodes
     position = {node: i for i, node in enumerate(order)}
     for step in steps:
         assert all(position[i] < position[step["node_id"]] for i in step["inputs"] if i in position)
     assert order[:3] == ["sensors-raw", "preprocessing-v1.2", "xgboost-v1.3"]
     by_id = {s["node_id"]: s for s in steps}
     assert sorted(by_id["xgboost-v1.3"]["outputs"]) == ["canary-v1.1", "stable-v1.0"]
-    assert sorted(by_id["sensors-raw"]["outputs"]) == ["join-v1", "preprocessing-v1.2"]  # every output, on path or not
+    assert sorted(by_id["sensors-raw"]["outputs"]) == [
+        "join-v1",
+        "preprocessing-v1.2",
+    ]  # every output, on path or not
     assert by_id["pm-service"]["relation"] == "downstream"
     assert by_id["pm-service"]["metadata"] == {"platform": "cloud_run"}
 
     # From a source, everything downstream of it; from the service, everything upstream.
-    assert [s["node_id"] for s in get_complete_lineage("maintenance-raw")][:2] == ["maintenance-raw", "join-v1"]
+    assert [s["node_id"] for s in get_complete_lineage("maintenance-raw")][:2] == [
+        "maintenance-raw",
+        "join-v1",
+    ]
     upstream = [s["node_id"] for s in get_complete_lineage("pm-service")]
     assert upstream == ["sensors-raw", "preprocessing-v1.2", "xgboost-v1.3", "stable-v1.0", "pm-service"]
 
@@ -166,10 +186,14 @@ def test_node_ids_are_immutable(project: Project) -> None:
 def test_nodes_are_committed_to_git(project: Project) -> None:
     guide_graph()
     log = gitrepo.git(project.root, "log", "--format=%s").splitlines()
-    assert log[:3] == ["lineage model xgboost-v1.3 <- preprocessing-v1.2",
-                       "lineage pipeline preprocessing-v1.2 <- sensors-raw",
-                       "lineage data sensors-raw"]
-    committed = json.loads(gitrepo.git(project.root, "show", "HEAD:.kepler/records/lineage/xgboost-v1.3.json"))
+    assert log[:3] == [
+        "lineage model xgboost-v1.3 <- preprocessing-v1.2",
+        "lineage pipeline preprocessing-v1.2 <- sensors-raw",
+        "lineage data sensors-raw",
+    ]
+    committed = json.loads(
+        gitrepo.git(project.root, "show", "HEAD:.kepler/records/lineage/xgboost-v1.3.json")
+    )
     assert committed["inputs"] == ["preprocessing-v1.2"] and committed["kind"] == "model"
     assert gitrepo.git(project.root, "status", "--porcelain", "--", ".kepler/records") == ""
 
@@ -183,17 +207,40 @@ def test_lineage_tree_and_cli(project: Project) -> None:
     assert tree["downstream"][0]["downstream"][0]["node_id"] == "stable-v1.0"
 
     env = {k: v for k, v in os.environ.items() if k != "KEPLER_DEBUG"}
-    done = subprocess.run([KEPLER, "versioning", "lineage", "preprocessing-v1.2"], capture_output=True, text=True,
-                          cwd=project.root, env=env, timeout=120)
+    done = subprocess.run(
+        [KEPLER, "versioning", "lineage", "preprocessing-v1.2"],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "preprocessing-v1.2" in lines[0]
     text = done.stdout
-    assert text.index("upstream") < text.index("sensors-raw") < text.index("downstream") < text.index("xgboost-v1.3") \
+    assert (
+        text.index("upstream")
+        < text.index("sensors-raw")
+        < text.index("downstream")
+        < text.index("xgboost-v1.3")
         < text.index("stable-v1.0")
-    done = subprocess.run([KEPLER, "versioning", "lineage", "xgboost-v1.3", "--json"], capture_output=True, text=True,
-                          cwd=project.root, env=env, timeout=120)
+    )
+    done = subprocess.run(
+        [KEPLER, "versioning", "lineage", "xgboost-v1.3", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        env=env,
+        timeout=120,
+    )
     assert json.loads(done.stdout)["upstream"][0]["upstream"][0]["node_id"] == "sensors-raw"
-    done = subprocess.run([KEPLER, "versioning", "lineage", "ghost"], capture_output=True, text=True,
-                          cwd=project.root, env=env, timeout=120)
+    done = subprocess.run(
+        [KEPLER, "versioning", "lineage", "ghost"],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 11 and "unknown lineage node 'ghost'" in done.stderr

@@ -20,7 +20,11 @@ def test_init_twice_is_idempotent(tmp_path: Path, run_git: Any) -> None:
     assert second.root == first.root
     assert run_git(root, "rev-parse", "HEAD") == head
     assert run_git(root, "status", "--porcelain") == ""
-    assert (root / "kepler.toml").is_file() and (root / ".dvc").is_dir() and (root / ".kepler" / "records").is_dir()
+    assert (
+        (root / "kepler.toml").is_file()
+        and (root / ".dvc").is_dir()
+        and (root / ".kepler" / "records").is_dir()
+    )
 
 
 def test_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,10 +15,15 @@ import kepler as kp
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
 from kepler.versioning.project import Project
-from kepler.versioning.releases import create_release, get_release, list_releases, promote_release, record_deployment
+from kepler.versioning.releases import (
+    create_release,
+    get_release,
+    list_releases,
+    promote_release,
+    record_deployment,
+)
 
 KEPLER = str(Path(sys.executable).with_name("kepler"))
-
 
 
 def git_log(project: Project) -> list[str]:
@@ -38,15 +43,17 @@ def test_guide_block_6_runs_as_written(project: Project) -> None:
         components={
             "data_version": "sensors-v1.0",
             "model_version": "xgboost-v1.3",
-            "pipeline_version": "preprocessing-v1.2"
+            "pipeline_version": "preprocessing-v1.2",
         },
-        status="production"
+        status="production",
     )
 
     # Promover release
     kp.versioning.promote_release("stable-v1.0", target_environment="production")
 
-    assert release.release_id == "stable-v1.0" and release.status == "production" and release.version == "1.0.0"
+    assert (
+        release.release_id == "stable-v1.0" and release.status == "production" and release.version == "1.0.0"
+    )
     assert get_release("stable-v1.0").history == release.history  # promoting to where it is changes nothing
     assert [e["action"] for e in release.history] == ["create"]
     assert release.components["model_version"] == "xgboost-v1.3"
@@ -58,13 +65,15 @@ def test_guide_block_6_runs_as_written(project: Project) -> None:
     assert get_release("stable-v1.0").history[-1]["action"] == "reproduce"
 
 
-def test_guide_workflow_release_ready_for_deployment(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_guide_workflow_release_ready_for_deployment(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     automl_result = {"best_algorithm": "xgboost", "deployment_ready": True}
-    if automl_result['deployment_ready']:
+    if automl_result["deployment_ready"]:
         release = kp.versioning.create_release(
             f"production-{automl_result['best_algorithm']}-v2.0",
             version="2.0.0",
-            status="ready_for_deployment"
+            status="ready_for_deployment",
         )
 
         print(f"✅ Release creado: {release.release_id}")
@@ -121,7 +130,9 @@ def test_bad_names_and_statuses(project: Project) -> None:
 
 def test_promotion_cannot_skip_a_state(project: Project) -> None:
     create_release("r1", version="1.0.0")
-    with pytest.raises(VersioningError, match="draft and cannot move to production; allowed next: staging or archived"):
+    with pytest.raises(
+        VersioningError, match="draft and cannot move to production; allowed next: staging or archived"
+    ):
         promote_release("r1", target_environment="production")
     assert get_release("r1").status == "draft"
     assert promote_release("r1", "ready_for_deployment").status == "staging"
@@ -133,8 +144,11 @@ def test_promotion_cannot_skip_a_state(project: Project) -> None:
         promote_release("r1", "production")
     history = get_release("r1").history
     assert [(e["action"], e["from"], e["to"]) for e in history] == [
-        ("create", None, "draft"), ("promote", "draft", "staging"), ("promote", "staging", "production"),
-        ("archive", "production", "archived")]
+        ("create", None, "draft"),
+        ("promote", "draft", "staging"),
+        ("promote", "staging", "production"),
+        ("archive", "production", "archived"),
+    ]
     assert all(e["by"] == gitrepo.user(project.root) and e["at"] for e in history)
 
 
@@ -161,16 +175,22 @@ def test_one_production_release_per_model_line(project: Project) -> None:
 
 
 def test_records_are_committed_to_git(project: Project) -> None:
-    create_release("stable-v1.0", version="1.0.0", components={"model_version": "xgboost-v1.3"}, notes="first")
+    create_release(
+        "stable-v1.0", version="1.0.0", components={"model_version": "xgboost-v1.3"}, notes="first"
+    )
     promote_release("stable-v1.0", "staging")
-    record_deployment("stable-v1.0", platform="local", target="http://127.0.0.1:3000", details={"bento": "pm:abc"})
+    record_deployment(
+        "stable-v1.0", platform="local", target="http://127.0.0.1:3000", details={"bento": "pm:abc"}
+    )
     assert git_log(project)[:3] == [
         "release stable-v1.0 1.0.0: deploy to local http://127.0.0.1:3000",
         "release stable-v1.0 1.0.0: draft -> staging",
         "release stable-v1.0 1.0.0 created (draft)",
     ]
     assert gitrepo.git(project.root, "status", "--porcelain", "--", ".kepler/records") == ""
-    committed = json.loads(gitrepo.git(project.root, "show", "HEAD:.kepler/records/releases/stable-v1.0.json"))
+    committed = json.loads(
+        gitrepo.git(project.root, "show", "HEAD:.kepler/records/releases/stable-v1.0.json")
+    )
     assert committed["history"][-1]["action"] == "deploy"
     assert committed["history"][-1]["details"] == {"bento": "pm:abc"}
     assert committed["notes"] == "first" and committed["git_commit"]
@@ -202,7 +222,9 @@ def test_mlflow_aliases_follow_the_status(project: Project) -> None:
         except MlflowException:
             return None
 
-    r1 = create_release("pm-1.0", version="1.0.0", components={"mlflow_model": {"name": "pm-model", "version": "1"}})
+    r1 = create_release(
+        "pm-1.0", version="1.0.0", components={"mlflow_model": {"name": "pm-model", "version": "1"}}
+    )
     assert r1.model_line == "pm-model"  # the registered model's name is the default line
     assert alias("staging") is None
     promote_release("pm-1.0", "staging")
@@ -210,7 +232,9 @@ def test_mlflow_aliases_follow_the_status(project: Project) -> None:
     promote_release("pm-1.0", "production")
     assert (alias("staging"), alias("production")) == (None, "1")
 
-    create_release("pm-1.1", version="1.1.0", components={"mlflow_model": "models:/pm-model/2"}, status="staging")
+    create_release(
+        "pm-1.1", version="1.1.0", components={"mlflow_model": "models:/pm-model/2"}, status="staging"
+    )
     assert (alias("staging"), alias("production")) == ("2", "1")
     promote_release("pm-1.1", "production")
     assert (alias("staging"), alias("production")) == (None, "2")
@@ -222,12 +246,18 @@ def test_mlflow_aliases_follow_the_status(project: Project) -> None:
     # A release of a unified version takes the registered model version that the unified version records.
     kp.versioning.create_unified_version("pm-uv-1.2", model={"name": "pm-model", "version": "2"})
     r3 = create_release("pm-1.2", version="1.2.0", unified_version="pm-uv-1.2", status="production")
-    assert r3.components["mlflow_model"] == {"name": "pm-model", "version": "2"} and r3.model_line == "pm-model"
+    assert (
+        r3.components["mlflow_model"] == {"name": "pm-model", "version": "2"} and r3.model_line == "pm-model"
+    )
     assert (alias("staging"), alias("production")) == (None, "2")
 
     with pytest.raises(VersioningError, match="register that model version first"):
-        create_release("pm-9", version="9.0.0", components={"mlflow_model": {"name": "pm-model", "version": "9"}},
-                       status="production")
+        create_release(
+            "pm-9",
+            version="9.0.0",
+            components={"mlflow_model": {"name": "pm-model", "version": "9"}},
+            status="production",
+        )
     assert not project.store.exists("releases", "pm-9")
     with pytest.raises(VersioningError, match="not a registered model version"):
         create_release("pm-x", version="9.0.1", components={"mlflow_model": {"name": "pm-model"}})
@@ -237,8 +267,13 @@ def test_numeric_model_version_in_an_explicit_line_names_the_registered_model(pr
     from mlflow import MlflowClient
 
     _register_versions(project, "qc", 1)
-    create_release("qc-1", version="1.0.0", components={"model_version": 1}, model_line="qc", status="production")
-    assert MlflowClient(tracking_uri=project.tracking_uri).get_model_version_by_alias("qc", "production").version == 1
+    create_release(
+        "qc-1", version="1.0.0", components={"model_version": 1}, model_line="qc", status="production"
+    )
+    assert (
+        MlflowClient(tracking_uri=project.tracking_uri).get_model_version_by_alias("qc", "production").version
+        == 1
+    )
 
 
 def test_concurrent_creations_lose_nothing(project: Project) -> None:
@@ -258,13 +293,32 @@ def test_concurrent_creations_lose_nothing(project: Project) -> None:
 
 
 def test_cli_release_commands(project: Project) -> None:
-    done = kepler("versioning", "create-release", "stable-v1.0", "--version", "1.0.0", "--status", "production",
-                  cwd=project.root)
+    done = kepler(
+        "versioning",
+        "create-release",
+        "stable-v1.0",
+        "--version",
+        "1.0.0",
+        "--status",
+        "production",
+        cwd=project.root,
+    )
     assert done.returncode == 0, done.stderr
     assert "stable-v1.0" in done.stdout and "production" in done.stdout
 
-    done = kepler("versioning", "create-release", "next", "--version", "v1.1.0",
-                  "--components", '{"model_version": "xgboost-v1.4"}', "--notes", "faster", "--json", cwd=project.root)
+    done = kepler(
+        "versioning",
+        "create-release",
+        "next",
+        "--version",
+        "v1.1.0",
+        "--components",
+        '{"model_version": "xgboost-v1.4"}',
+        "--notes",
+        "faster",
+        "--json",
+        cwd=project.root,
+    )
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
     assert created["version"] == "1.1.0" and created["components"] == {"model_version": "xgboost-v1.4"}
@@ -277,7 +331,9 @@ def test_cli_release_commands(project: Project) -> None:
 
     done = kepler("versioning", "list-releases", "--json", cwd=project.root)
     assert [(r["release_id"], r["status"]) for r in json.loads(done.stdout)] == [
-        ("stable-v1.0", "archived"), ("next", "production")]
+        ("stable-v1.0", "archived"),
+        ("next", "production"),
+    ]
     done = kepler("versioning", "list-releases", cwd=project.root)
     assert done.returncode == 0 and "stable-v1.0" in done.stdout and "archived" in done.stdout
     done = kepler("versioning", "show-release", "stable-v1.0", cwd=project.root)

@@ -22,7 +22,9 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_reproduce_leaves_no_temporary_folder(project: Any, sensors: Path, scratch: Path, tmp_path: Path) -> None:
+def test_reproduce_leaves_no_temporary_folder(
+    project: Any, sensors: Path, scratch: Path, tmp_path: Path
+) -> None:
     kv.version_data("data/sensors.csv", "sensors-v1.0")
     for existing in scratch.iterdir():  # whatever git and DVC left there is not the reproduction's
         existing.rename(tmp_path / existing.name)
@@ -39,8 +41,9 @@ def test_reproduce_leaves_no_temporary_folder(project: Any, sensors: Path, scrat
     assert (tmp_path / "kept" / "sensors.csv").read_bytes() == sensors.read_bytes()
 
 
-def test_reproduce_command_leaves_no_temporary_folder(project: Any, sensors: Path, scratch: Path,
-                                                      run_kepler: Any) -> None:
+def test_reproduce_command_leaves_no_temporary_folder(
+    project: Any, sensors: Path, scratch: Path, run_kepler: Any
+) -> None:
     kv.version_data("data/sensors.csv", "sensors-v1.0")
     before = set(scratch.iterdir())
     result = run_kepler("reproduce", "from-version", "sensors-v1.0", "--type", "data", cwd=project.root)

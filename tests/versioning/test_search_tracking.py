@@ -21,8 +21,14 @@ def _table(rows: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(11)
     temperature = rng.normal(70, 5, rows)
     line = rng.choice(["H", "north", "south"], rows)
-    return pd.DataFrame({"temperature": temperature.round(3), "pressure": rng.normal(1, 0.1, rows).round(4),
-                         "line": line, "failure": ((temperature > 72) | (line == "H")).astype(int)})
+    return pd.DataFrame(
+        {
+            "temperature": temperature.round(3),
+            "pressure": rng.normal(1, 0.1, rows).round(4),
+            "line": line,
+            "failure": ((temperature > 72) | (line == "H")).astype(int),
+        }
+    )
 
 
 def _children(client: MlflowClient, experiment_id: str, parent: str) -> list[Any]:
@@ -61,8 +67,9 @@ def _check_search_run(client: MlflowClient, experiment_id: str, parent: str, res
 
 def test_automl_inside_track_experiment_records_child_runs(project: Any, tmp_path: Path) -> None:
     with kp.versioning.track_experiment("automl-v2.0") as exp:
-        result = kp.automl.automl_pipeline(_table(), target="failure", optimization_time=BUDGET,
-                                           interpretability_required=True)
+        result = kp.automl.automl_pipeline(
+            _table(), target="failure", optimization_time=BUDGET, interpretability_required=True
+        )
         assert mlflow.active_run().info.run_id == exp.run_id  # the caller's run is still the active one
     assert exp.status == "FINISHED"
     client = MlflowClient(tracking_uri=project.tracking_uri)
@@ -72,7 +79,10 @@ def test_automl_inside_track_experiment_records_child_runs(project: Any, tmp_pat
     assert len(search.data.tags["mlflow.source.git.commit"]) == 40
     # FLAML logged nothing of its own: no model, no other run.
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    assert {r.data.tags.get("kepler.kind") for r in runs if r.info.run_id != exp.run_id} <= {"automl-search", None}
+    assert {r.data.tags.get("kepler.kind") for r in runs if r.info.run_id != exp.run_id} <= {
+        "automl-search",
+        None,
+    }
     assert not any(client.list_artifacts(r.info.run_id) for r in runs)
     assert _strays(tmp_path) == []
 
@@ -81,8 +91,13 @@ def test_automl_inside_the_users_own_run(project: Any, tmp_path: Path) -> None:
     mlflow.set_tracking_uri(project.tracking_uri)
     try:
         with mlflow.start_run() as run:
-            result = kp.automl.industrial_automl(_table(), target="failure", use_case="predictive_maintenance",
-                                                 production_environment="edge", optimization_time=BUDGET)
+            result = kp.automl.industrial_automl(
+                _table(),
+                target="failure",
+                use_case="predictive_maintenance",
+                production_environment="edge",
+                optimization_time=BUDGET,
+            )
             mlflow.log_metric("after", 1.0)  # the user's run goes on as before
     finally:
         mlflow.set_tracking_uri(None)
@@ -95,8 +110,13 @@ def test_automl_inside_the_users_own_run(project: Any, tmp_path: Path) -> None:
 def test_without_an_active_run_nothing_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert mlflow.active_run() is None
-    result = kp.automl.automl_pipeline(_table(), target="failure", optimization_time=BUDGET,
-                                       interpretability_required=True, output=tmp_path / "artifact")
+    result = kp.automl.automl_pipeline(
+        _table(),
+        target="failure",
+        optimization_time=BUDGET,
+        interpretability_required=True,
+        output=tmp_path / "artifact",
+    )
     assert "mlflow" not in result
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
 
@@ -105,8 +125,12 @@ def test_build_inside_track_experiment_nests_its_run(project: Any, tmp_path: Pat
     (project.root / "data").mkdir()
     _table().to_csv(project.root / "data" / "readings.csv", index=False)
     with kp.versioning.track_experiment("builds-in-a-run") as exp:
-        built = kp.build("data/readings.csv", label="failure", time_budget=BUDGET,
-                         constraints={"families": ["decision_tree", "logistic_regression"]})
+        built = kp.build(
+            "data/readings.csv",
+            label="failure",
+            time_budget=BUDGET,
+            constraints={"families": ["decision_tree", "logistic_regression"]},
+        )
         assert mlflow.active_run().info.run_id == exp.run_id
     client = MlflowClient(tracking_uri=project.tracking_uri)
     search = _check_search_run(client, exp.experiment_id, exp.run_id, built.report)
@@ -117,5 +141,7 @@ def test_build_inside_track_experiment_nests_its_run(project: Any, tmp_path: Pat
     assert build_run.data.tags["kepler.search_run_id"] == search.info.run_id
     # The trials are recorded once, under the search run.
     assert _children(client, exp.experiment_id, build_run.info.run_id) == []
-    assert kp.versioning.get_unified_version(tracking["unified_version"]).mlflow_run_id == build_run.info.run_id
+    assert (
+        kp.versioning.get_unified_version(tracking["unified_version"]).mlflow_run_id == build_run.info.run_id
+    )
     assert _strays(tmp_path) == []

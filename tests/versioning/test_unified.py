@@ -19,21 +19,32 @@ from kepler.errors import VersioningError
 from kepler.versioning.unified import UnifiedVersion
 
 
-def test_unified_version_without_mlflow(project: Any, sensors: Path, make_table: Any, run_git: Any,
-                                       run_dvc: Any) -> None:
+def test_unified_version_without_mlflow(
+    project: Any, sensors: Path, make_table: Any, run_git: Any, run_dvc: Any
+) -> None:
     make_table(project.root / "data" / "maintenance.csv", rows=12, seed=5)
     data_version = kv.version_data("data/sensors.csv", "sensors-v1.0")
     unified = kv.create_unified_version(
         version_name="production-v1.0",
         data_paths=["data/sensors.csv", "data/maintenance.csv"],
         experiment_name="predictive-maintenance",
-        metadata={"model_type": "xgboost", "performance": {"accuracy": 0.94}, "deployment_target": "cloud_run"},
+        metadata={
+            "model_type": "xgboost",
+            "performance": {"accuracy": 0.94},
+            "deployment_target": "cloud_run",
+        },
     )
     assert isinstance(unified, UnifiedVersion) and unified.version_id == "production-v1.0"
     assert unified.dvc_data_version == data_version.md5
-    assert unified.data[0] == {"path": "data/sensors.csv", "md5": data_version.md5, "data_version": "sensors-v1.0"}
+    assert unified.data[0] == {
+        "path": "data/sensors.csv",
+        "md5": data_version.md5,
+        "data_version": "sensors-v1.0",
+    }
     maintenance = unified.data[1]
-    assert maintenance["path"] == "data/maintenance.csv" and maintenance["data_version"].startswith("maintenance-")
+    assert maintenance["path"] == "data/maintenance.csv" and maintenance["data_version"].startswith(
+        "maintenance-"
+    )
     # The commit holds both .dvc files at the recorded md5s.
     assert len(unified.git_commit) == 40 and not unified.git_dirty
     for entry in unified.data:
@@ -59,12 +70,15 @@ def test_unified_version_without_mlflow(project: Any, sensors: Path, make_table:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_unified_version_with_mlflow_artifact_pipeline_and_build(project: Any, sensors: Path,
-                                                                 tmp_path: Path) -> None:
+def test_unified_version_with_mlflow_artifact_pipeline_and_build(
+    project: Any, sensors: Path, tmp_path: Path
+) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
-    experiment_id = client.create_experiment("predictive-maintenance", artifact_location=project.artifact_root)
+    experiment_id = client.create_experiment(
+        "predictive-maintenance", artifact_location=project.artifact_root
+    )
     older = client.create_run(experiment_id)
     client.set_terminated(older.info.run_id)
     time.sleep(0.01)
@@ -74,17 +88,29 @@ def test_unified_version_with_mlflow_artifact_pipeline_and_build(project: Any, s
     child = client.create_run(experiment_id, tags={"mlflow.parentRunId": latest.info.run_id})
     client.set_terminated(child.info.run_id)
     client.create_registered_model("sensor-model")
-    model_version = client.create_model_version("sensor-model", source=project.artifact_root, run_id=latest.info.run_id)
+    model_version = client.create_model_version(
+        "sensor-model", source=project.artifact_root, run_id=latest.info.run_id
+    )
     artifact = tmp_path / "artifact"
     artifact.mkdir()
     (artifact / "manifest.json").write_text(json.dumps({"sha256": "ab" * 32}))
     kv.version_feature_pipeline("prep", [{"type": "StandardScaler"}], "v1")
-    build = {"estimator": "XGBClassifier", "hyperparameters": {"n_estimators": 100}, "seed": 0, "target": "edge"}
+    build = {
+        "estimator": "XGBClassifier",
+        "hyperparameters": {"n_estimators": 100},
+        "seed": 0,
+        "target": "edge",
+    }
 
     unified = kv.create_unified_version(
-        "production-v1.0", data_paths=["data/sensors.csv"], experiment_name="predictive-maintenance",
-        model={"name": "sensor-model", "version": model_version.version}, artifact=artifact,
-        feature_pipeline="prep@v1", build_config=build)
+        "production-v1.0",
+        data_paths=["data/sensors.csv"],
+        experiment_name="predictive-maintenance",
+        model={"name": "sensor-model", "version": model_version.version},
+        artifact=artifact,
+        feature_pipeline="prep@v1",
+        build_config=build,
+    )
     assert unified.mlflow_run_id == latest.info.run_id  # the latest top-level run, not the trial child
     assert unified.model == {"name": "sensor-model", "version": str(model_version.version)}
     assert unified.artifact_sha256 == "ab" * 32 and unified.feature_pipeline == "prep@v1"
@@ -105,16 +131,39 @@ def test_unified_version_with_mlflow_artifact_pipeline_and_build(project: Any, s
         kv.create_unified_version("missing-pipeline", feature_pipeline="prep@v9")
     nothing = kv.create_unified_version("no-experiment", experiment_name="never-created")
     assert nothing.mlflow_run_id is None
-    assert {v.version_id for v in kv.list_unified_versions()} == {"production-v1.0", "pinned", "no-experiment"}
+    assert {v.version_id for v in kv.list_unified_versions()} == {
+        "production-v1.0",
+        "pinned",
+        "no-experiment",
+    }
 
 
 def test_cli_create_unified_as_in_the_guide(project: Any, sensors: Path, run_kepler: Any) -> None:
-    done = run_kepler("versioning", "create-unified", "production-v1.0", "--data-paths", "data/sensors.csv",
-                      "--experiment", "predictive-maintenance", cwd=project.root)
+    done = run_kepler(
+        "versioning",
+        "create-unified",
+        "production-v1.0",
+        "--data-paths",
+        "data/sensors.csv",
+        "--experiment",
+        "predictive-maintenance",
+        cwd=project.root,
+    )
     assert done.returncode == 0, done.stderr
     assert "production-v1.0" in done.stdout and "git commit" in done.stdout
-    two = run_kepler("versioning", "create-unified", "v2", "--data-paths", "data/sensors.csv", "--data-paths",
-                     "data/sensors.csv", "--metadata", '{"model_type": "xgboost"}', "--json", cwd=project.root)
+    two = run_kepler(
+        "versioning",
+        "create-unified",
+        "v2",
+        "--data-paths",
+        "data/sensors.csv",
+        "--data-paths",
+        "data/sensors.csv",
+        "--metadata",
+        '{"model_type": "xgboost"}',
+        "--json",
+        cwd=project.root,
+    )
     assert two.returncode == 0, two.stderr
     record = json.loads(two.stdout)
     assert record["metadata"] == {"model_type": "xgboost"} and len(record["data"]) == 2
@@ -137,13 +186,16 @@ print("finished", flush=True)
 """
 
 
-def test_kill_partway_leaves_a_readable_store(project: Any, make_table: Any, run_git: Any, run_dvc: Any) -> None:
+def test_kill_partway_leaves_a_readable_store(
+    project: Any, make_table: Any, run_git: Any, run_dvc: Any
+) -> None:
     make_table(project.root / "data" / "warmup.csv", rows=5)
     for i in range(8):
         make_table(project.root / "data" / f"part-{i}.csv", rows=8, seed=i)
     env = {k: v for k, v in os.environ.items() if k != "KEPLER_DEBUG"}
-    child = subprocess.Popen([sys.executable, "-P", "-c", _CHILD], cwd=project.root, env=env,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-P", "-c", _CHILD], cwd=project.root, env=env, stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"
     time.sleep(0.6)  # somewhere inside create_unified_version's data versioning
     child.send_signal(signal.SIGKILL)
