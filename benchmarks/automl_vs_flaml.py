@@ -98,7 +98,7 @@ def kepler_search(dataset: Any, label: str, budget: float, seed: int, workdir: P
         "total_seconds": total,
         "trials": len(result["trials"]),
         "compliant_trials": sum(t["compliant"] for t in result["trials"]),
-        "size_mb": result.artifact.manifest["size_bytes"] / 2**20,
+        "size_mb": result.artifact.manifest.size_bytes / 2**20,
     }
 
 

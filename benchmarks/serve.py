@@ -4,7 +4,7 @@ Trains the example model (imputation, scaling, one-hot encoding, XGBoost with 10
 examples/train_example.py) on examples/data/sensors.csv, compiles it with ``kp.compile``, and serves it
 twice on loopback, one server at a time:
 
-* **kepler**: the real Kepler service module (``kepler.deploy.service:KeplerService``) over the compiled
+* **kepler**: the real Kepler service module (``kepler.deployment.entry_service:KeplerService``) over the compiled
   artifact, stored as a BentoML model in a temporary BENTOML_HOME;
 * **native**: a small generated BentoML service that joblib-loads the fitted Pipeline and calls
   ``predict_proba`` on a DataFrame built from the JSON.
@@ -22,7 +22,7 @@ count, and counts as an error every answer that is not 200 and every failed conn
 Server settings tried, each for both services: 1 worker with the access log on (BentoML's default), 1 worker
 with the access log off, 2 workers, and adaptive batching (``max_latency_ms=--batch-latency-ms``).
 With the setting that gave Kepler the most throughput, a third service, **native+fixes** (the native service
-with Kepler's fixes for BentoML's server, ``kepler/deploy/bentoml_tuning.py``), runs closed and open loop
+with Kepler's fixes for BentoML's server, ``kepler/_compat/bentoml.py``), runs closed and open loop
 too, to show how much of the difference is the compiled model and how much the server fixes.
 
 Usage:
@@ -57,9 +57,7 @@ ROUTE = "/predict_proba"
 GOAL = {"rate": 500.0, "p99_ms": 50.0, "errors": 0}
 MAX_REQUESTS_PER_SECOND = 20000  # hard bound on what one run may send
 OPEN_LOOP_GRACE_S = 5.0  # open loop: how long after the run answers are still awaited
-TUNED_NATIVE = (
-    "native+fixes"  # the native service with Kepler's BentoML fixes (kepler/deploy/bentoml_tuning.py)
-)
+TUNED_NATIVE = "native+fixes"  # the native service with Kepler's BentoML fixes (kepler/_compat/bentoml.py)
 RECYCLE = 100  # requests per connection before the client reopens it (--requests-per-connection)
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -103,7 +101,7 @@ NATIVE_SERVICE = textwrap.dedent('''\
                 return self.model.predict_proba(frame(payload)).tolist()
 
     if TUNED:
-        from kepler.deploy.bentoml_tuning import build_io_schemas_once, install_cancelling_timeout
+        from kepler._compat.bentoml import build_io_schemas_once, install_cancelling_timeout
 
         install_cancelling_timeout()
         build_io_schemas_once(NativeService)
@@ -266,7 +264,7 @@ def server_for(
             "KEPLER_MAX_LATENCY_MS": str(batch_latency_ms),
         }
         # Outside the source tree: from the repo root, `kepler` would import the unmapped source folder.
-        return Server("kepler.deploy.service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
+        return Server("kepler.deployment.entry_service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
     env |= {
         "NATIVE_MODEL_PATH": str(ctx["native"]),
         "NATIVE_COLUMNS": json.dumps(ctx["columns"]),
@@ -626,7 +624,7 @@ def markdown(report: dict[str, Any]) -> str:
         f'{OPEN_LOOP_GRACE_S:g} s after the run are errors. "Other load" is CPU used by processes outside the '
         f'benchmark during the run (a shared machine); "server CPU" counts the server\'s processes only. '
         f"\"{TUNED_NATIVE}\": the native service with Kepler's fixes for BentoML's server "
-        f"(kepler/deploy/bentoml_tuning.py).",
+        f"(kepler/_compat/bentoml.py).",
         "",
         "| service | setting | load | requests/s | p50 ms | p99 ms | errors | server CPU ms/request "
         "| server cores by process | other load (cores) |",

@@ -1,7 +1,7 @@
 """Soak: Kepler's service under the serving goal's load for minutes, with hostile requests mixed in.
 
 The example model of benchmarks/serve.py (imputation, scaling, one-hot encoding, XGBoost with 100 trees), compiled
-and served by the real Kepler service (``kepler.deploy.service:KeplerService``, by default 1 worker (``--setting``), access log off: the
+and served by the real Kepler service (``kepler.deployment.entry_service:KeplerService``, by default 1 worker (``--setting``), access log off: the
 setting of the README's serving figures), gets single-row ``POST /predict_proba`` requests at a fixed rate (open
 loop, latency counted from the moment a request was due) for ``--minutes``. A share of them (``--hostile-share``,
 5% by default) are hostile: the seed corpus of issue 13 (tests/deploy/hostile.py: lists and objects in cells,
@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from kepler.runtimes.manifest import read_manifest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -372,9 +374,7 @@ def main() -> None:
         ctx: dict[str, Any] = {"workdir": workdir, "bentoml_home": workdir / "bentoml"}
         ctx |= serve.prepare(workdir, quick=True)
         ctx["model_tag"] = serve.store_kepler_model(ctx["artifact"], ctx["bentoml_home"])
-        input_schema = json.loads((ctx["artifact"] / "manifest.json").read_text(encoding="utf-8"))[
-            "input_schema"
-        ]
+        input_schema = read_manifest(ctx["artifact"]).input_schema.to_dict()
         log = workdir / "kepler-soak.log"
         with serve.server_for(
             "kepler", serve.SETTINGS[args.setting], ctx, log, batch_latency_ms=50

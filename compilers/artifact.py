@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import os
 import shutil
@@ -12,8 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
 from kepler.errors import ArtifactError
 from kepler.runtimes.artifact import MANIFEST_NAME, PROBE_NAME, Artifact, read_artifact
+from kepler.runtimes.manifest import Benchmark, Parity
 
 PROBE_ROWS = 200
 
@@ -22,14 +23,20 @@ class CompiledArtifact(Artifact):
     """A compiled artifact, as ``kp.compile`` returns it."""
 
     @property
-    def parity(self) -> dict[str, Any]:
-        """The parity report recorded at compile time."""
-        return self.manifest["parity"]
+    def parity(self) -> Parity:
+        """The parity report recorded at compile time.
+
+        Raises:
+            ArtifactError: the manifest records none (a compile that did not finish).
+        """
+        if self.manifest.parity is None:
+            raise ArtifactError(f"{self.path}: the manifest records no parity report; recompile the artifact")
+        return self.manifest.parity
 
     @property
-    def benchmark(self) -> dict[str, Any] | None:
-        """The benchmark report recorded at compile time."""
-        return self.manifest.get("benchmark")
+    def benchmark(self) -> Benchmark | None:
+        """The benchmark report recorded at compile time (None: compiled with ``benchmark=False``)."""
+        return self.manifest.benchmark
 
     def predictor(self, target: Any = None) -> Any:
         """Opens the artifact with onnxruntime (see ``kepler.runtimes.load``)."""
@@ -43,7 +50,7 @@ class CompiledArtifact(Artifact):
         return CompiledArtifact(Path(destination), read_artifact(destination).manifest)
 
     def __repr__(self) -> str:
-        return f"CompiledArtifact({str(self.path)!r}, target={self.manifest['target']['name']!r})"
+        return f"CompiledArtifact({str(self.path)!r}, target={self.manifest.target.name!r})"
 
 
 def check_output(output: Path) -> None:
@@ -69,13 +76,8 @@ def probe_columns(frame: Any, rows: int = PROBE_ROWS) -> dict[str, list[Any]]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Writes one of the artifact's JSON files atomically, keys sorted (see :mod:`kepler.atomic_files`)."""
+    atomic_files.write_json(path, data, sort_keys=True)
 
 
 def new_staging() -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import os
 import shutil
 import sys
@@ -12,6 +12,7 @@ from typing import Any
 
 import onnx
 
+from kepler.clock import now
 from kepler.compilers import parity as parity_mod
 from kepler.compilers.artifact import (
     CompiledArtifact,
@@ -30,8 +31,17 @@ from kepler.compilers.labels import check_encoded, decode, plain_labels, restore
 from kepler.compilers.passes import PassContext, check_pass_names, run_passes
 from kepler.compilers.schema import apply_input_typing, infer_input_schema
 from kepler.errors import CompileError, InputSchemaError, ParityError, UnsupportedModelError
-from kepler.runtimes.artifact import FORMAT_VERSION, MANIFEST_NAME, read_artifact, sha256_file
+from kepler.runtimes.artifact import MANIFEST_NAME, read_artifact, sha256_file
 from kepler.runtimes.benchmark import benchmark as run_benchmark
+from kepler.runtimes.manifest import (
+    Benchmark,
+    Environment,
+    Manifest,
+    Parity,
+    PassRecord,
+    SessionSettings,
+    Source,
+)
 from kepler.runtimes.predictor import Predictor
 from kepler.runtimes.session import session_settings
 from kepler.targets import TargetProfile, load_profile
@@ -55,17 +65,17 @@ def _kepler_version() -> str:
     return __version__
 
 
-def _source(info: ModelInfo) -> dict[str, Any]:
+def _source(info: ModelInfo) -> Source:
     final = info.final
-    return {
-        "type": f"{type(info.model).__module__}.{type(info.model).__name__}",
-        "estimator": type(final).__name__,
-        "library": type(final).__module__.split(".")[0],
-        "role": info.role,
-        "families": info.families,
-        "steps": [type(leaf).__name__ for leaf in info.leaves],
-        "params": _json_params(final),
-    }
+    return Source(
+        type=f"{type(info.model).__module__}.{type(info.model).__name__}",
+        estimator=type(final).__name__,
+        library=type(final).__module__.split(".")[0],
+        role=info.role,
+        families=tuple(info.families),
+        steps=tuple(type(leaf).__name__ for leaf in info.leaves),
+        params=_json_params(final),
+    )
 
 
 def _check_allowed(info: ModelInfo, profile: TargetProfile) -> None:
@@ -151,53 +161,53 @@ def compile(
             "pass sample= (rows of the training data): it fixes the input schema and checks parity"
         )
     input_schema, frame = infer_input_schema(info, sample)
-    apply_input_typing(input_schema, input_typing)
+    input_schema = apply_input_typing(input_schema, input_typing)
 
     graph, output_schema = to_onnx(info, input_schema, frame)
     if class_labels is not None:
-        if info.role != CLASSIFIER:
+        if info.role != CLASSIFIER or output_schema.label is None:
             raise CompileError(f"class_labels is for classifiers; this model is a {info.role}")
-        check_encoded(output_schema["classes"], class_labels)
-        graph = restore_labels(graph, output_schema["label"], class_labels)
-        output_schema.update(classes=plain_labels(class_labels), labels_restored=True)
-    keep = [
-        output_schema[k] for k in ("label", "probabilities", "prediction", "scores") if output_schema.get(k)
-    ]
+        check_encoded(output_schema.classes, class_labels)
+        graph = restore_labels(graph, output_schema.label, class_labels)
+        output_schema = dataclasses.replace(
+            output_schema, classes=tuple(plain_labels(class_labels)), labels_restored=True
+        )
+    source = _source(info)
     context = PassContext(
         profile=profile,
-        keep_outputs=keep,
+        keep_outputs=list(output_schema.named),
         metadata={
             "kepler_version": _kepler_version(),
-            "kepler.source": _source(info)["type"],
+            "kepler.source": source.type,
             "kepler.estimator": type(info.final).__name__,
             "kepler.target": profile.name,
         },
     )
     graph, applied = run_passes(graph, profile.passes, context)
-    output_schema["outputs"] = [o.name for o in graph.graph.output]
+    output_schema = dataclasses.replace(output_schema, outputs=tuple(o.name for o in graph.graph.output))
+    seed = source.params.get("random_state")
 
     staging = new_staging()
     try:
         model_path = _save_model(graph, staging, profile)
-        manifest: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "kepler_version": _kepler_version(),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "model_file": model_path.name,
-            "sha256": sha256_file(model_path),
-            "size_bytes": model_path.stat().st_size,
-            "opset": dict(TARGET_OPSET),
-            "input_schema": input_schema,
-            "output_schema": output_schema,
-            "source": _source(info),
-            "target": profile.to_dict(),
-            "session": session_settings(profile),
-            "passes": applied,
-            "precision": "preprocessing float64; tree estimators float32 as natively; see README 'Precision policy'",
-            "seed": _json_params(info.final).get("random_state"),
-            "environment": environment(),
-        }
-        write_json(staging / MANIFEST_NAME, manifest)
+        manifest = Manifest(
+            kepler_version=_kepler_version(),
+            created_at=now(),
+            model_file=model_path.name,
+            sha256=sha256_file(model_path),
+            size_bytes=model_path.stat().st_size,
+            opset=dict(TARGET_OPSET),
+            input_schema=input_schema,
+            output_schema=output_schema,
+            source=source,
+            target=profile,
+            session=SessionSettings.from_dict(session_settings(profile)),
+            passes=tuple(PassRecord(**entry) for entry in applied),
+            environment=Environment.from_dict(environment()),
+            precision="preprocessing float64; tree estimators float32 as natively; see README 'Precision policy'",
+            seed=seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None,
+        )
+        write_json(staging / MANIFEST_NAME, manifest.to_dict())
         write_probe(staging, frame)
 
         predictor = Predictor(read_artifact(staging), profile)
@@ -210,18 +220,17 @@ def compile(
             parity_mod.compiled_outputs(predictor, info.role, frame),
             profile.parity,
         )
-        manifest["parity"] = report
-        if not report["passed"]:
+        manifest = dataclasses.replace(manifest, parity=Parity.from_dict(report))
+        if manifest.parity is None or not manifest.parity.passed:
             raise ParityError(
                 f"parity check failed for {type(info.final).__name__} on target {profile.name!r}: "
                 f"{parity_mod.summarize(report)}; loosen [parity] in the profile only if that difference is acceptable",
                 report,
             )
         if benchmark:
-            manifest["benchmark"] = run_benchmark(
-                staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5
-            )
-        write_json(staging / MANIFEST_NAME, manifest)
+            measured = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
+            manifest = dataclasses.replace(manifest, benchmark=Benchmark.from_dict(measured))
+        write_json(staging / MANIFEST_NAME, manifest.to_dict())
 
         if destination is None:
             remove_at_exit(staging)

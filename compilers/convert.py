@@ -10,6 +10,7 @@ is therefore converted in two parts joined by one Cast.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -25,6 +26,7 @@ from kepler.compilers.converters.spec import ConverterSpec
 from kepler.compilers.inspection import ModelInfo
 from kepler.compilers.schema import by_position, estimator_dtype, graph_column_name, onnx_initial_types
 from kepler.errors import CompileError
+from kepler.runtimes.manifest import InputSchema, OutputSchema
 
 # onnxmltools' XGBoost converter accepts main opsets up to 15; ai.onnx.ml 3 is what both converters emit.
 TARGET_OPSET = {"": 15, "ai.onnx.ml": 3}
@@ -39,12 +41,17 @@ def _classes(final: Any) -> list[Any] | None:
     return [c.item() if hasattr(c, "item") else c for c in classes]
 
 
-def _convert(model: Any, initial_types: list[tuple[str, Any]], options: dict | None) -> onnx.ModelProto:
+def _convert(
+    model: Any, initial_types: list[tuple[str, Any]], options: dict[int, dict[str, Any]] | None
+) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert_sklearn(model, initial_types=initial_types, options=options, target_opset=TARGET_OPSET)
+        graph: onnx.ModelProto = convert_sklearn(
+            model, initial_types=initial_types, options=options, target_opset=TARGET_OPSET
+        )
+    return graph
 
 
 def _set_opsets(model: onnx.ModelProto) -> None:
@@ -76,33 +83,32 @@ def _joined(
     return compose.merge_models(preprocessing, estimator, io_map=[(cast, FEATURES)])
 
 
-def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelProto:
+def group_inputs(model: onnx.ModelProto, schema: InputSchema) -> onnx.ModelProto:
     """Replaces per-column graph inputs by one numeric and one categorical matrix, split inside the graph.
 
     Two inputs instead of one per column keep the caller's work per request flat.
     """
-    if not schema["by_name"]:
+    if not schema.by_name:
         return model
     graph = model.graph
-    graph_names = {spec["name"]: graph_column_name(i) for i, spec in enumerate(schema["columns"])}
+    graph_names = {spec.name: graph_column_name(i) for i, spec in enumerate(schema.columns)}
     front = []
     inputs = []
-    for key, elem in (
-        ("numeric", _ELEM.get((schema["numeric"] or {}).get("dtype", ""), 0)),
-        ("categorical", TensorProto.STRING),
+    for key, group, elem in (
+        ("numeric", schema.numeric, _ELEM.get(schema.numeric.dtype or "", 0) if schema.numeric else 0),
+        ("categorical", schema.categorical, TensorProto.STRING),
     ):
-        group = schema[key]
         if not group:
             continue
-        names = [graph_names[name] for name in group["columns"]]
-        inputs.append(helper.make_tensor_value_info(group["input"], elem, [None, len(names)]))
+        names = [graph_names[name] for name in group.columns]
+        inputs.append(helper.make_tensor_value_info(group.input, elem, [None, len(names)]))
         if len(names) == 1:
-            front.append(helper.make_node("Identity", [group["input"]], names, name=f"kepler_split_{key}"))
+            front.append(helper.make_node("Identity", [group.input], names, name=f"kepler_split_{key}"))
         else:
             sizes = f"kepler_split_{key}_sizes"
             graph.initializer.append(onnx.numpy_helper.from_array(np.ones(len(names), dtype=np.int64), sizes))
             front.append(
-                helper.make_node("Split", [group["input"], sizes], names, axis=1, name=f"kepler_split_{key}")
+                helper.make_node("Split", [group.input, sizes], names, axis=1, name=f"kepler_split_{key}")
             )
     del graph.input[:]
     graph.input.extend(inputs)
@@ -112,9 +118,7 @@ def group_inputs(model: onnx.ModelProto, schema: dict[str, Any]) -> onnx.ModelPr
     return model
 
 
-def to_onnx(
-    info: ModelInfo, input_schema: dict[str, Any], frame: Any
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def to_onnx(info: ModelInfo, input_schema: InputSchema, frame: Any) -> tuple[onnx.ModelProto, OutputSchema]:
     """Converts the model and describes its outputs.
 
     Args:
@@ -143,7 +147,7 @@ def to_onnx(
             width = int(
                 preprocessing.transform(rows.iloc[:2] if hasattr(rows, "iloc") else rows[:2]).shape[1]
             )
-            names = [spec["name"] for spec in input_schema["columns"]]
+            names = list(input_schema.names)
             pre_graph = repair_constant_of_shape(
                 _convert(by_position(preprocessing, names), onnx_initial_types(input_schema), None)
             )
@@ -170,14 +174,19 @@ def to_onnx(
             f"(kepler.compilers.supported())"
         ) from exc
     _check_runnable(model, info)
-    outputs = [o.name for o in model.graph.output]
-    schema: dict[str, Any] = {"task": info.role, "classes": _classes(info.final), "outputs": outputs}
+    outputs = tuple(o.name for o in model.graph.output)
+    classes = _classes(info.final)
+    schema = OutputSchema(
+        task=info.role, outputs=outputs, classes=tuple(classes) if classes is not None else None
+    )
     if info.role == CLASSIFIER:
-        schema.update(label=outputs[0], probabilities=outputs[1])
+        schema = dataclasses.replace(schema, label=outputs[0], probabilities=outputs[1])
     elif info.role == OUTLIER:
-        schema.update(label=outputs[0], scores=outputs[1] if len(outputs) > 1 else None)
+        schema = dataclasses.replace(
+            schema, label=outputs[0], scores=outputs[1] if len(outputs) > 1 else None
+        )
     else:
-        schema.update(prediction=outputs[0])
+        schema = dataclasses.replace(schema, prediction=outputs[0])
     return model, schema
 
 

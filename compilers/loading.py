@@ -67,7 +67,7 @@ def _load_pickle(path: Path) -> Any:
 
 
 def _xgboost_is_classifier(booster: Any) -> bool:
-    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    objective: str = json.loads(booster.save_config())["learner"]["objective"]["name"]
     return objective.startswith(("binary:", "multi:"))
 
 
@@ -92,7 +92,6 @@ def _load_xgboost(path: Path) -> Any:
 def _load_lightgbm(path: Path) -> Any:
     try:
         import lightgbm as lgb
-        import numpy as np
     except ImportError:
         raise ModelLoadError(
             f"{path}: reading a LightGBM model needs lightgbm; pip install lightgbm"
@@ -107,19 +106,8 @@ def _load_lightgbm(path: Path) -> Any:
     objective = str(booster.dump_model(num_iteration=1).get("objective", "regression")).split()[0]
     n_classes = int(booster.dump_model(num_iteration=1).get("num_class", 1))
     is_classifier = objective in ("binary", "multiclass", "multiclassova", "cross_entropy")
-    # Rebuild the scikit-learn wrapper around the loaded booster, the state LGBMModel.fit leaves.
-    model = lgb.LGBMClassifier() if is_classifier else lgb.LGBMRegressor()
-    model._Booster = booster
-    model.fitted_ = True
-    model._n_features = booster.num_feature()
-    model._n_features_in = booster.num_feature()
-    model._objective = objective
-    model._other_params = {}
-    if is_classifier:
-        classes = 2 if objective in ("binary", "cross_entropy") else n_classes
-        model._n_classes = classes
-        model._classes = np.arange(classes)
-        from sklearn.preprocessing import LabelEncoder
+    classes = (2 if objective in ("binary", "cross_entropy") else n_classes) if is_classifier else None
+    # The scikit-learn wrapper around the loaded booster, with the state LGBMModel.fit leaves.
+    from kepler._compat.lightgbm import sklearn_model_around
 
-        model._le = LabelEncoder().fit(model._classes)
-    return model
+    return sklearn_model_around(booster, objective, classes)

@@ -111,7 +111,8 @@ def _plain(value: Any) -> Any:
 def summarize(report: dict[str, Any]) -> str:
     """One line describing a parity report, for error messages and tables."""
     if "error" in report:
-        return report["error"]
+        error: str = report["error"]
+        return error
     labels = (
         f", label agreement {report['label_agreement']:.4%}"
         if report.get("label_agreement") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from kepler.runtimes.inputs import (
     NUMERIC_INPUT,
     TEXT_FORMS,
 )
+from kepler.runtimes.manifest import Column, ColumnGroup, InputSchema
 
 
 def _as_frame(sample: Any, names: list[str] | None, n_features: int | None) -> Any:
@@ -110,12 +112,13 @@ def by_position(model: Any, names: list[str]) -> Any:
     return model
 
 
-def _encoder_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Categories per raw column from encoders that sit directly on raw columns of a ColumnTransformer."""
+def _encoder_categories(model: Any, names: list[str]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Categories per raw column, and whether unknown ones are allowed, from encoders that sit directly on raw
+    columns of a ColumnTransformer."""
     first = first_column_transformer(model)
     if first is None:
         return {}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, tuple[tuple[str, ...], bool]] = {}
     for _, transformer, columns in first.transformers_:
         if isinstance(transformer, str):
             continue
@@ -124,10 +127,10 @@ def _encoder_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any
             if type(step).__name__ in ("OneHotEncoder", "OrdinalEncoder"):
                 positions = _column_positions(columns, names, len(names))
                 for position, categories in zip(positions, step.categories_, strict=False):
-                    found[names[position]] = {
-                        "categories": [str(c) for c in categories.tolist()],
-                        "allow_unknown": step.handle_unknown != "error",
-                    }
+                    found[names[position]] = (
+                        tuple(str(c) for c in categories.tolist()),
+                        step.handle_unknown != "error",
+                    )
                 break
             if type(step).__name__ != "SimpleImputer":
                 break
@@ -145,7 +148,7 @@ def numeric_input_dtype(info: ModelInfo) -> str:
     return "float64" if has_preprocessing else estimator_dtype(info)
 
 
-def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], Any]:
+def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[InputSchema, Any]:
     """Builds the input schema and returns it with the sample as a DataFrame of exactly those columns.
 
     The schema lists every column (name, kind, dtype, known categories) and the two
@@ -187,39 +190,37 @@ def infer_input_schema(info: ModelInfo, sample: Any) -> tuple[dict[str, Any], An
                 f"column {name!r} holds text but the model takes a numeric matrix; "
                 f"encode it in the pipeline (ColumnTransformer + OneHotEncoder) and refit"
             )
-        spec: dict[str, Any] = {
-            "name": name,
-            "kind": kind,
-            "dtype": numeric_dtype if kind == NUMERIC else "string",
-        }
-        if kind == CATEGORICAL:
-            spec.update(categories.get(name, {"categories": None, "allow_unknown": True}))
-        specs.append(spec)
-    numeric = [s["name"] for s in specs if s["kind"] == NUMERIC]
-    categorical = [s["name"] for s in specs if s["kind"] == CATEGORICAL]
-    schema: dict[str, Any] = {
-        "columns": specs,
-        "by_name": by_name,
-        "estimator_family": info.spec.family,
-        "converter_float": info.spec.input_float,
-        "numeric": {"input": NUMERIC_INPUT, "columns": numeric, "dtype": numeric_dtype} if numeric else None,
-        "categorical": {"input": CATEGORICAL_INPUT, "columns": categorical} if categorical else None,
-    }
+        if kind == NUMERIC:
+            specs.append(Column(name=name, kind=kind, dtype=numeric_dtype))
+        else:
+            known, allow_unknown = categories.get(name, (None, True))
+            specs.append(
+                Column(name=name, kind=kind, dtype="string", categories=known, allow_unknown=allow_unknown)
+            )
+    numeric = tuple(s.name for s in specs if s.kind == NUMERIC)
+    categorical = tuple(s.name for s in specs if s.kind == CATEGORICAL)
+    schema = InputSchema(
+        columns=tuple(specs),
+        by_name=by_name,
+        estimator_family=info.spec.family,
+        converter_float=info.spec.input_float,
+        numeric=ColumnGroup(NUMERIC_INPUT, numeric, numeric_dtype) if numeric else None,
+        categorical=ColumnGroup(CATEGORICAL_INPUT, categorical) if categorical else None,
+    )
     return schema, frame
 
 
 IGNORED = (
     "ignored"  # input typing rule of a column the model does not read but callers may send (ids, the label)
 )
-IGNORED_COLUMNS = "ignored_columns"  # input schema key: those columns, accepted and ignored by the runtime
 
 
-def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """Adds the input typing rules (``from_text``, ``missing_as``, ``missing_words``) to the schema's columns,
-    and lists the columns marked ``ignored`` as ``ignored_columns``.
+def apply_input_typing(schema: InputSchema, typing: dict[str, dict[str, Any]] | None) -> InputSchema:
+    """The schema with the input typing rules (``from_text``, ``missing_as``, ``missing_words``) on its columns,
+    the columns marked ``ignored`` as ``ignored_columns``, and the missing words every column reads stored once.
 
     Args:
-        schema: The input schema from :func:`infer_input_schema`; changed in place and returned.
+        schema: The input schema from :func:`infer_input_schema` (not changed).
         typing: Column name -> rules, e.g. ``kp.data.load(...).input_typing()``. ``{"ignored": True}`` marks a
             column of the source table that the model does not read (an id, a timestamp, the label): rows may
             carry it and the runtime ignores it. Other rules of columns the model does not read are ignored.
@@ -231,8 +232,8 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
     """
     if not typing:
         return schema
-    columns = {column["name"]: column for column in schema["columns"]}
-    ignored = []
+    columns = {column.name: column for column in schema.columns}
+    ignored: list[str] = []
     for name, rules in typing.items():
         if not isinstance(rules, dict):
             raise InputSchemaError(f"input typing of column {name!r} must be a dict of rules, got {rules!r}")
@@ -248,30 +249,32 @@ def apply_input_typing(schema: dict[str, Any], typing: dict[str, dict[str, Any]]
         if column is None:
             continue
         for key, value in rules.items():
-            if key == FROM_TEXT and column["kind"] == NUMERIC and value in TEXT_FORMS:
-                column[FROM_TEXT] = value
-            elif key == MISSING_AS and column["kind"] == CATEGORICAL and isinstance(value, str):
-                column[MISSING_AS] = value
+            if key == FROM_TEXT and column.kind == NUMERIC and value in TEXT_FORMS:
+                column = dataclasses.replace(column, from_text=value)
+            elif key == MISSING_AS and column.kind == CATEGORICAL and isinstance(value, str):
+                column = dataclasses.replace(column, missing_as=value)
             elif (
                 key == MISSING_WORDS
                 and isinstance(value, (list, tuple))
                 and all(isinstance(w, str) for w in value)
             ):
-                column[MISSING_WORDS] = list(value)
+                column = dataclasses.replace(column, missing_words=tuple(dict.fromkeys(value)))
             elif key == IGNORED and not value:
                 continue
             else:
                 raise InputSchemaError(
-                    f"input typing {key}={value!r} does not fit {column['kind']} column {name!r}; use "
+                    f"input typing {key}={value!r} does not fit {column.kind} column {name!r}; use "
                     f"{FROM_TEXT}= one of {', '.join(TEXT_FORMS)} on numeric columns, {MISSING_AS}=<text> on "
                     f"categorical ones, {MISSING_WORDS}=[<text>, ...] on any"
                 )
-    if ignored:
-        schema[IGNORED_COLUMNS] = ignored
-    return schema
+        columns[column.name] = column
+    typed = dataclasses.replace(
+        schema, columns=tuple(columns.values()), ignored_columns=(*schema.ignored_columns, *ignored)
+    )
+    return typed.sharing_missing_words()
 
 
-def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -> list[tuple[str, Any]]:
+def onnx_initial_types(schema: InputSchema, *, for_converter: bool = False) -> list[tuple[str, Any]]:
     """The skl2onnx ``initial_types``: one per column for models that select columns by name, else one matrix.
 
     With ``for_converter``, a bare tree ensemble's float64 matrix is declared float32,
@@ -282,18 +285,20 @@ def onnx_initial_types(schema: dict[str, Any], *, for_converter: bool = False) -
     def numeric(dtype: str) -> Any:
         return DoubleTensorType if dtype == "float64" else FloatTensorType
 
-    if not schema["by_name"]:
-        group = schema["numeric"]
-        dtype = group["dtype"]
+    if not schema.by_name:
+        group = schema.numeric
+        if group is None:  # infer_input_schema refuses text columns without by_name
+            raise InputSchemaError("the model takes a numeric matrix but the schema has no numeric column")
+        dtype = group.dtype or "float32"
         if for_converter:
-            dtype = schema.get("converter_float") or (
-                "float64" if schema.get("estimator_family") == "linear" else "float32"
+            dtype = schema.converter_float or (
+                "float64" if schema.estimator_family == "linear" else "float32"
             )
-        return [(group["input"], numeric(dtype)([None, len(group["columns"])]))]
+        return [(group.input, numeric(dtype)([None, len(group.columns)]))]
     return [
         (
             graph_column_name(i),
-            numeric(spec["dtype"])([None, 1]) if spec["kind"] == NUMERIC else StringTensorType([None, 1]),
+            numeric(spec.dtype)([None, 1]) if spec.is_numeric else StringTensorType([None, 1]),
         )
-        for i, spec in enumerate(schema["columns"])
+        for i, spec in enumerate(schema.columns)
     ]

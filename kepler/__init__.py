@@ -9,7 +9,15 @@ import importlib
 import os
 from typing import Any
 
-for _variable in ("MLFLOW_DISABLE_TELEMETRY", "BENTOML_DO_NOT_TRACK", "DVC_NO_ANALYTICS", "DO_NOT_TRACK"):
+# ORT_DISABLE_TELEMETRY: onnxruntime 1.32 starts its 1DS telemetry when imported (an event store under
+# ~/.cache/Microsoft and a .ses file in the temp folder) unless this is set first; DO_NOT_TRACK does not stop it.
+for _variable in (
+    "MLFLOW_DISABLE_TELEMETRY",
+    "BENTOML_DO_NOT_TRACK",
+    "DVC_NO_ANALYTICS",
+    "DO_NOT_TRACK",
+    "ORT_DISABLE_TELEMETRY",
+):
     os.environ.setdefault(_variable, "1")
 
 
@@ -63,6 +71,7 @@ __all__ = [
     "errors",
     "init",
     "load_model",
+    "monitoring",
     "reproduce",
     "runtimes",
     "supported",
@@ -78,7 +87,7 @@ _LAZY = {
     "Project": ("kepler.versioning.project", "Project"),
     "build": ("kepler.builds", "build"),
     "bench": ("kepler.api", "bench"),
-    "deploy": ("kepler.deploy", "deploy"),
+    "deploy": ("kepler.deployment.deployments", "deploy"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
 _SUBMODULES = {
@@ -91,6 +100,7 @@ _SUBMODULES = {
     "automl",
     "versioning",
     "reproduce",
+    "monitoring",
 }
 
 

@@ -105,7 +105,7 @@ def bench(
                     f"{artifact} holds no probe rows to time the native model on; pass rows with --sample"
                 )
             data = pd.DataFrame(probe)
-        native_data = _native_rows(native, data, [c["name"] for c in opened.input_schema["columns"]])
+        native_data = _native_rows(native, data, list(opened.input_schema.names))
     return benchmark(
         opened,
         target,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -15,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
+from kepler.build_report import BuildReport, ReportArtifact, TableSummary
+from kepler.clock import now, utc_now
 from kepler.errors import DataError
 
 DEFAULT_BUILDS = Path("builds")
@@ -26,12 +27,12 @@ class BuildResult:
 
     Attributes:
         path: The build folder (``builds/<build-id>``).
-        report: The JSON report written as ``report.json``.
+        report: The report written as ``report.json`` (``report.to_dict()`` is its JSON form).
         result: The AutoML result (searches only).
     """
 
     path: Path
-    report: dict[str, Any]
+    report: BuildReport
     result: Any = None
 
     @property
@@ -82,22 +83,28 @@ def terminate_raises() -> Iterator[None]:
 
 def new_build_id() -> str:
     """A sortable, unique build id: UTC time plus a random suffix."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{utc_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def _artifact_section(artifact: Any, final_path: Path) -> dict[str, Any]:
-    return {
-        "path": str(final_path),
-        "sha256": artifact.manifest["sha256"],
-        "size_mb": artifact.manifest["size_bytes"] / 2**20,
-        "estimator": artifact.manifest["source"]["estimator"],
-        "parity": artifact.parity,
-        "benchmark": artifact.benchmark,
-    }
+def _artifact_section(artifact: Any, final_path: Path) -> ReportArtifact:
+    return ReportArtifact(
+        path=str(final_path),
+        sha256=artifact.manifest.sha256,
+        size_mb=artifact.manifest.size_bytes / 2**20,
+        estimator=artifact.manifest.source.estimator,
+        parity=artifact.parity.to_dict(),
+        benchmark=artifact.benchmark.to_dict() if artifact.benchmark else None,
+    )
 
 
-def _from_model(model_path: Path, data: Any, label: str | None, target: Any, staging: Path) -> dict[str, Any]:
-    """Compiles and benchmarks a given model on a table (its label column, if named, is left out)."""
+def _from_model(
+    model_path: Path, data: Any, label: str | None, target: Any, staging: Path, header: dict[str, Any]
+) -> tuple[BuildReport, Any]:
+    """Compiles and benchmarks a given model on a table (its label column, if named, is left out).
+
+    Returns:
+        The report (``header`` gives its build id, command, time and target) and the compiled artifact.
+    """
     import numpy as np
 
     from kepler.automl import budgets as budget_mod
@@ -123,30 +130,31 @@ def _from_model(model_path: Path, data: Any, label: str | None, target: Any, sta
     artifact = compile_model(model, profile, frame, output=staging / "artifact")
     budgets = budget_mod.merge_budgets(profile, {}, None, None)
     rows = budget_mod.check(budgets, budget_mod.measured(artifact.benchmark))
-    report: dict[str, Any] = {
-        "kind": "model",
-        "model_file": str(model_path),
-        "best_estimator": artifact.manifest["source"]["estimator"],
-        "constraint_report": rows,
-        "deployment_ready": all(r["ok"] for r in rows) and artifact.parity["passed"],
-        "data": {"rows": int(len(frame)), "label": label, "features": [str(c) for c in frame.columns]},
-    }
+    report = BuildReport(
+        **header,
+        kind="model",
+        model_file=str(model_path),
+        best_estimator=artifact.manifest.source.estimator,
+        constraint_report=rows,
+        deployment_ready=all(r["ok"] for r in rows) and artifact.parity.passed,
+        data=TableSummary(rows=int(len(frame)), label=label, features=[str(c) for c in frame.columns]),
+    )
     if truth is not None:
         predictor = artifact.predictor()
-        if artifact.output_schema["task"] == "classifier":
+        if artifact.output_schema.task == "classifier":
             labels = predictor.predict(frame)
-            report["test_metrics"] = {
+            report.test_metrics = {
                 "accuracy": float(np.mean(labels.astype(str) == truth.astype(str).to_numpy()))
             }
-        elif artifact.output_schema["task"] == "regressor":
+        elif artifact.output_schema.task == "regressor":
             values = predictor.predict(frame)
-            report["test_metrics"] = {
+            report.test_metrics = {
                 "rmse": float(np.sqrt(np.mean((values - truth.to_numpy(dtype=float)) ** 2)))
             }
-        report["test_metrics_note"] = (
+        report.test_metrics_note = (
             "computed on the given table with the compiled model (not a held-out split)"
         )
-    return {"report": report, "artifact": artifact}
+    return report, artifact
 
 
 BUILD_SECTION = "build"
@@ -164,7 +172,8 @@ def project_build_settings(
     Raises:
         DataError: no kepler.toml with ``[build] data`` around the working directory, or a bad value.
     """
-    from kepler.data.config import PROJECT_FILE, find_project_file, project_section
+    from kepler.data.config import project_section
+    from kepler.project_file import PROJECT_FILE, find_project_file
 
     path = find_project_file()
     table = project_section(BUILD_SECTION, BUILD_KEYS) if path is not None else {}
@@ -181,6 +190,7 @@ def project_build_settings(
             f"pass the data table (a CSV or Parquet file), e.g. `kepler build data/sensors.csv "
             f"--label failure`, {where}"
         )
+    assert path is not None  # without a kepler.toml the table is empty, and the check above raised
     data = (path.parent / table["data"]).resolve()
     if not data.is_file():
         raise DataError(
@@ -301,20 +311,19 @@ def _build(
     created_parent = not parent.exists()
     try:
         staging.mkdir(parents=True)
-        report: dict[str, Any] = {
+        header: dict[str, Any] = {
             "build_id": build_id,
             "command": command,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "created_at": now(),
             "target": profile.to_dict(),
         }
         result = None
         if model is not None:
-            built = _from_model(Path(model), data, label, profile, staging)
-            report.update(built["report"])
-            artifact = built["artifact"]
+            report, artifact = _from_model(Path(model), data, label, profile, staging, header)
         else:
             from kepler.automl import automl_pipeline
 
+            assert label is not None  # a search without a label raised DataError above
             result = automl_pipeline(
                 data,
                 label,
@@ -328,14 +337,13 @@ def _build(
                 progress=progress,
                 force=force,
             )
-            report.update({"kind": "search", **result.to_dict()})
-            report["target"] = profile.to_dict()
-            report.pop("artifact", None)
+            report = BuildReport.of_search(result, **header)
             artifact = result.artifact
         if isinstance(data, (str, os.PathLike)):
-            report.setdefault("data", {})["path"] = str(data)
-        report["artifact"] = _artifact_section(artifact, final / "artifact")
-        _write_json(staging / "report.json", report)
+            report.data = report.data or TableSummary()
+            report.data.path = str(data)
+        report.artifact = _artifact_section(artifact, final / "artifact")
+        atomic_files.write_json(staging / "report.json", report.to_dict())
         _write_html(report, staging / "report.html")
         os.rename(staging, final)
     except BaseException:
@@ -349,10 +357,10 @@ def _build(
     if project is not None:
         from kepler.versioning.build_tracking import track_build
 
-        report["tracking"] = track_build(
+        report.tracking = track_build(
             project, report, final, data if isinstance(data, (str, os.PathLike)) else None
         )
-        _write_json(final / "report.json", report)
+        atomic_files.write_json(final / "report.json", report.to_dict())
     return BuildResult(final, report, result)
 
 
@@ -371,13 +379,7 @@ def _project_for(track: bool | None) -> Any:
         return None
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_html(report: dict[str, Any], path: Path) -> None:
+def _write_html(report: BuildReport, path: Path) -> None:
     from kepler.reporting import write_build_report
 
     write_build_report(report, path)

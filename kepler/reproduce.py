@@ -8,11 +8,17 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kepler import atomic_files
 from kepler.errors import KeplerError, VersioningError
+from kepler.versioning.project import current
+
+if TYPE_CHECKING:
+    from kepler.versioning.build_tracking import ProbeSet
+    from kepler.versioning.data_versions import DataVersion
 
 TYPES = ("full", "data", "pipeline", "experiment")
 
@@ -44,17 +50,12 @@ class ReproductionResult:
         return asdict(self)
 
 
-def _project(project: Any) -> Any:
-    from kepler.versioning.project import current
-
-    return project or current()
-
-
-def _resolve_data_version(name: str, project: Any) -> dict[str, Any]:
+def _resolve_data_version(name: str, project: Any) -> DataVersion:
     """A data version by id, or by the guide's ``file@version`` form."""
-    store = project.store
-    records = store.all("data")
-    by_id = {r["version_id"]: r for r in records}
+    from kepler.versioning.data_versions import DataVersion
+
+    records = [DataVersion.from_dict(r) for r in project.store.all("data")]
+    by_id = {r.version_id: r for r in records}
     if name in by_id:
         return by_id[name]
     if "@" in name:
@@ -63,32 +64,29 @@ def _resolve_data_version(name: str, project: Any) -> dict[str, Any]:
             if candidate in by_id:
                 return by_id[candidate]
         for record in records:
-            if Path(record["file_path"]).stem == stem and record["version_id"].endswith(version):
+            if Path(record.file_path).stem == stem and record.version_id.endswith(version):
                 return record
     raise VersioningError(f"unknown data version {name!r}; list them with kp.versioning.list_versions()")
 
 
-def _restore_data(record: dict[str, Any], folder: Path, project: Any) -> Path:
+def _restore_data(record: DataVersion, folder: Path, project: Any) -> Path:
     from kepler.versioning.data_versions import get_data
 
-    content = get_data(record["version_id"], project=project)
+    content = get_data(record.version_id, project=project)
     digest = hashlib.md5(content).hexdigest()
-    if digest != record["md5"]:
-        raise VersioningError(
-            f"restored bytes of {record['version_id']} have md5 {digest}, not {record['md5']}"
-        )
-    target = folder / Path(record["file_path"]).name
-    target.write_bytes(content)
-    return target
+    if digest != record.md5:
+        raise VersioningError(f"restored bytes of {record.version_id} have md5 {digest}, not {record.md5}")
+    target = folder / Path(record.file_path).name
+    return atomic_files.write_bytes(target, content)  # output= may be a folder the user keeps
 
 
 def _compare(
-    recorded: dict[str, Any], outputs: dict[str, np.ndarray], tolerance: dict[str, float]
+    recorded: ProbeSet, outputs: dict[str, np.ndarray], tolerance: dict[str, float]
 ) -> dict[str, Any]:
     worst = 0.0
     labels_equal = True
     exact = True
-    for name, values in recorded["outputs"].items():
+    for name, values in recorded.outputs.items():
         before = np.asarray(values)
         after = np.asarray(outputs[name])
         if before.dtype.kind in "fc" or after.dtype.kind in "fc":
@@ -102,14 +100,14 @@ def _compare(
     scale = max(
         (
             float(np.max(np.abs(np.asarray(v, dtype=float))))
-            for v in recorded["outputs"].values()
+            for v in recorded.outputs.values()
             if np.asarray(v).dtype.kind in "fc" and np.asarray(v).size
         ),
         default=0.0,
     )
     within = worst <= tolerance["atol"] + tolerance["rtol"] * scale and labels_equal
     return {
-        "rows": len(next(iter(recorded["rows"].values()), [])),
+        "rows": recorded.row_count,
         "max_abs_diff": worst,
         "bit_exact": exact,
         "labels_equal": labels_equal,
@@ -128,30 +126,29 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     from kepler.compilers import compile as compile_model
     from kepler.data import load
     from kepler.runtimes import load as load_artifact
-    from kepler.targets import profile_from_dict
+    from kepler.runtimes.manifest import profile_from_record
+    from kepler.versioning.build_tracking import BuildConfig, read_probes
     from kepler.versioning.unified import get_unified_version
 
     version = get_unified_version(name, project=project)
-    record = version.to_dict() if hasattr(version, "to_dict") else dict(version)
-    config = record.get("build_config") or {}
+    config = BuildConfig.from_dict(version.build_config or {})
     restored = []
-    for entry in record.get("data") or []:
+    for entry in version.data or []:
         data_record = _resolve_data_version(entry["data_version"], project)
         restored.append(_restore_data(data_record, workdir, project))
         result.steps_completed.append(
-            f"restored data {entry['data_version']} (md5 {data_record['md5']} verified)"
+            f"restored data {data_record.version_id} (md5 {data_record.md5} verified)"
         )
         result.artifacts_created.append(str(restored[-1]))
-    pipeline = record.get("feature_pipeline")
-    if pipeline:
-        _pipeline(pipeline, project, workdir, result)
+    if version.feature_pipeline:
+        _pipeline(version.feature_pipeline, project, workdir, result)
     else:
         result.steps_completed.append(
             "feature pipeline: none recorded (a build keeps its preprocessing in the model)"
         )
-    if record.get("mlflow_run_id"):
-        _experiment(record["mlflow_run_id"], project, workdir, result, restore_data=False)
-    if config.get("kind") != "search":
+    if version.mlflow_run_id:
+        _experiment(version.mlflow_run_id, project, workdir, result, restore_data=False)
+    if config.kind != "search":
         # Nothing to retrain from: the version was recorded by hand, not by a kepler build search.
         result.steps_completed.append(
             "model: not retrained (the version records no build config); data, pipeline and run verified"
@@ -159,21 +156,32 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
         return
     if not restored:
         raise VersioningError(f"{name} records no data version; its model cannot be retrained")
+    if (
+        config.label is None
+        or config.family is None
+        or config.params is None
+        or not isinstance(config.target, dict)
+    ):
+        raise VersioningError(
+            f"{name} records a build config without its label, family, params or target; "
+            f"its model cannot be retrained (rebuild it with kepler build)"
+        )
 
-    dataset = load(restored[0], label=config["label"])
-    seed = int(config.get("seed") or 0)
+    dataset = load(restored[0], label=config.label)
+    assert dataset.task is not None  # load sets the task whenever it is given a label
+    seed = int(config.seed or 0)
     label, class_labels = dataset.label, None
     if dataset.task == "classification":
         # Fit on the codes of the recorded labels, as the build did (a record older than them: the sorted labels,
         # which is how the build encoded them), and compile with them, so that the graph answers the labels.
-        recorded = config.get("class_labels")
+        recorded = config.class_labels
         codes = LabelCodes(tuple(recorded)) if recorded is not None else label_codes(dataset.label)
         label, class_labels = codes.encode(dataset.label), codes.class_labels
     x_rest, y_rest, _, _ = split_test(dataset.frame, label, dataset.task, seed)
-    family = FAMILIES.get(config["family"])
+    family = FAMILIES.get(config.family)
     model = candidate(
         family,
-        config["params"],
+        config.params,
         dataset.task,
         seed,
         list(dataset.numeric_columns),
@@ -182,11 +190,10 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     if not is_classifier(model.steps[-1][1]):  # an outlier detector is fit without the label
         class_labels = None
     result.steps_completed.append(
-        f"retrained {config['family']} with its recorded config and seed {seed} "
+        f"retrained {config.family} with its recorded config and seed {seed} "
         f"on {len(x_rest)} rows (no search: a wall-clock search cannot repeat)"
     )
-    target = config["target"]
-    profile = profile_from_dict({k: v for k, v in target.items() if k != "source"}, f"{name}:target")
+    profile = profile_from_record(config.target, f"{name}:target")
     artifact = compile_model(
         model,
         profile,
@@ -197,13 +204,13 @@ def _full(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     )
     result.artifacts_created.append(str(artifact.path))
     result.steps_completed.append(
-        f"recompiled for target {profile.name} (parity {'passed' if artifact.parity['passed'] else 'failed'})"
+        f"recompiled for target {profile.name} (parity {'passed' if artifact.parity.passed else 'failed'})"
     )
 
-    probe = project.store.read("probes", name)
-    outputs = load_artifact(artifact.path).run(probe["rows"])
+    probe = read_probes(project, name)
+    outputs = load_artifact(artifact.path).run(probe.rows)
     comparison = _compare(probe, outputs, {"atol": profile.parity.atol, "rtol": profile.parity.rtol})
-    comparison["artifact_sha256_equal"] = artifact.manifest["sha256"] == record.get("artifact_sha256")
+    comparison["artifact_sha256_equal"] = artifact.manifest.sha256 == version.artifact_sha256
     result.comparison = comparison
     verdict = "bit-exact" if comparison["bit_exact"] else f"max abs diff {comparison['max_abs_diff']:.3g}"
     result.steps_completed.append(
@@ -220,8 +227,7 @@ def _data(name: str, project: Any, workdir: Path, result: ReproductionResult) ->
     path = _restore_data(record, workdir, project)
     result.artifacts_created.append(str(path))
     result.steps_completed.append(
-        f"restored {record['file_path']} of {record['version_id']} "
-        f"({record.get('size')} bytes, md5 {record['md5']} verified)"
+        f"restored {record.file_path} of {record.version_id} ({record.size} bytes, md5 {record.md5} verified)"
     )
 
 
@@ -326,9 +332,9 @@ def from_version(
         raise VersioningError(
             f"unknown reproduction type {reproduction_type!r}; use one of {', '.join(TYPES)}"
         )
-    project = _project(project)
+    project = current(project)
     temporary = output is None
-    workdir = Path(tempfile.mkdtemp(prefix="kepler-reproduce-")) if temporary else Path(output)
+    workdir = Path(tempfile.mkdtemp(prefix="kepler-reproduce-")) if output is None else Path(output)
     workdir.mkdir(parents=True, exist_ok=True)
     result = ReproductionResult(success=False, version=name, reproduction_type=reproduction_type)
     step = {"full": _full, "data": _data, "pipeline": _pipeline, "experiment": _experiment}[reproduction_type]

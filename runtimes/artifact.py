@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from kepler.errors import ArtifactError
+from kepler.runtimes.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    InputSchema,
+    Manifest,
+    OutputSchema,
+    read_manifest,
+)
 
-MANIFEST_NAME = "manifest.json"
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "PROBE_NAME", "Artifact", "read_artifact", "sha256_file"]
+
 PROBE_NAME = "probe.json"
-FORMAT_VERSION = 1
-_REQUIRED_KEYS = ("format_version", "model_file", "sha256", "input_schema", "output_schema", "target")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -32,26 +39,26 @@ class Artifact:
 
     Attributes:
         path: The artifact folder.
-        manifest: The parsed manifest.
+        manifest: The manifest (:mod:`kepler.runtimes.manifest`).
     """
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def model_path(self) -> Path:
         """Path of the model file the manifest names."""
-        return self.path / self.manifest["model_file"]
+        return self.path / self.manifest.model_file
 
     @property
-    def input_schema(self) -> dict[str, Any]:
+    def input_schema(self) -> InputSchema:
         """Columns, their kinds and the graph inputs they feed."""
-        return self.manifest["input_schema"]
+        return self.manifest.input_schema
 
     @property
-    def output_schema(self) -> dict[str, Any]:
+    def output_schema(self) -> OutputSchema:
         """Task, output names and classes."""
-        return self.manifest["output_schema"]
+        return self.manifest.output_schema
 
     @property
     def size_bytes(self) -> int:
@@ -64,41 +71,12 @@ class Artifact:
         if not probe_path.exists():
             return None
         try:
-            return json.loads(probe_path.read_text(encoding="utf-8"))
+            probe: dict[str, list[Any]] = json.loads(probe_path.read_text(encoding="utf-8"))
+            return probe
         except (OSError, ValueError) as exc:
             raise ArtifactError(
                 f"{probe_path}: unreadable probe data ({exc}); recompile the artifact"
             ) from None
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Parses and sanity-checks ``manifest.json``.
-
-    Raises:
-        ArtifactError: the file is missing, is not JSON, or lacks required keys.
-    """
-    manifest_path = path / MANIFEST_NAME
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"{path}: not a Kepler artifact (no {MANIFEST_NAME}); compile one with `kepler compile`"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{manifest_path}: corrupted manifest ({exc}); recompile the artifact") from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError(
-            f"{manifest_path}: corrupted manifest (not a JSON object); recompile the artifact"
-        )
-    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise ArtifactError(f"{manifest_path}: manifest lacks {', '.join(missing)}; recompile the artifact")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{manifest_path}: artifact format {manifest['format_version']!r} is not supported "
-            f"(this Kepler reads {FORMAT_VERSION}); recompile with this version"
-        )
-    return manifest
 
 
 def read_artifact(path: str | os.PathLike[str] | Artifact, *, verify: bool = True) -> Artifact:
@@ -118,10 +96,10 @@ def read_artifact(path: str | os.PathLike[str] | Artifact, *, verify: bool = Tru
         raise ArtifactError(f"{model_path}: model file missing from the artifact; recompile it")
     if verify:
         actual = sha256_file(model_path)
-        if actual != artifact.manifest["sha256"]:
+        if actual != artifact.manifest.sha256:
             raise ArtifactError(
                 f"{model_path}: sha256 {actual[:12]}… does not match the manifest's "
-                f"{str(artifact.manifest['sha256'])[:12]}…; the file was modified or corrupted, "
+                f"{artifact.manifest.sha256[:12]}…; the file was modified or corrupted, "
                 f"so restore it or recompile"
             )
     return artifact

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
@@ -103,15 +104,17 @@ def cpu_name() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    # Not platform.processor(): on Linux it runs `uname -p` in a subprocess.
+    return platform.machine()
 
 
 def machine() -> dict[str, Any]:
     """A description of the machine that produced a measurement."""
+    # Not platform.platform(): it reads the processor field, which runs `uname -p` in a subprocess.
     return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
-        "platform": platform.platform(),
+        "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
         "python": platform.python_version(),
     }
 
@@ -123,7 +126,7 @@ def time_calls(
     min_time_s: float = 0.5,
     max_time_s: float = 3.0,
     warmup_s: float = 0.1,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Times ``call`` repeatedly after a warm-up and returns latency percentiles in ms."""
     deadline = time.perf_counter() + warmup_s
     calls = 0
@@ -282,7 +285,7 @@ def _measure(
         batch = _tile(rows, size)
         entry = {
             "batch": size,
-            **time_calls(lambda batch=batch: method(batch), min_time_s=min_time_s, max_time_s=max_time_s),
+            **time_calls(functools.partial(method, batch), min_time_s=min_time_s, max_time_s=max_time_s),
         }
         entry["throughput_rows_s"] = size / (entry["p50_ms"] / 1e3)
         batches.append(entry)

@@ -35,15 +35,39 @@ from typing import Any
 import numpy as np
 
 from kepler.errors import InputSchemaError, KeplerError
+from kepler.runtimes.manifest import (
+    CATEGORICAL,
+    CATEGORICAL_INPUT,
+    NUMERIC,
+    NUMERIC_INPUT,
+    Column,
+    InputSchema,
+)
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-NUMERIC_INPUT = "numeric_features"
-CATEGORICAL_INPUT = "categorical_features"
+__all__ = [
+    "CATEGORICAL",
+    "CATEGORICAL_INPUT",
+    "FROM_TEXT",
+    "IGNORE",
+    "MISSING_AS",
+    "MISSING_WORDS",
+    "NUMERIC",
+    "NUMERIC_INPUT",
+    "PANDAS_MISSING_WORDS",
+    "REJECT",
+    "TEXT_BOOLEANS",
+    "TEXT_FORMS",
+    "TEXT_NUMBERS",
+    "UNKNOWN_COLUMNS",
+    "FeedBuilder",
+    "unknown_columns_mode",
+]
+
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
-# Input typing: optional keys of a column in the manifest's input schema, set at compile time from how the
-# training table was typed (kepler.data), so that rows can be sent as they appear in that table.
+# Input typing: the rules of ``kp.compile(..., input_typing=...)``, set from how the training table was typed
+# (kepler.data) and kept on the manifest's columns (kepler.runtimes.manifest.Column), so that rows can be sent as
+# they appear in that table.
 FROM_TEXT = (
     "from_text"  # numeric column: "numbers" reads numeric text, "booleans" reads true/false, yes/no, 1/0
 )
@@ -54,8 +78,6 @@ TEXT_BOOLEANS = "booleans"
 TEXT_FORMS = (TEXT_NUMBERS, TEXT_BOOLEANS)
 _TRUE_TEXT = frozenset({"true", "yes", "1"})
 _FALSE_TEXT = frozenset({"false", "no", "0"})
-# Input schema key: columns of the source table the model does not read, accepted and ignored (absent in old manifests).
-IGNORED_COLUMNS = "ignored_columns"
 # What to do with any other column the model does not know: refuse the input (the default) or ignore the column.
 REJECT = "reject"
 IGNORE = "ignore"
@@ -210,17 +232,16 @@ def _not_a_cell(name: str, value: Any, row: int, want: str, missing: bool = True
 
 
 def _numeric_column(
-    name: str, values: np.ndarray, dtype: type, spec: Mapping[str, Any] | None = None
+    name: str, values: np.ndarray, dtype: type, booleans: bool, words: frozenset[str]
 ) -> np.ndarray:
+    """A numeric column's cells as floats; text is read as pandas reads a CSV cell (``words``: the text that
+    counts as missing, pandas' own words included; ``booleans``: true/false, yes/no read as 1/0)."""
     array = values
     if array.dtype.kind in "fiub":
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: infinity, read as missing below
             return array.astype(dtype, copy=False)
     if array.dtype.kind in "OUS":
-        spec = spec or {}
-        booleans = spec.get(FROM_TEXT) == TEXT_BOOLEANS
-        words = PANDAS_MISSING_WORDS.union(spec.get(MISSING_WORDS, ()))
-        out = np.empty(array.size, dtype=dtype)
+        out: np.ndarray = np.empty(array.size, dtype=dtype)
         for i, value in enumerate(array):
             if _is_missing(value):
                 out[i] = np.nan
@@ -280,10 +301,11 @@ def _from_text(name: str, value: str | bytes, booleans: bool, words: frozenset[s
     )
 
 
-def _categorical_column(name: str, values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+def _categorical_column(name: str, values: np.ndarray, spec: Column, words: frozenset[str]) -> np.ndarray:
+    """A categorical column's cells as text, a missing value as the column's ``missing_as`` category (``words``:
+    the text that counts as missing)."""
     array = values
-    missing_as = spec.get(MISSING_AS)
-    words = frozenset(spec.get(MISSING_WORDS, ()))
+    missing_as = spec.missing_as
     if array.dtype.kind == "U" and missing_as is None:  # numpy already proved every value is text
         array = array.astype(object)
     else:
@@ -307,13 +329,13 @@ def _categorical_column(name: str, values: np.ndarray, spec: Mapping[str, Any]) 
             else:
                 raise _not_a_cell(name, value, i, "the category as text", missing=missing_as is not None)
     _check_text(name, array)
-    categories = spec.get("categories")
-    if categories is not None and not spec.get("allow_unknown", True):
+    categories = spec.categories
+    if categories is not None and not spec.allow_unknown:
         unknown = sorted(set(array.tolist()) - set(categories))
         if unknown:
             raise InputSchemaError(
                 f"column {_quoted(name)} has unknown categories "
-                f"{_repr(unknown[:5], 200)}; the model knows {_repr(categories[:20], 400)}"
+                f"{_repr(unknown[:5], 200)}; the model knows {_repr(list(categories[:20]), 400)}"
             )
     return array
 
@@ -337,7 +359,7 @@ class FeedBuilder:
     """Builds ``{input_name: array}`` for one artifact's input schema.
 
     Args:
-        input_schema: The manifest's ``input_schema``.
+        input_schema: The manifest's input schema.
         unknown_columns: ``reject`` (default): a column that is neither the model's nor one of the schema's
             ``ignored_columns`` is an error; ``ignore``: it is ignored too.
 
@@ -345,29 +367,34 @@ class FeedBuilder:
         KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
     """
 
-    def __init__(self, input_schema: dict[str, Any], *, unknown_columns: str = REJECT) -> None:
-        self.columns: list[dict[str, Any]] = input_schema["columns"]
-        self.names = [column["name"] for column in self.columns]
+    def __init__(self, input_schema: InputSchema, *, unknown_columns: str = REJECT) -> None:
+        self.schema = input_schema
+        self.columns: tuple[Column, ...] = input_schema.columns
+        self.names = list(input_schema.names)
         self.unknown_columns = unknown_columns_mode(unknown_columns)
-        self._specs = {column["name"]: column for column in self.columns}
-        numeric = input_schema.get("numeric")
-        categorical = input_schema.get("categorical")
-        self._num_input = numeric["input"] if numeric else None
-        self._num_names: list[str] = numeric["columns"] if numeric else []
-        self._num_dtype = _DTYPES[numeric["dtype"]] if numeric else np.float32
-        self._cat_input = categorical["input"] if categorical else None
-        self._cat_names: list[str] = categorical["columns"] if categorical else []
+        self._specs = {column.name: column for column in self.columns}
+        # What each column reads as missing, worked out once: the schema's words and the column's own
+        # (and, in numeric columns, pandas' words, read as missing in any CSV).
+        self._words = {column.name: input_schema.words(column) for column in self.columns}
+        for column in self.columns:
+            if column.is_numeric:
+                self._words[column.name] |= PANDAS_MISSING_WORDS
+        numeric = input_schema.numeric
+        categorical = input_schema.categorical
+        self._num_input = numeric.input if numeric else ""
+        self._num_names: list[str] = list(numeric.columns) if numeric else []
+        self._num_dtype = _DTYPES[numeric.dtype or "float32"] if numeric else np.float32
+        self._cat_input = categorical.input if categorical else ""
+        self._cat_names: list[str] = list(categorical.columns) if categorical else []
         self._n = len(self.names)
         self._only_numeric = not self._cat_names
         self._name_set = set(self.names)
-        self.ignored: list[str] = [
-            str(n) for n in input_schema.get(IGNORED_COLUMNS) or () if n not in self._name_set
-        ]
+        self.ignored: list[str] = [n for n in input_schema.ignored_columns if n not in self._name_set]
         self._ignored_set = frozenset(self.ignored)
         # Columns where a key missing from a record is a missing value: numeric ones, and categorical ones
         # with a missing_as rule; in any other, a missing key is an error.
         self._may_be_missing = frozenset(self._num_names) | frozenset(
-            n for n in self._cat_names if self._specs[n].get(MISSING_AS) is not None
+            n for n in self._cat_names if self._specs[n].missing_as is not None
         )
 
     def feed(self, data: Any) -> dict[str, np.ndarray]:
@@ -442,7 +469,7 @@ class FeedBuilder:
 
     def _from_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The feed from the model's columns, each a 1-D array of cells of one length."""
-        feed = {}
+        feed: dict[str, np.ndarray] = {}
         if self._num_input:
             arrays = [columns[n] for n in self._num_names]
             if all(a.dtype.kind in "fiub" for a in arrays):
@@ -451,7 +478,9 @@ class FeedBuilder:
             else:
                 matrix = np.stack(
                     [
-                        _numeric_column(n, a, self._num_dtype, self._specs[n])
+                        _numeric_column(
+                            n, a, self._num_dtype, self._specs[n].from_text == TEXT_BOOLEANS, self._words[n]
+                        )
                         for n, a in zip(self._num_names, arrays, strict=False)
                     ],
                     axis=1,
@@ -459,7 +488,8 @@ class FeedBuilder:
             feed[self._num_input] = _finite(matrix)
         if self._cat_input:
             feed[self._cat_input] = np.stack(
-                [_categorical_column(n, columns[n], self._specs[n]) for n in self._cat_names], axis=1
+                [_categorical_column(n, columns[n], self._specs[n], self._words[n]) for n in self._cat_names],
+                axis=1,
             )
         return feed
 

@@ -10,8 +10,9 @@ import numpy as np
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes.artifact import Artifact, read_artifact
 from kepler.runtimes.inputs import REJECT, FeedBuilder
+from kepler.runtimes.manifest import Manifest, profile_from_manifest
 from kepler.runtimes.session import create_session, session_settings
-from kepler.targets import TargetProfile, load_profile, profile_from_dict
+from kepler.targets import TargetProfile, load_profile
 
 
 class Predictor:
@@ -36,17 +37,16 @@ class Predictor:
         self._feeds = FeedBuilder(artifact.input_schema, unknown_columns=unknown_columns)
         self.session = create_session(artifact.model_path, profile)
         outputs = artifact.output_schema
-        self.task: str = outputs["task"]
-        self.classes_ = np.asarray(outputs["classes"]) if outputs.get("classes") is not None else None
+        self.task: str = outputs.task
+        self.classes_ = np.asarray(outputs.classes) if outputs.classes is not None else None
         self.feature_names_in_ = np.asarray(self._feeds.names, dtype=object)
         self._run = self.session.run
-        self._label_out = [outputs["label"]] if outputs.get("label") else None
-        self._proba_out = [outputs["probabilities"]] if outputs.get("probabilities") else None
-        self._value_out = [outputs["prediction"]] if outputs.get("prediction") else None
-        self._score_out = [outputs["scores"]] if outputs.get("scores") else None
+        self._answer_out = [outputs.answer]
+        self._proba_out = [outputs.probabilities] if outputs.probabilities else None
+        self._score_out = [outputs.scores] if outputs.scores else None
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         """The artifact's manifest."""
         return self.artifact.manifest
 
@@ -80,8 +80,7 @@ class Predictor:
             InputSchemaError: ``data`` breaks the input contract (:mod:`kepler.runtimes.inputs`), or a value the
                 model computes is not finite (inputs far outside what it was trained on).
         """
-        names = self._label_out or self._value_out
-        return finite_answer(self._run(names, self._feeds.feed(data))[0].ravel())
+        return finite_answer(self._run(self._answer_out, self._feeds.feed(data))[0].ravel())
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, shape (rows, classes). Classifiers only.
@@ -156,17 +155,5 @@ def load(
         KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
     """
     opened = read_artifact(artifact)
-    if target is None:
-        profile = profile_from_dict(
-            _profile_fields(opened.manifest["target"]), f"{opened.path}/manifest.json:target"
-        )
-    else:
-        profile = load_profile(target)
+    profile = profile_from_manifest(opened.manifest) if target is None else load_profile(target)
     return Predictor(opened, profile, unknown_columns=unknown_columns)
-
-
-def _profile_fields(recorded: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: v for k, v in recorded.items() if k != "source"}
-    if "parity" in fields:
-        fields["parity"] = dict(fields["parity"])
-    return fields

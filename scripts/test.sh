@@ -27,5 +27,8 @@ rmdir "$outside"
 # In the repository root the source tree shadows the wheel, and must work too (tests/test_source_tree_import.py).
 "$venv/bin/python" -c 'import kepler, kepler.compilers, kepler.runtimes, kepler.targets; print("source tree ok:", kepler.__file__)'
 
+# Lint, format and types (ruff, mypy; pyproject.toml) before the tests.
+KEPLER_TEST_VENV="$venv" bash scripts/check.sh
+
 export KEPLER_TEST_WHEEL=1
 exec "$venv/bin/pytest" -q "$@"

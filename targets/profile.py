@@ -79,7 +79,7 @@ def _fail(source: str, field_name: str, problem: str) -> ProfileError:
     return ProfileError(f"{source}: field '{field_name}' {problem}; fix the profile and retry")
 
 
-def _number(source: str, data: dict, key: str, *, positive: bool, prefix: str = "") -> float:
+def _number(source: str, data: dict[str, Any], key: str, *, positive: bool, prefix: str = "") -> float:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _fail(source, prefix + key, f"must be a number, got {value!r}")
@@ -88,7 +88,7 @@ def _number(source: str, data: dict, key: str, *, positive: bool, prefix: str = 
     return float(value)
 
 
-def _string_list(source: str, data: dict, key: str) -> tuple[str, ...]:
+def _string_list(source: str, data: dict[str, Any], key: str) -> tuple[str, ...]:
     value = data[key]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise _fail(source, key, f"must be a list of names, got {value!r}")

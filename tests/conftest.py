@@ -7,7 +7,9 @@ binary label (failure), a three-class label (grade) and a numeric target (wear).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,8 +286,8 @@ def sensitive_rows() -> Callable[[Any, np.ndarray], list[int]]:
 
 # --------------------------------------------------------------------------- test tiers
 # `pytest -m unit` runs the fast tier: no subprocess, server, Docker or search over 2 s. Everything else is
-# `integration`: a test marks itself, or its module is listed here. A unit test that starts a process fails
-# (see `_unit_tests_start_no_process`), so the tiers stay honest as tests are added.
+# `integration`: a test marks itself, or its module is listed here (a test marked `unit` in a listed folder stays
+# unit). A unit test that starts a process fails (see `_unit_tests_start_no_process`), so the tiers stay honest.
 TESTS = Path(__file__).resolve().parent
 INTEGRATION = (
     "automl/",
@@ -306,7 +308,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Marks every test ``unit`` or ``integration``."""
     for item in items:
         where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
-        if item.get_closest_marker("integration") is None and where.startswith(INTEGRATION):
+        explicit = item.get_closest_marker("integration") or item.get_closest_marker("unit")
+        if explicit is None and where.startswith(INTEGRATION):  # a test marked unit stays unit (and guarded)
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
@@ -326,3 +329,59 @@ def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: py
         )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+# --------------------------------------------------------------------------- temporary files
+# Tests leave nothing in /tmp. The session's temporary folder (Python's tempfile and, through TMPDIR, every child
+# process: the CLI, git, DVC, MLflow, `bentoml serve`) is a folder inside pytest's own base folder, and the
+# session fails if anything is left in it, naming the test that made each entry.
+# onnxruntime 1.32 starts its telemetry when first imported (a .ses file in the temp folder, an event store
+# under ~/.cache) unless this is set first; kepler sets it too, but a test module may import onnxruntime first.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+
+def _count_physical_cores_once() -> None:
+    """loky (through scikit-learn and LightGBM) counts physical cores with `cat /proc/cpuinfo`, once per process
+    (cached): count them here, so that a unit test that is first to ask does not trip the no-process guard."""
+    from joblib.externals.loky import cpu_count
+
+    cpu_count(only_physical_cores=True)
+
+
+_count_physical_cores_once()
+_TEMP_ORIGINS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's temporary folder; fails the session, naming the entries, if it is not empty at the end."""
+    folder = tmp_path_factory.getbasetemp() / "tmp"
+    folder.mkdir()
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+    left = sorted(entry.name for entry in folder.iterdir())
+    if left:
+        named = "; ".join(f"{name} (from {_TEMP_ORIGINS.get(name, 'a fixture')})" for name in left)
+        pytest.fail(
+            f"the tests left {len(left)} entr{'y' if len(left) == 1 else 'ies'} in the session's temporary folder "
+            f"{folder}: {named}; write under tmp_path, and remove what the code makes",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _temp_entries_of_each_test(request: pytest.FixtureRequest, _session_temp_folder: Path) -> Iterator[None]:
+    """Notes which test made each new entry of the temporary folder, for the session's report."""
+    before = set(os.listdir(_session_temp_folder))
+    yield
+    for name in set(os.listdir(_session_temp_folder)) - before:
+        _TEMP_ORIGINS.setdefault(name, request.node.nodeid)

@@ -160,6 +160,6 @@ def test_a_served_release_answers_rows_as_they_stand_in_the_source_table(
             meta = client.get("/metadata").json()
         assert "Air temperature [K]" in [column["name"] for column in meta["model"]["inputs"]]
     finally:
-        from kepler.deploy import stop
+        from kepler.deployment import stop
 
         stop(port, bentoml_home=root / ".kepler" / "bentoml")

@@ -18,19 +18,30 @@ PACKAGE_FOLDERS = ("kepler", "compilers", "runtimes", "targets")
 OTHER_FOLDERS = ("tests", "benchmarks", "examples", "scripts")
 # Declared but never imported by name, each for a reason.
 USED_WITHOUT_IMPORT = {"pyarrow": "pandas' Parquet engine, for kepler.data's Parquet tables"}
-# Libraries whose private API Kepler uses (DESIGN.md, "compat"): each needs an upper bound.
-PRIVATE_API_USED = {
-    "bentoml",
-    "skl2onnx",
-    "onnxmltools",
-    "scikit-learn",
-    "lightgbm",
-    "flaml",
-    "dvc",
-    "dvc-data",
-    "onnxruntime",
-    "mlflow",
-    "uvicorn",
+# Libraries whose private API Kepler uses (DESIGN.md, "compat"): each needs an upper bound, and every use sits in
+# its kepler/_compat/ module (distribution -> the module and the private names it uses: modules, attributes,
+# files). Outside kepler/_compat/ none of these names may appear in code.
+PRIVATE_API_USED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bentoml": ("bentoml", ("_internal", "TimeoutMiddleware", "_set_timer_out", "construct_containerfile")),
+    "uvicorn": ("uvicorn", ("h11_impl", "H11Protocol", "send_400_response", "default_headers")),
+    "skl2onnx": (
+        "skl2onnx",
+        (
+            "_registration",
+            "_converter_pool",
+            "_shape_calculator_pool",
+            "_apply_operation",
+            "add_tree_to_attribute_pairs",
+        ),
+    ),
+    "onnxmltools": ("onnxmltools", ("operator_converters",)),
+    "scikit-learn": ("sklearn", ("_predictors", "_validate_params")),
+    "lightgbm": (
+        "lightgbm",
+        ("_Booster", "_n_features", "_n_features_in", "_objective", "_other_params", "_n_classes", "_le"),
+    ),
+    "dvc": ("dvc", ("rwlock", "oid_to_path", "cloud.pull")),
+    "dvc-data": ("dvc", ("dvc_data",)),
 }
 
 
@@ -146,7 +157,7 @@ def _compat_libraries() -> dict[str, str]:
 def test_libraries_whose_private_api_kepler_uses_are_capped() -> None:
     requirements = _requirements()
     uncapped = []
-    for name in sorted(PRIVATE_API_USED | set(_compat_libraries())):
+    for name in sorted(set(PRIVATE_API_USED) | set(_compat_libraries())):
         requirement = requirements.get(name)
         if requirement is None or not any(spec.operator == "<" for spec in requirement.specifier):
             uncapped.append(f"{name}: {requirement or 'not declared'}")
@@ -183,3 +194,143 @@ def test_the_two_commands_install_with_the_lock() -> None:
             if re.search(r"pip install\b", line) and "--no-deps" not in line and "--upgrade pip" not in line
         ]
         assert installs and all("-c constraints.txt" in line for line in installs), (script, installs)
+
+
+def _code_names(path: Path) -> tuple[ast.Module, set[str], list[str]]:
+    """A file's tree; the names its code uses (import paths and their parts, imported names, attributes, ``a.b``
+    for each attribute ``b`` of ``a``, and the functions it defines); and its string constants other than
+    docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    names: set[str] = set()
+    strings: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                names.update(alias.name.split("."))
+        elif isinstance(node, ast.ImportFrom):
+            names.update((node.module or "").split("."))
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)  # an override of a library's private method
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+            if isinstance(node.value, ast.Attribute | ast.Name):
+                owner = node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id
+                names.add(f"{owner}.{node.attr}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            strings.append(node.value)
+    return tree, names, strings
+
+
+def _package_files(outside_compat: bool = True) -> list[Path]:
+    found = []
+    for folder in PACKAGE_FOLDERS:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = path.relative_to(REPO).parts
+            if any(part.startswith(".") or part == "__pycache__" for part in parts):
+                continue
+            if outside_compat and parts[:2] == ("kepler", "_compat"):
+                continue
+            found.append(path)
+    return found
+
+
+def _uses(names: set[str], strings: list[str], private: str) -> bool:
+    word = re.compile(rf"(?<![\w]){re.escape(private)}(?![\w])")
+    return private in names or any(word.search(text) for text in strings)
+
+
+def test_every_listed_private_api_use_sits_in_its_compat_module() -> None:
+    outside = []
+    for path in _package_files():
+        _, names, strings = _code_names(path)
+        for distribution, (_, privates) in PRIVATE_API_USED.items():
+            outside += [
+                f"{path.relative_to(REPO)}: {p} ({distribution})"
+                for p in privates
+                if _uses(names, strings, p)
+            ]
+    assert outside == [], "move each use into kepler/_compat/ (a shim with its canary in tests/_compat/)"
+    for distribution, (module, privates) in PRIVATE_API_USED.items():
+        _, names, strings = _code_names(REPO / "kepler" / "_compat" / f"{module}.py")
+        unused = [p for p in privates if not _uses(names, strings, p)]
+        assert unused == [], (
+            f"kepler/_compat/{module}.py no longer uses {unused} of {distribution}: update the list"
+        )
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_other_private_api_is_used_outside_the_compat_layer() -> None:
+    """Beyond the list: outside kepler/_compat/, no import of a library's private module or name, and no private
+    attribute but those of Kepler's own classes and modules (and the standard library's, such as os._exit)."""
+    trees = {
+        path: ast.parse(path.read_text(encoding="utf-8")) for path in _package_files(outside_compat=False)
+    }
+    # Private attributes of Kepler's own objects: set on self or cls, or in a class body.
+    members: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for statement in node.body:
+                    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                        members.add(statement.name)
+                    targets = statement.targets if isinstance(statement, ast.Assign) else []
+                    if isinstance(statement, ast.AnnAssign):
+                        targets = [statement.target]
+                    members.update(t.id for t in targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                    members.add(node.attr)
+    found = []
+    for path, tree in trees.items():
+        if path.relative_to(REPO).parts[:2] == ("kepler", "_compat"):
+            continue
+        where = path.relative_to(REPO)
+        # Names bound to Kepler's or the standard library's modules.
+        modules_here = set(sys.stdlib_module_names)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kepler"):
+                modules_here.update(alias.asname or alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                modules_here.update(a.asname for a in node.names if a.asname and a.name.startswith("kepler"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr):
+                owner = node.value.id if isinstance(node.value, ast.Name) else None
+                if node.attr not in members and owner not in modules_here:
+                    found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+            modules = []
+            if isinstance(node, ast.Import):
+                modules = [(node.lineno, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                modules = [(node.lineno, name) for name in names]
+            for line, module in modules:
+                parts = module.split(".")
+                if parts[0] in ("kepler", "__future__") or parts[0] in sys.stdlib_module_names:
+                    continue
+                if any(_private(part) for part in parts):
+                    found.append(f"{where}:{line}: import {module}")
+    assert found == [], "move each use into kepler/_compat/ (a shim with its canary in tests/_compat/)"
+
+
+def test_each_compat_module_names_its_versions_and_has_canaries() -> None:
+    for path in sorted((REPO / "kepler" / "_compat").glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        assert re.search(r"\b\d+\.\d+", docstring), (
+            f"{path.name}: name the library versions it was written for"
+        )
+        canaries = REPO / "tests" / "_compat" / f"test_{path.stem}.py"
+        assert canaries.is_file(), f"{path.name} has no canary tests ({canaries.relative_to(REPO)})"

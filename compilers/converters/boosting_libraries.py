@@ -56,9 +56,12 @@ def install() -> None:
         calculate_linear_regressor_output_shapes,
     )
 
+    from kepler._compat import onnxmltools as onnxmltools_compat
+
     try:
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
         from xgboost import XGBClassifier, XGBRegressor
+
+        convert_xgboost = onnxmltools_compat.xgboost_operator_converter()
     except ImportError:
         pass
     else:
@@ -74,7 +77,8 @@ def install() -> None:
         )
     try:
         from lightgbm import LGBMClassifier, LGBMRegressor
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        convert_lightgbm = onnxmltools_compat.lightgbm_operator_converter()
     except ImportError:
         pass
     else:

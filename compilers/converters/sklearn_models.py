@@ -57,10 +57,11 @@ _COMPOSITES = ["Pipeline", "ColumnTransformer", "FeatureUnion"]
 def _refuse_function(transformer: object) -> str | None:
     """skl2onnx converts a FunctionTransformer only as the identity: ``"passthrough"`` in a fitted
     ColumnTransformer, or one built without a function."""
-    if getattr(transformer, "func", None) is None:
+    func = getattr(transformer, "func", None)
+    if func is None:
         return None
     return (
-        f"FunctionTransformer(func={getattr(transformer.func, '__name__', transformer.func)!r}) runs Python code "
+        f"FunctionTransformer(func={getattr(func, '__name__', func)!r}) runs Python code "
         f"that ONNX cannot hold; compute that column before the model, or use a supported transformer"
     )
 
@@ -95,75 +96,9 @@ for _name in _COMPOSITES:
 
 
 def install() -> None:
-    """Wraps skl2onnx's HistGradientBoosting converters so numpy bools become ints.
+    """Patches skl2onnx's HistGradientBoosting converters (numpy bools as ints, for onnx >= 1.17) and its tree
+    converters (NaN routed where scikit-learn routes it); see :mod:`kepler._compat.skl2onnx`."""
+    from kepler._compat import skl2onnx as skl2onnx_compat
 
-    skl2onnx 1.20 passes ``missing_go_to_left`` as numpy bools, which onnx >= 1.17
-    rejects ("Expected an int, got a boolean"); the wrapper casts them before the node is made.
-    """
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-    from skl2onnx.common._registration import _converter_pool
-    from skl2onnx.common._registration import register_converter as skl_register
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    for cls in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
-        alias = sklearn_operator_name_map[cls]
-        original = _converter_pool[alias]
-        if getattr(original, "_kepler_wrapped", False):
-            continue
-
-        skl_register(
-            alias, _with_int_attributes(original), overwrite=True, options=original.get_allowed_options()
-        )
-        _converter_pool[alias]._kepler_wrapped = True
-    _route_missing_values_like_sklearn()
-
-
-def _route_missing_values_like_sklearn():
-    """Makes skl2onnx's DecisionTree, forest and IsolationForest converters send NaN where scikit-learn does.
-
-    scikit-learn (>= 1.3) sends a missing value to the child ``tree_.missing_go_to_left``
-    names, and does so even for trees fit without missing values; skl2onnx 1.20 leaves
-    ``nodes_missing_value_tracks_true`` at 0, so onnxruntime sends every NaN right.
-    """
-    from skl2onnx.common import tree_ensemble
-    from skl2onnx.operator_converters import decision_tree, isolation_forest, random_forest
-
-    original = tree_ensemble.add_tree_to_attribute_pairs
-
-    def add_tree_with_missing(attr_pairs, is_classifier, tree, *args, **kwargs):
-        original(attr_pairs, is_classifier, tree, *args, **kwargs)
-        go_left = getattr(tree, "missing_go_to_left", None)
-        if go_left is None or tree.node_count == 0:
-            return
-        tracks = attr_pairs["nodes_missing_value_tracks_true"]
-        first = len(tracks) - tree.node_count
-        for i in range(tree.node_count):
-            is_split = tree.children_left[i] > i or tree.children_right[i] > i
-            tracks[first + i] = int(bool(go_left[i])) if is_split else 0
-
-    add_tree_with_missing._kepler_wrapped = True
-    for module in (decision_tree, random_forest, isolation_forest):
-        if not getattr(module.add_tree_to_attribute_pairs, "_kepler_wrapped", False):
-            module.add_tree_to_attribute_pairs = add_tree_with_missing
-
-
-def _with_int_attributes(original):
-    """Wraps a skl2onnx converter so list attributes holding numpy bools are passed as ints."""
-    import numpy as np
-
-    def convert(scope, operator, container):
-        add_node = container.add_node
-
-        def add_node_with_ints(*args, **attrs):
-            for key, value in attrs.items():
-                if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
-                    attrs[key] = [int(v) for v in value]
-            return add_node(*args, **attrs)
-
-        container.add_node = add_node_with_ints
-        try:
-            original(scope, operator, container)
-        finally:
-            del container.add_node
-
-    return convert
+    skl2onnx_compat.hist_gradient_boosting_int_attributes()
+    skl2onnx_compat.route_missing_values_like_sklearn()

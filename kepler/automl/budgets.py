@@ -6,10 +6,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kepler.errors import ProfileError
 from kepler.targets import TargetProfile
+
+if TYPE_CHECKING:
+    from kepler.runtimes.manifest import Benchmark
 
 BUDGETS = ("latency_p99_ms", "size_mb", "memory_mb")
 _CONSTRAINT_KEYS = set(BUDGETS) | {"metric", "families"}
@@ -90,13 +93,16 @@ MEASURES = {
 }
 
 
-def measured(benchmark: dict[str, Any]) -> dict[str, float | None]:
-    """The figures the budgets are checked against, from a compiled artifact's benchmark report."""
-    batch1 = next((b for b in benchmark.get("batches", []) if b.get("batch") == 1), None)
+def measured(benchmark: Benchmark | None) -> dict[str, float | None]:
+    """The figures the budgets are checked against, from a compiled artifact's benchmark report (None: not
+    measured, so no budget holds)."""
+    if benchmark is None:
+        return dict.fromkeys(BUDGETS)
+    batch1 = benchmark.batch(1)
     return {
-        "latency_p99_ms": batch1["p99_ms"] if batch1 else None,
-        "size_mb": benchmark.get("size_mb"),
-        "memory_mb": benchmark.get("process_peak_rss_mb"),
+        "latency_p99_ms": batch1.p99_ms if batch1 else None,
+        "size_mb": benchmark.size_mb,
+        "memory_mb": benchmark.process_peak_rss_mb,
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kepler.targets import TargetProfile
 
-TRIAL_TIMING = {"min_iters": 200, "min_time_s": 0.05, "max_time_s": 0.3, "warmup_s": 0.02}
+TRIAL_TIMING: dict[str, Any] = {"min_iters": 200, "min_time_s": 0.05, "max_time_s": 0.3, "warmup_s": 0.02}
 
 
 def measure_compiled(model: Any, probe: Any, profile: TargetProfile) -> dict[str, Any]:
@@ -42,12 +42,7 @@ def measure_compiled(model: Any, probe: Any, profile: TargetProfile) -> dict[str
     try:
         session = create_session(payload, profile)
         feed = FeedBuilder(schema).feed(frame.head(1))
-        names = [
-            outputs.get("probabilities")
-            or outputs.get("prediction")
-            or outputs.get("scores")
-            or outputs["outputs"][0]
-        ]
+        names = [outputs.probabilities or outputs.prediction or outputs.scores or outputs.outputs[0]]
         run = session.run
         timing = time_calls(lambda: run(names, feed), **TRIAL_TIMING)
     except Exception as exc:

@@ -72,7 +72,7 @@ def learner_class(
             self.estimator_class = make_model
 
         def predict_proba(self, X: Any, **kwargs: Any) -> Any:
-            return self._model.predict_proba(X)
+            return self.model.predict_proba(X)
 
     KeplerLearner.__name__ = f"Kepler_{family.name}"
     return KeplerLearner

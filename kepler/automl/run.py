@@ -346,7 +346,7 @@ def automl_pipeline(
         "best_estimator": type(model.steps[-1][1]).__name__,
         "best_config": chosen.to_dict()["config"],
         "best_trial": chosen.number,
-        "deployment_ready": all(r["ok"] for r in constraint_rows) and artifact.parity["passed"],
+        "deployment_ready": all(r["ok"] for r in constraint_rows) and artifact.parity.passed,
         "metric": metric,
         "validation_score": chosen.val_score,
         "test_metrics": test_metrics,

@@ -105,13 +105,13 @@ def evaluate(model: Any, rows: Any, truth: Any, spec: SearchSpec) -> Evaluation:
     final = model.steps[-1][1] if hasattr(model, "steps") else None
     is_outlier = type(final).__name__ == "IsolationForest" or getattr(model, "task", None) == "outlier"
     if is_outlier:
-        scores = -np.asarray(model.decision_function(rows), dtype=float)
+        outlier_scores = -np.asarray(model.decision_function(rows), dtype=float)
         negatives = [c for c in np.unique(truth) if c != spec.positive]
         flagged = np.asarray(model.predict(rows)) == -1
         labels = np.where(flagged, spec.positive, negatives[0] if negatives else spec.positive)
-        return Evaluation(truth, labels, scores, spec.positive, spec.metric_options)
+        return Evaluation(truth, labels, outlier_scores, spec.positive, spec.metric_options)
     proba = np.asarray(model.predict_proba(rows), dtype=float)
-    scores = None
+    scores: np.ndarray | None = None
     if spec.positive is not None:
         # A model that never saw the positive class gives it no probability (the folds keep every class,
         # so this is a guard, not a path).
@@ -359,7 +359,7 @@ def _search(
         *args: Any,
         **kwargs: Any,
     ) -> tuple[float, dict[str, float]]:
-        model = estimator._model
+        model = estimator.model  # the fitted model (FLAML's public property)
         score = float(score_of(evaluate(model, X_val, y_val, spec)))
         config = {k: v for k, v in estimator.params.items() if k != "n_jobs"}
         family = getattr(estimator, "kepler_family", "?")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import typer
 
 from kepler.errors import KeplerError
@@ -9,6 +11,8 @@ from kepler.errors import KeplerError
 
 class UsageError(KeplerError):
     """A command line that lacks what the command needs; exits 2, as Typer's own usage errors do."""
+
+    exit_code: ClassVar[int] = 2
 
 
 app = typer.Typer(

@@ -18,13 +18,12 @@ def run_build(*, as_json: bool, time_budget: str, model: Any, force: bool = Fals
     with out.SearchProgress(seconds, enabled=model is None and not as_json) as progress:
         built = build(time_budget=time_budget, model=model, progress=progress, force=force, **arguments)
     if as_json:
-        out.print_json({"build": str(built.path), **built.report})
+        out.print_json({"build": str(built.path), **built.report.to_dict()})
         return
     console = out.console()
     report = built.report
     console.print(out.build_summary(report))
-    chosen = report.get("best_algorithm") or report.get("best_estimator")
     console.print(
-        f"[bold green]built[/] {chosen} for '{report['target']['name']}' → {built.path} "
+        f"[bold green]built[/] {report.chosen} for '{report.target_name}' → {built.path} "
         f"(report.html, report.json, artifact/)"
     )

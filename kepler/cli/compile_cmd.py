@@ -38,14 +38,15 @@ def compile_command(
 
     artifact = compile_file(model, target, sample, output=output, drop=drop)
     if as_json:
-        out.print_json({"artifact": str(artifact.path), **artifact.manifest})
+        out.print_json({"artifact": str(artifact.path), **artifact.manifest.to_dict()})
         return
     console = out.console()
-    console.print(out.parity_table(artifact.parity))
+    console.print(out.parity_table(artifact.parity.to_dict()))
     if artifact.benchmark:
-        console.print(out.benchmark_table(artifact.benchmark))
-        console.print(out.budget_table(artifact.benchmark))
+        benchmark = artifact.benchmark.to_dict()
+        console.print(out.benchmark_table(benchmark))
+        console.print(out.budget_table(benchmark))
     console.print(
-        f"[bold green]compiled[/] {artifact.manifest['source']['estimator']} for "
-        f"'{artifact.manifest['target']['name']}' → {artifact.path}"
+        f"[bold green]compiled[/] {artifact.manifest.source.estimator} for "
+        f"'{artifact.manifest.target.name}' → {artifact.path}"
     )

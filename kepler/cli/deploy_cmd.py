@@ -65,7 +65,7 @@ def deploy_command(
     if stop:
         if port is None:
             raise KeplerError("--stop needs --port N")
-        from kepler.deploy import stop as stop_server
+        from kepler.deployment import stop as stop_server
 
         stopped = stop_server(port)
         typer.echo(
@@ -77,9 +77,9 @@ def deploy_command(
             "name the release to deploy, e.g. `kepler deploy stable-v1.0` (list them with "
             "`kepler versioning list-releases`)"
         )
-    from kepler.deploy import deploy
+    from kepler.deployment import deploy
 
-    options = {
+    options: dict[str, str | Path | bool] = {
         k: v
         for k, v in {
             "image_tag": image_tag,
@@ -149,7 +149,7 @@ def serve_command(
     unknown_columns: str = typer.Option("reject", "--unknown-columns", help=UNKNOWN_HELP),
 ) -> None:
     """Run a release's service in the foreground, for development (records no deployment)."""
-    from kepler.deploy import serve
+    from kepler.deployment import serve
 
     code = serve(
         release,

@@ -19,29 +19,14 @@ from kepler.cli import (  # noqa: F401  (importing a module registers its comman
     compile_cmd,
     deploy_cmd,
     init_cmd,
+    monitor_cmd,
     reproduce_cmd,
     targets_cmd,
     versioning_cmd,
 )
 from kepler.cli.app import app
 
-# One place maps each kind of failure to an exit code; the most specific class comes first.
-EXIT_CODES = (
-    ("UsageError", 2),
-    ("ParityError", 7),
-    ("ProfileError", 3),
-    ("RegistryError", 3),
-    ("ModelLoadError", 4),
-    ("UnsupportedModelError", 5),
-    ("InputSchemaError", 6),
-    ("DataError", 6),
-    ("ArtifactError", 8),
-    ("CompileError", 9),
-    ("BudgetError", 10),
-    ("ProjectNotFoundError", 12),
-    ("VersioningError", 11),
-    ("KeplerError", 1),
-)
+# Kepler's own errors carry their exit code (``KeplerError.exit_code``); anything else is a bug.
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = (
     130  # Ctrl-C (SIGINT); SIGTERM during a build exits 143 (128 + 15), as shells report signals
@@ -49,12 +34,10 @@ EXIT_INTERRUPTED = (
 
 
 def exit_code_for(error: BaseException) -> int:
-    """The exit code of a Kepler error, by the first matching class in :data:`EXIT_CODES`."""
-    names = {cls.__name__ for cls in type(error).__mro__}
-    for name, code in EXIT_CODES:
-        if name in names:
-            return code
-    return EXIT_INTERNAL
+    """The exit code of an error: a Kepler error's own ``exit_code``, else :data:`EXIT_INTERNAL`."""
+    from kepler.errors import KeplerError
+
+    return error.exit_code if isinstance(error, KeplerError) else EXIT_INTERNAL
 
 
 def _debug() -> bool:

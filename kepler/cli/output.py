@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
+
+from kepler.build_report import BuildReport, TableSummary
+
+# Wide enough that no table row or line is ever wrapped or cut when output goes to a file or a pipe.
+PLAIN_WIDTH = 1 << 20
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed stream
+        return False
 
 
 def console(stderr: bool = False) -> Any:
-    """A Rich console on stdout (or stderr)."""
+    """A Rich console on stdout (or stderr).
+
+    On a terminal, Rich fits tables to its width. Anywhere else (a pipe, a file, a CI log) every table row
+    and every line stays on one line, unwrapped and uncut, so scripts and grep see whole values; the stream
+    itself is asked, since CI often sets FORCE_COLOR, which Rich would take for a terminal of 80 columns.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    if _is_terminal(sys.stderr if stderr else sys.stdout):
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=PLAIN_WIDTH, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -197,27 +218,28 @@ def closest_table(report: dict[str, Any]) -> Any:
     return table
 
 
-def data_table(report: dict[str, Any]) -> Any:
+def data_table(report: BuildReport | Mapping[str, Any]) -> Any:
     """A table of what reading the table changed: every dropped column with the reason, every column changed
     (values read as missing, text read as numbers), and the other notes of the data and of the time plan;
     None when there is nothing to say."""
     from rich.markup import escape
     from rich.table import Table
 
-    data = report.get("data") or {}
+    report = BuildReport.coerce(report)
+    data = report.data if isinstance(report.data, TableSummary) else TableSummary()
     columns = [
         c
-        for c in data.get("columns") or []
+        for c in data.columns or []
         if c.get("role") == "dropped" or (c.get("note") and c.get("role") != "label")
     ]
     noted = {f"column {c['name']!r}: {c['note']}" for c in columns}
-    notes = [n for n in data.get("notes") or [] if n not in noted]
-    notes += list((report.get("plan") or {}).get("notes") or [])
+    notes = [n for n in data.notes or [] if n not in noted]
+    notes += list((report.plan or {}).get("notes") or [])
     if not columns and not notes:
         return None
     dropped = sum(1 for c in columns if c.get("role") == "dropped")
     table = Table(
-        title=f"Data: {data.get('rows', '?')} rows, {len(data.get('features') or [])} feature columns"
+        title=f"Data: {_or_unknown(data.rows)} rows, {len(data.features or [])} feature columns"
         + (f", {dropped} column{'s' if dropped != 1 else ''} dropped" if dropped else "")
     )
     table.add_column("column")
@@ -233,18 +255,23 @@ def data_table(report: dict[str, Any]) -> Any:
     return table
 
 
-def build_summary(report: dict[str, Any]) -> Any:
+def _or_unknown(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def build_summary(report: BuildReport | Mapping[str, Any]) -> Any:
     """Tables summarizing a build: what reading the table changed (dropped columns first), budgets, test metrics."""
     from rich.console import Group
     from rich.table import Table
 
+    report = BuildReport.coerce(report)
     parts = [part for part in (data_table(report),) if part is not None]
-    parts.append(budget_rows_table(report.get("constraint_report", [])))
-    metrics = report.get("test_metrics") or {}
+    parts.append(budget_rows_table(report.constraint_report or []))
+    metrics = report.test_metrics or {}
     if metrics:
         table = Table(
-            title=f"Test metrics of the compiled model ({report.get('test_rows', '?')} held-out rows)"
-            if report.get("kind") == "search"
+            title=f"Test metrics of the compiled model ({_or_unknown(report.test_rows)} held-out rows)"
+            if report.kind == "search"
             else "Metrics of the compiled model"
         )
         table.add_column("metric")

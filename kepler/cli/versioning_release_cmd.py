@@ -63,13 +63,11 @@ def _release_table(release: Any, title: str) -> Any:
             f"component {escape(key)}", escape(json.dumps(value) if not isinstance(value, str) else value)
         )
     for entry in release.history:
-        move = (
-            entry["to"] if entry.get("from") in (None, entry["to"]) else f"{entry['from']} -> {entry['to']}"
-        )
+        move = entry.to if entry.from_status in (None, entry.to) else f"{entry.from_status} -> {entry.to}"
         extra = " ".join(
-            f"{k}={v}" for k, v in entry.items() if k not in ("at", "from", "to", "by", "action")
+            f"{k}={v}" for k, v in entry.to_dict().items() if k not in ("at", "from", "to", "by", "action")
         )
-        table.add_row(f"{entry['at']}", escape(f"{entry['action']} {move} by {entry['by']} {extra}".strip()))
+        table.add_row(entry.at, escape(f"{entry.action} {move} by {entry.by} {extra}".strip()))
     return table
 
 

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from kepler.errors import DataError
-
-PROJECT_FILE = "kepler.toml"
-
-
-def find_project_file(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The nearest ``kepler.toml`` in ``start`` (default: the working directory) or a parent, or None."""
-    folder = Path(start or Path.cwd()).resolve()
-    for candidate in (folder, *folder.parents):
-        path = candidate / PROJECT_FILE
-        if path.is_file():
-            return path
-    return None
+from kepler.project_file import PROJECT_FILE, find_project_file
 
 
 def project_section(

@@ -99,6 +99,7 @@ def read_source(source: object) -> tuple[pd.DataFrame, str, list[str]]:
     Raises:
         DataError: a missing, empty or unreadable file, not a table, or an empty DataFrame.
     """
+    notes: list[str]
     if isinstance(source, pd.DataFrame):
         frame, where, notes = source.copy(), "DataFrame", []
     elif isinstance(source, (str, os.PathLike)):

@@ -84,6 +84,7 @@ def load(
     features: dict[str, pd.Series] = {}
     for name in names:
         if name == label:
+            assert label_info is not None  # set above whenever there is a label
             columns.append(label_info)
             continue
         if name in dropped:
@@ -104,6 +105,7 @@ def load(
         if info.role == FEATURE:
             features[name] = values
     if balance is not None and balance["imbalanced"]:
+        assert label is not None  # a class balance is computed only for a label
         notes.append(_imbalance_note(label, balance))
     if not features:
         raise DataError(

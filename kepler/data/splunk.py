@@ -12,8 +12,9 @@ from urllib.request import Request, urlopen
 
 import pandas as pd
 
-from kepler.data.config import PROJECT_FILE, project_section, setting
+from kepler.data.config import project_section, setting
 from kepler.errors import DataError
+from kepler.project_file import PROJECT_FILE
 
 EXPORT_PATH = "/services/search/jobs/export"
 HOST_ENV = "SPLUNK_HOST"

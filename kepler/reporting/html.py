@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numbers
 import os
-import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
+from kepler.build_report import BuildReport, ReportArtifact, TableSummary
 from kepler.reporting import svg
 from kepler.reporting.fmt import DASH, by_unit, esc, mb, ms, num, pct, seconds, sig, vector
 
@@ -55,7 +56,7 @@ footer{color:var(--muted);font-size:12.5px}
 """
 
 
-def render_build_report(report: dict[str, Any]) -> str:
+def render_build_report(report: BuildReport | Mapping[str, Any] | None) -> str:
     """Renders a build's ``report.json`` content as one self-contained HTML page.
 
     Every section shows what the report holds and is left out when its data is missing
@@ -63,27 +64,27 @@ def render_build_report(report: dict[str, Any]) -> str:
     escaped; a section that still fails to render says so in place instead of failing the build.
 
     Args:
-        report: The JSON-ready build report (any key may be missing or ``None``).
+        report: The build report, or its JSON form (any key may be missing or ``None``).
 
     Returns:
         The HTML document.
     """
-    r = report if isinstance(report, dict) else {}
+    r = BuildReport.coerce(report)
     sections = [_budgets, _pareto, _latency, _test_metrics, _parity, _data, _trials, _failed_trials]
     main = "".join(_guarded(section, r) for section in sections)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>Kepler build {esc(r.get('build_id') or '')}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<title>Kepler build {esc(r.build_id or '')}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"{_guarded(_header, r)}\n<main>\n{main}\n</main>\n{_guarded(_footer, r)}\n</body>\n</html>\n"
     )
 
 
-def write_build_report(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Renders the report and writes it atomically (a temp file in the same folder, then ``os.replace``).
+def write_build_report(report: BuildReport | Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Renders the report and writes it atomically (see :mod:`kepler.atomic_files`).
 
     Args:
-        report: The JSON-ready build report.
+        report: The build report, or its JSON form.
         path: Where the HTML goes (its folder is created if needed).
 
     Returns:
@@ -91,18 +92,7 @@ def write_build_report(report: dict[str, Any], path: str | os.PathLike[str]) -> 
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = render_build_report(report)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # not mkstemp: keep umask permissions
-    try:
-        with open(temp, "x", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_files.write_text(target, render_build_report(report))
 
 
 # ---------------------------------------------------------------- small helpers
@@ -112,11 +102,15 @@ def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (list, dict)) and not value)
+
+
 def _l(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _guarded(render: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
+def _guarded(render: Callable[[BuildReport], str], r: BuildReport) -> str:
     try:
         return render(r)
     except Exception as exc:  # a report is evidence; one odd field must not cost the whole page
@@ -195,19 +189,17 @@ def _maybe(value: Any, formatter: Callable[[Any], str] = sig) -> str | None:
     return None if value is None else formatter(value)
 
 
-def _artifact(r: dict[str, Any]) -> dict[str, Any]:
-    return _d(r.get("artifact"))
+def _artifact(r: BuildReport) -> ReportArtifact:
+    """The artifact section (empty where the report has none, or an odd value)."""
+    return r.artifact if isinstance(r.artifact, ReportArtifact) else ReportArtifact()
 
 
-def _target_name(r: dict[str, Any]) -> str | None:
-    target = r.get("target")
-    if isinstance(target, dict):
-        return target.get("name") and str(target["name"])
-    return str(target) if target not in (None, "") else None
+def _target_name(r: BuildReport) -> str | None:
+    return r.target_name
 
 
-def _trial_dicts(r: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in _l(r.get("trials")) if isinstance(t, dict)]
+def _trial_dicts(r: BuildReport) -> list[dict[str, Any]]:
+    return [t for t in _l(r.trials) if isinstance(t, dict)]
 
 
 def _finished(trial: dict[str, Any]) -> bool:
@@ -219,85 +211,81 @@ def _finished(trial: dict[str, Any]) -> bool:
     )
 
 
-def _front(r: dict[str, Any]) -> list[int]:
-    return [
-        int(n)
-        for n in _l(r.get("pareto_front"))
-        if isinstance(n, numbers.Integral) and not isinstance(n, bool)
-    ]
+def _front(r: BuildReport) -> list[int]:
+    return [int(n) for n in _l(r.pareto_front) if isinstance(n, numbers.Integral) and not isinstance(n, bool)]
 
 
-def _chosen(r: dict[str, Any], trials: list[dict[str, Any]]) -> int | None:
+def _chosen(r: BuildReport, trials: list[dict[str, Any]]) -> int | None:
     """The chosen trial's number: ``best_trial`` when recorded, else the trial of the best family whose
     config (or, failing that, validation score) equals the chosen one's; ``None`` when nothing matches."""
-    best = r.get("best_trial")
+    best = r.best_trial
     if isinstance(best, numbers.Integral) and any(t.get("number") == best for t in trials):
         return int(best)
-    family = r.get("best_algorithm")
+    family = r.best_algorithm
     same_family = [t for t in trials if family is not None and t.get("family") == family and _finished(t)]
-    for key, wanted in (("config", r.get("best_config")), ("val_score", r.get("validation_score"))):
+    for key, wanted in (("config", r.best_config), ("val_score", r.validation_score)):
         matches = [t for t in same_family if wanted is not None and t.get(key) == wanted]
         if matches:
             return max(matches, key=lambda t: (bool(t.get("compliant")), float(t["val_score"])))["number"]
     return None
 
 
-def _latency_budget(r: dict[str, Any]) -> float | None:
-    for row in _l(r.get("constraint_report")):
+def _latency_budget(r: BuildReport) -> float | None:
+    for row in _l(r.constraint_report):
         if (
             isinstance(row, dict)
             and row.get("budget") == "latency_p99_ms"
             and num(row.get("limit")) is not None
         ):
             return float(row["limit"])
-    budget = num(_d(_d(r.get("budgets")).get("latency_p99_ms")).get("limit"))
-    return budget if budget is not None else num(_d(r.get("target")).get("latency_p99_ms"))
+    budget = num(_d(_d(r.budgets).get("latency_p99_ms")).get("limit"))
+    return budget if budget is not None else num(_d(r.target).get("latency_p99_ms"))
 
 
 # ---------------------------------------------------------------- sections
 
 
-def _header(r: dict[str, Any]) -> str:
-    tests = _d(r.get("test_metrics"))
+def _header(r: BuildReport) -> str:
+    tests = _d(r.test_metrics)
     trials = _trial_dicts(r)
-    target = r.get("target")
+    target = r.target
     target_text = esc(_target_name(r)) if _target_name(r) else None
     if isinstance(target, dict) and target_text and num(target.get("threads")) is not None:
         threads = target["threads"]
         target_text += f" · {sig(threads)} thread{'' if threads == 1 else 's'}"
-    model = r.get("best_algorithm") or r.get("best_estimator")
-    if r.get("best_algorithm") and r.get("best_estimator"):
-        model = f"{esc(r['best_algorithm'])} <small>({esc(r['best_estimator'])})</small>"
+    model = r.best_algorithm or r.best_estimator
+    if r.best_algorithm and r.best_estimator:
+        model = f"{esc(r.best_algorithm)} <small>({esc(r.best_estimator)})</small>"
     elif model:
         model = esc(model)
-    metric = r.get("metric")
+    metric = r.metric
     score = tests.get("score")
     if score is None and metric is not None:
         score = tests.get(metric)
     failed = sum(1 for t in trials if not _finished(t))
     search = None
-    if r.get("search_seconds") is not None:
-        search = seconds(r["search_seconds"]) + (
-            f" of {seconds(r['time_budget_s'])}" if r.get("time_budget_s") is not None else ""
+    if r.search_seconds is not None:
+        search = seconds(r.search_seconds) + (
+            f" of {seconds(r.time_budget_s)}" if r.time_budget_s is not None else ""
         )
-        if r.get("search_stopped") is True:
+        if r.search_stopped is True:
             search += " <small>(the trial running at the deadline was stopped)</small>"
-    size = _artifact(r).get("size_mb")
+    size = _artifact(r).size_mb
     cards = [
         ("best model", model),
         (f"test {esc(metric)}" if metric else "test score", _maybe(score)),
-        ("validation score", _maybe(r.get("validation_score"))),
+        ("validation score", _maybe(r.validation_score)),
         ("target", target_text),
-        ("use case", _maybe(r.get("use_case"), esc)),
+        ("use case", _maybe(r.use_case, esc)),
         (
             "trials",
             f"{len(trials)}" + (f" <small>({failed} failed)</small>" if failed else "") if trials else None,
         ),
         ("search", search),
-        ("final refit, compile and measurement", _maybe(r.get("final_seconds"), seconds)),
-        ("total time", _maybe(r.get("total_seconds"), seconds)),
+        ("final refit, compile and measurement", _maybe(r.final_seconds, seconds)),
+        ("total time", _maybe(r.total_seconds, seconds)),
         ("artifact size", _maybe(size, mb)),
-        ("model file", _maybe(r.get("model_file"), lambda v: f"<code>{esc(v)}</code>")),
+        ("model file", _maybe(r.model_file, lambda v: f"<code>{esc(v)}</code>")),
     ]
     card_html = "".join(
         f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>'
@@ -307,12 +295,12 @@ def _header(r: dict[str, Any]) -> str:
     meta = " · ".join(
         part
         for part in (
-            esc(r.get("created_at")) if r.get("created_at") else "",
-            f"{esc(r.get('kind'))} build" if r.get("kind") else "",
+            esc(r.created_at) if r.created_at else "",
+            f"{esc(r.kind)} build" if r.kind else "",
         )
         if part
     )
-    config = _d(r.get("best_config"))
+    config = _d(r.best_config)
     config_html = ""
     if config:
         config_html = (
@@ -320,10 +308,10 @@ def _header(r: dict[str, Any]) -> str:
             + _pairs([(esc(k), _config_value(v)) for k, v in config.items()])
             + "</details>\n"
         )
-    command = f'<pre class="command">$ {esc(r["command"])}</pre>\n' if r.get("command") else ""
-    ready = _badge(r.get("deployment_ready"), "deployment ready", "not deployment ready", "readiness unknown")
+    command = f'<pre class="command">$ {esc(r.command)}</pre>\n' if r.command else ""
+    ready = _badge(r.deployment_ready, "deployment ready", "not deployment ready", "readiness unknown")
     return (
-        f'<header>\n<div class="title-row"><h1>Kepler build <code>{esc(r.get("build_id") or DASH)}</code></h1>'
+        f'<header>\n<div class="title-row"><h1>Kepler build <code>{esc(r.build_id or DASH)}</code></h1>'
         f"{ready}</div>\n"
         + (f'<p class="meta">{meta}</p>\n' if meta else "")
         + command
@@ -337,10 +325,10 @@ def _config_value(value: Any) -> str:
     return sig(value) if num(value) is not None or isinstance(value, bool) else esc(value)
 
 
-def _budgets(r: dict[str, Any]) -> str:
-    rows = [row for row in _l(r.get("constraint_report")) if isinstance(row, dict)]
+def _budgets(r: BuildReport) -> str:
+    rows = [row for row in _l(r.constraint_report) if isinstance(row, dict)]
     if not rows:  # fall back on the benchmark's own budget check
-        budgets = _d(_d(_artifact(r).get("benchmark")).get("budgets"))
+        budgets = _d(_d(_artifact(r).benchmark).get("budgets"))
         rows = [{"budget": k, **_d(v)} for k, v in budgets.items()]
     if not rows:
         return ""
@@ -384,7 +372,7 @@ def _budgets(r: dict[str, Any]) -> str:
     )
 
 
-def _pareto(r: dict[str, Any]) -> str:
+def _pareto(r: BuildReport) -> str:
     trials = _trial_dicts(r)
     front = _front(r)
     if not trials and not front:
@@ -395,7 +383,7 @@ def _pareto(r: dict[str, Any]) -> str:
             "pareto", "Pareto front", '<p class="note">No trial finished with a score and a latency.</p>'
         )
     chosen = _chosen(r, trials)
-    metric = r.get("metric")
+    metric = r.metric
     chart = svg.pareto_scatter(
         finished, front, chosen, _latency_budget(r), f"validation {metric}" if metric else "validation score"
     )
@@ -411,8 +399,8 @@ def _pareto(r: dict[str, Any]) -> str:
     return _section("pareto", "Pareto front", summary + f"<figure>{chart}</figure>")
 
 
-def _latency(r: dict[str, Any]) -> str:
-    bench = _d(_artifact(r).get("benchmark"))
+def _latency(r: BuildReport) -> str:
+    bench = _d(_artifact(r).benchmark)
     batches = [b for b in _l(bench.get("batches")) if isinstance(b, dict)]
     if not bench:
         return ""
@@ -468,26 +456,26 @@ def _latency(r: dict[str, Any]) -> str:
     return _section("latency", "Latency", summary + table + "".join(figures))
 
 
-def _test_metrics(r: dict[str, Any]) -> str:
-    tests = _d(r.get("test_metrics"))
+def _test_metrics(r: BuildReport) -> str:
+    tests = _d(r.test_metrics)
     if not tests:
         return ""
-    metric = r.get("metric")
+    metric = r.metric
     rows = [
         [f"score ({esc(metric)})" if key == "score" and metric else esc(key), sig(value)]
         for key, value in tests.items()
     ]
     notes = []
-    if r.get("test_rows") is not None:
-        notes.append(f"on {sig(r['test_rows'])} held-out rows")
-    if r.get("test_metrics_note"):
-        notes.append(esc(r["test_metrics_note"]))
+    if r.test_rows is not None:
+        notes.append(f"on {sig(r.test_rows)} held-out rows")
+    if r.test_metrics_note:
+        notes.append(esc(r.test_metrics_note))
     note = f'<p class="note">{"; ".join(notes)}</p>\n' if notes else ""
     return _section("test-metrics", "Test metrics", note + _table(["metric", "value"], rows, {1}))
 
 
-def _parity(r: dict[str, Any]) -> str:
-    parity = _d(_artifact(r).get("parity"))
+def _parity(r: BuildReport) -> str:
+    parity = _d(_artifact(r).parity)
     if not parity:
         return ""
     summary = _pairs(
@@ -525,11 +513,11 @@ def _parity(r: dict[str, Any]) -> str:
     return _section("parity", "Parity (native model vs compiled ONNX)", summary + worst_html)
 
 
-def _data(r: dict[str, Any]) -> str:
-    data = _d(r.get("data"))
-    if not data:
+def _data(r: BuildReport) -> str:
+    data = r.data
+    if not isinstance(data, TableSummary) or all(_empty(v) for v in data.to_dict().values()):
         return ""
-    features = [str(f) for f in _l(data.get("features"))]
+    features = [str(f) for f in _l(data.features)]
     feature_html = None
     if features:
         feature_html = (
@@ -540,15 +528,15 @@ def _data(r: dict[str, Any]) -> str:
     parts = [
         _pairs(
             [
-                ("table", _maybe(data.get("path"), lambda v: f"<code>{esc(v)}</code>")),
-                ("rows", _maybe(data.get("rows"))),
-                ("label", _maybe(data.get("label"), esc)),
-                ("task", _maybe(data.get("task"), esc)),
+                ("table", _maybe(data.path, lambda v: f"<code>{esc(v)}</code>")),
+                ("rows", _maybe(data.rows)),
+                ("label", _maybe(data.label, esc)),
+                ("task", _maybe(data.task, esc)),
                 ("features", feature_html),
             ]
         )
     ]
-    balance = _d(data.get("class_balance"))
+    balance = _d(data.class_balance)
     counts = _d(balance.get("counts"))
     if counts:
         total = sum(num(c) or 0 for c in counts.values())
@@ -565,7 +553,7 @@ def _data(r: dict[str, Any]) -> str:
                 f'<p class="note">Imbalanced: the minority class is {pct(balance.get("minority_share"))} '
                 "of the rows.</p>\n"
             )
-    notes = [n for n in _l(data.get("notes")) if n is not None]
+    notes = [n for n in _l(data.notes) if n is not None]
     if notes:
         parts.append(
             '<h3>Notes</h3>\n<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>\n"
@@ -573,7 +561,7 @@ def _data(r: dict[str, Any]) -> str:
     return _section("data", "Data", "".join(parts))
 
 
-def _trials(r: dict[str, Any]) -> str:
+def _trials(r: BuildReport) -> str:
     trials = _trial_dicts(r)
     if not trials:
         return ""
@@ -635,10 +623,10 @@ def _trials(r: dict[str, Any]) -> str:
     )
 
 
-def _failed_trials(r: dict[str, Any]) -> str:
+def _failed_trials(r: BuildReport) -> str:
     """Every distinct reason trials failed (the trials table shows only the best ones), with its count."""
     trials = _trial_dicts(r)
-    summary = [f for f in _l(r.get("failed_trials")) if isinstance(f, dict)]
+    summary = [f for f in _l(r.failed_trials) if isinstance(f, dict)]
     if not summary:  # an older report: count the reasons from the trials themselves
         counts: dict[str, list[dict[str, Any]]] = {}
         for t in trials:
@@ -668,9 +656,9 @@ def _failed_trials(r: dict[str, Any]) -> str:
     )
 
 
-def _footer(r: dict[str, Any]) -> str:
+def _footer(r: BuildReport) -> str:
     artifact = _artifact(r)
-    machine = _d(_d(artifact.get("benchmark")).get("machine"))
+    machine = _d(_d(artifact.benchmark).get("machine"))
     parts = []
     if machine:
         described = [
@@ -680,16 +668,16 @@ def _footer(r: dict[str, Any]) -> str:
             f"Python {esc(machine['python'])}" if machine.get("python") else "",
         ]
         parts.append("Benchmarked on " + " · ".join(d for d in described if d))
-    if artifact.get("path"):
+    if artifact.path:
         parts.append(
-            f"Artifact <code>{esc(artifact['path'])}</code>"
-            + (f" · sha256 <code>{esc(artifact['sha256'])}</code>" if artifact.get("sha256") else "")
+            f"Artifact <code>{esc(artifact.path)}</code>"
+            + (f" · sha256 <code>{esc(artifact.sha256)}</code>" if artifact.sha256 else "")
         )
-    elif isinstance(r.get("artifact"), str):
-        parts.append(f"Artifact <code>{esc(r['artifact'])}</code>")
+    elif isinstance(r.artifact, str):
+        parts.append(f"Artifact <code>{esc(r.artifact)}</code>")
     parts.append(
         "Kepler build report"
-        + (f" {esc(r['build_id'])}" if r.get("build_id") else "")
+        + (f" {esc(r.build_id)}" if r.build_id else "")
         + ", rendered offline from report.json."
     )
     return "<footer>\n" + "".join(f"<p>{p}</p>\n" for p in parts) + "</footer>"

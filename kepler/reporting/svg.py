@@ -409,13 +409,16 @@ def histogram(
     Returns:
         The ``<svg>`` markup, or an empty string when edges and counts do not fit together.
     """
-    edges = [num(e) for e in edges_ms]
+    parsed = [num(e) for e in edges_ms]
     values = [max(0.0, num(c) or 0.0) for c in counts]
-    if not values or len(edges) != len(values) + 1 or any(e is None for e in edges) or edges[-1] <= edges[0]:
+    if not values or len(parsed) != len(values) + 1 or any(e is None for e in parsed):
+        return ""
+    edges = [e for e in parsed if e is not None]
+    if edges[-1] <= edges[0]:
         return ""
     micro = edges[-1] < 1
     factor, unit = (1000.0, "µs") if micro else (1.0, "ms")
-    shown = [e * factor for e in edges]  # type: ignore[operator]
+    shown = [e * factor for e in edges]
     box_left, box_right, box_top, box_bottom = 64, width - 20, 34, height - 48
     x = Scale(shown[0], shown[-1], box_left, box_right)
     y = Scale(0.0, nice_domain(0.0, max(values) or 1.0, 4)[1], box_bottom, box_top)

@@ -3,16 +3,19 @@ and a search run inside a caller's MLflow run."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler.build_report import BuildReport, BuildTracking
+from kepler.clock import now
+from kepler.errors import VersioningError
+from kepler.records import Record, Section
 from kepler.versioning import gitrepo
-from kepler.versioning.clock import now
 from kepler.versioning.project import Project
 
 CHILD_RUN_BATCH = 100
@@ -30,53 +33,136 @@ def _params(values: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v)[:500] for k, v in values.items()}
 
 
-def probe_record(artifact_path: Path, name: str) -> dict[str, Any]:
+PROBES = "probes"
+
+
+@dataclass
+class ProbeSet(Record):
+    """The probe rows kept with a build's unified version and the artifact's own predictions on them
+    (``.kepler/records/probes/<unified version>.json``): what ``kp.reproduce`` compares a rebuild with.
+
+    Schema versions: 1, the record as written before records carried ``schema_version``.
+
+    Attributes:
+        version: The unified version.
+        rows: Column -> values of the probe rows.
+        outputs: Output name -> the artifact's values on them.
+        artifact_sha256: The artifact's sha256.
+        created_at: UTC time of recording.
+    """
+
+    KIND = "probe set"
+    ERROR = VersioningError
+
+    version: str
+    rows: dict[str, list[Any]]
+    outputs: dict[str, list[Any]]
+    artifact_sha256: str | None = None
+    created_at: str = ""
+
+    @property
+    def row_count(self) -> int:
+        """How many probe rows there are."""
+        return len(next(iter(self.rows.values()), []))
+
+
+@dataclass
+class BuildConfig(Section):
+    """How a build made its model: the ``build_config`` of its unified version, what ``kp.reproduce`` retrains
+    from (a unified version recorded by hand may hold any other keys, kept in ``extra``).
+
+    Attributes:
+        kind: ``search`` or ``model`` (only a search's model can be retrained).
+        family: The family chosen.
+        estimator: The final estimator's class name.
+        params: The chosen configuration.
+        seed: The seed of the split, the search and the model.
+        target: The target profile as a dict.
+        use_case: The use-case preset.
+        label: The label column.
+        task: classification or regression.
+        numeric: The numeric feature columns.
+        categorical: The categorical feature columns.
+        model_file: The model compiled (a ``--model`` build).
+        build_id: The build.
+        class_labels: The labels the model's codes stand for (classification), or None.
+    """
+
+    KIND = "build config"
+    ERROR = VersioningError
+
+    kind: str | None = None
+    family: str | None = None
+    estimator: str | None = None
+    params: dict[str, Any] | None = None
+    seed: int | None = None
+    target: dict[str, Any] | str | None = None
+    use_case: str | None = None
+    label: str | None = None
+    task: str | None = None
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    model_file: str | None = None
+    build_id: str | None = None
+    class_labels: list[Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def probe_record(artifact_path: Path, name: str) -> ProbeSet:
     """The probe rows stored with an artifact and the artifact's own predictions on them."""
     from kepler.runtimes import load
 
     predictor = load(artifact_path)
     rows = predictor.artifact.probe() or {}
     outputs = predictor.run(rows)
-    return {
-        "version": name,
-        "rows": rows,
-        "outputs": {k: v.tolist() for k, v in outputs.items()},
-        "artifact_sha256": predictor.manifest["sha256"],
-        "created_at": now(),
-    }
+    return ProbeSet(
+        version=name,
+        rows=rows,
+        outputs={k: v.tolist() for k, v in outputs.items()},
+        artifact_sha256=predictor.manifest.sha256,
+        created_at=now(),
+    )
 
 
-def _target_name(report: dict[str, Any]) -> str:
-    target = report.get("target")
-    return str(target["name"] if isinstance(target, dict) else target)
+def read_probes(project: Project, name: str) -> ProbeSet:
+    """The probe set of a unified version.
+
+    Raises:
+        VersioningError: none recorded, or an unreadable record.
+    """
+    return ProbeSet.from_dict(
+        project.store.read(
+            PROBES, name, missing=f"unified version {name!r} has no probe set; only kepler builds record one"
+        )
+    )
 
 
-def _search_params(report: dict[str, Any]) -> dict[str, str]:
+def _search_params(report: BuildReport) -> dict[str, str]:
     """The parameters of a search or build run: the chosen model, its config and what the search was given."""
     params = {
-        "estimator": report.get("best_estimator"),
-        "family": report.get("best_algorithm"),
-        "target": _target_name(report),
-        "use_case": report.get("use_case"),
-        "seed": report.get("seed"),
-        "time_budget_s": report.get("time_budget_s"),
-        **{f"model.{k}": v for k, v in (report.get("best_config") or {}).items()},
+        "estimator": report.best_estimator,
+        "family": report.best_algorithm,
+        "target": report.target_name,
+        "use_case": report.use_case,
+        "seed": report.seed,
+        "time_budget_s": report.time_budget_s,
+        **{f"model.{k}": v for k, v in (report.best_config or {}).items()},
     }
     return _params({k: v for k, v in params.items() if v is not None})
 
 
-def _search_metrics(report: dict[str, Any]) -> dict[str, float]:
+def _search_metrics(report: BuildReport) -> dict[str, float]:
     """The metrics of a search or build run: held-out test metrics, measured budgets, validation score."""
-    metrics = {f"test_{k}": v for k, v in (report.get("test_metrics") or {}).items()}
+    metrics: dict[str, Any] = {f"test_{k}": v for k, v in (report.test_metrics or {}).items()}
     metrics.update(
         {
             f"budget_{r['budget']}": r["measured"]
-            for r in report.get("constraint_report", [])
+            for r in report.constraint_report or []
             if r.get("measured") is not None
         }
     )
-    if report.get("validation_score") is not None:
-        metrics["validation_score"] = report["validation_score"]
+    if report.validation_score is not None:
+        metrics["validation_score"] = report.validation_score
     return _finite(metrics)
 
 
@@ -112,12 +198,12 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
 
 def track_build(
     project: Project,
-    report: dict[str, Any],
+    report: BuildReport,
     build_path: Path,
     data_path: str | os.PathLike[str] | None,
     *,
     model_line: str | None = None,
-) -> dict[str, Any]:
+) -> BuildTracking:
     """Records a finished build in the project and returns what was recorded.
 
     * the data file becomes a DVC data version (identical content is reused);
@@ -133,6 +219,7 @@ def track_build(
     from mlflow import MlflowClient
 
     from kepler import __version__
+    from kepler.runtimes.manifest import MANIFEST_NAME, read_manifest
     from kepler.versioning.data_versions import version_data
     from kepler.versioning.unified import create_unified_version
 
@@ -146,20 +233,20 @@ def track_build(
         else:
             data_version = version_data(data_path, project=project)
 
-    kind = report.get("kind", "search")
-    line = model_line or f"{report.get('use_case') or 'kepler'}-{report['target']['name']}".replace("_", "-")
-    experiment_name = f"kepler-build-{report.get('use_case') or 'default'}"
+    kind = report.kind or "search"
+    line = model_line or f"{report.use_case or 'kepler'}-{report.target_name}".replace("_", "-")
+    experiment_name = f"kepler-build-{report.use_case or 'default'}"
     commit = gitrepo.head(project.root) or ""
     tags = {
         "mlflow.source.git.commit": commit,
         "kepler.version": __version__,
-        "kepler.build_id": report["build_id"],
+        "kepler.build_id": str(report.build_id),
         "kepler.kind": kind,
-        "kepler.target": report["target"]["name"],
+        "kepler.target": str(report.target_name),
         "kepler.data_versions": data_version.version_id if data_version else "",
-        "mlflow.runName": f"build-{report['build_id']}",
+        "mlflow.runName": f"build-{report.build_id}",
     }
-    search_run = (report.get("mlflow") or {}).get("search_run_id")
+    search_run = (report.mlflow or {}).get("search_run_id")
     if search_run:
         tags["kepler.search_run_id"] = search_run
     active = mlflow.active_run()
@@ -181,12 +268,13 @@ def track_build(
             else client.create_experiment(experiment_name, artifact_location=project.artifact_root)
         )
     artifact_dir = build_path / "artifact"
-    manifest = json.loads((artifact_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(artifact_dir)
     with mlflow.start_run(experiment_id=experiment_id, tags=tags, nested=active is not None) as run:
         mlflow.log_params(_search_params(report))
         mlflow.log_metrics(_search_metrics(report))
         if data_version is not None:
-            dataset = mlflow.data.from_pandas(
+            # mlflow.data defines its from_* constructors at import time, so mypy cannot see them.
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
                 _frame_head(data_path),
                 source=str(data_path),
                 name=data_version.version_id,
@@ -196,18 +284,35 @@ def track_build(
         mlflow.log_artifact(str(build_path / "report.json"))
         mlflow.log_artifact(str(build_path / "report.html"))
         info = mlflow.onnx.log_model(
-            onnx.load(str(artifact_dir / manifest["model_file"])),
+            onnx.load(str(artifact_dir / manifest.model_file)),
             name="model",
             registered_model_name=line,
-            extra_files=[str(artifact_dir / "manifest.json")],
+            extra_files=[str(artifact_dir / MANIFEST_NAME)],
         )
         run_id = run.info.run_id
-    if report.get("trials") and not search_run:  # else the search run already holds them
-        _log_trials(client, experiment_id, run_id, report["trials"])
+    if report.trials and not search_run:  # else the search run already holds them
+        _log_trials(client, experiment_id, run_id, report.trials)
     registered = info.registered_model_version
     model = {"name": line, "version": str(registered)} if registered is not None else None
 
-    unified_name = f"build-{report['build_id']}"
+    unified_name = f"build-{report.build_id}"
+    table = report.data
+    config = BuildConfig(
+        kind=kind,
+        family=report.best_algorithm,
+        estimator=report.best_estimator,
+        params=report.best_config,
+        seed=report.seed,
+        target=report.target,
+        use_case=report.use_case,
+        label=table.label if table else None,
+        task=table.task if table else None,
+        numeric=table.numeric_columns if table else None,
+        categorical=table.categorical_columns if table else None,
+        model_file=report.model_file,
+        build_id=report.build_id,
+        class_labels=report.class_labels,
+    )
     unified = create_unified_version(
         unified_name,
         data_paths=[str(data_path)] if data_version is not None else None,
@@ -215,40 +320,25 @@ def track_build(
         mlflow_run_id=run_id,
         model=model,
         artifact=str(artifact_dir),
-        build_config={
-            "kind": kind,
-            "family": report.get("best_algorithm"),
-            "estimator": report.get("best_estimator"),
-            "params": report.get("best_config"),
-            "seed": report.get("seed"),
-            "target": report["target"],
-            "use_case": report.get("use_case"),
-            "label": (report.get("data") or {}).get("label"),
-            "task": (report.get("data") or {}).get("task"),
-            "numeric": (report.get("data") or {}).get("numeric_columns"),
-            "categorical": (report.get("data") or {}).get("categorical_columns"),
-            "model_file": report.get("model_file"),
-            "build_id": report["build_id"],
-            "class_labels": report.get("class_labels"),
-        },
-        metadata={"build_path": str(build_path), "test_metrics": report.get("test_metrics")},
+        build_config=config.to_dict(),
+        metadata={"build_path": str(build_path), "test_metrics": report.test_metrics},
         project=project,
     )
     lineage = _record_lineage(project, data_version, unified_name, line, model)
     store = project.store
     with store.lock("probes"):
-        path = store.write("probes", unified_name, probe_record(artifact_dir, unified_name))
+        path = store.write(PROBES, unified_name, probe_record(artifact_dir, unified_name).to_dict())
     with store.lock("git"):
         gitrepo.commit(project.root, [path], f"kepler: probe set of {unified_name}")
-    return {
-        "data_version": data_version.version_id if data_version else None,
-        "mlflow_run_id": run_id,
-        "experiment": experiment_name,
-        "registered_model": model,
-        "unified_version": unified.version_id,
-        "lineage": lineage,
-        "notes": notes,
-    }
+    return BuildTracking(
+        data_version=data_version.version_id if data_version else None,
+        mlflow_run_id=run_id,
+        experiment=experiment_name,
+        registered_model=model,
+        unified_version=unified.version_id,
+        lineage=lineage,
+        notes=notes,
+    )
 
 
 def track_search(result: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +367,7 @@ def track_search(result: dict[str, Any]) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     from kepler import __version__
-    from kepler.errors import ProjectNotFoundError, VersioningError
+    from kepler.errors import ProjectNotFoundError
     from kepler.versioning.experiments import active_run_store, run_tags
     from kepler.versioning.project import current
 
@@ -287,39 +377,37 @@ def track_search(result: dict[str, Any]) -> dict[str, Any]:
         tags = {"kepler.version": __version__}
     active, client = active_run_store()
     parent_id, experiment_id = active.info.run_id, active.info.experiment_id
+    search = BuildReport.from_dict({k: v for k, v in result.items() if k != "artifact"})  # its keys, typed
     tags.update(
         {
             "mlflow.parentRunId": parent_id,
-            "mlflow.runName": f"automl-search-{result.get('best_algorithm')}",
+            "mlflow.runName": f"automl-search-{search.best_algorithm}",
             "kepler.kind": "automl-search",
-            "kepler.target": _target_name(result),
-            "kepler.deployment_ready": str(bool(result.get("deployment_ready"))),
+            "kepler.target": str(search.target_name),
+            "kepler.deployment_ready": str(bool(search.deployment_ready)),
         }
     )
     params = {
-        **_search_params(result),
+        **_search_params(search),
         **_params(
             {
-                "metric": result.get("metric"),
-                "interpretability_required": result.get("interpretability_required"),
-                "families": ",".join(result.get("families") or []),
-                **{
-                    f"budget.{name}": budget.get("limit")
-                    for name, budget in (result.get("budgets") or {}).items()
-                },
+                "metric": search.metric,
+                "interpretability_required": search.interpretability_required,
+                "families": ",".join(search.families or []),
+                **{f"budget.{name}": budget.get("limit") for name, budget in (search.budgets or {}).items()},
             }
         ),
     }
-    trials = result.get("trials") or []
+    trials = search.trials or []
     metrics = {
-        **_search_metrics(result),
+        **_search_metrics(search),
         **_finite(
             {
                 "trials": len(trials),
                 "compliant_trials": sum(1 for t in trials if t.get("compliant")),
-                "search_seconds": result.get("search_seconds"),
-                "final_seconds": result.get("final_seconds"),
-                "total_seconds": result.get("total_seconds"),
+                "search_seconds": search.search_seconds,
+                "final_seconds": search.final_seconds,
+                "total_seconds": search.total_seconds,
             }
         ),
     }

@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler._compat import dvc as dvc_compat
+from kepler.clock import now
 from kepler.errors import KeplerError, VersioningError
+from kepler.records import Record
 from kepler.versioning import gitrepo
-from kepler.versioning.clock import now
 from kepler.versioning.names import check_name
 from kepler.versioning.project import Project, current, quiet_dvc
 
@@ -53,8 +55,10 @@ _INDEX_LOCK_WAIT_S = 5.0
 
 
 @dataclass
-class DataVersion:
-    """One recorded version of a data file.
+class DataVersion(Record):
+    """One recorded version of a data file (its record: ``.kepler/records/data/<version_id>.json``).
+
+    Schema versions: 1, the record as written before records carried ``schema_version``.
 
     Attributes:
         version_id: The name of the version (``version_name``, or ``<stem>-<md5[:8]>``).
@@ -85,23 +89,11 @@ class DataVersion:
     tag: str | None = None
     duplicate_of: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The version as JSON-ready values."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DataVersion:
-        """A version from its record (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    KIND = "data version"
+    ERROR = VersioningError
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def resolve_project(project: Project | None) -> Project:
-    """``project``, or the project that contains the working directory."""
-    return project if project is not None else current()
 
 
 def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, Any]:
@@ -128,7 +120,8 @@ def dvc_repo(project: Project) -> Iterator[Any]:
     with project.store.lock(DVC_LOCK), quiet_dvc(), warnings.catch_warnings():
         # DVC 3.67 trips pygtrie's deprecation of _NoneStep.value on every add; not ours to fix.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"dvc\.")
-        _heal_rwlock(project)
+        # Every Kepler DVC call holds the dvc lock, so a broken DVC lock table now is a dead writer's.
+        dvc_compat.heal_rwlock(project.root)
         try:
             repo = Repo(str(project.root))
         except DvcException as exc:
@@ -141,19 +134,6 @@ def dvc_repo(project: Project) -> Iterator[Any]:
             raise VersioningError(f"DVC failed: {exc}") from None
         finally:
             repo.close()
-
-
-def _heal_rwlock(project: Project) -> None:
-    """DVC rewrites .dvc/tmp/rwlock in place; a process killed midway leaves it empty or cut, and DVC then
-    refuses to run. Every Kepler DVC call holds the ``dvc`` lock, so a broken file now is a dead writer's:
-    remove it (DVC reads a missing file as no locks held; entries of dead processes it clears itself)."""
-    path = project.root / ".dvc" / "tmp" / "rwlock"
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return
-    except (OSError, ValueError):
-        path.unlink(missing_ok=True)
 
 
 def commit_paths(project: Project, paths: list[Path | str], message: str) -> str:
@@ -242,10 +222,12 @@ def _auto_id(file_path: str, md5: str) -> str:
 
 
 def _dvc_md5(dvc_file: Path) -> str:
-    from dvc.utils.serialize import load_yaml
+    """The md5 a ``.dvc`` file records (DVC's documented format: ``outs: [{md5: ...}]``)."""
+    import yaml
 
     try:
-        return str(load_yaml(str(dvc_file))["outs"][0]["md5"])
+        # BaseLoader reads every value as text: an md5 of digits stays a string.
+        return str(yaml.load(dvc_file.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)["outs"][0]["md5"])
     except Exception as exc:
         raise VersioningError(
             f"{dvc_file}: unreadable DVC file ({exc}); delete it and version the data again"
@@ -285,7 +267,7 @@ def version_data(
         VersioningError: a data path outside the project, a missing file or a folder, a bad name,
             a name already used for other content, or a DVC/git failure.
     """
-    project = resolve_project(project)
+    project = current(project)
     try:
         relative = project.relative(path)
     except VersioningError:
@@ -370,7 +352,7 @@ def version_data(
 
 def list_versions(*, project: Project | None = None) -> list[DataVersion]:
     """Every data version of the project, oldest first."""
-    project = resolve_project(project)
+    project = current(project)
     return sorted(_records(project), key=lambda v: (v.created_at, v.version_id))
 
 
@@ -380,7 +362,7 @@ def get_data_version(version_id: str, *, project: Project | None = None) -> Data
     Raises:
         VersioningError: no such version.
     """
-    project = resolve_project(project)
+    project = current(project)
     return DataVersion.from_dict(
         project.store.read(
             KIND,
@@ -393,26 +375,22 @@ def get_data_version(version_id: str, *, project: Project | None = None) -> Data
 def get_data(version: str | DataVersion, *, project: Project | None = None) -> bytes:
     """The exact bytes of a data version, whatever the working file holds now.
 
-    Read from the DVC cache; when the cache lacks them, fetched from the DVC remote first. The md5 is
-    checked on the way out.
+    Read through DVC's public API (``dvc.api.read`` of the file at the version's commit): from the DVC cache,
+    or from the DVC remote when the cache lacks them. A damaged copy in the cache is replaced by the remote's.
+    The md5 is checked on the way out.
 
     Raises:
         VersioningError: unknown version, or the bytes are in neither the cache nor the remote.
     """
-    project = resolve_project(project)
+    project = current(project)
     record = get_data_version(
         version.version_id if isinstance(version, DataVersion) else version, project=project
     )
     with dvc_repo(project) as repo:
-        cached = Path(repo.cache.local.oid_to_path(record.md5))
-        data = _read_checked(cached, record.md5)
-        if data is None:
-            if cached.exists():  # damaged cache entry: let DVC fetch a good copy
-                cached.unlink()
-            from dvc_data.hashfile.hash_info import HashInfo
-
-            repo.cloud.pull([HashInfo("md5", record.md5)])
-            data = _read_checked(cached, record.md5)
+        data = _read_checked(project, record)
+        if data is None:  # a damaged copy in the cache (read first), or bytes the remote lacks too
+            dvc_compat.restore_cached(repo, record.md5)
+            data = _read_checked(project, record)
     if data is None:
         raise VersioningError(
             f"the bytes of data version {record.version_id!r} (md5 {record.md5}) are in neither "
@@ -421,9 +399,13 @@ def get_data(version: str | DataVersion, *, project: Project | None = None) -> b
     return data
 
 
-def _read_checked(path: Path, md5: str) -> bytes | None:
+def _read_checked(project: Project, record: DataVersion) -> bytes | None:
+    """The bytes of ``record`` through DVC's public API, or None when DVC has none or others."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = dvc.api.read(record.file_path, repo=str(project.root), rev=record.git_commit, mode="rb")
+    except (DvcException, OSError):
         return None
-    return data if hashlib.md5(data).hexdigest() == md5 else None
+    return data if hashlib.md5(data).hexdigest() == record.md5 else None

@@ -33,6 +33,7 @@ from typing import Any
 
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
+from kepler.versioning.project import current
 
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value is larger; stay well below it
@@ -65,18 +66,9 @@ class ExperimentRun:
         }
 
 
-def _project(project: Any) -> Any:
-    from kepler.versioning.project import current
-
-    return project or current()
-
-
 def _data_versions(project: Any) -> list[str]:
-    try:
-        records = project.store.all("data")
-    except VersioningError:
-        return []
-    return [str(r["version_id"]) for r in records if r.get("version_id")]
+    """The ids of the project's data versions (a data version's record is named by its id)."""
+    return list(project.store.names("data"))
 
 
 def run_tags(project: Any) -> dict[str, str]:
@@ -140,7 +132,7 @@ def start_experiment(name: str, *, project: Any = None, tags: Mapping[str, str] 
             f"run {active.info.run_id} is still active; finish it with end_experiment() "
             f"before starting another"
         )
-    project = _project(project)
+    project = current(project)
     uri = project.tracking_uri
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(MlflowClient(tracking_uri=uri), name, project.artifact_root)
@@ -276,9 +268,9 @@ def track_experiment(
     import mlflow
 
     experiment_id = start_experiment(name, project=project, tags=tags)
-    handle = ExperimentRun(
-        run_id=mlflow.active_run().info.run_id, experiment_id=experiment_id, experiment_name=name
-    )
+    active = mlflow.active_run()
+    assert active is not None  # start_experiment has just started it
+    handle = ExperimentRun(run_id=active.info.run_id, experiment_id=experiment_id, experiment_name=name)
     try:
         yield handle
     except Exception:

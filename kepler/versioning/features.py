@@ -40,19 +40,20 @@ Decisions:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
+from kepler._compat.sklearn import validate_params
+from kepler.clock import now
 from kepler.errors import VersioningError
-from kepler.versioning.clock import now
-from kepler.versioning.data_versions import check_metadata, commit_paths, resolve_project
+from kepler.records import Record, Section
+from kepler.versioning.data_versions import check_metadata, commit_paths
 from kepler.versioning.names import check_name
-from kepler.versioning.project import Project
-from kepler.versioning.store import atomic_write
+from kepler.versioning.project import Project, current
 
 KIND = "pipelines"
 
@@ -90,25 +91,67 @@ SCORE_FUNCTIONS = ("f_classif", "f_regression", "chi2", "mutual_info_classif", "
 
 
 @dataclass
-class FeaturePipeline:
-    """One declared version of a feature pipeline.
+class FittedState(Section):
+    """What the first apply fitted (``record.fitted``; it also reads as its dict: ``fitted["sha256"]``).
+
+    Attributes:
+        file: The joblib file of the fitted scikit-learn Pipeline, beside the record.
+        sha256: Its sha256, checked on every load.
+        fit_data_md5: md5 of the table it was fitted on (values, column names, dtypes).
+        fit_labels_md5: md5 of the labels it was fitted with, or None.
+        fitted_at: UTC time of fitting.
+        n_features_in: Columns it was fitted on.
+        feature_names_out: The output columns, or None.
+        sklearn_version: The scikit-learn that fitted it.
+        labels: Where the labels came from (``y``, ``column 'failure'``, or :data:`UNLABELLED`).
+        label: The label column kept out of the steps, or None. A record fitted before the label was
+            recorded has no ``label`` key (``recorded("label")`` is False): the project's label applies.
+        fit_steps: The steps as fitted (a selector's score function filled in), or None in older records.
+        layout: ``{"kind": "plain"}``, or ``"mixed"`` with the ``numeric``, ``encoded`` and ``passthrough``
+            columns; None in older records.
+    """
+
+    KIND = "feature pipeline's fitted state"
+    ERROR = VersioningError
+
+    file: str
+    sha256: str
+    fit_data_md5: str | None = None
+    fit_labels_md5: str | None = None
+    fitted_at: str | None = None
+    n_features_in: int | None = None
+    feature_names_out: list[str] | None = None
+    sklearn_version: str | None = None
+    labels: str | None = None
+    label: str | None = None
+    fit_steps: list[dict[str, Any]] | None = None
+    layout: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class FeaturePipeline(Record):
+    """One declared version of a feature pipeline (record: ``.kepler/records/pipelines/<name>@<version>.json``).
+
+    Schema versions: 1, the record as written before records carried ``schema_version``.
 
     Attributes:
         pipeline_name: The pipeline's name.
         version: Its version (any safe name, e.g. ``v1.2.0``).
         steps: The declared steps, ``{"type": ..., **params}`` each.
         created_at: UTC time of declaration.
-        fitted: None until the first apply; then ``{"file", "sha256", "fit_data_md5", "fit_labels_md5",
-            "fitted_at", "n_features_in", "feature_names_out", "sklearn_version", "labels", "label",
-            "fit_steps", "layout"}`` (``layout`` is ``"plain"``, or ``"mixed"`` with the ``numeric``,
-            ``encoded`` and ``passthrough`` columns).
+        fitted: None until the first apply; then its :class:`FittedState`.
     """
 
     pipeline_name: str
     version: str
     steps: list[dict[str, Any]]
     created_at: str
-    fitted: dict[str, Any] | None = None
+    fitted: FittedState | None = None
+
+    KIND = "feature pipeline"
+    ERROR = VersioningError
+    NESTED = {"fitted": FittedState}
 
     @property
     def pipeline_id(self) -> str:
@@ -126,13 +169,7 @@ class FeaturePipeline:
 
     def to_dict(self) -> dict[str, Any]:
         """The pipeline as JSON-ready values (``pipeline_id`` included)."""
-        return {**dataclasses.asdict(self), "pipeline_id": self.pipeline_id}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeaturePipeline:
-        """A pipeline from its record (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return {**super().to_dict(), "pipeline_id": self.pipeline_id}
 
 
 # --------------------------------------------------------------------------- steps
@@ -173,8 +210,7 @@ def _make(index: int, step: dict[str, Any]) -> Any:
     cls = getattr(importlib.import_module(module), cls_name)
     try:
         transformer = cls(**params)
-        if hasattr(transformer, "_validate_params"):
-            transformer._validate_params()
+        validate_params(transformer)
     except (TypeError, ValueError) as exc:
         raise VersioningError(f"step {index} ({kind}): bad parameters ({str(exc).splitlines()[0]})") from None
     return transformer
@@ -383,14 +419,13 @@ def _sha256(path: Path) -> str:
 def _load_fitted(project: Project, record: FeaturePipeline) -> Any:
     import joblib
 
-    fitted = record.fitted or {}
     path = project.store.root / KIND / f"{record.pipeline_id}.joblib"
     if not path.is_file():
         raise VersioningError(
             f"{path}: the fitted state of {record.pipeline_id} is missing; restore it from git "
             f"(git checkout -- {path.relative_to(project.root)})"
         )
-    if _sha256(path) != fitted.get("sha256"):
+    if record.fitted is None or _sha256(path) != record.fitted.sha256:
         raise VersioningError(
             f"{path}: sha256 differs from the record of {record.pipeline_id}; the file was changed "
             f"after fitting: restore it from git"
@@ -401,7 +436,7 @@ def _load_fitted(project: Project, record: FeaturePipeline) -> Any:
 def _save_fitted(project: Project, pipeline_id: str, pipeline: Any) -> Path:
     import joblib
 
-    return atomic_write(
+    return atomic_files.write_atomically(
         project.store.root / KIND / f"{pipeline_id}.joblib", lambda handle: joblib.dump(pipeline, handle)
     )
 
@@ -429,7 +464,7 @@ def version_feature_pipeline(
         VersioningError: a bad name, an unknown type or bad parameters (naming the step), or
             ``name@version`` already declared with other steps.
     """
-    project = resolve_project(project)
+    project = current(project)
     pipeline_id = _pipeline_id(pipeline_name, version)
     normalized = _normalize(steps)
     store = project.store
@@ -483,7 +518,7 @@ def apply_versioned_pipeline(
         VersioningError: unknown pipeline; a supervised step and no ``y`` on the first apply; data
             that the fitted pipeline cannot transform; a fitted state that fails its sha256 check.
     """
-    project = resolve_project(project)
+    project = current(project)
     pipeline_id = _pipeline_id(pipeline_name, version)
     if label is not None and not isinstance(label, str):
         raise VersioningError(f"label must be a column name, got {label!r}")
@@ -495,7 +530,7 @@ def apply_versioned_pipeline(
             if record.fitted is None:
                 return _fit(project, record, data, y, label or _project_label(project))
     if label is None:
-        label = record.fitted["label"] if "label" in record.fitted else _project_label(project)
+        label = record.fitted.label if record.fitted.recorded("label") else _project_label(project)
     data, _ = _split_label(data, label)
     fitted = _load_fitted(project, record)
     try:
@@ -546,20 +581,20 @@ def _fit(project: Project, record: FeaturePipeline, data: Any, y: Any, label: st
         names = [str(c) for c in pipeline.get_feature_names_out()]
     except (AttributeError, ValueError, TypeError):
         names = None
-    record.fitted = {
-        "file": path.name,
-        "sha256": _sha256(path),
-        "fit_data_md5": _digest(data),
-        "fit_labels_md5": _digest(y),
-        "fitted_at": now(),
-        "n_features_in": int(getattr(pipeline, "n_features_in_", 0)) or None,
-        "feature_names_out": names,
-        "sklearn_version": sklearn.__version__,
-        "labels": labels,
-        "label": label if label_column is not None else None,
-        "fit_steps": steps,
-        "layout": _recorded_layout(layout, steps),
-    }
+    record.fitted = FittedState(
+        file=path.name,
+        sha256=_sha256(path),
+        fit_data_md5=_digest(data),
+        fit_labels_md5=_digest(y),
+        fitted_at=now(),
+        n_features_in=int(getattr(pipeline, "n_features_in_", 0)) or None,
+        feature_names_out=names,
+        sklearn_version=sklearn.__version__,
+        labels=labels,
+        label=label if label_column is not None else None,
+        fit_steps=steps,
+        layout=_recorded_layout(layout, steps),
+    )
     store = project.store
     json_path = store.write(KIND, record.pipeline_id, record.to_dict())
     commit_paths(project, [path, json_path], f"kepler: fitted feature pipeline {record.pipeline_id}")
@@ -581,7 +616,7 @@ def _recorded_layout(layout: dict[str, Any] | None, steps: list[dict[str, Any]])
 
 def list_pipelines(*, project: Project | None = None) -> list[FeaturePipeline]:
     """Every declared feature pipeline version, by name then declaration time."""
-    project = resolve_project(project)
+    project = current(project)
     records = [FeaturePipeline.from_dict(r) for r in project.store.all(KIND)]
     return sorted(records, key=lambda p: (p.pipeline_name, p.created_at, p.version))
 
@@ -603,22 +638,21 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
     Raises:
         VersioningError: unknown pipeline, a bad id, or a fitted state that does not match its record.
     """
-    project = resolve_project(project)
+    project = current(project)
     if not isinstance(pipeline_id, str) or pipeline_id.count("@") != 1:
         raise VersioningError(f"feature pipeline {pipeline_id!r} must be given as 'name@version'")
     name, version = pipeline_id.split("@")
     record = _load_record(project, _pipeline_id(name, version))
-    fitted_record = record.fitted or {}
-    if fitted_record.get("fit_steps") is not None:
-        declared = _build(fitted_record["fit_steps"])
-    else:  # a record written before fit_steps was kept
-        declared = _build(
-            _without_labels(record.steps) if fitted_record.get("labels") == UNLABELLED else record.steps
-        )
+    fitted_record = record.fitted
+    if fitted_record is not None and fitted_record.fit_steps is not None:
+        declared = _build(fitted_record.fit_steps)
+    else:  # not fitted, or a record written before fit_steps was kept
+        unlabelled = fitted_record is not None and fitted_record.labels == UNLABELLED
+        declared = _build(_without_labels(record.steps) if unlabelled else record.steps)
     done = [
         f"rebuilt {record.pipeline_id} from its record: " + " -> ".join(step["type"] for step in record.steps)
     ]
-    if record.fitted is None:
+    if fitted_record is None:
         done.append("not fitted yet: the first apply_versioned_pipeline fits it")
         return {"pipeline": declared, "fitted": False, "steps_completed": done, "artifacts_created": []}
     fitted = _load_fitted(project, record)
@@ -633,8 +667,8 @@ def rebuild_pipeline(pipeline_id: str, *, project: Project | None = None) -> dic
             f"restore the record and its .joblib file from git"
         )
     done.append(
-        f"loaded the fitted state (sha256 {record.fitted['sha256'][:12]} verified, fitted "
-        f"{record.fitted.get('fitted_at')} on data md5 {record.fitted.get('fit_data_md5')})"
+        f"loaded the fitted state (sha256 {fitted_record.sha256[:12]} verified, fitted "
+        f"{fitted_record.fitted_at} on data md5 {fitted_record.fit_data_md5})"
     )
     return {"pipeline": fitted, "fitted": True, "steps_completed": done, "artifacts_created": []}
 
@@ -645,5 +679,5 @@ def get_pipeline(pipeline_name: str, version: str, *, project: Project | None = 
     Raises:
         VersioningError: unknown pipeline.
     """
-    project = resolve_project(project)
+    project = current(project)
     return _load_record(project, _pipeline_id(pipeline_name, version))

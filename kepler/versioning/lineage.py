@@ -25,56 +25,84 @@ from __future__ import annotations
 
 import heapq
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler.clock import now
 from kepler.errors import VersioningError
+from kepler.records import Record
 from kepler.versioning import gitrepo
-from kepler.versioning.clock import now
 from kepler.versioning.names import check_name
+from kepler.versioning.project import current
 
 KIND = "lineage"
 NODE_KINDS = ("data", "pipeline", "model", "release", "service")
 _RANK = {kind: rank for rank, kind in enumerate(NODE_KINDS)}
 
 
-def _project(project: Any) -> Any:
-    from kepler.versioning.project import current
+@dataclass
+class LineageNode(Record):
+    """One node of the graph (its record: ``.kepler/records/lineage/<node_id>.json``). The API gives nodes
+    as dicts (:func:`get_lineage_node`), with their ``outputs`` as well.
 
-    return project or current()
+    Schema versions: 1, the record as written before records carried ``schema_version``.
+
+    Attributes:
+        node_id: Its id (immutable).
+        kind: data, pipeline, model, release or service.
+        name: What it stands for (a data path, a pipeline, model, release or service name).
+        inputs: The ids of the nodes it is made from.
+        metadata: What the caller attached.
+        created_at: UTC time of creation.
+        created_by: The git user who created it.
+    """
+
+    KIND = "lineage node"
+    ERROR = VersioningError
+
+    node_id: str
+    kind: str | None = None
+    name: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    created_by: str | None = None
 
 
-def _graph(project: Any) -> dict[str, dict[str, Any]]:
-    """Every node record by id."""
-    return {record["node_id"]: record for record in project.store.all(KIND) if "node_id" in record}
+def _graph(project: Any) -> dict[str, LineageNode]:
+    """Every node record by id (a file without a node id is not a node)."""
+    nodes = (LineageNode.from_dict(r) for r in project.store.all(KIND) if "node_id" in r)
+    return {node.node_id: node for node in nodes}
 
 
-def _outputs(graph: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+def _outputs(graph: dict[str, LineageNode]) -> dict[str, list[str]]:
     outputs: dict[str, list[str]] = {node_id: [] for node_id in graph}
     for node_id in sorted(graph, key=lambda n: _order_key(graph[n])):
-        for source in graph[node_id].get("inputs", []):
+        for source in graph[node_id].inputs:
             outputs.setdefault(source, []).append(node_id)
     return outputs
 
 
-def _order_key(record: dict[str, Any]) -> tuple:
-    return (_RANK.get(record.get("kind"), len(NODE_KINDS)), record.get("created_at", ""), record["node_id"])
+def _order_key(node: LineageNode) -> tuple[int, str, str]:
+    return (_RANK.get(node.kind or "", len(NODE_KINDS)), node.created_at or "", node.node_id)
 
 
-def _view(record: dict[str, Any], outputs: dict[str, list[str]]) -> dict[str, Any]:
+def _view(node: LineageNode, outputs: dict[str, list[str]]) -> dict[str, Any]:
+    """A node as the API gives it: its record's fields and its outputs."""
     return {
-        "node_id": record["node_id"],
-        "kind": record.get("kind"),
-        "name": record.get("name"),
-        "inputs": list(record.get("inputs", [])),
-        "outputs": list(outputs.get(record["node_id"], [])),
-        "metadata": dict(record.get("metadata") or {}),
-        "created_at": record.get("created_at"),
-        "created_by": record.get("created_by"),
+        "node_id": node.node_id,
+        "kind": node.kind,
+        "name": node.name,
+        "inputs": list(node.inputs),
+        "outputs": list(outputs.get(node.node_id, [])),
+        "metadata": dict(node.metadata or {}),
+        "created_at": node.created_at,
+        "created_by": node.created_by,
     }
 
 
-def _upstream_path(graph: dict[str, dict[str, Any]], start: str, goal: str) -> list[str] | None:
+def _upstream_path(graph: dict[str, LineageNode], start: str, goal: str) -> list[str] | None:
     """A chain ``start, its input, that one's input, ..., goal`` following inputs, or None."""
     stack = [(start, [start])]
     seen: set[str] = set()
@@ -85,12 +113,12 @@ def _upstream_path(graph: dict[str, dict[str, Any]], start: str, goal: str) -> l
         if node in seen:
             continue
         seen.add(node)
-        for source in graph.get(node, {}).get("inputs", []):
+        for source in graph[node].inputs if node in graph else []:
             stack.append((source, [*path, source]))
     return None
 
 
-def _check_inputs(graph: dict[str, dict[str, Any]], node_id: str, inputs: list[str]) -> None:
+def _check_inputs(graph: dict[str, LineageNode], node_id: str, inputs: list[str]) -> None:
     if node_id in inputs:
         raise VersioningError(
             f"lineage node {node_id!r} cannot be its own input (cycle {node_id} -> {node_id})"
@@ -141,38 +169,40 @@ def _metadata(metadata: object) -> dict[str, Any]:
 def _create(
     kind: str, node_id: str, name: object, inputs: object, metadata: object, project: Any
 ) -> dict[str, Any]:
-    project = _project(project)
+    project = current(project)
     check_name(node_id, "lineage node id")
     if not isinstance(name, str) or not name.strip():
         raise VersioningError(
             f"the {kind} name of lineage node {node_id!r} must be a non-empty string, got {name!r}"
         )
-    wanted = {
-        "node_id": node_id,
-        "kind": kind,
-        "name": name,
-        "inputs": _inputs(inputs),
-        "metadata": _metadata(metadata),
-    }
+    sources, facts = _inputs(inputs), _metadata(metadata)
     with project.store.lock(KIND):
         graph = _graph(project)
         existing = graph.get(node_id)
         if existing is not None:
-            same = all(existing.get(k) == v for k, v in wanted.items())
-            if same:
+            wanted = (kind, name, sources, facts)
+            if (existing.kind, existing.name, existing.inputs, existing.metadata) == wanted:
                 return _view(existing, _outputs(graph))
             raise VersioningError(
                 f"lineage node {node_id!r} already exists with other content (node ids are "
                 f"immutable); give the new node another id, such as {node_id}-2"
             )
-        _check_inputs(graph, node_id, wanted["inputs"])
-        record = {**wanted, "created_at": now(), "created_by": gitrepo.user(project.root)}
-        path = project.store.write(KIND, node_id, record)
+        _check_inputs(graph, node_id, sources)
+        node = LineageNode(
+            node_id=node_id,
+            kind=kind,
+            name=name,
+            inputs=sources,
+            metadata=facts,
+            created_at=now(),
+            created_by=gitrepo.user(project.root),
+        )
+        path = project.store.write(KIND, node_id, node.to_dict())
         with project.store.lock("git"):
-            arrow = f" <- {', '.join(wanted['inputs'])}" if wanted["inputs"] else ""
+            arrow = f" <- {', '.join(sources)}" if sources else ""
             gitrepo.commit(project.root, [path], f"lineage {kind} {node_id}{arrow}")
-        graph[node_id] = record
-        return _view(record, _outputs(graph))
+        graph[node_id] = node
+        return _view(node, _outputs(graph))
 
 
 def create_data_lineage(
@@ -183,7 +213,7 @@ def create_data_lineage(
     ``data_path`` is stored as given, or relative to the project root when it is an absolute
     path inside the project. Returns the node (``node_id, kind, name, inputs, outputs, metadata, ...``).
     """
-    project = _project(project)
+    project = current(project)
     path = str(data_path) if isinstance(data_path, (str, Path)) else data_path
     if isinstance(path, str) and Path(path).is_absolute():
         try:
@@ -247,11 +277,11 @@ def get_lineage_node(node_id: str, *, project: Any = None) -> dict[str, Any]:
     Raises:
         VersioningError: no such node.
     """
-    graph = _graph(_project(project))
+    graph = _graph(current(project))
     return _view(_known(graph, node_id), _outputs(graph))
 
 
-def _known(graph: dict[str, dict[str, Any]], node_id: str) -> dict[str, Any]:
+def _known(graph: dict[str, LineageNode], node_id: str) -> LineageNode:
     check_name(node_id, "lineage node id")
     if node_id not in graph:
         raise VersioningError(
@@ -260,7 +290,7 @@ def _known(graph: dict[str, dict[str, Any]], node_id: str) -> dict[str, Any]:
     return graph[node_id]
 
 
-def _reach(graph: dict[str, dict[str, Any]], start: str, neighbours: dict[str, list[str]]) -> set[str]:
+def _reach(graph: dict[str, LineageNode], start: str, neighbours: dict[str, list[str]]) -> set[str]:
     seen: set[str] = set()
     stack = list(neighbours.get(start, []))
     while stack:
@@ -283,10 +313,10 @@ def get_complete_lineage(node_id: str, *, project: Any = None) -> list[dict[str,
     Raises:
         VersioningError: an unknown node, or a cycle in the stored records (edited by hand).
     """
-    graph = _graph(_project(project))
+    graph = _graph(current(project))
     _known(graph, node_id)
     outputs = _outputs(graph)
-    inputs = {n: [i for i in r.get("inputs", []) if i in graph] for n, r in graph.items()}
+    inputs = {n: [i for i in node.inputs if i in graph] for n, node in graph.items()}
     upstream = _reach(graph, node_id, inputs)
     downstream = _reach(graph, node_id, outputs)
     if node_id in upstream or upstream & downstream:
@@ -331,20 +361,20 @@ def lineage_tree(node_id: str, *, project: Any = None) -> dict[str, Any]:
     Raises:
         VersioningError: an unknown node.
     """
-    graph = _graph(_project(project))
+    graph = _graph(current(project))
     root = _known(graph, node_id)
     outputs = _outputs(graph)
-    inputs = {n: list(r.get("inputs", [])) for n, r in graph.items()}
+    inputs = {n: list(node.inputs) for n, node in graph.items()}
 
     def grow(
         node: str, direction: str, links: dict[str, list[str]], shown: set[str], path: set[str]
     ) -> dict[str, Any]:
-        record = graph.get(node, {"node_id": node, "kind": "missing", "name": None})
+        record = graph.get(node) or LineageNode(node_id=node, kind="missing")
         entry: dict[str, Any] = {
             "node_id": node,
-            "kind": record.get("kind"),
-            "name": record.get("name"),
-            "metadata": dict(record.get("metadata") or {}),
+            "kind": record.kind,
+            "name": record.name,
+            "metadata": dict(record.metadata or {}),
             direction: [],
         }
         if node in shown or node in path:
@@ -354,11 +384,11 @@ def lineage_tree(node_id: str, *, project: Any = None) -> dict[str, Any]:
         entry[direction] = [grow(n, direction, links, shown, path | {node}) for n in links.get(node, [])]
         return entry
 
-    tree = {
+    tree: dict[str, Any] = {
         "node_id": node_id,
-        "kind": root.get("kind"),
-        "name": root.get("name"),
-        "metadata": dict(root.get("metadata") or {}),
+        "kind": root.kind,
+        "name": root.name,
+        "metadata": dict(root.metadata or {}),
     }
     shown_up: set[str] = set()
     shown_down: set[str] = set()

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
 from kepler.errors import ProjectNotFoundError, VersioningError
+from kepler.project_file import PROJECT_FILE, find_project_file
 from kepler.versioning import gitrepo
 from kepler.versioning.store import RecordStore
 
-CONFIG_NAME = "kepler.toml"
 STORE = ".kepler"
 DVC_REMOTE_NAME = "kepler-local"
 _STORE_GITIGNORE = (
@@ -60,7 +61,7 @@ class Project:
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
         root = find_root(Path(path))
         self.root = root
-        self.config = _read_config(root / CONFIG_NAME)
+        self.config = _read_config(root / PROJECT_FILE)
 
     @property
     def name(self) -> str:
@@ -127,10 +128,8 @@ class Project:
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProjectNotFoundError(
-            f"{path.parent} is not a Kepler project; run `kepler init` there"
-        ) from None
+    except FileNotFoundError:  # removed since find_root saw it
+        raise _not_a_project(path.parent) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise VersioningError(f"{path}: unreadable project settings ({exc}); fix the file") from None
 
@@ -141,16 +140,30 @@ def find_root(start: Path) -> Path:
     Raises:
         ProjectNotFoundError: none up to the filesystem root.
     """
-    here = start.resolve()
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-    raise ProjectNotFoundError(f"{here} is not inside a Kepler project; run `kepler init` to create one")
+    found = find_project_file(start)
+    if found is None:
+        raise _not_a_project(start)
+    return found.parent
 
 
-def current() -> Project:
-    """The project that contains the working directory."""
-    return Project(Path.cwd())
+def _not_a_project(folder: Path) -> ProjectNotFoundError:
+    """The one error for a folder outside every Kepler project."""
+    return ProjectNotFoundError(
+        f"{folder.resolve()} is not inside a Kepler project; run `kepler init` to create one"
+    )
+
+
+def current(project: Project | None = None) -> Project:
+    """The project to work in: ``project`` when given, else the one that contains the working directory.
+
+    Every function that takes ``project=None`` resolves it here, so they all find the same project and
+    fail with the same message.
+
+    Raises:
+        ProjectNotFoundError: no project was given and no kepler.toml lies at or above the working
+            directory.
+    """
+    return project if project is not None else Project(Path.cwd())
 
 
 def init(path: str | os.PathLike[str] = ".", *, name: str | None = None) -> Project:
@@ -163,14 +176,14 @@ def init(path: str | os.PathLike[str] = ".", *, name: str | None = None) -> Proj
     if not gitrepo.is_repo(root):
         gitrepo.git(root, "init", "-q")
     gitrepo.ensure_identity(root)
-    config = root / CONFIG_NAME
+    config = root / PROJECT_FILE
     store = root / STORE
     (store / "records").mkdir(parents=True, exist_ok=True)
     ignore = store / ".gitignore"
     if not ignore.exists():
-        ignore.write_text(_STORE_GITIGNORE, encoding="utf-8")
+        atomic_files.write_text(ignore, _STORE_GITIGNORE)
     if not config.exists():
-        config.write_text(_DEFAULT_CONFIG.format(name=name or root.name), encoding="utf-8")
+        atomic_files.write_text(config, _DEFAULT_CONFIG.format(name=name or root.name))
     project = Project(root)
     _init_dvc(project)
     _ignore_builds(root)
@@ -201,7 +214,7 @@ def _ignore_builds(root: Path) -> None:
     ignore = root / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
     if "/builds/" not in lines:
-        ignore.write_text("\n".join([*lines, "/builds/"]) + "\n", encoding="utf-8")
+        atomic_files.write_text(ignore, "\n".join([*lines, "/builds/"]) + "\n")
 
 
 def _init_dvc(project: Project) -> None:

@@ -42,13 +42,15 @@ Example (guide section 6)::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from kepler.clock import now
 from kepler.errors import VersioningError
+from kepler.records import Record, Section, keyed, optional
 from kepler.versioning import gitrepo, semver
-from kepler.versioning.clock import now
 from kepler.versioning.names import check_name
+from kepler.versioning.project import current
 
 KIND = "releases"
 STATUSES = ("draft", "staging", "production", "archived")
@@ -64,8 +66,47 @@ REGISTRY_ALIASES = ("staging", "production")  # the statuses that own an MLflow 
 
 
 @dataclass
-class Release:
-    """One release.
+class HistoryEntry(Section):
+    """One audit entry of a release's history (it also reads as its dict: ``entry["action"]``).
+
+    Attributes:
+        at: ISO 8601 UTC time.
+        action: create, promote, archive, deploy, rollback or reproduce.
+        from_status: The status before (``"from"`` in the record); None on creation.
+        to: The status after.
+        by: The git user.
+        reason: Why (an archive by supersession).
+        platform: Where a deployment went (``local``, ``cloud-run``...).
+        target: The deployment's target (a service name, URL, bento tag...).
+        details: The deployment's facts (bento and image tags, service node, ``deployed_at``...).
+        version: The version a reproduction rebuilt.
+        success: Whether the reproduction succeeded.
+        error: Why it failed.
+    """
+
+    KIND = "release history entry"
+    ERROR = VersioningError
+
+    at: str
+    action: str
+    from_status: str | None = keyed("from")
+    to: str | None = None
+    by: str | None = None
+    reason: str | None = optional()
+    platform: str | None = optional()
+    target: str | None = optional()
+    details: dict[str, Any] | None = optional()
+    version: str | None = optional()
+    success: bool | None = optional()
+    error: str | None = optional()
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Release(Record):
+    """One release (its record: ``.kepler/records/releases/<name>.json``).
+
+    Schema versions: 1, the record as written before records carried ``schema_version``.
 
     Attributes:
         release_id: The release name (also its record's name).
@@ -74,7 +115,7 @@ class Release:
         status: draft, staging, production or archived.
         model_line: The model line it belongs to; one production release per line.
         unified_version: The unified version it releases, if any (what :func:`reproduce_release` rebuilds).
-        history: Audit entries ``{at, from, to, by, action, ...}``, oldest first.
+        history: Audit entries (:class:`HistoryEntry`: ``at, from, to, by, action, ...``), oldest first.
         created_at: ISO 8601 UTC time of creation.
         notes: Release notes.
         git_commit: The project's git HEAD when the release was created.
@@ -86,31 +127,19 @@ class Release:
     status: str = "draft"
     model_line: str = DEFAULT_LINE
     unified_version: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
     created_at: str = ""
     notes: str | None = None
     git_commit: str | None = None
+
+    KIND = "release"
+    ERROR = VersioningError
+    NESTED = {"history": HistoryEntry}
 
     @property
     def name(self) -> str:
         """The release name (same as ``release_id``)."""
         return self.release_id
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Release:
-        """A release from its record (unknown keys are ignored)."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
-
-
-def _project(project: Any) -> Any:
-    from kepler.versioning.project import current
-
-    return project or current()
 
 
 def normalize_status(status: object) -> str:
@@ -156,6 +185,7 @@ def registry_model(release: Release) -> tuple[str, str] | None:
         if explicit_line and (isinstance(version, int) or (isinstance(version, str) and version.isdigit())):
             return release.model_line, str(version)
         return None
+    name: str | None
     if isinstance(ref, str) and ref.startswith("models:/") and ref.count("/") == 2:
         name, version = ref[len("models:/") :].split("/")
     elif isinstance(ref, dict):
@@ -180,10 +210,15 @@ def _line(model_line: object, components: dict[str, Any]) -> str:
     return ref[0] if ref else DEFAULT_LINE
 
 
-def _entry(project: Any, action: str, before: str | None, after: str, **extra: Any) -> dict[str, Any]:
-    entry = {"at": now(), "from": before, "to": after, "by": gitrepo.user(project.root), "action": action}
-    entry.update({k: v for k, v in extra.items() if v is not None})
-    return entry
+def _entry(project: Any, action: str, before: str | None, after: str, **extra: Any) -> HistoryEntry:
+    return HistoryEntry(
+        at=now(),
+        action=action,
+        from_status=before,
+        to=after,
+        by=gitrepo.user(project.root),
+        **{k: v for k, v in extra.items() if v is not None},
+    )
 
 
 def _load(project: Any, name: str) -> Release:
@@ -300,7 +335,7 @@ def create_release(
         VersioningError: a bad name, version or status, a taken name, a version already released in
             the line, an unknown unified version, or an MLflow model version that is not registered.
     """
-    project = _project(project)
+    project = current(project)
     check_name(release_name, "release name")
     parsed = semver.parse(version)
     status = normalize_status(status)
@@ -312,7 +347,9 @@ def create_release(
                 f"unknown unified version {unified_version!r}; create it with "
                 f"kp.versioning.create_unified_version first"
             )
-        model = project.store.read("unified", unified_version).get("model")
+        from kepler.versioning.unified import get_unified_version
+
+        model = get_unified_version(unified_version, project=project).model
         if (
             "mlflow_model" not in components
             and isinstance(model, dict)
@@ -385,7 +422,7 @@ def promote_release(name: str, target_environment: str = "staging", *, project: 
         VersioningError: an unknown release or status, or a move that skips a step
             (the message names the allowed next statuses).
     """
-    project = _project(project)
+    project = current(project)
     target = normalize_status(target_environment)
     with project.store.lock(KIND):
         release = _load(project, name)
@@ -415,7 +452,7 @@ def get_release(name: str, *, project: Any = None) -> Release:
     Raises:
         VersioningError: no such release.
     """
-    return _load(_project(project), name)
+    return _load(current(project), name)
 
 
 def list_releases(
@@ -427,7 +464,7 @@ def list_releases(
         model_line: Only this line.
         status: Only this status (``ready_for_deployment`` means staging).
     """
-    releases = _all(_project(project))
+    releases = _all(current(project))
     if model_line is not None:
         releases = [r for r in releases if r.model_line == model_line]
     if status is not None:
@@ -457,7 +494,7 @@ def record_deployment(
     Raises:
         VersioningError: an unknown release, or details that are not JSON values.
     """
-    project = _project(project)
+    project = current(project)
     details = _json_dict(details, "details") if details is not None else None
     with project.store.lock(KIND):
         release = _load(project, name)
@@ -506,7 +543,7 @@ def reproduce_release(name: str, *, project: Any = None, output: Any = None) -> 
     """
     import importlib
 
-    project = _project(project)
+    project = current(project)
     release = _load(project, name)
     target = reproduce_target(release)
     result = importlib.import_module("kepler.reproduce").from_version(target, project=project, output=output)

@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from kepler import atomic_files
 from kepler.errors import VersioningError
 from kepler.versioning.names import check_name
 
 KINDS = ("data", "pipelines", "experiments", "unified", "probes", "releases", "lineage")
 LOCK_TIMEOUT_S = 120
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> Path:
-    """Writes ``path`` through a temporary file in the same folder, fsynced, then renamed over it.
-
-    ``write`` receives the temporary file opened for binary writing.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 class RecordStore:
@@ -105,11 +86,7 @@ class RecordStore:
         """Writes one record atomically (temp file, fsync, rename). Callers hold :meth:`lock`."""
         path = self.path(kind, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-
-        def dump(handle: Any) -> None:
-            handle.write((json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
-
-        return atomic_write(path, dump)
+        return atomic_files.write_json(path, data, sort_keys=True)
 
     def names(self, kind: str) -> list[str]:
         """Names of the records of one kind (temporary files excluded)."""

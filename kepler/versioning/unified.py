@@ -9,34 +9,34 @@ same call can simply be run again.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from kepler.errors import VersioningError
+from kepler.clock import now
+from kepler.errors import ArtifactError, VersioningError
+from kepler.records import Record
 from kepler.versioning import gitrepo
-from kepler.versioning.clock import now
 from kepler.versioning.data_versions import (
     GIT_LOCK,
     check_metadata,
     commit_paths,
-    resolve_project,
     version_data,
 )
 from kepler.versioning.names import check_name
-from kepler.versioning.project import Project
+from kepler.versioning.project import Project, current
 
 KIND = "unified"
 _EXTRA_LIBRARIES = ("mlflow", "dvc", "joblib")
 
 
 @dataclass
-class UnifiedVersion:
-    """What one unified version ties together.
+class UnifiedVersion(Record):
+    """What one unified version ties together (its record: ``.kepler/records/unified/<version_id>.json``).
+
+    Schema versions: 1, the record as written before records carried ``schema_version``.
 
     Attributes:
         version_id: The version's name.
@@ -70,15 +70,8 @@ class UnifiedVersion:
     created_at: str = ""
     git_dirty: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """The version as JSON-ready values."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UnifiedVersion:
-        """A version from its record (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    KIND = "unified version"
+    ERROR = VersioningError
 
 
 # --------------------------------------------------------------------------- inputs
@@ -105,15 +98,17 @@ def _model(model: Any) -> dict[str, str] | None:
 def _artifact_sha256(artifact: str | os.PathLike[str] | None) -> str | None:
     if artifact is None:
         return None
+    from kepler.runtimes.manifest import MANIFEST_NAME, read_manifest
+
     path = Path(artifact)
-    manifest = path if path.name == "manifest.json" else path / "manifest.json"
+    manifest = path if path.name == MANIFEST_NAME else path / MANIFEST_NAME
+    if not manifest.is_file():
+        raise VersioningError(f"{manifest}: no such file; pass the folder of a compiled artifact")
     try:
-        sha = json.loads(manifest.read_text(encoding="utf-8")).get("sha256")
-    except FileNotFoundError:
-        raise VersioningError(f"{manifest}: no such file; pass the folder of a compiled artifact") from None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise VersioningError(f"{manifest}: unreadable manifest ({exc}); recompile the artifact") from None
-    if not isinstance(sha, str) or len(sha) != 64:
+        sha = read_manifest(manifest).sha256
+    except ArtifactError as exc:
+        raise VersioningError(str(exc)) from None
+    if len(sha) != 64:
         raise VersioningError(f"{manifest}: no sha256 in the manifest; recompile the artifact")
     return sha
 
@@ -247,7 +242,7 @@ def create_unified_version(
         VersioningError: the name is taken or invalid; a data path, run, model, artifact or pipeline
             is missing or bad.
     """
-    project = resolve_project(project)
+    project = current(project)
     check_name(version_name, "unified version name")
     metadata = check_metadata(metadata)
     build = check_metadata(build_config, "build_config") if build_config is not None else None
@@ -296,7 +291,7 @@ def create_unified_version(
 
 def list_unified_versions(*, project: Project | None = None) -> list[UnifiedVersion]:
     """Every unified version of the project, oldest first."""
-    project = resolve_project(project)
+    project = current(project)
     records = [UnifiedVersion.from_dict(r) for r in project.store.all(KIND)]
     return sorted(records, key=lambda v: (v.created_at, v.version_id))
 
@@ -307,7 +302,7 @@ def get_unified_version(name: str, *, project: Project | None = None) -> Unified
     Raises:
         VersioningError: no such version.
     """
-    project = resolve_project(project)
+    project = current(project)
     return UnifiedVersion.from_dict(
         project.store.read(
             KIND,

@@ -118,8 +118,8 @@ def test_a_three_class_text_label_is_searched_by_every_family_and_answered_as_te
     assert result["best_algorithm"] in ("xgboost", "lightgbm") and result["trials"]
     assert all(t["error"] is None for t in result["trials"])
     assert result.class_labels == ["high", "low", "mid"] and result["labels_encoded"] is True
-    schema = result.artifact.manifest["output_schema"]
-    assert schema["classes"] == ["high", "low", "mid"] and schema["labels_restored"] is True
+    schema = result.artifact.manifest.output_schema
+    assert schema.classes == ("high", "low", "mid") and schema.labels_restored is True
     predictor = result.artifact.predictor()
     answers = predictor.predict(frame)
     assert set(answers) <= {"high", "low", "mid"}
@@ -141,7 +141,7 @@ def test_a_boolean_label_compiles_and_scores_against_the_graphs_answers(tmp_path
         constraints={"families": ["decision_tree"]},
     )
     assert result.class_labels == [False, True] and result["positive_class"] is True
-    assert result.artifact.parity["passed"] and result["test_metrics"]["accuracy"] > 0.9
+    assert result.artifact.parity.passed and result["test_metrics"]["accuracy"] > 0.9
 
 
 # -- a wide one-hot encoding ---------------------------------------------------------------------------
@@ -160,4 +160,4 @@ def test_a_wide_categorical_column_reaches_hist_gradient_boosting_dense(tmp_path
         output=tmp_path / "artifact",
         constraints={"families": ["hist_gradient_boosting"]},
     )
-    assert result["best_algorithm"] == "hist_gradient_boosting" and result.artifact.parity["passed"]
+    assert result["best_algorithm"] == "hist_gradient_boosting" and result.artifact.parity.passed

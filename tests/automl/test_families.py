@@ -39,9 +39,13 @@ def test_a_list_written_for_one_task_keeps_its_linear_model_on_the_other() -> No
     ]
 
 
-def test_a_regression_search_reports_a_regression_model(sensors_csv: Path) -> None:
+def test_a_regression_search_reports_a_regression_model(sensors_csv: Path, artifact_dir: Path) -> None:
     result = kp.automl.automl_pipeline(
-        sensors_csv, "torque_nm", optimization_time=2, constraints={"families": ["logistic_regression"]}
+        sensors_csv,
+        "torque_nm",
+        optimization_time=2,
+        constraints={"families": ["logistic_regression"]},
+        output=artifact_dir,
     )
     assert result["families"] == ["ridge"]
     assert result["best_algorithm"] == "ridge" and result["best_estimator"] == "Ridge"

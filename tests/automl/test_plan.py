@@ -79,4 +79,4 @@ def test_the_search_reports_its_plan(sensors, tmp_path) -> None:
         100,
         10000,
     ]
-    assert result.artifact.manifest["target"]["batch_sizes"] == [1, 100, 10000]
+    assert result.artifact.manifest.target.batch_sizes == (1, 100, 10000)

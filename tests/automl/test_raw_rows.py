@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,11 +44,8 @@ def test_search_artifact_reads_raw_rows_like_typed_ones(raw_table, tmp_path) -> 
     result = kp.automl.automl_pipeline(
         dataset, "failure", optimization_time=BUDGET, output=tmp_path / "artifact"
     )
-    columns = {c["name"]: c for c in result.artifact.manifest["input_schema"]["columns"]}
-    assert (
-        columns["coolant_on"]["from_text"] == "booleans"
-        and columns["machine_type"]["missing_as"] == "missing"
-    )
+    columns = {c.name: c for c in result.artifact.manifest.input_schema.columns}
+    assert columns["coolant_on"].from_text == "booleans" and columns["machine_type"].missing_as == "missing"
 
     raw = raw_table.drop(columns=["failure"]).head(200)
     records = json.loads(raw.to_json(orient="records"))  # as a client sends them: text, and null for gaps
@@ -58,7 +56,7 @@ def test_search_artifact_reads_raw_rows_like_typed_ones(raw_table, tmp_path) -> 
     np.testing.assert_array_equal(predictor.predict(records), predictor.predict(typed))
 
 
-def test_compile_checks_the_rules_against_the_columns() -> None:
+def test_compile_checks_the_rules_against_the_columns(artifact_dir: Path) -> None:
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 5, "kind": ["a", "b", "missing", "a"] * 5})
     y = [0, 1, 1, 0] * 5
     model = Pipeline(
@@ -85,6 +83,7 @@ def test_compile_checks_the_rules_against_the_columns() -> None:
         model,
         "edge",
         frame,
+        output=artifact_dir,
         benchmark=False,
         input_typing={"kind": {"missing_as": "missing"}, "not_a_feature": {"from_text": "numbers"}},
     )

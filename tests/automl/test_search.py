@@ -40,14 +40,19 @@ def test_default_search_returns_a_compliant_compiled_model(sensors, environment,
     assert result["total_seconds"] >= result["search_seconds"] + result["final_seconds"]
     assert result["search_isolation"] == "process" and isinstance(result["search_stopped"], bool)
     memory = next(row for row in result["constraint_report"] if row["budget"] == "memory_mb")
-    assert memory["measured"] == result.artifact.benchmark["process_peak_rss_mb"]
+    assert memory["measured"] == result.artifact.benchmark.process_peak_rss_mb
     assert memory["measure"].startswith("peak RSS of a fresh process")
 
 
 @pytest.mark.parametrize("use_case", ["predictive_maintenance", "quality_control", "anomaly_detection"])
-def test_each_preset(sensors, use_case) -> None:
+def test_each_preset(sensors, use_case, artifact_dir) -> None:
     result = kp.automl.industrial_automl(
-        sensors, target="failure", use_case=use_case, production_environment="edge", optimization_time=BUDGET
+        sensors,
+        target="failure",
+        use_case=use_case,
+        production_environment="edge",
+        optimization_time=BUDGET,
+        output=artifact_dir,
     )
     preset = kp.automl.load_preset(use_case)
     assert result["use_case"] == use_case and result["metric"] == preset.metric
@@ -60,9 +65,9 @@ def test_each_preset(sensors, use_case) -> None:
         assert "false_positive_rate" in result["test_metrics"]
 
 
-def test_interpretability_narrows_the_families(sensors) -> None:
+def test_interpretability_narrows_the_families(sensors, artifact_dir) -> None:
     result = kp.automl.automl_pipeline(
-        sensors, "failure", optimization_time=BUDGET, interpretability_required=True
+        sensors, "failure", optimization_time=BUDGET, interpretability_required=True, output=artifact_dir
     )
     assert set(result["families"]) == {"logistic_regression", "decision_tree", "small_boosting"}
     depths = [t["config"].get("max_depth") for t in result["trials"] if t["family"] == "decision_tree"]
@@ -86,8 +91,8 @@ def test_impossible_budget_fails_with_the_closest_candidates(sensors, tmp_path) 
     assert not (tmp_path / "artifact").exists()
 
 
-def test_result_reads_as_the_guides_dict(sensors) -> None:
-    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=3)
+def test_result_reads_as_the_guides_dict(sensors, artifact_dir) -> None:
+    result = kp.automl.automl_pipeline(sensors, "failure", optimization_time=3, output=artifact_dir)
     assert result["best_algorithm"] == result.best_algorithm
     assert isinstance(result["deployment_ready"], bool)
     assert set(result.to_dict()) >= {

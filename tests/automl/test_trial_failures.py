@@ -38,13 +38,14 @@ def test_when_every_trial_fails_to_compile_the_error_says_why(sensors, unconvert
 
 
 def test_failed_trials_are_listed_with_their_reasons_beside_the_ones_that_compiled(
-    sensors, unconvertible
+    sensors, unconvertible, artifact_dir
 ) -> None:
     result = kp.automl.automl_pipeline(
         sensors,
         "failure",
         optimization_time=BUDGET,
         constraints={"families": [unconvertible, "decision_tree"]},
+        output=artifact_dir,
     )
     assert result["best_algorithm"] == "decision_tree" and result["deployment_ready"] is True
     failed = [t for t in result["trials"] if t["family"] == unconvertible]

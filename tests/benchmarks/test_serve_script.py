@@ -30,7 +30,7 @@ FIELDS = (
 
 def test_quick_run_reports_both_services(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--seconds", "1", "--output", str(tmp_path)],
+        [sys.executable, str(SCRIPT), "--quick", "--seconds", "0.5", "--output", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -65,7 +65,7 @@ def test_build_searches_and_writes_the_build_folder(table: Path, tmp_path: Path)
     build = only_build(tmp_path / "builds")
     assert sorted(p.name for p in build.iterdir()) == ["artifact", "report.html", "report.json"]
     report = json.loads((build / "report.json").read_text())
-    assert report["kind"] == "search" and report["deployment_ready"] is True
+    assert report["schema_version"] == 1 and report["kind"] == "search" and report["deployment_ready"] is True
     assert report["artifact"]["path"] == str(build / "artifact")
     assert (build / "artifact" / "model.onnx").is_file()
     html = (build / "report.html").read_text()
@@ -106,7 +106,11 @@ def test_build_with_a_given_model(table: Path, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["kind"] == "model" and report["best_estimator"] == "DecisionTreeClassifier"
     assert report["artifact"]["parity"]["passed"] and report["test_metrics"]["accuracy"] > 0.9
-    assert (only_build(tmp_path / "builds") / "report.html").is_file()
+    build = only_build(tmp_path / "builds")
+    assert (build / "report.html").is_file()
+    # --json prints report.json's keys (and the build folder); a model build has no search keys.
+    assert report == {"build": str(build), **json.loads((build / "report.json").read_text())}
+    assert report["schema_version"] == 1 and "trials" not in report and "best_algorithm" not in report
 
 
 def test_impossible_budget_fails_shows_the_report_and_writes_nothing(table: Path, tmp_path: Path) -> None:

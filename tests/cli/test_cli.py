@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,9 +117,12 @@ def test_targets_list_and_show() -> None:
     assert "edge" in kepler("targets", "list").stdout
 
 
-def test_compile_then_bench_against_native(workspace: Path) -> None:
+@pytest.fixture(scope="module")
+def compiled(workspace: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The example pipeline compiled once by `kepler compile --json`, and the command's result; the tests that
+    share the artifact only read it (one that changes it works on a copy)."""
     out = workspace / "artifact-edge"
-    compiled = kepler(
+    result = kepler(
         "compile",
         str(workspace / "model.joblib"),
         "--target",
@@ -135,8 +139,15 @@ def test_compile_then_bench_against_native(workspace: Path) -> None:
         str(out),
         "--json",
     )
-    assert compiled.returncode == 0, compiled.stderr
-    manifest = json.loads(compiled.stdout)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_compile_then_bench_against_native(
+    workspace: Path, compiled: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    out, run = compiled
+    manifest = json.loads(run.stdout)
     assert manifest["parity"]["passed"] and manifest["parity"]["label_agreement"] == 1.0
     assert (out / "model.onnx").is_file() and (out / "manifest.json").is_file()
 
@@ -208,19 +219,10 @@ def test_bench_against_a_native_model_fit_on_an_array_or_a_frame(tmp_path: Path,
         assert report["ratios"]["p50_speedup_batch1"] > 0
 
 
-def test_bench_against_a_native_model_needs_its_columns(workspace: Path, tmp_path: Path) -> None:
-    out = tmp_path / "artifact"
-    assert (
-        kepler(
-            "compile",
-            str(workspace / "model.joblib"),
-            "--sample",
-            str(workspace / "sample.csv"),
-            "--output",
-            str(out),
-        ).returncode
-        == 0
-    )
+def test_bench_against_a_native_model_needs_its_columns(
+    workspace: Path, compiled: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    out = compiled[0]
     short = tmp_path / "short.csv"
     pd.read_csv(workspace / "sample.csv").drop(columns=["torque_nm"]).to_csv(short, index=False)
     result = kepler(
@@ -345,19 +347,9 @@ def test_sample_that_is_not_a_table(workspace: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "never").exists()
 
 
-def test_tampered_artifact(workspace: Path, tmp_path: Path) -> None:
+def test_tampered_artifact(compiled: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out = tmp_path / "artifact"
-    assert (
-        kepler(
-            "compile",
-            str(workspace / "model.joblib"),
-            "--sample",
-            str(workspace / "sample.csv"),
-            "--output",
-            str(out),
-        ).returncode
-        == 0
-    )
+    shutil.copytree(compiled[0], out)  # the shared artifact stays intact
     model = out / "model.onnx"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF

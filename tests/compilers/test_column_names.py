@@ -7,6 +7,8 @@ all compile; rows are sent keyed by the original headers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pandas as pd
@@ -59,8 +61,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def _check_parity(model: Pipeline, frame: pd.DataFrame) -> kp.compilers.CompiledArtifact:
-    artifact = kp.compile(model, "edge", frame, benchmark=False)
+def _check_parity(model: Pipeline, frame: pd.DataFrame, output: Path) -> kp.compilers.CompiledArtifact:
+    artifact = kp.compile(model, "edge", frame, output=output, benchmark=False)
     predictor = artifact.predictor()
     records = _records(frame.head(50))
     np.testing.assert_array_equal(predictor.predict(records), model.predict(frame.head(50)))
@@ -115,20 +117,20 @@ FORMS = {
     [LogisticRegression(max_iter=2000), RandomForestClassifier(n_estimators=7, random_state=0)],
     ids=["logistic", "forest"],
 )
-def test_column_transformer_forms_compile_with_any_header(form: str, estimator, table) -> None:
+def test_column_transformer_forms_compile_with_any_header(form: str, estimator, table, artifact_dir) -> None:
     frame, label = table
     model = Pipeline([("columns", FORMS[form]()), ("model", estimator)]).fit(frame, label)
-    artifact = _check_parity(model, frame)
-    names = [column["name"] for column in artifact.manifest["input_schema"]["columns"]]
+    artifact = _check_parity(model, frame, artifact_dir)
+    names = list(artifact.manifest.input_schema.names)
     assert names == [*HOSTILE, TEXT]
 
 
-def test_graph_names_are_generated_and_never_headers(table) -> None:
+def test_graph_names_are_generated_and_never_headers(table, artifact_dir) -> None:
     frame, label = table
     model = Pipeline([("columns", FORMS["by name"]()), ("model", LogisticRegression(max_iter=2000))]).fit(
         frame, label
     )
-    artifact = kp.compile(model, "edge", frame, benchmark=False)
+    artifact = kp.compile(model, "edge", frame, output=artifact_dir, benchmark=False)
     graph = onnx.load(str(artifact.path / "model.onnx")).graph
     graph_names = {name for node in graph.node for name in (*node.input, *node.output)}
     graph_names |= {value.name for value in graph.input}

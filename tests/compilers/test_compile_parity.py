@@ -158,13 +158,13 @@ def test_pipeline_parity_on_table_with_categoricals_and_missing_values(
 
     artifact = compile_edge(model, industrial.frame)
 
-    assert artifact.parity["passed"] is True
-    assert artifact.parity["rows"] == len(industrial.frame)
+    assert artifact.parity.passed is True
+    assert artifact.parity.rows == len(industrial.frame)
     if case.task != "regressor":
-        assert artifact.parity["label_agreement"] == 1.0
+        assert artifact.parity.label_agreement == 1.0
     schema = artifact.input_schema
-    assert schema["by_name"] is True
-    kinds = {column["name"]: column["kind"] for column in schema["columns"]}
+    assert schema.by_name is True
+    kinds = {column.name: column.kind for column in schema.columns}
     assert kinds == {**{name: "numeric" for name in NUMERIC}, "line": "categorical"}
     predictor = artifact.predictor()
     parity(model, predictor, industrial.frame, case.task)
@@ -188,8 +188,8 @@ def test_bare_estimator_fit_on_numpy_array(case, industrial, holdout, compile_ed
 
     artifact = compile_edge(model, rows)
 
-    assert artifact.input_schema["by_name"] is False
-    assert [c["name"] for c in artifact.input_schema["columns"]] == ["f0", "f1", "f2", "f3"]
+    assert artifact.input_schema.by_name is False
+    assert artifact.input_schema.names == ("f0", "f1", "f2", "f3")
     predictor = artifact.predictor()
     parity(model, predictor, rows, case.task)
     unseen = (holdout.numeric if case.accepts_nan else holdout.numeric_filled).to_numpy()
@@ -203,7 +203,7 @@ def test_bare_estimator_fit_on_dataframe(case, industrial, compile_edge, parity)
 
     artifact = compile_edge(model, frame)
 
-    assert [c["name"] for c in artifact.input_schema["columns"]] == NUMERIC
+    assert list(artifact.input_schema.names) == NUMERIC
     parity(model, artifact.predictor(), frame, case.task)
 
 
@@ -253,7 +253,7 @@ def test_multiclass_pipeline_parity(case, industrial, holdout, compile_edge, par
 
     artifact = compile_edge(model, industrial.frame)
 
-    assert artifact.output_schema["classes"] == [0, 1, 2]
+    assert artifact.output_schema.classes == (0, 1, 2)
     predictor = artifact.predictor()
     assert predictor.predict_proba(industrial.frame).shape == (len(industrial.frame), 3)
     parity(model, predictor, industrial.frame, "classifier")
@@ -286,7 +286,7 @@ def test_string_class_labels_come_back_as_strings(make, industrial, compile_edge
 
     artifact = compile_edge(model, industrial.frame)
 
-    assert artifact.output_schema["classes"] == ["fail", "ok"]
+    assert artifact.output_schema.classes == ("fail", "ok")
     labels = artifact.predictor().predict(industrial.frame)
     assert set(labels.tolist()) <= {"fail", "ok"}
     parity(model, artifact.predictor(), industrial.frame, "classifier")
@@ -473,7 +473,7 @@ def test_isolation_forest_scores_and_labels(industrial, compile_edge):
     artifact = compile_edge(model, rows)
 
     predictor = artifact.predictor()
-    assert artifact.output_schema["task"] == "outlier"
+    assert artifact.output_schema.task == "outlier"
     labels = predictor.predict(rows)
     assert set(labels.tolist()) == {-1, 1}
     np.testing.assert_array_equal(labels, model.predict(rows))
@@ -502,8 +502,8 @@ def test_linear_models_compile_in_float64(industrial, compile_edge, full_preproc
 
     artifact = compile_edge(model, industrial.frame)
 
-    assert {c["dtype"] for c in artifact.input_schema["columns"] if c["kind"] == "numeric"} == {"float64"}
-    assert artifact.parity["max_abs_diff"] < 1e-12
+    assert {c.dtype for c in artifact.input_schema.columns if c.kind == "numeric"} == {"float64"}
+    assert artifact.parity.max_abs_diff < 1e-12
     np.testing.assert_allclose(
         artifact.predictor().predict_proba(industrial.frame),
         model.predict_proba(industrial.frame),

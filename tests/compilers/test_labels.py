@@ -41,15 +41,15 @@ def _fit(name: str, frame: pd.DataFrame, codes: np.ndarray) -> Pipeline:
 
 @pytest.mark.parametrize("labels", [["high", "low", "mid"], [10, 20, 30]], ids=["text", "numbers"])
 @pytest.mark.parametrize("name", ESTIMATORS)
-def test_the_graph_answers_the_original_labels(name: str, labels: list, table) -> None:
+def test_the_graph_answers_the_original_labels(name: str, labels: list, table, artifact_dir) -> None:
     frame, codes = table
     model = _fit(name, frame, codes)
-    artifact = kp.compile(model, "edge", frame, class_labels=labels, benchmark=False)
+    artifact = kp.compile(model, "edge", frame, class_labels=labels, output=artifact_dir, benchmark=False)
     predictor = artifact.predictor()
     np.testing.assert_array_equal(predictor.predict(frame), np.asarray(labels)[model.predict(frame)])
     np.testing.assert_allclose(predictor.predict_proba(frame), model.predict_proba(frame), atol=1e-6)
-    assert artifact.manifest["output_schema"]["classes"] == labels and predictor.classes_.tolist() == labels
-    assert artifact.parity["label_agreement"] == 1.0
+    assert list(artifact.manifest.output_schema.classes) == labels and predictor.classes_.tolist() == labels
+    assert artifact.parity.label_agreement == 1.0
 
 
 def test_labels_that_do_not_match_the_codes_are_refused(table) -> None:

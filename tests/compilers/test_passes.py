@@ -52,7 +52,7 @@ def converted(industrial, full_preprocessing, tmp_path_factory) -> dict[str, Any
             output=folder / name,
             benchmark=False,
         )
-        assert artifact.manifest["passes"] == []
+        assert artifact.manifest.passes == ()
         graphs[name] = {
             "graph": onnx.load(str(artifact.model_path)),
             "feed": artifact.predictor().feed(industrial.frame),
@@ -262,7 +262,7 @@ def test_compiled_artifact_carries_the_metadata(industrial, compile_edge):
     assert props["kepler.estimator"] == "Ridge"
     assert props["kepler.target"] == "edge"
     assert props["kepler.source"] == "sklearn.linear_model._ridge.Ridge"
-    assert [p["name"] for p in artifact.manifest["passes"]] == [
+    assert [p.name for p in artifact.manifest.passes] == [
         "ort_optimize",
         "prune_unused",
         "embed_metadata",

@@ -52,10 +52,10 @@ def _one_ulp_up(rows: np.ndarray, column: int = 0) -> np.ndarray:
 
 def _assert_exact_agreement(artifact: Any, model: Any, rows: Any) -> None:
     report = artifact.parity
-    assert report["passed"] is True
-    assert report["label_agreement"] == 1.0
-    assert report["max_abs_diff"] < 1e-6
-    assert all(r["native_label"] == r["compiled_label"] for r in report["worst_rows"])
+    assert report.passed is True
+    assert report.label_agreement == 1.0
+    assert report.max_abs_diff < 1e-6
+    assert all(r["native_label"] == r["compiled_label"] for r in report.worst_rows)
     predictor = artifact.predictor()
     np.testing.assert_array_equal(predictor.predict(rows), model.predict(rows))
     np.testing.assert_allclose(predictor.predict_proba(rows), model.predict_proba(rows), atol=1e-6)
@@ -176,7 +176,7 @@ def test_pipelines_preprocess_in_float64_and_agree_exactly(front, estimator, com
 
     artifact = compile_edge(model, rows)
 
-    assert {c["dtype"] for c in artifact.input_schema["columns"] if c["kind"] == "numeric"} == {"float64"}
+    assert {c.dtype for c in artifact.input_schema.columns if c.kind == "numeric"} == {"float64"}
     _assert_exact_agreement(artifact, model, rows)
 
 
@@ -203,7 +203,7 @@ def test_float64_native_boosters_in_pipelines_agree_on_float32_sensitive_rows(
     assert 0 < len(sensitive) < len(model[:-1].transform(rows)) // 10
 
     artifact = kp.compile(model, target="edge", sample=rows, output=tmp_path / "edge", benchmark=False)
-    assert artifact.parity["passed"] and artifact.parity["label_agreement"] == 1.0
+    assert artifact.parity.passed and artifact.parity.label_agreement == 1.0
     native = model.predict_proba(rows)
     compiled = artifact.predictor().predict_proba(rows)
     np.testing.assert_allclose(compiled[sensitive], native[sensitive], atol=1e-6)
@@ -265,7 +265,7 @@ def test_float64_values_within_a_float32_step_of_a_threshold(name, industrial, t
         assert set(crafted.tolist()) & set(sensitive_rows(model, sample))
 
     artifact = kp.compile(model, target="edge", sample=sample, output=tmp_path / "artifact", benchmark=False)
-    assert artifact.parity["passed"] is True and artifact.parity["rows_out_of_tolerance"] == 0
+    assert artifact.parity.passed is True and artifact.parity.rows_out_of_tolerance == 0
     np.testing.assert_allclose(
         artifact.predictor().predict(sample), model.predict(sample), rtol=1e-5, atol=1e-5
     )
@@ -273,4 +273,4 @@ def test_float64_values_within_a_float32_step_of_a_threshold(name, industrial, t
     trees = [n for n in graph.graph.node if n.op_type.startswith("TreeEnsemble")]
     has_float64_thresholds = any(a.name == "nodes_values_as_tensor" for n in trees for a in n.attribute)
     assert has_float64_thresholds is (not casts_to_float32)
-    assert artifact.input_schema["numeric"]["dtype"] == ("float32" if casts_to_float32 else "float64")
+    assert artifact.input_schema.numeric.dtype == ("float32" if casts_to_float32 else "float64")

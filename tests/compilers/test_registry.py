@@ -242,4 +242,4 @@ def test_profile_allowed_estimators_restricts_families(industrial, tmp_path: Pat
 
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, industrial.failure)
     artifact = kp.compile(forest, target=profile, sample=rows, output=tmp_path / "forest", benchmark=False)
-    assert artifact.manifest["target"]["allowed_estimators"] == ["forest", "XGBClassifier"]
+    assert artifact.manifest.target.allowed_estimators == ("forest", "XGBClassifier")

@@ -114,7 +114,7 @@ def deploy_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployP
 
 def _stop_all(home: Path) -> None:
     """Stops any server a failed test left behind (only those Kepler recorded)."""
-    from kepler.deploy.local import stop
+    from kepler.deployment.local import stop
 
     for record in (home / "kepler-servers").glob("*.json"):
         stop(int(record.stem), bentoml_home=home)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kepler.deploy.cloudrun import (
+from kepler.deployment.cloudrun import (
     DEFAULT_CONCURRENCY,
     MIN_MEMORY_MIB,
     PORT,
@@ -253,7 +253,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict:
     import pandas as pd
 
     import kepler as kp
-    from kepler.deploy.package import package_release
+    from kepler.deployment.package import package_release
     from kepler.versioning.project import init
 
     root = tmp_path_factory.mktemp("cloudrun-project")
@@ -277,7 +277,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict:
         )
         package = package_release("sensors-cr")
         predictor = kp.runtimes.load(built.artifact_path)
-        columns = [c["name"] for c in predictor.manifest["input_schema"]["columns"]]
+        columns = list(predictor.manifest.input_schema.names)
         rows = json.loads(table[columns].head(3).to_json(orient="records"))
         expected = predictor.predict_proba(rows).tolist()
     finally:

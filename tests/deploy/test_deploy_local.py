@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import kepler as kp
-from kepler.deploy import stop
+from kepler.deployment import stop
 from kepler.errors import ArtifactError, KeplerError, VersioningError
 from kepler.runtimes import load
 
@@ -262,7 +262,7 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
 def test_batching_is_an_option_from_the_profile(in_project, start_server, free_port) -> None:
     """With batching on, `bentoml serve` of the bento batches whole requests; answers and errors are unchanged.
     The same server ignores unknown columns (the option baked into its bento)."""
-    from kepler.deploy import package_release
+    from kepler.deployment import package_release
 
     project = in_project
     package = package_release("pm-1.1", batching=True, unknown_columns="ignore")
@@ -285,7 +285,7 @@ def test_batching_is_an_option_from_the_profile(in_project, start_server, free_p
 
 
 def test_packaging_is_reused_and_tampering_is_refused(in_project) -> None:
-    from kepler.deploy import package_release
+    from kepler.deployment import package_release
 
     project = in_project
     first = package_release("pm-1.0")

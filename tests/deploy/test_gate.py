@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import kepler as kp
     import kepler.runtimes as kr
 
-    if not os.environ.get(
-        "KEPLER_MODEL_TAG"
-    ):  # the module needs a model tag to import; the gate uses LOADED only
-        os.environ["KEPLER_MODEL_TAG"] = "kepler-unit:1"
-    service = importlib.import_module("kepler.deploy.service")
+    service = importlib.import_module("kepler.deployment.service")
     table = pd.read_csv(SENSORS).head(1200)
     dataset = kp.data.load(table, label="failure")
     numeric = [c for c in dataset.frame.columns if c != "machine_type"]
@@ -103,12 +98,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         model, "edge", dataset.frame, output=output, benchmark=False, input_typing=dataset.input_typing()
     )
     predictor = kr.load(output)
-    saved = {k: v for k, v in vars(service.LOADED).items() if k != "_lock"}
-    service.LOADED.set(
-        predictor, service.describe(predictor.manifest, {}, {**service.SETTINGS, "release": RELEASE})
-    )
-    yield service
-    vars(service.LOADED).update(saved)
+    loaded = service.Loaded()
+    config = service.settings({"model_tag": "kepler-unit:1", "release": RELEASE}, {})
+    loaded.set(predictor, service.describe(predictor.manifest, {}, config))
+    return Served(service, loaded)
+
+
+class Served:
+    """The service module with a release loaded as a worker holds it (``loaded``, the gate's view of it)."""
+
+    def __init__(self, module: Any, loaded: Any) -> None:
+        self.module = module
+        self.loaded = loaded
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
 
 
 class Endpoint:
@@ -132,7 +136,7 @@ class Endpoint:
         if scope["path"] not in ("/predict", "/predict_proba"):
             status, out = 404, b'{"detail": "Not Found"}'
         else:
-            loaded = self.service.LOADED
+            loaded = self.service.loaded
             try:
                 table = self.service.read_payload(json.loads(body), loaded.known)
                 predict = (
@@ -217,19 +221,21 @@ def endpoint(served: Any) -> Endpoint:
 
 @pytest.fixture(scope="module")
 def gate(served: Any, endpoint: Endpoint) -> Any:
-    return served.ReleaseGate(endpoint, release=RELEASE, max_body_bytes=MAX_BODY, batching=False)
+    return served.ReleaseGate(
+        endpoint, release=RELEASE, max_body_bytes=MAX_BODY, batching=False, loaded=served.loaded
+    )
 
 
 @pytest.fixture(scope="module")
 def record(served: Any) -> dict:
-    assert served.LOADED.predictor.feature_names_in_.tolist() == MODEL_COLUMNS or set(
-        served.LOADED.predictor.feature_names_in_
+    assert served.loaded.predictor.feature_names_in_.tolist() == MODEL_COLUMNS or set(
+        served.loaded.predictor.feature_names_in_
     ) == set(MODEL_COLUMNS)
     return dict(RECORD)
 
 
 def rows_of(service: Any, body: bytes) -> int:
-    table = service.read_payload(json.loads(body), service.LOADED.known)
+    table = service.read_payload(json.loads(body), service.loaded.known)
     return len(table) if isinstance(table, list) else len(next(iter(table.values())))
 
 
@@ -246,7 +252,7 @@ def check_answer(service: Any, answer: Answer, body: bytes, route: str) -> None:
         return
     result = answer.json()
     assert isinstance(result, list) and len(result) == rows_of(service, body), (len(result), body[:300])
-    classes = service.LOADED.predictor.classes_.tolist()
+    classes = service.loaded.predictor.classes_.tolist()
     for row in result:
         if route == "/predict_proba":
             assert len(row) == len(classes) and all(isinstance(p, float) and math.isfinite(p) for p in row), (
@@ -366,14 +372,16 @@ def test_the_release_header_is_on_every_answer(served: Any, gate: Any, record: d
 def test_the_header_is_left_to_a_server_that_adds_it(served: Any, endpoint: Endpoint, record: dict) -> None:
     """Under `bentoml serve`, uvicorn adds the header to every answer (its parser's 400 included): the gate must
     not add it twice."""
-    from kepler.deploy import bentoml_tuning
+    from kepler._compat import uvicorn as uvicorn_compat
 
-    gate = served.ReleaseGate(endpoint, release=RELEASE, max_body_bytes=MAX_BODY, batching=False)
-    bentoml_tuning._SERVED.add(served.RELEASE_HEADER.lower())
+    gate = served.ReleaseGate(
+        endpoint, release=RELEASE, max_body_bytes=MAX_BODY, batching=False, loaded=served.loaded
+    )
+    uvicorn_compat._SERVED.add(served.RELEASE_HEADER.lower())
     try:
         answer = call(gate, json.dumps([record]).encode())
     finally:
-        bentoml_tuning._SERVED.discard(served.RELEASE_HEADER.lower())
+        uvicorn_compat._SERVED.discard(served.RELEASE_HEADER.lower())
     assert answer.status == 200 and answer.header(HEADER) == []
 
 
@@ -398,9 +406,7 @@ def test_an_error_bentoml_wraps_in_a_list_keeps_the_gate_shape(served: Any) -> N
 
 def test_a_batch_answers_each_request_on_its_own() -> None:
     """With batching, a request whose answer is not finite gets its own 422; the others of its batch their answers."""
-    if not os.environ.get("KEPLER_MODEL_TAG"):
-        os.environ["KEPLER_MODEL_TAG"] = "kepler-unit:1"
-    service = importlib.import_module("kepler.deploy.service")
+    service = importlib.import_module("kepler.deployment.service")
     parts = service._split(np.array([[0.25, 0.75], [np.inf, 0.0], [0.5, 0.5]]), [1, 1, 1])
     assert parts[0] == [[0.25, 0.75]] and parts[2] == [[0.5, 0.5]]
     assert parts[1]["status"] == 422 and "not a finite number" in parts[1]["error"]

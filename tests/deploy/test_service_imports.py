@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import kepler.deploy
+import kepler.deployment
 
 HEAVY = [
     "sklearn",
@@ -28,19 +28,20 @@ HEAVY = [
     "kepler.automl",
     "kepler.data",
     "kepler.builds",
-    "kepler.deploy.package",
+    "kepler.deployment.package",
 ]
 
 PROGRAM = """
 import json, sys
 heavy = {heavy!r}
-import kepler.deploy.service as service
+import kepler.deployment.entry_service as entry     # what `bentoml serve` imports: configures the service
+import kepler.deployment.service as service
 after_import = sorted(m for m in heavy if m in sys.modules)
-instance = service.KeplerService.inner()          # loads the BentoML model's ONNX artifact
+instance = entry.KeplerService.inner()            # loads the BentoML model's ONNX artifact
 rows = {rows!r}
 labels = instance.predict(rows)
 probabilities = instance.predict_proba(rows)
-checked = service.check_payload(b"[]", "predict")
+checked = service.check_payload(b"[]", "predict", instance.loaded)
 after_use = sorted(m for m in heavy if m in sys.modules)
 print(json.dumps({{"after_import": after_import, "after_use": after_use, "labels": labels,
                   "probabilities": probabilities, "empty": checked[0], "release": instance.metadata["release"]}}))
@@ -48,7 +49,7 @@ print(json.dumps({{"after_import": after_import, "after_use": after_use, "labels
 
 
 def test_service_import_and_prediction_stay_light(in_project) -> None:
-    from kepler.deploy import package_release
+    from kepler.deployment import package_release
     from kepler.runtimes import load
 
     project = in_project
@@ -75,23 +76,28 @@ def test_service_import_and_prediction_stay_light(in_project) -> None:
     # The bento's source folder holds the serving code only.
     src = Path(package.bento_path) / "src"
     shipped = {p.relative_to(src).as_posix() for p in src.rglob("*.py")}
-    assert "kepler/deploy/service.py" in shipped and "kepler/runtimes/predictor.py" in shipped
+    assert "kepler/deployment/service.py" in shipped and "kepler/runtimes/predictor.py" in shipped
     assert not [
         p
         for p in shipped
-        if p.split("/")[1] not in ("__init__.py", "errors.py", "deploy", "runtimes", "targets")
+        if p.split("/")[1] not in ("__init__.py", "errors.py", "deployment", "_compat", "runtimes", "targets")
     ]
-    assert not {p for p in shipped if p.startswith("kepler/deploy/")} - {
-        "kepler/deploy/__init__.py",
-        "kepler/deploy/service.py",
-        "kepler/deploy/bentoml_tuning.py",
+    assert not {p for p in shipped if p.startswith("kepler/deployment/")} - {
+        "kepler/deployment/__init__.py",
+        "kepler/deployment/service.py",
+        "kepler/deployment/entry_service.py",
+    }
+    assert {p for p in shipped if p.startswith("kepler/_compat/")} == {
+        "kepler/_compat/__init__.py",
+        "kepler/_compat/bentoml.py",
+        "kepler/_compat/uvicorn.py",
     }
     requirements = (Path(package.bento_path) / "env" / "python" / "requirements.txt").read_text().split()
     assert {r.split("==")[0] for r in requirements} == {"numpy", "onnxruntime", "bentoml"}
 
 
 def test_service_source_imports_only_the_serving_stack() -> None:
-    """A static check beside the dynamic one: service.py, bentoml_tuning.py and deploy/__init__.py import nothing else."""
+    """A static check beside the dynamic one: the serving modules of kepler/deployment/ import nothing else."""
     allowed_roots = {
         "bentoml",
         "numpy",
@@ -112,18 +118,30 @@ def test_service_source_imports_only_the_serving_stack() -> None:
         "logging",
         "math",
         "re",
+        "shutil",
+        "pathlib",
         "uvicorn",
-    }  # BentoML's HTTP server, configured by bentoml_tuning
+    }  # BentoML's HTTP server, configured by kepler._compat.uvicorn
     allowed_kepler = {
         "kepler.errors",
         "kepler.runtimes",
         "kepler.runtimes.inputs",
+        "kepler.runtimes.manifest",
         "kepler.runtimes.predictor",
-        "kepler.deploy.bentoml_tuning",
+        "kepler._compat.bentoml",
+        "kepler._compat.uvicorn",
+        "kepler.deployment.service",
     }
-    folder = Path(kepler.deploy.__file__).parent
+    folder = Path(kepler.deployment.__file__).parent
     offenders = []
-    for name in ("service.py", "bentoml_tuning.py", "__init__.py"):
+    # The service's shims of BentoML's and uvicorn's private API ship with it (kepler/_compat/).
+    for name in (
+        "service.py",
+        "entry_service.py",
+        "__init__.py",
+        "../_compat/bentoml.py",
+        "../_compat/uvicorn.py",
+    ):
         for node in ast.walk(ast.parse((folder / name).read_text(encoding="utf-8"))):
             modules = []
             if isinstance(node, ast.Import):
@@ -143,7 +161,7 @@ def test_service_source_imports_only_the_serving_stack() -> None:
 def test_service_refuses_to_start_without_a_model() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEPLER_")}
     done = subprocess.run(
-        [sys.executable, "-P", "-c", "import kepler.deploy.service"],
+        [sys.executable, "-P", "-c", "import kepler.deployment.entry_service"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,11 +7,12 @@ import re
 
 import pytest
 
-from kepler.deploy.package import batching_settings, model_labels, tag_name
+from kepler.deployment.package import batching_settings, model_labels, tag_name
 from kepler.errors import KeplerError
+from kepler.targets import load_profile
 
 TAG = re.compile(r"[a-z0-9]([a-z0-9_.-]*[a-z0-9])?")
-EDGE = {"target": {"latency_p99_ms": 50.0, "batch_sizes": [1, 100, 10000]}}
+EDGE = load_profile("edge")  # p99 50 ms at batch 1; batch sizes 1, 100, 10000
 
 
 @pytest.mark.parametrize("release", ["stable-v1.0", "Stable-V1.0", "pm@2026.11", "x" * 128, "a_b.c-d"])
@@ -55,9 +56,8 @@ def test_batching_comes_from_the_profile() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_service_settings_environment_over_bento_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
-    service = importlib.import_module("kepler.deploy.service")
+def test_service_settings_environment_over_bento_arguments() -> None:
+    service = importlib.import_module("kepler.deployment.service")
     arguments = {"model_tag": "kepler-r:abc", "release": "r", "workers": 2, "batching": False}
     values = service.settings(
         arguments, {"KEPLER_WORKERS": "3", "KEPLER_BATCHING": "on", "KEPLER_MODEL_TAG": "x:y"}
@@ -99,16 +99,14 @@ COLUMNS = {"a": [1.0, 2.0], "b": ["x", "y"]}
         ({"instances": ROWS, "params": {}}, ROWS),
     ],
 )
-def test_mlflow_payloads_hold_records_or_columns(payload, table, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
-    service = importlib.import_module("kepler.deploy.service")
+def test_mlflow_payloads_hold_records_or_columns(payload, table) -> None:
+    service = importlib.import_module("kepler.deployment.service")
     assert service.read_payload(payload, {"a", "b"}) == table
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_a_column_named_like_an_mlflow_key_stays_a_column(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
-    service = importlib.import_module("kepler.deploy.service")
+def test_a_column_named_like_an_mlflow_key_stays_a_column() -> None:
+    service = importlib.import_module("kepler.deployment.service")
     assert service.read_payload({"inputs": [1.0, 2.0]}, {"inputs"}) == {"inputs": [1.0, 2.0]}
     assert service.read_payload({"instances": [1.0]}, {"instances", "failure"}) == {"instances": [1.0]}
 
@@ -137,11 +135,10 @@ def test_a_column_named_like_an_mlflow_key_stays_a_column(monkeypatch: pytest.Mo
         ({"dataframe_records": ROWS, "params": {"threshold": 0.3}}, "takes no params"),
     ],
 )
-def test_bad_bodies_are_schema_errors(payload, words, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_bodies_are_schema_errors(payload, words) -> None:
     from kepler.errors import InputSchemaError
 
-    monkeypatch.setenv("KEPLER_MODEL_TAG", "kepler-unit:1")
-    service = importlib.import_module("kepler.deploy.service")
+    service = importlib.import_module("kepler.deployment.service")
     with pytest.raises(InputSchemaError) as caught:
         service.read_payload(payload, {"a", "b"})
     assert words in str(caught.value) and "\n" not in str(caught.value)

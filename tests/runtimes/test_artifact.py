@@ -20,6 +20,8 @@ import kepler as kp
 import kepler.runtimes as kr
 from kepler.errors import ArtifactError, ParityError
 from kepler.runtimes import read_artifact, sha256_file
+from kepler.runtimes.manifest import FORMAT_VERSION, Manifest
+from kepler.targets import ParityTolerance, load_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -62,54 +64,57 @@ def test_compile_writes_model_manifest_and_probe(compiled):
 
 def test_manifest_on_disk_equals_the_returned_one(compiled):
     on_disk = json.loads((compiled["path"] / "manifest.json").read_text(encoding="utf-8"))
-    assert on_disk == json.loads(json.dumps(compiled["artifact"].manifest, default=str))
+    assert on_disk == json.loads(json.dumps(compiled["artifact"].manifest.to_dict()))
+    assert on_disk["format_version"] == FORMAT_VERSION == 2
+    assert Manifest.from_dict(on_disk) == compiled["artifact"].manifest
 
 
 def test_manifest_schemas(compiled, industrial):
     manifest = compiled["artifact"].manifest
-    columns = {c["name"]: c for c in manifest["input_schema"]["columns"]}
+    columns = {c.name: c for c in manifest.input_schema.columns}
     assert list(columns) == list(industrial.frame.columns)
-    assert {n: c["kind"] for n, c in columns.items()} == {
+    assert {n: c.kind for n, c in columns.items()} == {
         "temperature": "numeric",
         "pressure": "numeric",
         "vibration": "numeric",
         "rpm": "numeric",
         "line": "categorical",
     }
-    assert columns["temperature"]["dtype"] == "float64"
-    assert columns["line"]["dtype"] == "string"
-    assert columns["line"]["categories"] == ["east", "north", "south"]
-    assert columns["line"]["allow_unknown"] is True
-    outputs = manifest["output_schema"]
-    assert outputs["task"] == "classifier"
-    assert outputs["classes"] == [0, 1]
-    assert outputs["outputs"] == ["label", "probabilities"]
+    assert columns["temperature"].dtype == "float64"
+    assert columns["line"].dtype == "string"
+    assert columns["line"].categories == ("east", "north", "south")
+    assert columns["line"].allow_unknown is True
+    outputs = manifest.output_schema
+    assert outputs.task == "classifier"
+    assert outputs.classes == (0, 1)
+    assert outputs.outputs == ("label", "probabilities")
 
 
 def test_manifest_source_target_and_passes(compiled):
     manifest = compiled["artifact"].manifest
-    source = manifest["source"]
-    assert source["type"] == "sklearn.pipeline.Pipeline"
-    assert source["estimator"] == "RandomForestClassifier"
-    assert source["library"] == "sklearn"
-    assert source["role"] == "classifier"
-    assert source["params"]["n_estimators"] == 11 and source["params"]["max_depth"] == 5
-    assert "OneHotEncoder" in source["steps"] and source["steps"][-1] == "RandomForestClassifier"
-    assert manifest["seed"] == 3
-    assert manifest["target"]["name"] == "edge" and manifest["target"]["threads"] == 1
-    assert manifest["target"]["latency_p99_ms"] == 50.0
-    assert [p["name"] for p in manifest["passes"]] == ["ort_optimize", "prune_unused", "embed_metadata"]
-    assert all(p["nodes_after"] <= p["nodes_before"] for p in manifest["passes"])
-    assert manifest["session"]["intra_op_num_threads"] == 1
+    source = manifest.source
+    assert source.type == "sklearn.pipeline.Pipeline"
+    assert source.estimator == "RandomForestClassifier"
+    assert source.library == "sklearn"
+    assert source.role == "classifier"
+    assert source.params["n_estimators"] == 11 and source.params["max_depth"] == 5
+    assert "OneHotEncoder" in source.steps and source.steps[-1] == "RandomForestClassifier"
+    assert manifest.seed == 3
+    assert manifest.target.name == "edge" and manifest.target.threads == 1
+    assert manifest.target.latency_p99_ms == 50.0
+    assert manifest.target == load_profile("edge")
+    assert [p.name for p in manifest.passes] == ["ort_optimize", "prune_unused", "embed_metadata"]
+    assert all(p.nodes_after <= p.nodes_before for p in manifest.passes)
+    assert manifest.session.intra_op_num_threads == 1
 
 
 def test_manifest_sha256_size_and_environment(compiled):
     manifest = compiled["artifact"].manifest
     model_path = compiled["path"] / "model.onnx"
-    assert manifest["model_file"] == "model.onnx"
-    assert manifest["sha256"] == sha256_file(model_path)
-    assert manifest["size_bytes"] == model_path.stat().st_size
-    libraries = manifest["environment"]["libraries"]
+    assert manifest.model_file == "model.onnx"
+    assert manifest.sha256 == sha256_file(model_path)
+    assert manifest.size_bytes == model_path.stat().st_size
+    libraries = manifest.environment.libraries
     for name in (
         "onnx",
         "onnxruntime",
@@ -121,34 +126,34 @@ def test_manifest_sha256_size_and_environment(compiled):
         "lightgbm",
     ):
         assert isinstance(libraries[name], str) and libraries[name][0].isdigit(), name
-    assert manifest["environment"]["cpu"]
-    assert manifest["environment"]["cores"] >= 1
-    assert manifest["format_version"] == 1
-    assert manifest["opset"]["ai.onnx.ml"] >= 1
+    assert manifest.environment.machine.cpu
+    assert manifest.environment.machine.cores >= 1
+    assert manifest.format_version == 2
+    assert manifest.opset["ai.onnx.ml"] >= 1
 
 
 def test_manifest_parity_report(compiled, industrial):
     report = compiled["artifact"].parity
-    assert report["passed"] is True
-    assert report["rows"] == len(industrial.frame)
-    assert report["label_agreement"] == 1.0
-    assert 0 <= report["max_abs_diff"] < 1e-5
-    assert report["rows_out_of_tolerance"] == 0
-    assert report["tolerance"] == {"atol": 1e-4, "rtol": 1e-3, "min_label_agreement": 1.0}
-    assert len(report["worst_rows"]) <= 5
+    assert report.passed is True
+    assert report.rows == len(industrial.frame)
+    assert report.label_agreement == 1.0
+    assert 0 <= report.max_abs_diff < 1e-5
+    assert report.rows_out_of_tolerance == 0
+    assert report.tolerance == ParityTolerance(atol=1e-4, rtol=1e-3, min_label_agreement=1.0)
+    assert len(report.worst_rows) <= 5
 
 
 def test_manifest_benchmark_report(compiled):
     report = compiled["artifact"].benchmark
     assert report is not None
-    assert report["target"] == "edge" and report["threads"] == 1
-    assert [b["batch"] for b in report["batches"]] == [1, 100, 10000]
-    for batch in report["batches"]:
-        assert 0 < batch["p50_ms"] <= batch["p95_ms"] <= batch["p99_ms"]
-        assert batch["iterations"] >= 1 and batch["throughput_rows_s"] > 0
-    assert report["budgets"]["latency_p99_ms"]["limit"] == 50.0
-    assert report["budgets"]["size_mb"]["ok"] is True
-    assert report["size_mb"] == pytest.approx(compiled["artifact"].size_bytes / 2**20)
+    assert report.target == "edge" and report.threads == 1
+    assert [b.batch for b in report.batches] == [1, 100, 10000]
+    for batch in report.batches:
+        assert 0 < batch.p50_ms <= batch.p95_ms <= batch.p99_ms
+        assert batch.iterations >= 1 and batch.throughput_rows_s > 0
+    assert report.budgets["latency_p99_ms"].limit == 50.0
+    assert report.budgets["size_mb"].ok is True
+    assert report.size_mb == pytest.approx(compiled["artifact"].size_bytes / 2**20)
 
 
 def test_probe_rows_hold_raw_values_with_null_for_missing(compiled, industrial):
@@ -186,7 +191,7 @@ def test_tampered_model_file_is_refused(compiled, tmp_path):
         with pytest.raises(ArtifactError) as caught:
             opener(path)
         assert "sha256" in str(caught.value) and str(model_path) in str(caught.value)
-    assert read_artifact(path, verify=False).manifest["sha256"] != sha256_file(model_path)
+    assert read_artifact(path, verify=False).manifest.sha256 != sha256_file(model_path)
 
 
 @pytest.mark.parametrize(
@@ -287,8 +292,8 @@ def test_recompiling_into_an_artifact_folder_replaces_it(industrial, tmp_path, s
         output=output,
         benchmark=False,
     )
-    assert first.manifest["sha256"] != second.manifest["sha256"]
-    assert kr.load(output).manifest["source"]["estimator"] == "RandomForestClassifier"
+    assert first.manifest.sha256 != second.manifest.sha256
+    assert kr.load(output).manifest.source.estimator == "RandomForestClassifier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "scratch"]
     assert list(scratch.iterdir()) == []
 
@@ -325,7 +330,7 @@ def test_compile_without_output_returns_a_private_folder(industrial, scratch):
     model = LogisticRegression(max_iter=2000).fit(rows, industrial.failure)
     artifact = kp.compile(model, target="edge", sample=rows, benchmark=False)
     assert artifact.path.parent == scratch
-    assert read_artifact(artifact.path).manifest["sha256"] == artifact.manifest["sha256"]
+    assert read_artifact(artifact.path).manifest.sha256 == artifact.manifest.sha256
 
 
 def test_compile_into_an_existing_empty_folder(industrial, tmp_path):
@@ -367,7 +372,7 @@ def test_private_folder_is_removed_when_the_process_exits(tmp_path):
 def test_save_copies_a_verified_artifact(compiled, tmp_path):
     copy = compiled["artifact"].save(tmp_path / "saved")
     assert copy.path == tmp_path / "saved"
-    assert copy.manifest["sha256"] == compiled["artifact"].manifest["sha256"]
+    assert copy.manifest.sha256 == compiled["artifact"].manifest.sha256
     assert sorted(p.name for p in copy.path.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
     assert compiled["path"].exists()  # the source stays
     assert "edge" in repr(copy)
@@ -385,7 +390,7 @@ def test_ort_format_artifact(industrial, tmp_path, parity):
 
     artifact = kp.compile(model, target=profile, sample=rows, output=tmp_path / "artifact", benchmark=False)
 
-    assert artifact.manifest["model_file"] == "model.ort"
+    assert artifact.manifest.model_file == "model.ort"
     assert sorted(p.name for p in artifact.path.iterdir()) == ["manifest.json", "model.ort", "probe.json"]
-    assert artifact.manifest["sha256"] == sha256_file(artifact.path / "model.ort")
+    assert artifact.manifest.sha256 == sha256_file(artifact.path / "model.ort")
     parity(model, kr.load(artifact.path), rows, "classifier")

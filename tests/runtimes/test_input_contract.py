@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from kepler.errors import InputSchemaError
 from kepler.runtimes.inputs import CATEGORICAL_INPUT, NUMERIC_INPUT, FeedBuilder
+from kepler.runtimes.manifest import InputSchema
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def schema(dtype: str = "float64", **rules: dict) -> dict:
+def schema(dtype: str = "float64", **rules: dict) -> InputSchema:
     columns = [
         {"name": "rpm", "kind": "numeric", "dtype": dtype, **rules.get("rpm", {})},
         {"name": "door_open", "kind": "numeric", "dtype": dtype, **rules.get("door_open", {})},
@@ -33,12 +34,14 @@ def schema(dtype: str = "float64", **rules: dict) -> dict:
             **rules.get("line", {}),
         },
     ]
-    return {
-        "columns": columns,
-        "ignored_columns": ["machine_id", "failure"],
-        "numeric": {"input": NUMERIC_INPUT, "columns": ["rpm", "door_open"], "dtype": dtype},
-        "categorical": {"input": CATEGORICAL_INPUT, "columns": ["line"]},
-    }
+    return InputSchema.from_dict(
+        {
+            "columns": columns,
+            "ignored_columns": ["machine_id", "failure"],
+            "numeric": {"input": NUMERIC_INPUT, "columns": ["rpm", "door_open"], "dtype": dtype},
+            "categorical": {"input": CATEGORICAL_INPUT, "columns": ["line"]},
+        }
+    )
 
 
 PLAIN = FeedBuilder(schema())
@@ -187,13 +190,15 @@ def test_infinity_and_numbers_beyond_a_float_are_missing_values(value: Any) -> N
 @pytest.mark.unit
 def test_infinity_in_arrays_and_frames_is_missing_and_the_callers_data_is_untouched() -> None:
     numeric_only = FeedBuilder(
-        {
-            "columns": [
-                {"name": "a", "kind": "numeric", "dtype": "float32"},
-                {"name": "b", "kind": "numeric", "dtype": "float32"},
-            ],
-            "numeric": {"input": NUMERIC_INPUT, "columns": ["a", "b"], "dtype": "float32"},
-        }
+        InputSchema.from_dict(
+            {
+                "columns": [
+                    {"name": "a", "kind": "numeric", "dtype": "float32"},
+                    {"name": "b", "kind": "numeric", "dtype": "float32"},
+                ],
+                "numeric": {"input": NUMERIC_INPUT, "columns": ["a", "b"], "dtype": "float32"},
+            }
+        )
     )
     rows = np.array([[np.inf, 1.0], [1e39, 2.0]])  # 1e39 is beyond float32: infinity once cast
     fed = numeric_only.feed(rows)[NUMERIC_INPUT]

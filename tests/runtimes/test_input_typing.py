@@ -12,9 +12,10 @@ import pytest
 
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes.inputs import CATEGORICAL_INPUT, NUMERIC_INPUT, PANDAS_MISSING_WORDS, FeedBuilder
+from kepler.runtimes.manifest import InputSchema
 
 
-def schema(ignored: list[str] | None = None, **rules: dict) -> dict:
+def schema(ignored: list[str] | None = None, **rules: dict) -> InputSchema:
     columns = [
         {"name": "rpm", "kind": "numeric", "dtype": "float64", **rules.get("rpm", {})},
         {"name": "door_open", "kind": "numeric", "dtype": "float64", **rules.get("door_open", {})},
@@ -34,7 +35,7 @@ def schema(ignored: list[str] | None = None, **rules: dict) -> dict:
     }
     if ignored is not None:
         built["ignored_columns"] = ignored
-    return built
+    return InputSchema.from_dict(built)
 
 
 WORDS = ["NA", "null", "N/A"]
@@ -198,10 +199,12 @@ def test_pandas_missing_words_are_pandas_defaults() -> None:
 
 
 def test_numeric_arrays_take_the_fast_path_unchanged() -> None:
-    numeric_only = {
-        "columns": [{"name": "a", "kind": "numeric", "dtype": "float32"}],
-        "numeric": {"input": NUMERIC_INPUT, "columns": ["a"], "dtype": "float32"},
-    }
+    numeric_only = InputSchema.from_dict(
+        {
+            "columns": [{"name": "a", "kind": "numeric", "dtype": "float32"}],
+            "numeric": {"input": NUMERIC_INPUT, "columns": ["a"], "dtype": "float32"},
+        }
+    )
     rows = np.array([[1.5], [2.5]], dtype=np.float32)
     assert FeedBuilder(numeric_only).feed(rows)[NUMERIC_INPUT] is rows
     text = FeedBuilder(numeric_only).feed(np.array([["1.5"], [" 2.5"]]))[NUMERIC_INPUT]

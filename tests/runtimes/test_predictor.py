@@ -72,7 +72,7 @@ def test_load_gives_the_compiled_profile_settings(strict):
     assert predictor.task == "classifier"
     assert predictor.classes_.tolist() == [0, 1]
     assert predictor.feature_names_in_.tolist() == NUMERIC + ["line"]
-    assert predictor.manifest["target"]["name"] == "edge"
+    assert predictor.manifest.target.name == "edge"
 
 
 def test_load_with_another_target_uses_its_settings(strict):
@@ -361,8 +361,9 @@ def test_run_returns_every_graph_output_by_name(strict, industrial):
 
 def test_feed_groups_numeric_and_categorical_columns(strict, industrial):
     feed = strict["predictor"].feed(_head(industrial))
-    numeric = feed[strict["predictor"].manifest["input_schema"]["numeric"]["input"]]
-    categorical = feed[strict["predictor"].manifest["input_schema"]["categorical"]["input"]]
+    schema = strict["predictor"].manifest.input_schema
+    numeric = feed[schema.numeric.input]
+    categorical = feed[schema.categorical.input]
     assert numeric.shape == (6, 4) and numeric.dtype == np.float64
     assert categorical.shape == (6, 1) and categorical.dtype == object
     np.testing.assert_array_equal(numeric, _head(industrial)[NUMERIC].to_numpy())

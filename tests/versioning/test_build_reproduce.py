@@ -110,7 +110,7 @@ def test_a_text_label_build_reproduces_with_its_recorded_labels(
     assert result.success, result.error_message
     assert result.comparison["labels_equal"] and result.comparison["bit_exact"]
     manifest = kp.runtimes.load(project_dir / "repro" / name / "artifact").manifest
-    assert manifest["output_schema"]["classes"] == ["new", "used", "worn"]
+    assert manifest.output_schema.classes == ("new", "used", "worn")
 
 
 def test_reproduce_cli_and_unknown_version(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,6 +219,9 @@ def test_guide_typical_pipeline_on_a_table_with_text_and_the_label(
     block = block.replace('optimization_time="1h"', 'optimization_time="5s"')
     namespace = {"kp": kp}
     printed = io.StringIO()
+    # As written, the block leaves the chosen artifact in a temporary folder removed at exit: here, tmp_path.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     with contextlib.redirect_stdout(printed):
         exec(compile(block, "GUIDE.md", "exec"), namespace)
     out = printed.getvalue()

@@ -41,6 +41,37 @@ def test_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         kv.list_pipelines()
 
 
+def test_every_lookup_fails_with_the_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Functions that take ``project=None`` all resolve it through ``current``: same lookup, same error."""
+    import kepler.versioning as kv
+    from kepler.reproduce import from_version
+    from kepler.versioning import lineage, releases
+
+    monkeypatch.chdir(tmp_path)
+    expected = f"{tmp_path.resolve()} is not inside a Kepler project; run `kepler init` to create one"
+    lookups = {
+        "current": project_mod.current,
+        "Project": lambda: project_mod.Project(tmp_path / "sub" / ".."),
+        "list_versions": kv.list_versions,
+        "list_unified_versions": kv.list_unified_versions,
+        "list_pipelines": kv.list_pipelines,
+        "list_releases": releases.list_releases,
+        "get_lineage_node": lambda: lineage.get_lineage_node("x"),
+        "from_version": lambda: from_version("x"),
+    }
+    for name, lookup in lookups.items():
+        with pytest.raises(ProjectNotFoundError) as caught:
+            lookup()
+        assert str(caught.value) == expected, name
+
+
+def test_current_returns_a_given_project_as_it_is(
+    project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside every project: a given project needs no lookup
+    assert project_mod.current(project) is project
+
+
 def test_current_finds_the_root_from_a_subfolder(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sub = project.root / "a" / "b"
     sub.mkdir(parents=True)

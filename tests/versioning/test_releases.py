@@ -194,6 +194,7 @@ def test_records_are_committed_to_git(project: Project) -> None:
     assert committed["history"][-1]["action"] == "deploy"
     assert committed["history"][-1]["details"] == {"bento": "pm:abc"}
     assert committed["notes"] == "first" and committed["git_commit"]
+    assert committed["schema_version"] == 1  # kepler.records: every record carries its schema version
     record_deployment("stable-v1.0", platform="local", target="svc", rollback=True)
     assert get_release("stable-v1.0").history[-1]["action"] == "rollback"
 

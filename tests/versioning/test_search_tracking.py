@@ -68,7 +68,11 @@ def _check_search_run(client: MlflowClient, experiment_id: str, parent: str, res
 def test_automl_inside_track_experiment_records_child_runs(project: Any, tmp_path: Path) -> None:
     with kp.versioning.track_experiment("automl-v2.0") as exp:
         result = kp.automl.automl_pipeline(
-            _table(), target="failure", optimization_time=BUDGET, interpretability_required=True
+            _table(),
+            target="failure",
+            optimization_time=BUDGET,
+            interpretability_required=True,
+            output=tmp_path / "artifact",
         )
         assert mlflow.active_run().info.run_id == exp.run_id  # the caller's run is still the active one
     assert exp.status == "FINISHED"
@@ -97,6 +101,7 @@ def test_automl_inside_the_users_own_run(project: Any, tmp_path: Path) -> None:
                 use_case="predictive_maintenance",
                 production_environment="edge",
                 optimization_time=BUDGET,
+                output=tmp_path / "artifact",
             )
             mlflow.log_metric("after", 1.0)  # the user's run goes on as before
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,9 +92,12 @@ def test_unified_version_with_mlflow_artifact_pipeline_and_build(
     model_version = client.create_model_version(
         "sensor-model", source=project.artifact_root, run_id=latest.info.run_id
     )
+    # A real manifest (format 1, as an older Kepler wrote it): its sha256 is what the version records.
     artifact = tmp_path / "artifact"
     artifact.mkdir()
-    (artifact / "manifest.json").write_text(json.dumps({"sha256": "ab" * 32}))
+    manifest = Path(__file__).parents[1] / "runtimes" / "data" / "manifest_v1" / "regressor" / "manifest.json"
+    shutil.copy(manifest, artifact / "manifest.json")
+    sha256 = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
     kv.version_feature_pipeline("prep", [{"type": "StandardScaler"}], "v1")
     build = {
         "estimator": "XGBClassifier",
@@ -113,7 +117,7 @@ def test_unified_version_with_mlflow_artifact_pipeline_and_build(
     )
     assert unified.mlflow_run_id == latest.info.run_id  # the latest top-level run, not the trial child
     assert unified.model == {"name": "sensor-model", "version": str(model_version.version)}
-    assert unified.artifact_sha256 == "ab" * 32 and unified.feature_pipeline == "prep@v1"
+    assert unified.artifact_sha256 == sha256 and unified.feature_pipeline == "prep@v1"
     assert unified.build_config == build
 
     given = kv.create_unified_version("pinned", mlflow_run_id=older.info.run_id)

@@ -13,15 +13,15 @@ it replaced.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kepler.clock import now
 from kepler.errors import VersioningError
 
+if TYPE_CHECKING:
+    from kepler.versioning.releases import HistoryEntry
+
 MAX_NODE_ID = 128
-
-
-def _stamp() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def ensure_release_node(release: Any, lineage: dict[str, Any], *, project: Any) -> str:
@@ -80,16 +80,16 @@ def _exists(node_id: str, project: Any) -> bool:
         return False
 
 
-def current_deployment(platform: str, model_line: str, *, project: Any) -> tuple[Any, dict[str, Any]] | None:
+def current_deployment(platform: str, model_line: str, *, project: Any) -> tuple[Any, HistoryEntry] | None:
     """The release last deployed on ``platform`` in ``model_line`` and its history entry, or None."""
     from kepler.versioning.releases import list_releases
 
     latest = None
     for release in list_releases(model_line=model_line, project=project):
         for index, entry in enumerate(release.history):
-            if entry.get("action") not in ("deploy", "rollback") or entry.get("platform") != platform:
+            if entry.action not in ("deploy", "rollback") or entry.platform != platform:
                 continue
-            key = ((entry.get("details") or {}).get("deployed_at") or entry.get("at") or "", index)
+            key = ((entry.details or {}).get("deployed_at") or entry.at or "", index)
             if latest is None or key > latest[0]:
                 latest = (key, release, entry)
     return None if latest is None else (latest[1], latest[2])
@@ -127,7 +127,7 @@ def record_service(
 
     Args:
         release_name: The release deployed.
-        lineage: Its lineage (:func:`kepler.deploy.package.lineage_of`).
+        lineage: Its lineage (:func:`kepler.deployment.package.lineage_of`).
         platform: ``local``, ``cloud-run``...
         target: Where it runs (a URL, a service name, or the bento tag).
         bento_tag: The bento deployed.
@@ -143,12 +143,12 @@ def record_service(
     from kepler.versioning.project import current
     from kepler.versioning.releases import get_release, record_deployment
 
-    project = project or current()
+    project = current(project)
     release = get_release(release_name, project=project)
     detected, previous = is_rollback(release, platform, project=project)
     rollback = detected if rollback is None else bool(rollback)
     release_node = ensure_release_node(release, lineage, project=project)
-    deployed_at = _stamp()
+    deployed_at = now("microseconds")  # two deployments within a second must still sort apart
     compact = dt.datetime.fromisoformat(deployed_at).strftime("%Y%m%dT%H%M%S%fZ")
     suffix = f"@{platform}-{compact}"
     node_id = f"{release_name[: MAX_NODE_ID - len(suffix)]}{suffix}"

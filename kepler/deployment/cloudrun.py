@@ -47,7 +47,7 @@ those two ``--change`` lines on a machine without a TLS-inspecting proxy).
 
 How the build runs, and why
 ---------------------------
-* The Dockerfile comes from BentoML itself (``bentoml._internal.container.construct_containerfile``, the
+* The Dockerfile comes from BentoML itself (:func:`kepler._compat.bentoml.write_container_context`, the
   function ``bentoml containerize`` and ``bentoml.container.build`` use), generated in a subprocess with
   ``BENTOML_HOME`` set to the project's store and copied, with the bento and its models, to
   ``output_dir/container``. ``bentoml.container.build`` is not called directly because in BentoML 1.4.40
@@ -74,6 +74,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
 from kepler.errors import KeplerError
 
 __all__ = [
@@ -106,21 +107,15 @@ REQUEST_TIMEOUT_S = 60
 _DEBOOTSTRAP_HINT = (
     "make one offline with: debootstrap --variant=minbase --include=python3,python3-venv,python3-pip "
     "bookworm ROOT MIRROR && tar -C ROOT -c . | docker import --change "
-    "'ENV PIP_BREAK_SYSTEM_PACKAGES=1' - kepler-base:bookworm (the kepler.deploy.cloudrun docstring "
+    "'ENV PIP_BREAK_SYSTEM_PACKAGES=1' - kepler-base:bookworm (the kepler.deployment.cloudrun docstring "
     "has the whole recipe), then pass --base-image kepler-base:bookworm"
 )
 
 _CONTEXT_SCRIPT = r"""
-import json, shutil, sys
+import json, sys
 from pathlib import Path
-from bentoml._internal.configuration.containers import BentoMLContainer
-from bentoml._internal.container import construct_containerfile
-tag, destination = sys.argv[1], Path(sys.argv[2])
-bento = BentoMLContainer.bento_store.get().get(tag)
-with construct_containerfile(bento, enable_buildkit=False, add_header=True) as (context, dockerfile):
-    shutil.copytree(context, destination)
-    relative = Path(dockerfile).relative_to(context)
-print(json.dumps({"bento": str(bento.tag), "dockerfile": str(relative)}))
+from kepler._compat.bentoml import write_container_context
+print(json.dumps(write_container_context(sys.argv[1], Path(sys.argv[2]))))
 """
 
 
@@ -319,11 +314,7 @@ def write_service_yaml(spec: dict[str, Any], path: Path) -> Path:
         "# Cloud Run service written by Kepler. Deploy with:\n"
         "#   gcloud run services replace service.yaml --region REGION\n"
     )
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(
-        header + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False), encoding="utf-8"
-    )
-    os.replace(temporary, path)
+    atomic_files.write_text(path, header + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False))
     return path
 
 
@@ -429,7 +420,7 @@ def _set_base_image(dockerfile: Path, base_image: str | None) -> str:
     if base_image is None:
         return match.group(1)
     text = text[: match.start(1)] + base_image + text[match.end(1) :]
-    dockerfile.write_text(text, encoding="utf-8")
+    atomic_files.write_text(dockerfile, text)  # the bento's own Dockerfile: never leave it half-written
     return base_image
 
 

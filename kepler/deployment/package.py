@@ -8,11 +8,14 @@ Their tags are content addresses, so packaging the same release again reuses the
 - bento ``kepler-<release>:<hash of the model tag, the service settings and the serving code>``.
 
 BentoML keeps its store location in process-wide singletons, so the BentoML half runs in a child
-process (``python -m kepler.deploy.package SPEC``) with ``BENTOML_HOME`` set: one process can package
-releases of several projects, and the caller's process is left as it was.
+process (``python -m kepler.deployment.package SPEC``) with ``BENTOML_HOME`` set: one process can package
+releases of several projects, and the caller's process is left as it was. The child builds one bento: BentoML
+imports the bento's entry module (:mod:`kepler.deployment.entry_service`), which configures the service from
+the arguments given to ``bentoml.build``, once per process.
 
-The bento's source folder carries only the serving code (``kepler.deploy.service``, ``kepler.runtimes``,
-``kepler.targets`` and ``kepler.errors``) and its requirements are only numpy, onnxruntime and bentoml.
+The bento's source folder carries only the serving code (``kepler.deployment.service`` and its entry module,
+``kepler.runtimes``, ``kepler.targets`` and ``kepler.errors``) and its requirements are only numpy, onnxruntime
+and bentoml.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kepler.errors import ArtifactError, KeplerError, VersioningError
 
-SERVICE = "kepler.deploy.service:KeplerService"
+if TYPE_CHECKING:
+    from kepler.runtimes.manifest import Manifest
+    from kepler.targets import TargetProfile
+
+SERVICE = "kepler.deployment.entry_service:KeplerService"  # configured from the bento's arguments
 TAG_MAX = 63
 _TAG_BAD = re.compile(r"[^a-z0-9_.-]+")
 SERVING_PACKAGES = ("numpy", "onnxruntime")  # BentoML pins itself
@@ -58,7 +65,7 @@ class ResolvedRelease:
     release: Any
     unified: Any
     artifact_path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     lineage: dict[str, Any]
 
 
@@ -94,7 +101,7 @@ def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
     from kepler.versioning.releases import get_release
     from kepler.versioning.unified import get_unified_version
 
-    project = project or current()
+    project = current(project)
     release = get_release(name, project=project)
     if not release.unified_version:
         raise VersioningError(
@@ -107,7 +114,7 @@ def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
         artifact = read_artifact(folder, verify=True)
     except ArtifactError as exc:
         raise ArtifactError(f"release {name!r} refused: {exc}") from None
-    sha = artifact.manifest["sha256"]
+    sha = artifact.manifest.sha256
     if unified.artifact_sha256 and sha != unified.artifact_sha256:
         raise ArtifactError(
             f"release {name!r} refused: its artifact's sha256 {sha[:12]}… differs from the "
@@ -125,7 +132,7 @@ def resolve_release(name: str, *, project: Any = None) -> ResolvedRelease:
     )
 
 
-def lineage_of(release: Any, unified: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+def lineage_of(release: Any, unified: Any, manifest: Manifest) -> dict[str, Any]:
     """The lineage a service carries: where its release's data, code, run and artifact came from."""
     data = [dict(d) for d in (unified.data or [])]
     first = data[0] if data else {}
@@ -144,8 +151,8 @@ def lineage_of(release: Any, unified: Any, manifest: dict[str, Any]) -> dict[str
         "git_commit": unified.git_commit,
         "git_dirty": bool(unified.git_dirty),
         "release_git_commit": release.git_commit,
-        "artifact_sha256": manifest["sha256"],
-        "target": (manifest.get("target") or {}).get("name"),
+        "artifact_sha256": manifest.sha256,
+        "target": manifest.target.name,
         "lineage_node": release.release_id,
     }
 
@@ -188,8 +195,8 @@ def _digest(value: Any) -> str:
 # --------------------------------------------------------------------------- service settings
 
 
-def batching_settings(manifest: dict[str, Any], batching: Any) -> dict[str, Any]:
-    """Adaptive batching settings from the artifact's target profile.
+def batching_settings(profile: TargetProfile, batching: Any) -> dict[str, Any]:
+    """Adaptive batching settings from the target profile the artifact was compiled for.
 
     ``batching`` is False/None (off, the default: see the README's serving figures), True (on, with
     ``max_latency_ms`` = the profile's p99 budget at batch 1 and ``max_batch_size`` = the largest benchmarked
@@ -197,12 +204,11 @@ def batching_settings(manifest: dict[str, Any], batching: Any) -> dict[str, Any]
     """
     if batching in (None, False):
         return {"batching": False}
-    target = manifest.get("target") or {}
-    sizes = [int(b) for b in target.get("batch_sizes", []) if 1 < int(b) <= 1000] or [100]
+    sizes = [b for b in profile.batch_sizes if 1 < b <= 1000] or [100]
     chosen = {
         "batching": True,
         "max_batch_size": max(sizes),
-        "max_latency_ms": max(1, int(round(float(target.get("latency_p99_ms") or 200)))),
+        "max_latency_ms": max(1, round(profile.latency_p99_ms)),
     }
     if isinstance(batching, dict):
         unknown = set(batching) - {"max_batch_size", "max_latency_ms"}
@@ -290,12 +296,17 @@ def serving_sources() -> dict[str, Path]:
     here = Path(__file__).resolve().parent
     files: dict[str, Path] = {
         "kepler/errors.py": here.parent / "errors.py",
-        "kepler/deploy/__init__.py": here / "__init__.py",
-        "kepler/deploy/service.py": here / "service.py",
-        "kepler/deploy/bentoml_tuning.py": here / "bentoml_tuning.py",
+        "kepler/deployment/__init__.py": here / "__init__.py",
+        "kepler/deployment/service.py": here / "service.py",
+        "kepler/deployment/entry_service.py": here / "entry_service.py",
     }
+    compat = here.parent / "_compat"  # the service's shims of BentoML's and uvicorn's private API
+    for name in ("__init__.py", "bentoml.py", "uvicorn.py"):
+        files[f"kepler/_compat/{name}"] = compat / name
     for package in ("runtimes", "targets"):
-        folder = Path(importlib.import_module(f"kepler.{package}").__file__).parent
+        init_file = importlib.import_module(f"kepler.{package}").__file__
+        assert init_file is not None  # a regular package (with an __init__.py), never a namespace one
+        folder = Path(init_file).parent
         for path in sorted(folder.iterdir()):
             if path.suffix in (".py", ".toml") and path.is_file():
                 files[f"kepler/{package}/{path.name}"] = path
@@ -304,7 +315,7 @@ def serving_sources() -> dict[str, Path]:
 
 def _init_file(version: str) -> str:
     return (
-        f'"""Kepler {version}: the serving subset (kepler.deploy.service, kepler.runtimes, kepler.targets), '
+        f'"""Kepler {version}: the serving subset (kepler.deployment.service, kepler.runtimes, kepler.targets), '
         f'packaged by kp.deploy."""\n\nimport os\n\n'
         f'for _variable in ("BENTOML_DO_NOT_TRACK", "DO_NOT_TRACK"):\n    os.environ.setdefault(_variable, "1")\n\n'
         f"__version__ = {version!r}\n"
@@ -348,11 +359,12 @@ def package_release(
     from kepler import __version__
     from kepler.versioning.project import current
 
-    project = project or current()
+    project = current(project)
     resolved = release if isinstance(release, ResolvedRelease) else resolve_release(release, project=project)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise KeplerError(f"workers must be a whole number >= 1, got {workers!r}")
     from kepler.runtimes.inputs import unknown_columns_mode
+    from kepler.runtimes.manifest import profile_from_manifest
 
     unknown = unknown_columns_mode(unknown_columns)
     max_body = DEFAULT_MAX_BODY_MB if max_body_mb is None else float(max_body_mb)
@@ -374,7 +386,7 @@ def package_release(
         "max_body_bytes": int(max_body * 2**20),
         "access_log": bool(access_log),
         "unknown_columns": unknown,
-        **batching_settings(resolved.manifest, batching),
+        **batching_settings(profile_from_manifest(resolved.manifest), batching),
     }
     bento_version = _digest(
         {
@@ -393,7 +405,7 @@ def package_release(
         "labels": labels,
         "metadata": {"kepler": {"lineage": resolved.lineage, "kepler_version": __version__}},
         "artifact": str(resolved.artifact_path),
-        "model_file": resolved.manifest["model_file"],
+        "model_file": resolved.manifest.model_file,
         "sources": {k: str(v) for k, v in sources.items()},
         "init": _init_file(__version__),
         "settings": settings,
@@ -430,7 +442,7 @@ def _run_child(spec: dict[str, Any], home: Path, timeout_s: float) -> dict[str, 
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "kepler.deploy.package", str(spec_path)],
+                [sys.executable, "-m", "kepler.deployment.package", str(spec_path)],
                 cwd=work,
                 env=bentoml_env(home),
                 capture_output=True,
@@ -474,7 +486,7 @@ def _ensure_model(spec: dict[str, Any]) -> bool:
     if existing is not None:
         try:
             intact = (
-                read_artifact(existing.path, verify=True).manifest["sha256"]
+                read_artifact(existing.path, verify=True).manifest.sha256
                 == spec["labels"]["kepler.artifact-sha256"]
             )
         except KeplerError:
@@ -505,7 +517,6 @@ def _ensure_bento(spec: dict[str, Any]) -> tuple[str, bool]:
             shutil.copy2(source, target)
         (root / "kepler" / "__init__.py").write_text(spec["init"], encoding="utf-8")
         (root / "README.md").write_text(f"# {spec['bento_tag']}\n\n{spec['description']}\n", encoding="utf-8")
-        sys.modules.pop("kepler.deploy.service", None)  # read the settings of this build
         bento = bentoml.build(
             SERVICE,
             name=name,
@@ -523,7 +534,7 @@ def _ensure_bento(spec: dict[str, Any]) -> tuple[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The child process: ``python -m kepler.deploy.package SPEC`` prints one JSON line."""
+    """The child process: ``python -m kepler.deployment.package SPEC`` prints one JSON line."""
     import logging
 
     logging.getLogger("bentoml").setLevel(logging.WARNING)

@@ -4,10 +4,13 @@ It serves the release's ONNX artifact through :mod:`kepler.runtimes` and nothing
 imports only bentoml, numpy, onnxruntime (through kepler.runtimes) and the standard library, so a
 serving image carries no scikit-learn, XGBoost, LightGBM, MLflow, pandas or pickle.
 
-Which release it serves comes from the bento's arguments (``bentoml.build(args=...)``, set by
-``kp.deploy``) or, when serving this module directly, from ``KEPLER_MODEL_TAG`` and ``KEPLER_RELEASE``.
-Tuning settings (``workers``, ``batching``, ``max_body_bytes``, ``unknown_columns``...) read ``KEPLER_<NAME>``
-first, then the bento's arguments, then the defaults below, so an operator can change them without a rebuild.
+Importing this module configures nothing: :func:`configure` makes the BentoML service of one release from its
+settings (a new service class each call), and :func:`install_server_fixes` prepares a server process for it.
+``bentoml serve`` imports :mod:`kepler.deployment.entry_service`, which calls both with :func:`settings`: which
+release comes from the bento's arguments (``bentoml.build(args=...)``, set by ``kp.deploy``) or, when serving
+that module directly, from ``KEPLER_MODEL_TAG`` and ``KEPLER_RELEASE``. Tuning settings (``workers``,
+``batching``, ``max_body_bytes``, ``unknown_columns``...) read ``KEPLER_<NAME>`` first, then the bento's
+arguments, then the defaults below, so an operator can change them without a rebuild.
 
 Endpoints:
 
@@ -61,15 +64,12 @@ import numpy as np
 from bentoml.exceptions import BentoMLException
 from bentoml.models import BentoModel
 
-from kepler.deploy.bentoml_tuning import (
-    build_io_schemas_once,
-    install_cancelling_timeout,
-    install_server_headers,
-    server_adds,
-)
+from kepler._compat.bentoml import build_io_schemas_once, install_cancelling_timeout
+from kepler._compat.uvicorn import install_server_headers, server_adds
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes import load as load_predictor
 from kepler.runtimes.inputs import REJECT, UNKNOWN_COLUMNS
+from kepler.runtimes.manifest import Benchmark, Manifest, Parity
 from kepler.runtimes.predictor import finite_answer
 
 RELEASE_HEADER = "X-Kepler-Release"
@@ -92,7 +92,7 @@ MIB = 1 << 20
 FLOAT64_DIGITS = 309  # an integer of more digits is beyond a 64-bit float (1.8e308)
 # The JSON escape of a UTF-16 surrogate: the only way a JSON body can hold text that is not valid Unicode.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-LOG = logging.getLogger("kepler.deploy.service")
+LOG = logging.getLogger("kepler.deployment.service")
 COMPLETE, TOO_LARGE, DISCONNECTED = (
     "complete",
     "too large",
@@ -100,13 +100,15 @@ COMPLETE, TOO_LARGE, DISCONNECTED = (
 )  # how reading a request body ended
 
 # name -> (type, default). Identity settings come from the bento first; tuning settings from the environment first.
-IDENTITY = {
+# The type is a class, or a tuple of the words allowed (see _convert).
+_Setting = tuple[type | tuple[str, ...], object]
+IDENTITY: dict[str, _Setting] = {
     "model_tag": (str, None),
     "release": (str, None),
     "bento_tag": (str, None),
     "platform": (str, "local"),
 }
-TUNING = {
+TUNING: dict[str, _Setting] = {
     "workers": (int, 1),
     "threads": (int, 1),
     "batching": (bool, False),
@@ -146,9 +148,13 @@ def _convert(name: str, kind: t.Any, value: t.Any) -> t.Any:
 
 
 def settings(
-    arguments: dict[str, t.Any] | None = None, environ: t.Mapping[str, str] | None = None
+    arguments: t.Mapping[str, t.Any] | None = None, environ: t.Mapping[str, str] | None = None
 ) -> dict[str, t.Any]:
     """The service's settings: bento arguments and ``KEPLER_<NAME>`` variables over the defaults.
+
+    Args:
+        arguments: The bento's arguments; by default those BentoML holds (``bentoml.use_arguments()``).
+        environ: The variables; by default ``os.environ``.
 
     Raises:
         KeplerError: no model tag, or a setting that is not a valid number or flag.
@@ -175,14 +181,12 @@ def settings(
     return values
 
 
-SETTINGS = settings()
-
-
 # --------------------------------------------------------------------------- the loaded release
 
 
-class _Loaded:
-    """What the service instance loaded, shared with the gate (one per worker process)."""
+class Loaded:
+    """What a service instance loaded, shared with its gate: one per service :func:`configure` made, filled when
+    the service is instantiated (once in each worker process)."""
 
     def __init__(self) -> None:
         self.predictor: t.Any = None
@@ -195,37 +199,50 @@ class _Loaded:
         with self._lock:
             self.predictor = predictor
             self.metadata = metadata
-            self.classifier = predictor.manifest["output_schema"].get("probabilities") is not None
+            self.classifier = predictor.manifest.output_schema.probabilities is not None
             self.known = known_columns(predictor)
 
 
-LOADED = _Loaded()
-
-
-def _benchmark_summary(benchmark: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
-    if not benchmark:
+def _benchmark_summary(benchmark: Benchmark | None) -> dict[str, t.Any] | None:
+    if benchmark is None:
         return None
-    keep = ("batch", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "throughput_rows_s")
     return {
-        "target": benchmark.get("target"),
-        "threads": benchmark.get("threads"),
-        "batches": [{k: b.get(k) for k in keep if k in b} for b in benchmark.get("batches", [])],
-        "size_mb": benchmark.get("size_mb"),
-        "load_ms": benchmark.get("load_ms"),
-        "session_rss_mb": benchmark.get("session_rss_mb"),
-        "throughput_rows_s": benchmark.get("throughput_rows_s"),
-        "budgets": benchmark.get("budgets"),
-        "machine": benchmark.get("machine"),
+        "target": benchmark.target,
+        "threads": benchmark.threads,
+        "batches": [
+            {
+                "batch": b.batch,
+                "p50_ms": b.p50_ms,
+                "p95_ms": b.p95_ms,
+                "p99_ms": b.p99_ms,
+                "mean_ms": b.mean_ms,
+                "throughput_rows_s": b.throughput_rows_s,
+            }
+            for b in benchmark.batches
+        ],
+        "size_mb": benchmark.size_mb,
+        "load_ms": benchmark.load_ms,
+        "session_rss_mb": benchmark.session_rss_mb,
+        "throughput_rows_s": benchmark.throughput_rows_s,
+        "budgets": {name: check.to_dict() for name, check in benchmark.budgets.items()},
+        "machine": benchmark.machine.to_dict(),
     }
 
 
-def describe(
-    manifest: dict[str, t.Any], kepler: dict[str, t.Any], config: dict[str, t.Any]
-) -> dict[str, t.Any]:
-    """The ``/metadata`` document of a release."""
+def _parity_summary(parity: Parity | None) -> dict[str, t.Any] | None:
+    if parity is None:
+        return None
+    return {k: v for k, v in parity.to_dict().items() if k != "worst_rows"}
+
+
+def describe(manifest: Manifest, kepler: dict[str, t.Any], config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The ``/metadata`` document of a release.
+
+    Each input lists the text it reads as missing beyond ``model.missing_words``, which every input reads.
+    """
     lineage = dict(kepler.get("lineage") or {})
-    outputs = manifest.get("output_schema", {})
-    inputs = manifest.get("input_schema", {})
+    outputs = manifest.output_schema
+    inputs = manifest.input_schema
     return {
         "release": lineage.get("release", config["release"]),
         "version": lineage.get("version"),
@@ -244,17 +261,20 @@ def describe(
             "unknown_columns": config.get("unknown_columns", REJECT),
         },
         "model": {
-            "task": outputs.get("task"),
-            "classes": outputs.get("classes"),
-            "estimator": (manifest.get("source") or {}).get("estimator"),
-            "inputs": [{k: c.get(k) for k in INPUT_FIELDS if k in c} for c in inputs.get("columns", [])],
-            "ignored_columns": list(inputs.get("ignored_columns") or []),
-            "target": (manifest.get("target") or {}).get("name"),
-            "sha256": manifest.get("sha256"),
-            "size_bytes": manifest.get("size_bytes"),
+            "task": outputs.task,
+            "classes": list(outputs.classes) if outputs.classes is not None else None,
+            "estimator": manifest.source.estimator,
+            "inputs": [
+                {k: v for k, v in column.to_dict().items() if k in INPUT_FIELDS} for column in inputs.columns
+            ],
+            "ignored_columns": list(inputs.ignored_columns),
+            "missing_words": list(inputs.missing_words),
+            "target": manifest.target.name,
+            "sha256": manifest.sha256,
+            "size_bytes": manifest.size_bytes,
         },
-        "benchmark": _benchmark_summary(manifest.get("benchmark")),
-        "parity": {k: v for k, v in (manifest.get("parity") or {}).items() if k != "worst_rows"} or None,
+        "benchmark": _benchmark_summary(manifest.benchmark),
+        "parity": _parity_summary(manifest.parity),
     }
 
 
@@ -423,8 +443,9 @@ def _unwrap_mlflow(payload: dict[str, t.Any]) -> t.Any:
     return {column: [row[i] for row in data] for i, column in enumerate(columns)}
 
 
-def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
-    """None when ``body`` is a valid request for ``route``, else ``(status, JSON error body)``.
+def check_payload(body: bytes, route: str, loaded: Loaded) -> tuple[int, bytes] | None:
+    """None when ``body`` is a valid request for ``route`` to the release ``loaded`` holds, else
+    ``(status, JSON error body)``.
 
     Reads the body with :func:`read_payload` and runs the release's own input check
     (:meth:`kepler.runtimes.Predictor.feed`), so what passes here is exactly what the model accepts.
@@ -446,14 +467,14 @@ def check_payload(body: bytes, route: str) -> tuple[int, bytes] | None:
             f'[{{"column": value, ...}}] or an object of columns {{"column": [values]}}',
         )
     try:
-        table = read_payload(payload, LOADED.known)
+        table = read_payload(payload, loaded.known)
     except InputSchemaError as exc:
         return _error(422, str(exc))
-    if route == "predict_proba" and not LOADED.classifier:
-        task = LOADED.predictor.manifest["output_schema"].get("task")
+    if route == "predict_proba" and not loaded.classifier:
+        task = loaded.predictor.manifest.output_schema.task
         return _error(400, f"predict_proba needs a classifier and this release serves a {task}; use /predict")
     try:
-        LOADED.predictor.feed(table)
+        loaded.predictor.feed(table)
     except InputSchemaError as exc:
         return _error(422, str(exc))
     except (
@@ -473,11 +494,15 @@ class ReleaseGate:
     body of each prediction request (size, JSON, schema) before BentoML sees it.
 
     With batching on, it wraps each request's payload in a one-item list, so BentoML's adaptive batching
-    groups whole requests (records or columns alike), and unwraps the answer again.
+    groups whole requests (records or columns alike), and unwraps the answer again. ``loaded`` is the service's
+    :class:`Loaded`: the release the gate checks bodies against and describes.
     """
 
-    def __init__(self, app: t.Any, *, release: str, max_body_bytes: int, batching: bool) -> None:
+    def __init__(
+        self, app: t.Any, *, release: str, max_body_bytes: int, batching: bool, loaded: Loaded
+    ) -> None:
         self.app = app
+        self.loaded = loaded
         self.header = (RELEASE_HEADER.lower().encode(), release.encode("latin-1", "replace"))
         self.max_body_bytes = max_body_bytes
         self.drain_bytes = max(4 * max_body_bytes, 64 * MIB)
@@ -513,18 +538,18 @@ class ReleaseGate:
         if path == METADATA_ROUTE:
             if method not in ("GET", "HEAD"):
                 await self._reply(send, *_error(405, "use GET /metadata"), extra=[(b"allow", b"GET, HEAD")])
-            elif LOADED.metadata is None:
+            elif self.loaded.metadata is None:
                 await self._reply(
                     send, *_error(503, "the model is still loading; retry when /readyz answers 200")
                 )
             else:
-                await self._reply(send, 200, json.dumps(LOADED.metadata).encode(), head=method == "HEAD")
+                await self._reply(send, 200, json.dumps(self.loaded.metadata).encode(), head=method == "HEAD")
             return
         route = PREDICT_ROUTES.get(path)
         if route is None or method != "POST":
             await self.app(scope, receive, send)
             return
-        if LOADED.predictor is None:
+        if self.loaded.predictor is None:
             await self._reply(
                 send, *_error(503, "the model is still loading; retry when /readyz answers 200")
             )
@@ -553,9 +578,9 @@ class ReleaseGate:
         if len(body) > 65536:
             import anyio.to_thread
 
-            problem = await anyio.to_thread.run_sync(check_payload, body, route)
+            problem = await anyio.to_thread.run_sync(check_payload, body, route, self.loaded)
         else:
-            problem = check_payload(body, route)
+            problem = check_payload(body, route, self.loaded)
         if problem is not None:
             await self._reply(send, *problem)
             return
@@ -758,41 +783,49 @@ def _split(results: np.ndarray, counts: list[int]) -> list[t.Any]:
     return out
 
 
-@bentoml.service(
-    name="kepler",
-    workers=SETTINGS["workers"],
-    threads=SETTINGS["threads"],
-    traffic={"timeout": SETTINGS["timeout_s"]},
-    logging={"access": {"enabled": SETTINGS["access_log"]}},
-    labels={"kepler.release": SETTINGS["release"]},
-)
-class KeplerService:
-    """Serves one Kepler release's ONNX artifact."""
+def install_server_fixes(release: str) -> None:
+    """Prepares this process's BentoML server for the service of ``release``: BentoML's request timeout that cancels
+    its timer, and ``X-Kepler-Release`` on every answer the HTTP server sends, its parser's 400 included
+    (:mod:`kepler._compat.bentoml`, :mod:`kepler._compat.uvicorn`).
 
-    model = BentoModel(SETTINGS["model_tag"])
+    Process-wide: it patches BentoML's and uvicorn's classes for the servers built after it, so the module that
+    ``bentoml serve`` imports (:mod:`kepler.deployment.entry_service`) calls it, not :func:`configure`.
+    """
+    install_cancelling_timeout()
+    install_server_headers({RELEASE_HEADER: release})
+
+
+class ReleaseService:
+    """Serves one Kepler release's ONNX artifact: what each service made by :func:`configure` runs, with that
+    service's settings (``config``), BentoML model (``model``), endpoints and :class:`Loaded`."""
+
+    config: t.ClassVar[dict[str, t.Any]]
+    loaded: t.ClassVar[Loaded]
+    model: t.Any  # the BentoModel of config["model_tag"]; BentoML gives instances the stored model
 
     def __init__(self) -> None:
+        config = self.config
         stored = self.model
         labels = dict(stored.info.labels)
         expected = labels.get("kepler.release")
-        if expected and expected != SETTINGS["release"]:
+        if expected and expected != config["release"]:
             raise KeplerError(
-                f"model {stored.tag} belongs to release {expected!r}, not {SETTINGS['release']!r}; "
-                f"deploy the release again with `kepler deploy {SETTINGS['release']}`"
+                f"model {stored.tag} belongs to release {expected!r}, not {config['release']!r}; "
+                f"deploy the release again with `kepler deploy {config['release']}`"
             )
         # Verifies the ONNX file's sha256 against its manifest.
-        self.predictor = load_predictor(stored.path, unknown_columns=SETTINGS["unknown_columns"])
+        self.predictor = load_predictor(stored.path, unknown_columns=config["unknown_columns"])
         self.known = known_columns(self.predictor)
         manifest = self.predictor.manifest
         recorded = labels.get("kepler.artifact-sha256")
-        if recorded and recorded != manifest["sha256"]:
+        if recorded and recorded != manifest.sha256:
             raise KeplerError(
-                f"model {stored.tag}: artifact sha256 {manifest['sha256'][:12]}… differs from the "
+                f"model {stored.tag}: artifact sha256 {manifest.sha256[:12]}… differs from the "
                 f"lineage's {recorded[:12]}…; deploy the release again"
             )
         kepler_metadata = dict(stored.info.metadata.get("kepler") or {})
-        self.metadata = describe(manifest, kepler_metadata, SETTINGS)
-        LOADED.set(self.predictor, self.metadata)
+        self.metadata = describe(manifest, kepler_metadata, config)
+        self.loaded.set(self.predictor, self.metadata)
         # Everything loaded so far (BentoML, pydantic, onnxruntime, the session) lives as long as the worker.
         # Left in the collector's generations, every full collection walks all of it again: 55-70 ms pauses
         # every 3-4 s at 500 requests/s (p99 67 ms). Frozen, a full collection walks only what requests leave
@@ -800,48 +833,7 @@ class KeplerService:
         gc.collect()
         gc.freeze()
 
-    if SETTINGS["batching"]:
-
-        @bentoml.api(
-            route="/predict",
-            batchable=True,
-            batch_dim=0,
-            max_batch_size=SETTINGS["max_batch_size"],
-            max_latency_ms=SETTINGS["max_latency_ms"],
-        )
-        def predict(self, payloads: list, /) -> list:  # type: ignore[type-arg]
-            """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
-            return self._batched(payloads, proba=False)
-
-        @bentoml.api(
-            route="/predict_proba",
-            batchable=True,
-            batch_dim=0,
-            max_batch_size=SETTINGS["max_batch_size"],
-            max_latency_ms=SETTINGS["max_latency_ms"],
-        )
-        def predict_proba(self, payloads: list, /) -> list:  # type: ignore[type-arg]
-            """Class probabilities, one list per row. Classifiers only."""
-            return self._batched(payloads, proba=True)
-    else:
-
-        @bentoml.api(route="/predict")
-        def predict(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
-            """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
-            try:
-                return answer(self.predictor, payload, self.known, proba=False)
-            except InputSchemaError as exc:
-                raise _schema_error(exc) from None
-
-        @bentoml.api(route="/predict_proba")
-        def predict_proba(self, payload: t.Any, /) -> list:  # type: ignore[type-arg]
-            """Class probabilities, one list per row. Classifiers only."""
-            try:
-                return answer(self.predictor, payload, self.known, proba=True)
-            except InputSchemaError as exc:
-                raise _schema_error(exc) from None
-
-    def _batched(self, payloads: list, *, proba: bool) -> list:  # type: ignore[type-arg]
+    def _batched(self, payloads: list, *, proba: bool) -> list:
         """One onnxruntime run for the payloads of several requests, split back per request."""
         try:
             feeds = [self.predictor.feed(read_payload(p, self.known)) for p in payloads]
@@ -849,18 +841,99 @@ class KeplerService:
             raise _schema_error(exc) from None
         counts = [len(next(iter(f.values()))) for f in feeds]
         feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
-        outputs = self.predictor.manifest["output_schema"]
-        name = outputs["probabilities"] if proba else (outputs.get("label") or outputs.get("prediction"))
+        outputs = self.predictor.manifest.output_schema
+        name = outputs.probabilities if proba else outputs.answer
         result = self.predictor.session.run([name], feed)[0]
         return _split(result if proba else result.ravel(), counts)
 
 
-install_cancelling_timeout()
-install_server_headers({RELEASE_HEADER: SETTINGS["release"]})
-build_io_schemas_once(KeplerService)
-KeplerService.add_asgi_middleware(
-    ReleaseGate,
-    release=SETTINGS["release"],
-    max_body_bytes=SETTINGS["max_body_bytes"],
-    batching=SETTINGS["batching"],
-)
+def configure(config: t.Mapping[str, t.Any]) -> t.Any:
+    """The BentoML service of one release: :class:`ReleaseService` with ``config``'s settings, model, endpoints and
+    gate (:class:`ReleaseGate`).
+
+    Each call makes a new service class with its own :class:`Loaded` and changes nothing else, so services with
+    different settings can live in one process. A server process needs :func:`install_server_fixes` besides;
+    :mod:`kepler.deployment.entry_service` calls both for ``bentoml serve``.
+
+    Args:
+        config: Settings by :func:`settings`'s names (``model_tag`` is needed, the others default); values are read
+            as :func:`settings` reads bento arguments.
+
+    Returns:
+        The BentoML service (``bentoml.Service``).
+
+    Raises:
+        KeplerError: an unknown setting, no model tag, or a setting that is not a valid number, flag or word.
+    """
+    unknown = sorted(set(config) - set(IDENTITY) - set(TUNING))
+    if unknown:
+        raise KeplerError(
+            f"unknown service setting(s) {', '.join(unknown)}; use {', '.join([*IDENTITY, *TUNING])}"
+        )
+    chosen = settings(config, environ={})
+
+    class KeplerService(ReleaseService):
+        """Serves one Kepler release's ONNX artifact."""
+
+        config = chosen
+        loaded = Loaded()
+        model = BentoModel(chosen["model_tag"])
+
+        if chosen["batching"]:
+
+            @bentoml.api(
+                route="/predict",
+                batchable=True,
+                batch_dim=0,
+                max_batch_size=chosen["max_batch_size"],
+                max_latency_ms=chosen["max_latency_ms"],
+            )
+            def predict(self, payloads: list, /) -> list:
+                """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
+                return self._batched(payloads, proba=False)
+
+            @bentoml.api(
+                route="/predict_proba",
+                batchable=True,
+                batch_dim=0,
+                max_batch_size=chosen["max_batch_size"],
+                max_latency_ms=chosen["max_latency_ms"],
+            )
+            def predict_proba(self, payloads: list, /) -> list:
+                """Class probabilities, one list per row. Classifiers only."""
+                return self._batched(payloads, proba=True)
+        else:
+
+            @bentoml.api(route="/predict")
+            def predict(self, payload: t.Any, /) -> list:
+                """Labels (classifiers, outlier detectors) or values (regressors), one per row."""
+                try:
+                    return answer(self.predictor, payload, self.known, proba=False)
+                except InputSchemaError as exc:
+                    raise _schema_error(exc) from None
+
+            @bentoml.api(route="/predict_proba")
+            def predict_proba(self, payload: t.Any, /) -> list:
+                """Class probabilities, one list per row. Classifiers only."""
+                try:
+                    return answer(self.predictor, payload, self.known, proba=True)
+                except InputSchemaError as exc:
+                    raise _schema_error(exc) from None
+
+    service = bentoml.service(
+        name="kepler",
+        workers=chosen["workers"],
+        threads=chosen["threads"],
+        traffic={"timeout": chosen["timeout_s"]},
+        logging={"access": {"enabled": chosen["access_log"]}},
+        labels={"kepler.release": chosen["release"]},
+    )(KeplerService)
+    build_io_schemas_once(service)
+    service.add_asgi_middleware(
+        ReleaseGate,
+        release=chosen["release"],
+        max_body_bytes=chosen["max_body_bytes"],
+        batching=chosen["batching"],
+        loaded=KeplerService.loaded,
+    )
+    return service
