@@ -31,4 +31,6 @@ rmdir "$outside"
 KEPLER_TEST_VENV="$venv" bash scripts/check.sh
 
 export KEPLER_TEST_WHEEL=1
-exec "$venv/bin/pytest" -q "$@"
+# Two workers (pytest-xdist), a test file per worker so module fixtures are built once; the CI machine has
+# 2 cores. KEPLER_TEST_WORKERS=0 runs everything in one process.
+exec "$venv/bin/pytest" -q -n "${KEPLER_TEST_WORKERS:-2}" --dist loadfile "$@"
