@@ -9,30 +9,11 @@ import pandas as pd
 
 from kepler.data.tables import TABLE_SUFFIXES
 from kepler.errors import DataError
+from kepler.runtimes.inputs import PANDAS_MISSING_WORDS
 
-# Text a CSV cell holds for a missing value: pandas' defaults, spelt out so that compiled models read the
-# same words as missing at serving time (Dataset.input_typing).
-CSV_MISSING_WORDS = (
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
-)
+# Text a CSV cell holds for a missing value: pandas' defaults and blank text, the words the runtime reads as
+# missing too, so that compiled models read the same words as missing at serving time (Dataset.input_typing).
+CSV_MISSING_WORDS = ("", *sorted(PANDAS_MISSING_WORDS))
 
 # Text that exported tables hold for a missing reading beyond pandas' words: dashes, "n.a.", "?", spreadsheet
 # errors. In a column whose other values are all numbers (from any source), each is read as a missing value and
