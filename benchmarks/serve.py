@@ -29,6 +29,15 @@ Usage:
     python benchmarks/serve.py                      # 30 s per run, writes benchmarks/results/serve.{json,md}
     python benchmarks/serve.py --seconds 10         # shorter runs
     python benchmarks/serve.py --quick              # 2 s runs, one setting per service (smoke test)
+    python benchmarks/serve.py --recording --seconds 20   # Kepler's service, traffic recording off vs on
+
+With ``--recording``, only Kepler's service runs (setting "2 workers", ``--recording-setting``), open loop at ``--rate``, three times: traffic
+recording off (``sample_rate`` 0), on (``sample_rate`` 1, ``max_mb`` 100) and on with a small bound
+(``--recording-max-mb``, 1 by default, so that files rotate and the oldest are deleted). Each recording run ends
+with a SIGTERM to the server's process (as a container runtime stops it); the first checks that every request
+answered 200 (warm-up included) has its line in the files, the second that the folder never held more than
+its bound (sampled every 0.2 s during the run, and after the SIGTERM). Results go to
+``benchmarks/results/serve-recording.{json,md}``; the goal: throughput within 5% of recording off, p99 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -245,7 +254,12 @@ class Server:
 
 
 def server_for(
-    side: str, setting: dict[str, Any], ctx: dict[str, Any], log: Path, batch_latency_ms: int
+    side: str,
+    setting: dict[str, Any],
+    ctx: dict[str, Any],
+    log: Path,
+    batch_latency_ms: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     env = {
         **os.environ,
@@ -262,6 +276,8 @@ def server_for(
             "KEPLER_ACCESS_LOG": str(int(setting["access_log"])),
             "KEPLER_BATCHING": str(int(setting["batching"])),
             "KEPLER_MAX_LATENCY_MS": str(batch_latency_ms),
+            "KEPLER_SAMPLE_RATE": "0",  # traffic recording off, unless extra_env turns it on
+            **(extra_env or {}),
         }
         # Outside the source tree: from the repo root, `kepler` would import the unmapped source folder.
         return Server("kepler.deployment.entry_service:KeplerService", env=env, cwd=ctx["workdir"], log=log)
@@ -346,8 +362,23 @@ def prepared_requests(port: int, records: list[dict[str, Any]]) -> list[bytes]:
     return out
 
 
+def _tagged(request: bytes, tag: str | None, index: int) -> tuple[bytes, str | None]:
+    """The request with ``X-Request-Id: <tag>-<index>`` when tagging (recording runs), else as it is."""
+    if tag is None:
+        return request, None
+    rid = f"{tag}-{index}"
+    return request.replace(b"\r\n", f"\r\nX-Request-Id: {rid}\r\n".encode(), 1), rid
+
+
 async def _closed_loop(
-    port: int, requests: list[bytes], connections: int, seconds: float, timeout: float, recycle: int
+    port: int,
+    requests: list[bytes],
+    connections: int,
+    seconds: float,
+    timeout: float,
+    recycle: int,
+    tag: str | None = None,
+    ok_ids: list[str] | None = None,
 ) -> tuple[list[float], dict[int, int], float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -362,7 +393,10 @@ async def _closed_loop(
         while time.perf_counter() < deadline and counter < limit:
             counter += 1
             started = time.perf_counter()
-            status = await connection.request(requests[index % len(requests)], timeout)
+            request, rid = _tagged(requests[index % len(requests)], tag, index)
+            status = await connection.request(request, timeout)
+            if rid is not None and status == 200 and ok_ids is not None:
+                ok_ids.append(rid)
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
             index += connections
@@ -381,6 +415,8 @@ async def _open_loop(
     rate: float,
     timeout: float,
     recycle: int,
+    tag: str | None = None,
+    ok_ids: list[str] | None = None,
 ) -> tuple[list[float], dict[int, int], float]:
     """Requests due every 1/rate s, spread over a pool of connections; latency runs from the due time.
 
@@ -413,7 +449,10 @@ async def _open_loop(
             remaining = hard_deadline - time.perf_counter()
             status = 0
             if remaining > 0:
-                status = await connection.request(requests[index % len(requests)], min(timeout, remaining))
+                request, rid = _tagged(requests[index % len(requests)], tag, index)
+                status = await connection.request(request, min(timeout, remaining))
+                if rid is not None and status == 200 and ok_ids is not None:
+                    ok_ids.append(rid)
             latencies.append(time.perf_counter() - due)
             statuses[status] = statuses.get(status, 0) + 1
         connection.close()
@@ -457,13 +496,22 @@ def load(
     rate: float | None,
     timeout: float = 10.0,
     recycle: int = RECYCLE,
+    tag: str | None = None,
+    ok_ids: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One load run against 127.0.0.1:port: closed loop (rate None) or open loop at ``rate`` requests/s."""
+    """One load run against 127.0.0.1:port: closed loop (rate None) or open loop at ``rate`` requests/s.
+
+    With ``tag``, request ``i`` carries ``X-Request-Id: <tag>-<i>`` and the ids answered 200 go to ``ok_ids``.
+    """
     requests = prepared_requests(port, records)
     if rate is None:
-        outcome = asyncio.run(_closed_loop(port, requests, connections, seconds, timeout, recycle))
+        outcome = asyncio.run(
+            _closed_loop(port, requests, connections, seconds, timeout, recycle, tag, ok_ids)
+        )
     else:
-        outcome = asyncio.run(_open_loop(port, requests, connections, seconds, rate, timeout, recycle))
+        outcome = asyncio.run(
+            _open_loop(port, requests, connections, seconds, rate, timeout, recycle, tag, ok_ids)
+        )
     return summarize(*outcome)
 
 
@@ -590,6 +638,250 @@ def run_one(
     return figures
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the traffic files under ``folder`` (0 when there is none yet)."""
+    total = 0
+    for path in folder.rglob("*.jsonl"):
+        try:
+            total += path.stat().st_size
+        except OSError:  # deleted by the recorder's rotation since listed
+            pass
+    return total
+
+
+def traffic_ids(folder: Path) -> set[str]:
+    """The request ids of the lines recorded under ``folder``."""
+    ids = set()
+    for path in folder.rglob("*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            ids.add(json.loads(line)["request_id"])
+    return ids
+
+
+def run_recording(
+    name: str, ctx: dict[str, Any], args: argparse.Namespace, *, rate: float, max_mb: float | None
+) -> dict[str, Any]:
+    """One open-loop run of Kepler's service with recording off (``max_mb`` None) or on (sample_rate 1), ended
+    by a SIGTERM to the server's process; compares the recorded request ids with those answered 200 and
+    watches the folder's size."""
+    import threading
+
+    traffic = ctx["workdir"] / f"traffic-{len(list(ctx['workdir'].glob('traffic-*')))}"
+    extra = {"KEPLER_TRAFFIC_DIR": str(traffic)}
+    if max_mb is not None:
+        extra |= {"KEPLER_SAMPLE_RATE": "1", "KEPLER_MAX_MB": f"{max_mb:g}"}
+    log = traffic.with_suffix(".log")
+    largest = 0
+    watching = threading.Event()
+
+    def watch() -> None:
+        nonlocal largest
+        while not watching.wait(0.2):
+            largest = max(largest, folder_bytes(traffic))
+
+    ok_ids: list[str] = []
+    setting = SETTINGS[args.recording_setting]
+    server = server_for("kepler", setting, ctx, log, args.batch_latency_ms, extra)
+    with server:
+        server.wait_ready()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        warm = load(
+            server.port,
+            ctx["records"],
+            connections=args.connections,
+            seconds=2.0,
+            rate=None,
+            tag="warm",
+            ok_ids=ok_ids,
+        )
+        meter = CpuMeter(server.process.pid)
+        before = meter.snapshot()
+        figures = load(
+            server.port,
+            ctx["records"],
+            connections=args.connections,
+            seconds=args.seconds,
+            rate=rate,
+            recycle=args.requests_per_connection,
+            tag="run",
+            ok_ids=ok_ids,
+        )
+        cpu = meter.usage(before, meter.snapshot())
+        os.kill(server.process.pid, signal.SIGTERM)  # the server's own process only: it stops its workers
+        exit_code = server.process.wait(timeout=60)
+        watching.set()
+        watcher.join()
+    recorded = traffic_ids(traffic)
+    size = folder_bytes(traffic)
+    figures |= {
+        "service": "kepler",
+        "setting": name,
+        "sample_rate": 0.0 if max_mb is None else 1.0,
+        "max_mb": max_mb,
+        "rate_rps": rate,
+        "answered_200": warm["ok"] + figures["ok"],
+        "recorded_lines": len(recorded),
+        # Answered 200 but not in the files. With a small max_mb the oldest files are deleted, so only a run with
+        # room for everything shows whether anything is lost.
+        "missing": len(set(ok_ids) - recorded) if max_mb is not None else None,
+        "folder_bytes_after": size,
+        "folder_bytes_max_seen": max(largest, size),
+        "within_max_mb": None if max_mb is None else max(largest, size) <= max_mb * 2**20,
+        "server_cpu_ms_per_request": round(1000 * cpu["server_cpu_s"] / max(1, figures["ok"]), 3),
+        "other_cores": round(cpu["other_cores"], 2),
+        "exit_code": exit_code,
+        "cleanup_hook_ran": "Running cleanup hook: close_recording" in log.read_text(errors="replace"),
+    }
+    print(
+        f"  kepler {name:18s} {figures['throughput_rps']:7.1f} req/s  p50 {figures['p50_ms']:7.2f} ms  "
+        f"p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']}  200s {figures['answered_200']}  "
+        f"lines {len(recorded)}  missing {figures['missing']}  folder {size / 2**20:.2f} MiB "
+        f"(max seen {figures['folder_bytes_max_seen'] / 2**20:.2f})  other load {figures['other_cores']:.2f}",
+        flush=True,
+    )
+    return figures
+
+
+def recorder_cost(ctx: dict[str, Any], exchanges: int = 20000) -> dict[str, float]:
+    """CPU the recorder spends per recorded request, in this process: the request path's offer, and the writer
+    thread's formatting and writing (Kepler's own row reader, one row per request as in the load)."""
+    import resource
+    import threading
+
+    from kepler.deployment.recording import Recorder, records_of
+
+    bodies = [json.dumps([r]).encode() for r in ctx["records"]]
+    answer = b"[[0.9731, 0.0269]]"
+    folder = ctx["workdir"] / "recorder-cost"
+    recorder = Recorder(
+        folder,
+        release="serve-bench",
+        sample_rate=1.0,
+        max_mb=100.0,
+        rows_of=lambda body: records_of(json.loads(body)),
+        classes=[0, 1],
+        queue_items=exchanges + 1,
+        queue_bytes=1 << 30,
+    )
+    started = time.thread_time()
+    for i in range(exchanges):
+        recorder.offer(f"r{i}", "predict_proba", bodies[i % len(bodies)], answer)
+    offer_s = time.thread_time() - started
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter()
+    recorder.close(timeout=120)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    writer_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert recorder.stats()["written"] == exchanges and not threading.current_thread().daemon
+    return {
+        "exchanges": exchanges,
+        "offer_us": round(1e6 * offer_s / exchanges, 2),
+        "writer_cpu_us": round(1e6 * writer_s / exchanges, 2),
+        "writer_wall_s": round(time.perf_counter() - wall, 3),
+        "bytes_per_line": round(folder_bytes(folder) / exchanges, 1),
+    }
+
+
+def recording_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    cost = report["recorder_cost"]
+    lines = [
+        "# Serving with traffic recording: Kepler's service, recording off vs on",
+        "",
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', os.cpu_count())} cores; Python {m['python']}, "
+        f"BentoML {m['bentoml']}, onnxruntime {m['onnxruntime']}. Model: {report['model']['estimator']} "
+        f"({report['model']['trees']} trees), single-row JSON requests to `POST {ROUTE}`, setting "
+        f'"{report["setting"]}" (access log off).',
+        f"Open loop at {report['rate']:g} requests/s for {report['seconds']:g} s after a 2 s closed-loop warm-up, "
+        f"recording off and on alternately; each run ends with a SIGTERM to the server's process. Recording on: "
+        f"sample_rate 1, every request written as a JSON line by the service's background thread. Every request "
+        f'carries its own X-Request-Id; "200s not recorded" counts those answered 200 whose id is in no line. '
+        f'"Other load": CPU used outside the benchmark during the run (a shared machine).',
+        "",
+        "| recording | max_mb | requests/s | p50 ms | p99 ms | errors | answered 200 | lines "
+        "| 200s not recorded | folder after (MiB) | largest seen (MiB) | server CPU ms/request "
+        "| other load (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['setting']} | {'-' if r['max_mb'] is None else format(r['max_mb'], 'g')} "
+            f"| {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} "
+            f"| {r['answered_200']} | {r['recorded_lines']} | {'-' if r['missing'] is None else r['missing']} "
+            f"| {r['folder_bytes_after'] / 2**20:.2f} | {r['folder_bytes_max_seen'] / 2**20:.2f} "
+            f"| {r['server_cpu_ms_per_request']:.2f} | {r['other_cores']:.2f} |"
+        )
+    goal = report["goal"]
+    lines += [
+        "",
+        f"The recorder alone (in-process, {cost['exchanges']} single-row requests): {cost['offer_us']:.1f} µs "
+        f"on the request path (the queue), {cost['writer_cpu_us']:.1f} µs of CPU in the writer thread per "
+        f"request, {cost['bytes_per_line']:.0f} bytes per line.",
+        "",
+        f"Goal: throughput with recording within 5% of recording off, p99 <= {GOAL['p99_ms']:g} ms, nothing lost "
+        f"on SIGTERM, files within max_mb: **{'met' if goal['met'] else 'not met'}** ({goal['detail']}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main_recording(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="kepler-serve-") as tmp:
+        workdir = Path(tmp)
+        os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+        print("training and compiling the example model...", flush=True)
+        ctx: dict[str, Any] = {"workdir": workdir, "bentoml_home": workdir / "bentoml"}
+        ctx |= prepare(workdir, True)
+        ctx["model_tag"] = store_kepler_model(ctx["artifact"], ctx["bentoml_home"])
+        random.Random(0).shuffle(ctx["records"])
+        cost = recorder_cost(ctx)
+        print(f"  recorder alone: {cost}", flush=True)
+        results = []
+        for _ in range(args.recording_rounds):
+            results.append(run_recording("off", ctx, args, rate=args.rate, max_mb=None))
+            results.append(run_recording("on, max_mb 100", ctx, args, rate=args.rate, max_mb=100.0))
+        small_name = f"on, max_mb {args.recording_max_mb:g}"
+        results.append(run_recording(small_name, ctx, args, rate=args.rate, max_mb=args.recording_max_mb))
+    off = [r for r in results if r["max_mb"] is None]
+    on = [r for r in results if r["max_mb"] == 100.0]
+    small = results[-1]
+    off_rps = statistics.median(r["throughput_rps"] for r in off)
+    on_rps = statistics.median(r["throughput_rps"] for r in on)
+    ratio = on_rps / off_rps if off_rps else 0.0
+    on_p99 = max(r["p99_ms"] for r in on)
+    missing = sum(r["missing"] for r in on)
+    met = (
+        ratio >= 0.95
+        and on_p99 <= GOAL["p99_ms"]
+        and all(r["errors"] == 0 for r in on)
+        and missing == 0
+        and all(r["within_max_mb"] for r in (*on, small))
+    )
+    report = {
+        "machine": machine(),
+        "model": {"estimator": ctx["estimator"], "trees": ctx["trees"], "target": "edge"},
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "rounds": args.recording_rounds,
+        "setting": args.recording_setting,
+        "recorder_cost": cost,
+        "results": results,
+        "goal": {
+            "met": met,
+            "throughput_ratio": round(ratio, 4),
+            "detail": f"median throughput on/off {ratio:.3f}; p99 at most {max(r['p99_ms'] for r in off):.1f} ms "
+            f"off and {on_p99:.1f} ms on; {missing} of {sum(r['answered_200'] for r in on)} 200s not recorded; "
+            f"folder at most {small['folder_bytes_max_seen'] / 2**20:.2f} MiB of {args.recording_max_mb:g}",
+        },
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "serve-recording.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = recording_markdown(report)
+    (args.output / "serve-recording.md").write_text(text)
+    print()
+    print(text)
+
+
 def machine() -> dict[str, Any]:
     import bentoml
     import onnxruntime
@@ -669,7 +961,25 @@ def main() -> None:
     parser.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="server settings to try")
     parser.add_argument("--quick", action="store_true", help="2 s runs, one setting (smoke test)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--recording", action="store_true", help="only Kepler's service, traffic recording off vs on"
+    )
+    parser.add_argument(
+        "--recording-max-mb", type=float, default=1.0, help="with --recording: the small bound's max_mb"
+    )
+    parser.add_argument(
+        "--recording-rounds", type=int, default=1, help="with --recording: off/on pairs, alternately"
+    )
+    parser.add_argument(
+        "--recording-setting",
+        choices=list(SETTINGS),
+        default="2 workers",
+        help="with --recording: the server setting (default: the one that meets the serving goal)",
+    )
     args = parser.parse_args()
+    if args.recording:
+        main_recording(args)
+        return
     if args.quick:
         args.seconds = min(args.seconds, 2.0)
         args.rate = min(args.rate, 100.0)

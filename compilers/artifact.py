@@ -13,10 +13,11 @@ from typing import Any
 
 from kepler import atomic_files
 from kepler.errors import ArtifactError
-from kepler.runtimes.artifact import MANIFEST_NAME, PROBE_NAME, Artifact, read_artifact
-from kepler.runtimes.manifest import Benchmark, Parity
+from kepler.runtimes.artifact import MANIFEST_NAME, PROBE_NAME, Artifact, read_artifact, sha256_file
+from kepler.runtimes.manifest import Benchmark, Parity, ReferenceFile
 
 PROBE_ROWS = 200
+REFERENCE_NAME = "reference.json"
 
 
 class CompiledArtifact(Artifact):
@@ -93,6 +94,50 @@ def remove_at_exit(folder: Path) -> None:
 def write_probe(folder: Path, frame: Any) -> None:
     """Stores probe rows with the artifact, for benchmarks and reproduction checks."""
     write_json(folder / PROBE_NAME, probe_columns(frame))
+
+
+def write_reference(folder: Path, profile: Any) -> ReferenceFile:
+    """Stores a reference profile in an artifact folder being built, and returns the manifest's record of it.
+
+    Args:
+        folder: The artifact folder (a staging folder: the manifest is written after this).
+        profile: A :class:`kepler.monitoring.reference.ReferenceProfile`.
+
+    Returns:
+        The file's name, sha256 and size, for ``Manifest.reference``.
+    """
+    path = folder / REFERENCE_NAME
+    atomic_files.write_text(path, profile.to_json() + "\n")
+    return ReferenceFile(file=REFERENCE_NAME, sha256=sha256_file(path), size_bytes=path.stat().st_size)
+
+
+def replace_reference(artifact: Artifact, profile: Any) -> CompiledArtifact:
+    """Gives a compiled artifact a new reference profile (e.g. with a calibration table), in one rename.
+
+    For the code that made the artifact, before anyone else reads it (a search adds the calibration of
+    its held-out rows): the artifact is copied, the copy gets the profile and a manifest recording its
+    sha256, and the copy is swapped in, so the folder never holds a profile its manifest does not match.
+
+    Args:
+        artifact: The artifact (verified first).
+        profile: The new :class:`kepler.monitoring.reference.ReferenceProfile`.
+
+    Returns:
+        The artifact, at the same path, with the new manifest.
+    """
+    import dataclasses
+
+    current = read_artifact(artifact.path)
+    staging = new_staging()
+    try:
+        copy = staging / "artifact"
+        shutil.copytree(current.path, copy)
+        manifest = dataclasses.replace(current.manifest, reference=write_reference(copy, profile))
+        write_json(copy / MANIFEST_NAME, manifest.to_dict())
+        publish(copy, current.path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return CompiledArtifact(current.path, manifest)
 
 
 def publish(source: Path, output: Path, *, move: bool = True) -> None:

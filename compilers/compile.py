@@ -8,8 +8,9 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import onnx
 
 from kepler.clock import now
@@ -20,8 +21,10 @@ from kepler.compilers.artifact import (
     new_staging,
     publish,
     remove_at_exit,
+    replace_reference,
     write_json,
     write_probe,
+    write_reference,
 )
 from kepler.compilers.convert import TARGET_OPSET, to_onnx
 from kepler.compilers.converters import CLASSIFIER
@@ -30,13 +33,21 @@ from kepler.compilers.inspection import ModelInfo, inspect_model
 from kepler.compilers.labels import check_encoded, decode, plain_labels, restore_labels
 from kepler.compilers.passes import PassContext, check_pass_names, run_passes
 from kepler.compilers.schema import apply_input_typing, infer_input_schema
-from kepler.errors import CompileError, InputSchemaError, ParityError, UnsupportedModelError
+from kepler.errors import (
+    CompileError,
+    InputSchemaError,
+    MonitoringError,
+    ParityError,
+    UnsupportedModelError,
+)
 from kepler.runtimes.artifact import MANIFEST_NAME, read_artifact, sha256_file
 from kepler.runtimes.benchmark import benchmark as run_benchmark
 from kepler.runtimes.manifest import (
     Benchmark,
     Environment,
+    InputSchema,
     Manifest,
+    OutputSchema,
     Parity,
     PassRecord,
     SessionSettings,
@@ -45,6 +56,9 @@ from kepler.runtimes.manifest import (
 from kepler.runtimes.predictor import Predictor
 from kepler.runtimes.session import session_settings
 from kepler.targets import TargetProfile, load_profile
+
+if TYPE_CHECKING:
+    from kepler.monitoring.reference import ReferenceProfile
 
 
 def _json_params(estimator: Any) -> dict[str, Any]:
@@ -105,6 +119,110 @@ def _save_model(model: onnx.ModelProto, folder: Path, profile: TargetProfile) ->
     return ort_path
 
 
+def _reference_profile(
+    frame: Any,
+    input_schema: InputSchema,
+    output_schema: OutputSchema,
+    compiled: dict[str, np.ndarray],
+    labels: Any,
+) -> ReferenceProfile:
+    """The reference profile of the sample and of the compiled model's outputs on it (with a calibration
+    table when a classifier's labels are given).
+
+    The outputs are those the parity check computed, so profiling costs only sorting each column once.
+    """
+    from kepler.monitoring.reference import model_profile
+
+    classes = list(output_schema.classes) if output_schema.classes is not None else None
+    calibration = None
+    if labels is not None and output_schema.task == CLASSIFIER and classes is not None:
+        calibration = calibration_table(compiled["values"], labels, classes, rows=len(frame))
+    return model_profile(
+        frame,
+        task=output_schema.task,
+        outputs=compiled,
+        numeric=[c.name for c in input_schema.columns if c.is_numeric],
+        classes=classes,
+        calibration=calibration,
+    )
+
+
+def calibration_table(
+    probabilities: Any,
+    labels: Any,
+    classes: Sequence[Any],
+    *,
+    rows: int,
+    positive: Any = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A classifier's calibration table (``CalibrationTable.to_dict()``) from its probabilities and true labels.
+
+    ``positive`` and ``options`` (``precision_floor``, ``recall_target``; None values left out) go to
+    ``CalibrationTable.fit``.
+
+    Raises:
+        CompileError: not one label per row, or a label that is none of the classes.
+    """
+    from kepler.monitoring.calibration import CalibrationTable
+
+    truth = np.asarray(labels).ravel()
+    if truth.shape[0] != rows:
+        raise CompileError(
+            f"{truth.shape[0]} labels for {rows} sample rows; pass one label per row of sample"
+        )
+    kept = {k: float(v) for k, v in (options or {}).items() if v is not None}
+    try:
+        fitted = CalibrationTable.fit(
+            probabilities, truth, list(classes), positive=positive, options=kept or None
+        )
+    except MonitoringError as exc:  # a compile's error: the labels came with the model
+        raise CompileError(f"labels= cannot calibrate the model: {exc}") from None
+    table: dict[str, Any] = fitted.to_dict()
+    return table
+
+
+def calibrate(
+    artifact: CompiledArtifact,
+    probabilities: Any,
+    labels: Any,
+    *,
+    positive: Any = None,
+    options: dict[str, Any] | None = None,
+) -> CompiledArtifact:
+    """Adds a calibration table, fit on rows the model never saw, to a classifier artifact's reference profile.
+
+    A search calls it with its held-out test rows, before it hands the artifact out; the artifact is swapped
+    in one rename (:func:`kepler.compilers.artifact.replace_reference`).
+
+    Args:
+        artifact: A classifier artifact with a reference profile (compiled by this Kepler).
+        probabilities: The artifact's class probabilities on the rows.
+        labels: The rows' true labels, as the artifact answers them.
+        positive: The positive class of a binary model (default: the rarer class of ``labels``).
+        options: The use case's ``precision_floor`` and ``recall_target``, for the table's metrics.
+
+    Returns:
+        The artifact with the new profile (an artifact without a profile, or not a classifier, unchanged).
+
+    Raises:
+        CompileError: not one label per row, or a label that is none of the classes.
+    """
+    from kepler.monitoring.reference import ReferenceProfile, size_budget
+
+    path = artifact.reference_path
+    classes = artifact.output_schema.classes
+    if path is None or classes is None or artifact.output_schema.task != CLASSIFIER:
+        return artifact
+    profile = ReferenceProfile.load(path)
+    rows = len(probabilities)
+    profile.calibration = calibration_table(
+        probabilities, labels, list(classes), rows=rows, positive=positive, options=options
+    )
+    profile.fit_budget(size_budget(len(profile.columns) + len(profile.outputs)))
+    return replace_reference(artifact, profile)
+
+
 def compile(
     model: Any,
     target: str | os.PathLike[str] | TargetProfile = "edge",
@@ -114,6 +232,7 @@ def compile(
     benchmark: bool = True,
     input_typing: dict[str, dict[str, Any]] | None = None,
     class_labels: Sequence[Any] | None = None,
+    labels: Any = None,
 ) -> CompiledArtifact:
     """Compiles a fitted model into one verified ONNX artifact for a target profile.
 
@@ -137,6 +256,13 @@ def compile(
         class_labels: For a classifier fit on label codes 0..k-1 (text or unordered labels encoded for the
             search): the label each code stands for. The artifact then answers those labels, and parity
             compares the native model's decoded labels.
+        labels: The true labels of ``sample``'s rows, if known (as the artifact answers them: the labels
+            themselves, not codes). A classifier's reference profile then holds a calibration table for
+            label-free performance estimation; other models do not use them.
+
+    The artifact stores a reference profile of ``sample`` and of the compiled model's outputs on it
+    (``reference.json``, :mod:`kepler.monitoring.reference`), which drift and monitoring compare served data
+    with; the manifest records its sha256.
 
     Returns:
         The compiled artifact (folder, manifest, parity and benchmark reports).
@@ -145,7 +271,7 @@ def compile(
         ProfileError: unknown or invalid target.
         UnsupportedModelError: unfitted model or unsupported component.
         InputSchemaError: the sample does not match the model.
-        CompileError: conversion or a pass failed.
+        CompileError: conversion or a pass failed; ``labels`` not one per sample row or not the classes.
         ParityError: the artifact disagrees with the native model.
         ArtifactError: ``output`` exists and is not an artifact.
     """
@@ -215,11 +341,8 @@ def compile(
         native = parity_mod.native_outputs(info.model, info.role, native_rows)
         if class_labels is not None:
             native["label"] = decode(native["label"], class_labels)
-        report = parity_mod.compare(
-            native,
-            parity_mod.compiled_outputs(predictor, info.role, frame),
-            profile.parity,
-        )
+        compiled = parity_mod.compiled_outputs(predictor, info.role, frame)
+        report = parity_mod.compare(native, compiled, profile.parity)
         manifest = dataclasses.replace(manifest, parity=Parity.from_dict(report))
         if manifest.parity is None or not manifest.parity.passed:
             raise ParityError(
@@ -227,6 +350,8 @@ def compile(
                 f"{parity_mod.summarize(report)}; loosen [parity] in the profile only if that difference is acceptable",
                 report,
             )
+        reference = _reference_profile(frame, input_schema, output_schema, compiled, labels)
+        manifest = dataclasses.replace(manifest, reference=write_reference(staging, reference))
         if benchmark:
             measured = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
             manifest = dataclasses.replace(manifest, benchmark=Benchmark.from_dict(measured))

@@ -74,6 +74,7 @@ __all__ = [
     "monitoring",
     "reproduce",
     "runtimes",
+    "score",
     "supported",
     "targets",
     "versioning",
@@ -88,6 +89,7 @@ _LAZY = {
     "build": ("kepler.builds", "build"),
     "bench": ("kepler.api", "bench"),
     "deploy": ("kepler.deployment.deployments", "deploy"),
+    "score": ("kepler.scoring.api", "score"),
     "KeplerError": ("kepler.errors", "KeplerError"),
 }
 _SUBMODULES = {

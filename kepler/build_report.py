@@ -138,7 +138,9 @@ class BuildReport(Record):
     validation_score, test_rows, budgets, rejected_at_final_check, trials, failed_trials, pareto_front,
     use_case, families, interpretability_required, seed, time_budget_s, plan, search_seconds, search_stopped,
     search_isolation, final_seconds, total_seconds, positive_class, class_labels, labels_encoded`` and, inside
-    a caller's MLflow run, ``mlflow`` (see :func:`kepler.automl.automl_pipeline`).
+    a caller's MLflow run, ``mlflow`` (see :func:`kepler.automl.automl_pipeline`). A search whose trials ran on
+    Spark also has ``spark``: ``master``, ``concurrent_trials``, ``startup_seconds`` and ``note``, the line
+    saying that the trials' latencies only guided the search and the driver's re-measurement decided.
     """
 
     KIND = "build report"
@@ -175,6 +177,7 @@ class BuildReport(Record):
     search_seconds: float | None = optional()
     search_stopped: bool | None = optional()
     search_isolation: str | None = optional()
+    spark: dict[str, Any] | None = optional()
     final_seconds: float | None = optional()
     total_seconds: float | None = optional()
     positive_class: Any = optional()

@@ -127,7 +127,9 @@ def _from_model(
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         frame = frame[[c for c in frame.columns if c in set(map(str, names))]]
-    artifact = compile_model(model, profile, frame, output=staging / "artifact")
+    # With the label, a classifier's reference profile gets its calibration table (from this table's rows).
+    labels = truth.to_numpy() if truth is not None else None
+    artifact = compile_model(model, profile, frame, output=staging / "artifact", labels=labels)
     budgets = budget_mod.merge_budgets(profile, {}, None, None)
     rows = budget_mod.check(budgets, budget_mod.measured(artifact.benchmark))
     report = BuildReport(
@@ -216,6 +218,8 @@ def build(
     track: bool | None = None,
     progress: Callable[..., None] | None = None,
     force: bool = False,
+    spark: str | None = None,
+    concurrent_trials: int | None = None,
 ) -> BuildResult:
     """Builds a deployable artifact for a target and writes ``<output>/<build-id>/``.
 
@@ -241,6 +245,11 @@ def build(
             unified version); by default whenever the working directory is inside a project.
         progress: Forwarded to the search.
         force: Accept a time budget above the maximum of 24 h.
+        spark: Run the search's trials on this Spark master (``local[2]``, ``spark://HOST:7077``); by default
+            ``[scale] spark_master`` of the nearest kepler.toml, else on this machine. The chosen model's budgets
+            are re-measured on this machine either way (:mod:`kepler.automl.spark`).
+        concurrent_trials: Trials run at once on Spark (default: ``[scale] concurrent_trials``, else the
+            session's cores).
 
     A build stopped by Ctrl-C (KeyboardInterrupt) or SIGTERM (:class:`Terminated`) leaves nothing behind:
     no partial folder, no search process.
@@ -265,6 +274,8 @@ def build(
             track=track,
             progress=progress,
             force=force,
+            spark=spark,
+            concurrent_trials=concurrent_trials,
         )
 
 
@@ -284,6 +295,8 @@ def _build(
     track: bool | None,
     progress: Callable[..., None] | None,
     force: bool,
+    spark: str | None = None,
+    concurrent_trials: int | None = None,
 ) -> BuildResult:
     from kepler.automl.budgets import parse_duration
     from kepler.automl.plan import check_time_budget
@@ -300,6 +313,12 @@ def _build(
             "a search needs the label column: add --label <column> (or pass --model to compile a saved model)"
         )
     profile = load_profile(target)
+    trials_on = _trials_on(spark, concurrent_trials, model)
+    tracked = _project_for(track)
+    if tracked is not None:  # before a search that may take hours: the services it records to must answer
+        from kepler.versioning.build_tracking import check_services
+
+        check_services(tracked)
     parent = (
         Path(output)
         if output is not None
@@ -336,6 +355,7 @@ def _build(
                 output=staging / "artifact",
                 progress=progress,
                 force=force,
+                spark=trials_on,
             )
             report = BuildReport.of_search(result, **header)
             artifact = result.artifact
@@ -362,6 +382,21 @@ def _build(
         )
         atomic_files.write_json(final / "report.json", report.to_dict())
     return BuildResult(final, report, result)
+
+
+def _trials_on(spark: str | None, concurrent_trials: int | None, model: Any) -> Any:
+    """Where the search's trials run (None: here), its master checked before anything is written."""
+    from kepler.automl.spark import trials_setting
+    from kepler.errors import KeplerError
+
+    if model is not None:
+        if spark is not None or concurrent_trials is not None:
+            raise KeplerError("--spark and --concurrent-trials run search trials; a --model build has none")
+        return None
+    trials_on = trials_setting(spark, concurrent_trials)
+    if trials_on is not None:
+        trials_on.check()
+    return trials_on
 
 
 def _project_for(track: bool | None) -> Any:

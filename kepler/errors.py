@@ -22,6 +22,7 @@ __all__ = [
     "UnsupportedModelError",
     "MonitoringError",
     "DriftDetected",
+    "EndpointError",
 ]
 
 
@@ -121,3 +122,19 @@ class DriftDetected(MonitoringError):
     def __init__(self, message: str, drift_report: Any) -> None:
         super().__init__(message)
         self.drift_report = drift_report
+
+
+class EndpointError(KeplerError):
+    """A service Kepler records to or reads from cannot be reached or refuses: an MLflow tracking server,
+    an S3 endpoint (the DVC remote, MLflow's artifacts), a Spark master. The message names the endpoint
+    and what to check.
+
+    Attributes:
+        endpoint: The URL that failed (without credentials).
+    """
+
+    exit_code: ClassVar[int] = 15
+
+    def __init__(self, message: str, endpoint: str = "") -> None:
+        super().__init__(message)
+        self.endpoint = endpoint

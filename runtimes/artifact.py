@@ -51,6 +51,12 @@ class Artifact:
         return self.path / self.manifest.model_file
 
     @property
+    def reference_path(self) -> Path | None:
+        """Path of the reference profile file the manifest records (None: the manifest records none)."""
+        reference = self.manifest.reference
+        return None if reference is None else self.path / reference.file
+
+    @property
     def input_schema(self) -> InputSchema:
         """Columns, their kinds and the graph inputs they feed."""
         return self.manifest.input_schema
@@ -102,4 +108,23 @@ def read_artifact(path: str | os.PathLike[str] | Artifact, *, verify: bool = Tru
                 f"{artifact.manifest.sha256[:12]}…; the file was modified or corrupted, "
                 f"so restore it or recompile"
             )
+        _verify_reference(artifact)
     return artifact
+
+
+def _verify_reference(artifact: Artifact) -> None:
+    """Checks the reference profile file against the manifest's sha256, where both are there.
+
+    A copy that carries only what serving needs (the model file and the manifest) may leave the file out;
+    a file that is there must be the one compiled.
+    """
+    path = artifact.reference_path
+    reference = artifact.manifest.reference
+    if path is None or reference is None or not path.is_file():
+        return
+    actual = sha256_file(path)
+    if actual != reference.sha256:
+        raise ArtifactError(
+            f"{path}: sha256 {actual[:12]}… does not match the manifest's {reference.sha256[:12]}…; "
+            f"the reference profile was modified or corrupted, so restore it or recompile"
+        )

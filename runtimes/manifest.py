@@ -3,7 +3,8 @@
 Format 2 (written since issue 10) stores the text a reader counts as missing once per artifact
 (``input_schema.missing_words``) instead of on every column; a column lists only the words it reads beyond those.
 Format 1 (Kepler 0.1.0 before issue 10) is read and migrated: the words every column shares move up to the
-schema. Every other field has the same shape in both formats.
+schema. Every other field has the same shape in both formats. Format 2 gained an optional ``reference`` record
+(issue 11: the reference profile file and its sha256); a manifest without it reads as before.
 
 This module is the only code that reads the manifest by key: everything else reads attributes.
 """
@@ -866,6 +867,44 @@ def profile_from_manifest(manifest: Manifest | str | os.PathLike[str]) -> Target
     return (manifest if isinstance(manifest, Manifest) else read_manifest(manifest)).target
 
 
+# --------------------------------------------------------------------------- companion files
+
+
+@dataclass(frozen=True)
+class ReferenceFile:
+    """The artifact's reference profile file (``reference.json``), recorded so the integrity check covers it.
+
+    Attributes:
+        file: Its name in the artifact folder.
+        sha256: Its sha256, checked on every verified load.
+        size_bytes: Its size.
+    """
+
+    file: str
+    sha256: str
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON values."""
+        return {"file": self.file, "sha256": self.sha256, "size_bytes": self.size_bytes}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "reference file") -> ReferenceFile:
+        """Reads the manifest's ``reference`` record.
+
+        Raises:
+            ArtifactError: a missing field or a value of the wrong type, naming it.
+        """
+        return cls._read(_Fields(data, where, "reference"))
+
+    @classmethod
+    def _read(cls, fields: _Fields) -> ReferenceFile:
+        name = fields.text("file")
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise _bad(fields.where, fields.name("file"), f"must be a file name, got {name!r}")
+        return cls(file=name, sha256=fields.text("sha256"), size_bytes=fields.whole("size_bytes"))
+
+
 # --------------------------------------------------------------------------- the manifest
 
 _REQUIRED = (
@@ -907,6 +946,9 @@ class Manifest:
         seed: The final estimator's ``random_state`` (None: none; text: not a number).
         parity: The parity report (None only while the compile is checking it).
         benchmark: The benchmark report (None: compiled with ``benchmark=False``).
+        reference: The reference profile file and its sha256 (None: an artifact compiled before profiles,
+            format 1 or early format 2; its profile is then computed on demand, see
+            :mod:`kepler.monitoring.sources`).
     """
 
     kepler_version: str
@@ -926,6 +968,7 @@ class Manifest:
     seed: int | str | None = None
     parity: Parity | None = None
     benchmark: Benchmark | None = None
+    reference: ReferenceFile | None = None
 
     @property
     def format_version(self) -> int:
@@ -956,6 +999,8 @@ class Manifest:
             out["parity"] = self.parity.to_dict()
         if self.benchmark is not None:
             out["benchmark"] = self.benchmark.to_dict()
+        if self.reference is not None:
+            out["reference"] = self.reference.to_dict()
         return out
 
     @classmethod
@@ -1000,6 +1045,7 @@ class Manifest:
         seed = data.get("seed")
         parity = fields.opt_obj("parity")
         benchmark = fields.opt_obj("benchmark")
+        reference = fields.opt_obj("reference")
         return cls(
             kepler_version=fields.text("kepler_version"),
             created_at=fields.text("created_at"),
@@ -1018,6 +1064,7 @@ class Manifest:
             seed=seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None,
             parity=Parity._read(parity) if parity else None,
             benchmark=Benchmark._read(benchmark) if benchmark else None,
+            reference=ReferenceFile._read(reference) if reference else None,
         )
 
 

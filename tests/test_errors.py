@@ -31,6 +31,7 @@ DOCUMENTED = {
     "ProjectNotFoundError": 12,
     "MonitoringError": 13,
     "DriftDetected": 14,
+    "EndpointError": 15,
 }
 SHARED = {3: {"ProfileError", "RegistryError"}, 6: {"InputSchemaError", "DataError"}}
 

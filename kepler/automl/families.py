@@ -36,6 +36,15 @@ class Family:
     scaled: bool = False
     dense: bool = False
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickles as its name in the registry: its functions are made per family, and trials on Spark ship the
+        search state with the standard pickle."""
+        return _registered, (self.name,)
+
+
+def _registered(name: str) -> Family:
+    return FAMILIES.get(name)
+
 
 FAMILIES: Registry[Family] = Registry("estimator family")
 

@@ -31,6 +31,7 @@ from kepler.automl.search import (
     preload,
     run_search,
 )
+from kepler.automl.spark import SparkTrials
 from kepler.automl.splits import TEST_SHARE, check_class_rows, split_test  # noqa: F401 (split_test: reproduce's)
 from kepler.data.values import plain
 from kepler.errors import BudgetError, CompileError, DataError, KeplerError, ParityError
@@ -204,6 +205,7 @@ def automl_pipeline(
     output: str | os.PathLike[str] | None = None,
     progress: Callable[[Trial, Trial | None, float], None] | None = None,
     force: bool = False,
+    spark: SparkTrials | str | None = None,
 ) -> AutoMLResult:
     """Searches for the most accurate model that fits a target's budgets, measured on the compiled artifact.
 
@@ -220,6 +222,10 @@ def automl_pipeline(
         output: Folder for the chosen artifact; by default a temporary one.
         progress: Called after every trial with the trial, the best compliant trial and the elapsed seconds.
         force: Accept a time budget above the maximum of 24 h.
+        spark: Run the trials on Spark: a master URL (``"local[2]"``, ``"spark://HOST:7077"``) or a
+            :class:`~kepler.automl.spark.SparkTrials` (with its concurrent trials). Trial latencies then only
+            guide the search: the driver's final re-measurement decides (the result's ``spark`` says so).
+            Starting Spark, like the imports, is outside the time budget.
 
     The time budget covers the work on the table (reading it, the search, the final refit, compile and
     measurement), not the one-off library imports: the search gets what the time plan leaves it
@@ -241,6 +247,9 @@ def automl_pipeline(
         CompileError: every trial failed to compile (the message counts each reason), or the best
             candidates failed the final build (ParityError when all failed the parity check).
     """
+    trials_on = SparkTrials(spark) if isinstance(spark, str) else spark
+    if trials_on is not None:
+        trials_on.check()  # a wrong master or a missing pyspark fails here, within seconds, before any work
     started = time.perf_counter()
     importlib.import_module(
         "kepler.data"
@@ -295,6 +304,7 @@ def automl_pipeline(
         seed=seed,
         interpretable=interpretability_required,
         positive=codes.code(positive) if codes is not None and positive is not None else positive,
+        spark=trials_on,
     )
 
     imports_started = time.perf_counter()
@@ -338,6 +348,12 @@ def automl_pipeline(
             spec, positive=None if spec.positive is None else plain(codes.decode([spec.positive])[0])
         )
     evaluation = evaluate(compiled, x_test, y_test, test_spec)
+    if artifact.output_schema.task == "classifier":  # the reference profile's CBPE calibration: held-out rows
+        from kepler.compilers.compile import calibrate
+
+        artifact = calibrate(
+            artifact, compiled.predict_proba(x_test), y_test, positive=positive, options=spec.metric_options
+        )
     test_metrics = {"score": float(METRICS.get(metric)(evaluation)), **metric_report(evaluation, task)}
     if metric == "fpr_at_recall":
         test_metrics["false_positive_rate"] = 1.0 - test_metrics["score"]
@@ -368,6 +384,7 @@ def automl_pipeline(
         "search_seconds": search.seconds,
         "search_stopped": search.stopped,
         "search_isolation": search.isolation,
+        **({"spark": search.spark} if search.spark is not None else {}),
         "final_seconds": time.perf_counter() - final_started,
         "total_seconds": time.perf_counter() - started,
         "data": dataset.summary(),

@@ -21,6 +21,7 @@ from kepler.automl.measure import measure_compiled
 from kepler.automl.metrics import METRICS, Evaluation
 from kepler.automl.pipelines import learner_class
 from kepler.automl.plan import CV_MAX_ROWS, STOP_AT
+from kepler.automl.spark import SparkTrials
 from kepler.automl.splits import CV_FOLDS
 from kepler.errors import KeplerError
 from kepler.targets import TargetProfile
@@ -90,6 +91,7 @@ class SearchSpec:
     positive: Any = None
     search_s: float | None = None
     evaluation: dict[str, Any] | None = None
+    spark: SparkTrials | None = None
 
     @property
     def search_budget_s(self) -> float:
@@ -129,13 +131,16 @@ class SearchRun:
         seconds: Wall-clock seconds from the first trial's start to the search's end.
         stopped: Whether the time budget ran out during a trial, which was then stopped.
         isolation: ``"process"`` when the search ran in a child process stopped at the deadline,
-            ``"in-process"`` when it could not (see :func:`can_isolate`).
+            ``"in-process"`` when it could not (see :func:`can_isolate`), ``"spark"`` when its trials ran on
+            Spark (:mod:`kepler.automl.spark`).
+        spark: Where the trials ran on Spark (``master``, ``concurrent_trials``, ``note``), or None.
     """
 
     trials: list[Trial]
     seconds: float
     stopped: bool
     isolation: str
+    spark: dict[str, Any] | None = None
 
 
 def run_search(
@@ -159,7 +164,9 @@ def run_search(
     :func:`can_isolate`) the search runs in a forked child process that sends each trial back
     and is stopped at ``spec.search_budget_s * STOP_AT`` with the trial then running, since FLAML alone
     checks its budget only between trials (OpenMP is then held to one thread: see
-    :func:`can_isolate`).
+    :func:`can_isolate`). With ``spec.spark``, the trials run on Spark executors instead
+    (:mod:`kepler.automl.spark`: the search runs in this process, FLAML's deadline cancels the trials then
+    running, and Kepler's deadline check backs it).
 
     Returns:
         The trials and how the search ended.
@@ -174,6 +181,8 @@ def run_search(
             best = max((t for t in trials.values() if t.compliant), key=lambda t: t.val_score, default=None)
             progress(trial, best, trial.elapsed_s)
 
+    if spec.spark is not None:
+        return _spark_search(x_fit, y_fit, spec, numeric, categorical, started, record)
     isolated = can_isolate()
 
     def search(emit: Callable[[Trial], None]) -> None:
@@ -342,7 +351,6 @@ def _search(
     forked: bool,
 ) -> None:
     """The FLAML search itself; ``emit`` receives each trial after every fold it is scored on."""
-    from flaml import AutoML
     from threadpoolctl import threadpool_limits
 
     trials: dict[tuple, Trial] = {}
@@ -378,10 +386,7 @@ def _search(
                 elapsed_s=0.0,
                 error=measured["error"],
             )
-            for budget, value in (("latency_p99_ms", trial.p99_ms), ("size_mb", trial.size_mb)):
-                limit = spec.budgets[budget]["limit"]
-                if value > limit:
-                    trial.violations[budget] = value / limit
+            trial.violations = violations(spec.budgets, trial.p99_ms, trial.size_mb)
             trials[key] = trial
             fold_scores[key] = []
         fold_scores[key].append(score)
@@ -392,24 +397,7 @@ def _search(
             return _FAILED, {"p99_ms": _FAILED, "size_mb": _FAILED, "val_score": score}
         return -score, {"p99_ms": trial.p99_ms, "size_mb": trial.size_mb, "val_score": score}
 
-    # FLAML logs its own model into an active MLflow run (MLflow 3.17 refuses its types) and leaves mlruns/;
-    # Kepler records its own runs.
-    automl = AutoML(mlflow_logging=False)
-    learners = []
-    for family in spec.families:
-        learners.append(f"kepler_{family.name}")
-        automl.add_learner(
-            learners[-1],
-            learner_class(
-                family, spec.task, spec.seed, numeric, categorical, interpretable=spec.interpretable
-            ),
-        )
-    logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
-    evaluation = spec.evaluation or (
-        {"eval_method": "cv", "n_splits": CV_FOLDS}
-        if len(x_fit) <= CV_MAX_ROWS
-        else {"eval_method": "holdout", "split_ratio": 0.2}
-    )
+    automl = _automl(spec, numeric, categorical)
     # Native pools (OpenMP of the boosters and HistGradientBoosting, BLAS) default to every core; two builds
     # side by side then oversubscribe the cores and a trial of a few hundred rows takes seconds.
     threads = spec.profile.resolved_threads
@@ -418,30 +406,126 @@ def _search(
         # FLAML 2.7 calls pandas APIs that pandas 3 deprecates; the warnings are FLAML's to fix.
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*inplace keyword.*")
-        automl.fit(
-            x_fit,
-            y_fit,
-            task=spec.task,
-            metric=metric,
-            **evaluation,
-            metric_constraints=[
-                ("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
-                ("size_mb", "<=", spec.budgets["size_mb"]["limit"]),
-            ],
-            estimator_list=learners,
-            time_budget=spec.search_budget_s,
-            seed=spec.seed,
-            skip_transform=True,
-            retrain_full=False,
-            verbose=0,
-            log_file_name="",
-            n_jobs=1,
-            auto_augment=False,
-            early_stop=False,
-            keep_search_state=False,
-            model_history=False,
-            mlflow_logging=False,
+        automl.fit(**_fit_arguments(x_fit, y_fit, spec), metric=metric)
+
+
+def _automl(
+    spec: SearchSpec, numeric: list[str], categorical: list[str], *, trial_threads: int | None = None
+) -> Any:
+    """FLAML's AutoML with one Kepler learner per family (``trial_threads``: see :func:`learner_class`)."""
+    from flaml import AutoML
+
+    # FLAML logs its own model into an active MLflow run (MLflow 3.17 refuses its types) and leaves mlruns/;
+    # Kepler records its own runs.
+    automl = AutoML(mlflow_logging=False)
+    for family in spec.families:
+        automl.add_learner(
+            f"kepler_{family.name}",
+            learner_class(
+                family,
+                spec.task,
+                spec.seed,
+                numeric,
+                categorical,
+                interpretable=spec.interpretable,
+                trial_threads=trial_threads,
+            ),
         )
+    logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
+    return automl
+
+
+def _fit_arguments(x_fit: Any, y_fit: Any, spec: SearchSpec) -> dict[str, Any]:
+    """``AutoML.fit``'s arguments of a search, but its metric."""
+    evaluation = spec.evaluation or (
+        {"eval_method": "cv", "n_splits": CV_FOLDS}
+        if len(x_fit) <= CV_MAX_ROWS
+        else {"eval_method": "holdout", "split_ratio": 0.2}
+    )
+    return {
+        "X_train": x_fit,
+        "y_train": y_fit,
+        "task": spec.task,
+        **evaluation,
+        "metric_constraints": [
+            ("p99_ms", "<=", spec.budgets["latency_p99_ms"]["limit"]),
+            ("size_mb", "<=", spec.budgets["size_mb"]["limit"]),
+        ],
+        "estimator_list": [f"kepler_{family.name}" for family in spec.families],
+        "time_budget": spec.search_budget_s,
+        "seed": spec.seed,
+        "skip_transform": True,
+        "retrain_full": False,
+        "verbose": 0,
+        "log_file_name": "",
+        "n_jobs": 1,
+        "auto_augment": False,
+        "early_stop": False,
+        "keep_search_state": False,
+        "model_history": False,
+        "mlflow_logging": False,
+    }
+
+
+def _spark_search(
+    x_fit: Any,
+    y_fit: Any,
+    spec: SearchSpec,
+    numeric: list[str],
+    categorical: list[str],
+    started: float,
+    record: Callable[[Trial], None],
+) -> SearchRun:
+    """The search with its trials on Spark (:mod:`kepler.automl.spark`), in this process."""
+    from kepler.automl import spark as spark_mod
+
+    assert spec.spark is not None
+    trials: dict[tuple[Any, ...], Trial] = {}
+
+    def emit(figures: dict[str, Any], seconds: float) -> None:
+        config = figures["config"]
+        key = (figures["family"], tuple(sorted((k, repr(v)) for k, v in config.items())))
+        if key in trials:  # the same configuration again: FLAML's result, not a new candidate
+            return
+        trial = Trial(
+            number=len(trials) + 1,
+            family=figures["family"],
+            config=config,
+            val_score=figures["val_score"],
+            p99_ms=figures["p99_ms"],
+            p50_ms=figures["p50_ms"],
+            size_mb=figures["size_mb"],
+            elapsed_s=seconds,
+            error=figures["error"],
+        )
+        trial.violations = violations(spec.budgets, trial.p99_ms, trial.size_mb)
+        trials[key] = trial
+        record(trial)
+
+    automl = _automl(spec, numeric, categorical, trial_threads=spec.profile.resolved_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)  # FLAML and pyspark on pandas 3
+        warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+        stopped, where, seconds = spark_mod.search(
+            automl, _fit_arguments(x_fit, y_fit, spec), spec, spec.spark, started, emit
+        )
+    return SearchRun(
+        sorted(trials.values(), key=lambda t: t.number),
+        seconds,
+        stopped,
+        "spark",
+        where,
+    )
+
+
+def violations(budgets: dict[str, dict[str, Any]], p99_ms: float, size_mb: float) -> dict[str, float]:
+    """The budgets a trial's figures break, each with its measured share of the limit."""
+    broken = {}
+    for budget, value in (("latency_p99_ms", p99_ms), ("size_mb", size_mb)):
+        limit = budgets[budget]["limit"]
+        if value > limit:
+            broken[budget] = value / limit
+    return broken
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:

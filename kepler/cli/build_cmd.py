@@ -7,6 +7,8 @@ Usage:
     kepler build data.csv --label failure --target my-profile.toml --constraints-file budgets.json --json
     kepler build data.csv --label failure --target edge --model model.joblib
     kepler build data.csv --label failure --time-budget 36h --force   # above the 24 h maximum
+    kepler build data.csv --label failure --time-budget 5m --spark local[2]   # trials on Spark
+    kepler build data.csv --label failure --spark spark://master:7077 --concurrent-trials 8
 """
 
 from __future__ import annotations
@@ -67,6 +69,17 @@ def build_command(
     track: bool | None = typer.Option(
         None, "--track/--no-track", help="Record in the Kepler project (default: when inside one)."
     ),
+    spark: str | None = typer.Option(
+        None,
+        "--spark",
+        help="Run the trials on this Spark master: local[2], spark://HOST:7077 (default: [scale] spark_master).",
+    ),
+    concurrent_trials: int | None = typer.Option(
+        None,
+        "--concurrent-trials",
+        min=1,
+        help="Trials at once on Spark (default: [scale] concurrent_trials, else the session's cores).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Build a deployable artifact: constraint-aware search (or --model), compile, benchmark, report."""
@@ -87,5 +100,7 @@ def build_command(
         as_json=as_json,
         track=track,
         force=force,
+        spark=spark,
+        concurrent_trials=concurrent_trials,
         command=" ".join(["kepler", *sys.argv[1:]]),
     )

@@ -21,6 +21,7 @@ from kepler.cli import (  # noqa: F401  (importing a module registers its comman
     init_cmd,
     monitor_cmd,
     reproduce_cmd,
+    score_cmd,
     targets_cmd,
     versioning_cmd,
 )
@@ -82,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return exit_code_for(error)
     except Exception as error:  # anything else is a bug: one line, traceback on request
+        from kepler.versioning.endpoints import endpoint_error
+
+        unreachable = endpoint_error(error)  # MLflow or S3 raised it deep inside: a service, not a bug
+        if unreachable is not None:
+            print(f"error: {unreachable}", file=sys.stderr)
+            return exit_code_for(unreachable)
         if _debug():
             traceback.print_exc()
         print(

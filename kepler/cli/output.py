@@ -279,4 +279,8 @@ def build_summary(report: BuildReport | Mapping[str, Any]) -> Any:
         for name, value in metrics.items():
             table.add_row(name, f"{value:.4f}")
         parts.append(table)
+    if isinstance(report.spark, dict) and report.spark.get("note"):  # trials on Spark: what decided
+        from rich.text import Text
+
+        parts.append(Text(str(report.spark["note"])))
     return Group(*parts)

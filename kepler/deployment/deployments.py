@@ -9,6 +9,9 @@ lineage graph (:mod:`kepler.deployment.records`) and, locally with ``port=``, st
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,6 +91,10 @@ def deploy(
 ) -> Deployment:
     """Deploys a release: packages it as a BentoML model and bento, records it, and (locally, with ``port``) runs it.
 
+    The service records a ``[monitoring] sample_rate`` share of its requests (kepler.toml, read now) within
+    ``max_mb``: locally in ``<BENTOML_HOME>/kepler-traffic/<release>/`` (the project's ``.kepler/bentoml``), where
+    ``kepler monitor traffic <release>`` reads them (:mod:`kepler.deployment.recording`).
+
     Args:
         release: The release name.
         platform: ``local`` (default) or ``cloud-run``.
@@ -146,9 +153,14 @@ def deploy(
     if chosen == "cloud-run":
         return _deploy_cloud_run(resolved, package, project=project, rollback=rollback, options=options)
     url = pid = log = None
+    details: dict[str, Any] = {}
     if port is not None:
-        server = start(package, port=port, host=host, wait_s=wait_s)
+        launched = time.monotonic()
+        planned = f"http://{host}:{port}"
+        with _failures_recorded(resolved.name, chosen, planned, project, bento_tag=package.bento_tag):
+            server = start(package, port=port, host=host, wait_s=wait_s)
         url, pid, log = server["url"], server["pid"], server["log"]
+        details = {"url": url, "ready_s": round(time.monotonic() - launched, 3)}
     target = url or package.bento_tag
     recorded = _record(
         resolved,
@@ -157,7 +169,7 @@ def deploy(
         target=target,
         rollback=rollback,
         project=project,
-        details={"url": url} if url else None,
+        details=details or None,
     )
     return Deployment(
         release=resolved.name,
@@ -174,6 +186,34 @@ def deploy(
         log=log,
         bentoml_home=str(package.bentoml_home),
     )
+
+
+@contextlib.contextmanager
+def _failures_recorded(
+    release: str, platform: str, target: str, project: Any, **details: Any
+) -> Iterator[None]:
+    """Records a ``deploy-failed`` history entry when the block raises a KeplerError, then re-raises it.
+
+    It wraps what brings a packaged release up (the local server's start, the Cloud Run build and deploy);
+    a release that cannot be packaged (bad settings, BentoML errors) was never deployed, so it is not counted.
+    """
+    try:
+        yield
+    except KeplerError as exc:
+        from kepler.deployment.records import record_failure
+
+        try:
+            record_failure(
+                release,
+                platform=platform,
+                target=target,
+                error=f"{type(exc).__name__}: {exc}",
+                details={k: v for k, v in details.items() if v is not None},
+                project=project,
+            )
+        except KeplerError:  # the deployment's own error is the one to report
+            pass
+        raise
 
 
 def _record(
@@ -217,13 +257,15 @@ def _deploy_cloud_run(
 
     options = dict(options)
     options.setdefault("output_dir", project.root / "deploy" / tag_name(resolved.name))
-    result = deploy_cloud_run(
-        package.bento_tag,
-        release=resolved.release.to_dict(),
-        profile=profile_from_manifest(resolved.manifest).to_dict(),
-        bentoml_home=package.bentoml_home,
-        **options,
-    )
+    tag = package.bento_tag
+    with _failures_recorded(resolved.name, "cloud-run", tag, project, bento_tag=tag):
+        result = deploy_cloud_run(
+            package.bento_tag,
+            release=resolved.release.to_dict(),
+            profile=profile_from_manifest(resolved.manifest).to_dict(),
+            bentoml_home=package.bentoml_home,
+            **options,
+        )
     built = bool((result.get("build") or {}).get("built")) or result.get("status") == "deployed"
     image = result.get("image") if built else None
     target = result.get("service_name") or package.bento_tag

@@ -13,7 +13,7 @@ releases of several projects, and the caller's process is left as it was. The ch
 imports the bento's entry module (:mod:`kepler.deployment.entry_service`), which configures the service from
 the arguments given to ``bentoml.build``, once per process.
 
-The bento's source folder carries only the serving code (``kepler.deployment.service`` and its entry module,
+The bento's source folder carries only the serving code (``kepler.deployment.service``, its traffic recorder and entry module,
 ``kepler.runtimes``, ``kepler.targets`` and ``kepler.errors``) and its requirements are only numpy, onnxruntime
 and bentoml.
 """
@@ -227,6 +227,19 @@ def batching_settings(profile: TargetProfile, batching: Any) -> dict[str, Any]:
     return chosen
 
 
+def recording_settings(root: Path) -> dict[str, Any]:
+    """The service's traffic recording settings from the project's kepler.toml ``[monitoring]`` table, read at
+    deploy time: ``sample_rate`` and ``max_mb`` (see :mod:`kepler.deployment.recording`).
+
+    Raises:
+        MonitoringError: the ``[monitoring]`` table is not valid.
+    """
+    from kepler.monitoring.settings import load_settings
+
+    chosen = load_settings(root)
+    return {"sample_rate": chosen.sample_rate, "max_mb": chosen.max_mb}
+
+
 # --------------------------------------------------------------------------- packaging
 
 
@@ -299,6 +312,7 @@ def serving_sources() -> dict[str, Path]:
         "kepler/deployment/__init__.py": here / "__init__.py",
         "kepler/deployment/service.py": here / "service.py",
         "kepler/deployment/entry_service.py": here / "entry_service.py",
+        "kepler/deployment/recording.py": here / "recording.py",
     }
     compat = here.parent / "_compat"  # the service's shims of BentoML's and uvicorn's private API
     for name in ("__init__.py", "bentoml.py", "uvicorn.py"):
@@ -387,6 +401,7 @@ def package_release(
         "access_log": bool(access_log),
         "unknown_columns": unknown,
         **batching_settings(profile_from_manifest(resolved.manifest), batching),
+        **recording_settings(project.root),
     }
     bento_version = _digest(
         {

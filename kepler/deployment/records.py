@@ -8,6 +8,11 @@ the release name, which is what a running service sends in ``X-Kepler-Release``,
 Rollback: deploying a release whose version is lower than that of the release last deployed on the
 same platform, in the same model line, is a rollback; its history entry says so and names the release
 it replaced.
+
+A packaged deployment that does not come up (the local server never became ready, the Cloud Run build or
+deploy failed) leaves a ``deploy-failed`` entry with the error (:func:`record_failure`), and a local server's entry keeps its
+time to ready (``details.ready_s``: from launching the server to its first ready ``/readyz``), so
+``kepler monitor deployments`` counts attempts, failures and readiness from the history alone.
 """
 
 from __future__ import annotations
@@ -188,3 +193,36 @@ def record_service(
         "previous": previous,
         "deployed_at": deployed_at,
     }
+
+
+def record_failure(
+    release_name: str,
+    *,
+    platform: str,
+    target: str,
+    error: str,
+    details: dict[str, Any] | None = None,
+    project: Any = None,
+) -> None:
+    """Records a deployment that did not come up: a ``deploy-failed`` entry in the release's history.
+
+    What ``kepler monitor deployments`` counts as failed. No service node is made (nothing runs).
+
+    Args:
+        release_name: The release whose deployment failed.
+        platform: ``local``, ``cloud-run``...
+        target: Where it was to run (a URL, a service name, or the bento tag).
+        error: Why it failed (its first line is kept).
+        details: More JSON facts for the history entry.
+    """
+    from kepler.versioning.releases import record_deployment
+
+    first = (error.strip().splitlines() or ["unknown error"])[0][:500]
+    record_deployment(
+        release_name,
+        platform=platform,
+        target=target,
+        details={"failed_at": now("microseconds"), **(details or {})},
+        error=first,
+        project=project,
+    )

@@ -27,6 +27,21 @@ Endpoints:
 Every answer, errors included, carries ``X-Kepler-Release: <release name>``; that name is the release's
 node in the project's lineage graph (``kp.versioning.get_complete_lineage(name)``).
 
+Every answer, errors included, carries ``X-Request-Id``: the client's own when it sent a sane token (1-128
+letters, digits and ``. _ : -``), else a new uuid4 hex; labels join recorded traffic by it
+(``kepler monitor performance``). (The HTTP server's own 400 for a request it cannot parse has none: there is
+no request to name.)
+
+Traffic recording (:mod:`kepler.deployment.recording`): with ``sample_rate`` above 0 (``kp.deploy`` passes
+``[monitoring] sample_rate`` and ``max_mb`` from kepler.toml; ``KEPLER_SAMPLE_RATE``, ``KEPLER_MAX_MB``
+override them), that share of the successful ``/predict``, ``/predict_proba`` and ``/invocations`` requests is
+written, with its answer, release, endpoint, time and request id, to JSON Lines files in
+``<traffic_dir>/<release>/`` (``KEPLER_TRAFFIC_DIR``; by default ``<BENTOML_HOME>/kepler-traffic``, which for a
+local deployment is the project's ``.kepler/bentoml/kepler-traffic``), by a background thread, within
+``max_mb``. Recording never blocks nor fails a request: when its queue is full the request is dropped from the
+recording and counted (``GET /metadata``: ``recording``, this worker's counters); what is queued is written on
+a graceful shutdown (SIGTERM).
+
 Rows are taken as clients send them: the source table's columns the build dropped (ids, timestamps, empty
 columns, the label) are ignored, numbers sent as JSON strings are read as pandas reads a CSV, and any other
 column the model does not know gets 422, or is ignored with ``unknown_columns=ignore``
@@ -58,6 +73,7 @@ import re
 import threading
 import typing as t
 from http import HTTPStatus
+from pathlib import Path
 
 import bentoml
 import numpy as np
@@ -66,6 +82,7 @@ from bentoml.models import BentoModel
 
 from kepler._compat.bentoml import build_io_schemas_once, install_cancelling_timeout
 from kepler._compat.uvicorn import install_server_headers, server_adds
+from kepler.deployment.recording import Recorder, default_root, folder_name, records_of, request_id
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes import load as load_predictor
 from kepler.runtimes.inputs import REJECT, UNKNOWN_COLUMNS
@@ -73,6 +90,7 @@ from kepler.runtimes.manifest import Benchmark, Manifest, Parity
 from kepler.runtimes.predictor import finite_answer
 
 RELEASE_HEADER = "X-Kepler-Release"
+REQUEST_ID_HEADER = "X-Request-Id"
 INVOCATIONS_ROUTE = "/invocations"  # MLflow's scoring route: /predict, answered as {"predictions": [...]}
 PREDICT_ROUTES = {"/predict": "predict", "/predict_proba": "predict_proba", INVOCATIONS_ROUTE: "predict"}
 # MLflow's scoring payloads (mlflow.pyfunc.scoring_server), each holding the table under one key.
@@ -118,6 +136,11 @@ TUNING: dict[str, _Setting] = {
     "access_log": (bool, False),
     "timeout_s": (int, 60),
     "unknown_columns": (UNKNOWN_COLUMNS, REJECT),  # reject (422) or ignore columns the model does not know
+    # Traffic recording (kepler.deployment.recording): kp.deploy passes kepler.toml's [monitoring] values; a
+    # service made without them records nothing.
+    "sample_rate": (float, 0.0),
+    "max_mb": (float, 100.0),
+    "traffic_dir": (str, ""),  # the folder of every release's traffic folder; "" for the default
 }
 
 
@@ -136,6 +159,14 @@ def _convert(name: str, kind: t.Any, value: t.Any) -> t.Any:
         if text in ("0", "false", "no", "off", ""):
             return False
         raise KeplerError(f"setting {name} must be true or false, got {value!r}")
+    if kind is float:
+        try:
+            real = float(value)
+        except (TypeError, ValueError):
+            raise KeplerError(f"setting {name} must be a number, got {value!r}") from None
+        if not math.isfinite(real) or real < 0:
+            raise KeplerError(f"setting {name} must be a finite number >= 0, got {value!r}")
+        return real
     if kind is int:
         try:
             number = int(value)
@@ -178,6 +209,10 @@ def settings(
             "(or `kepler serve <release>`), or set KEPLER_MODEL_TAG to a model in BENTOML_HOME"
         )
     values["release"] = values["release"] or values["model_tag"]
+    if values["sample_rate"] > 1:
+        raise KeplerError(f"setting sample_rate must be from 0 to 1, got {values['sample_rate']:g}")
+    if values["max_mb"] <= 0:
+        raise KeplerError(f"setting max_mb must be above 0, got {values['max_mb']:g}")
     return values
 
 
@@ -193,6 +228,7 @@ class Loaded:
         self.metadata: dict[str, t.Any] | None = None
         self.classifier = False
         self.known: frozenset[str] = frozenset()
+        self.recorder: Recorder | None = None  # set when the service records traffic
         self._lock = threading.Lock()
 
     def set(self, predictor: t.Any, metadata: dict[str, t.Any]) -> None:
@@ -259,6 +295,7 @@ def describe(manifest: Manifest, kepler: dict[str, t.Any], config: dict[str, t.A
             ),
             "max_body_bytes": config["max_body_bytes"],
             "unknown_columns": config.get("unknown_columns", REJECT),
+            "sample_rate": config.get("sample_rate", 0.0),
         },
         "model": {
             "task": outputs.task,
@@ -512,8 +549,11 @@ class ReleaseGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rid = request_id(_header(scope, REQUEST_ID_HEADER.lower().encode()))
+        stamps = [(REQUEST_ID_HEADER.lower().encode(), rid.encode())]
         if not server_adds(RELEASE_HEADER):  # else the HTTP server puts it on every answer, its own included
-            send = self._stamped(send)
+            stamps.append(self.header)
+        send = self._stamped(send, stamps)
         started = False
 
         async def tracked(message: dict[str, t.Any]) -> None:
@@ -522,7 +562,7 @@ class ReleaseGate:
             await send(message)
 
         try:
-            await self._handle(scope, receive, tracked)
+            await self._handle(scope, receive, tracked, rid)
         except Exception:
             # A failure of the gate or of what it calls: logged once, answered here (with the release header and
             # one plain line, never a traceback) rather than by the server's bare 500.
@@ -533,7 +573,7 @@ class ReleaseGate:
                 send, *_error(500, "the service failed on this request; the server log has the details")
             )
 
-    async def _handle(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any) -> None:
+    async def _handle(self, scope: dict[str, t.Any], receive: t.Any, send: t.Any, rid: str) -> None:
         path, method = scope.get("path", ""), scope.get("method", "GET")
         if path == METADATA_ROUTE:
             if method not in ("GET", "HEAD"):
@@ -543,7 +583,9 @@ class ReleaseGate:
                     send, *_error(503, "the model is still loading; retry when /readyz answers 200")
                 )
             else:
-                await self._reply(send, 200, json.dumps(self.loaded.metadata).encode(), head=method == "HEAD")
+                recorder = self.loaded.recorder  # this worker's recording counters, live
+                document = {**self.loaded.metadata, "recording": recorder.stats() if recorder else None}
+                await self._reply(send, 200, json.dumps(document).encode(), head=method == "HEAD")
             return
         route = PREDICT_ROUTES.get(path)
         if route is None or method != "POST":
@@ -588,6 +630,9 @@ class ReleaseGate:
         if path == INVOCATIONS_ROUTE:
             scope = {**scope, "path": "/predict", "raw_path": b"/predict"}
             send = self._as_predictions(send)
+        recorder = self.loaded.recorder
+        if recorder is not None and recorder.sampled():
+            send = _recorded(send, recorder, rid, route, body)
         if self.batching:
             body = b"[" + body + b"]"
             send = self._unwrapped(send)
@@ -608,12 +653,11 @@ class ReleaseGate:
 
         await self.app({**scope, "headers": new_headers}, replay, send)
 
-    def _stamped(self, send: t.Any) -> t.Any:
-        header = self.header
-
+    @staticmethod
+    def _stamped(send: t.Any, stamps: list[tuple[bytes, bytes]]) -> t.Any:
         async def stamped(message: dict[str, t.Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), header]}
+                message = {**message, "headers": [*message.get("headers", []), *stamps]}
             await send(message)
 
         return stamped
@@ -764,6 +808,33 @@ def _rewritten(
     return rewritten
 
 
+def _header(scope: dict[str, t.Any], name: bytes) -> str | None:
+    """The value of a request header (``name`` in lower case), or None."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _recorded(send: t.Any, recorder: Recorder, rid: str, endpoint: str, body: bytes) -> t.Any:
+    """An ASGI ``send`` that passes the answer on, then offers a successful one with its request to ``recorder``
+    (which never blocks nor raises)."""
+    status = 0
+    chunks: list[bytes] = []
+
+    async def recorded(message: dict[str, t.Any]) -> None:
+        nonlocal status
+        await send(message)
+        if message["type"] == "http.response.start":
+            status = message.get("status", 0)
+        elif message["type"] == "http.response.body" and status == 200:
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                recorder.offer(rid, endpoint, body, b"".join(chunks))
+
+    return recorded
+
+
 def _schema_error(exc: Exception) -> BentoMLException:
     """A 422 for input the gate let through (it should not happen: the gate runs the same check)."""
     return BentoMLException(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY)
@@ -793,6 +864,36 @@ def install_server_fixes(release: str) -> None:
     """
     install_cancelling_timeout()
     install_server_headers({RELEASE_HEADER: release})
+
+
+def make_recorder(
+    config: t.Mapping[str, t.Any], predictor: t.Any, known: t.Collection[str]
+) -> Recorder | None:
+    """The traffic recorder of a service process, or None when ``sample_rate`` is 0.
+
+    It writes to ``<traffic_dir>/<release>/`` (``traffic_dir`` defaults to ``<BENTOML_HOME>/kepler-traffic``,
+    :func:`kepler.deployment.recording.default_root`).
+    """
+    if not config.get("sample_rate"):
+        return None
+    root = Path(config["traffic_dir"]) if config.get("traffic_dir") else default_root()
+    outputs = predictor.manifest.output_schema
+    classes = (
+        list(outputs.classes) if outputs.probabilities is not None and outputs.classes is not None else None
+    )
+
+    def rows_of(body: bytes) -> list[dict[str, t.Any]]:
+        return records_of(read_payload(json.loads(body), known))
+
+    return Recorder(
+        root / folder_name(config["release"]),
+        release=config["release"],
+        sample_rate=config["sample_rate"],
+        max_mb=config["max_mb"],
+        rows_of=rows_of,
+        classes=classes,
+        workers=config["workers"],
+    )
 
 
 class ReleaseService:
@@ -826,12 +927,20 @@ class ReleaseService:
         kepler_metadata = dict(stored.info.metadata.get("kepler") or {})
         self.metadata = describe(manifest, kepler_metadata, config)
         self.loaded.set(self.predictor, self.metadata)
+        self.loaded.recorder = make_recorder(config, self.predictor, self.known)
         # Everything loaded so far (BentoML, pydantic, onnxruntime, the session) lives as long as the worker.
         # Left in the collector's generations, every full collection walks all of it again: 55-70 ms pauses
         # every 3-4 s at 500 requests/s (p99 67 ms). Frozen, a full collection walks only what requests leave
         # behind: 2-3 ms (p99 9 ms).
         gc.collect()
         gc.freeze()
+
+    @bentoml.on_shutdown
+    def close_recording(self) -> None:
+        """Writes the traffic still queued: BentoML calls it in each worker on a graceful shutdown (SIGTERM)."""
+        recorder = self.loaded.recorder
+        if recorder is not None:
+            recorder.close()
 
     def _batched(self, payloads: list, *, proba: bool) -> list:
         """One onnxruntime run for the payloads of several requests, split back per request."""

@@ -11,8 +11,22 @@ _EXPORTS = {
     "ReferenceProfile": "reference",
     "NumericColumn": "reference",
     "CategoricalColumn": "reference",
+    "release_reference": "sources",
+    "release_artifact": "sources",
+    "artifact_reference": "sources",
     "METHODS": "statistics",
     "DEFAULT_THRESHOLDS": "statistics",
+    "read_traffic": "traffic",
+    "traffic_drift": "traffic",
+    "traffic_folder": "traffic",
+    "pipeline_stability": "pipeline",
+    "PipelineStabilityReport": "pipeline",
+    "deployment_success": "deployments",
+    "DeploymentReport": "deployments",
+    "record_monitoring_run": "records",
+    "CalibrationTable": "calibration",
+    "performance": "performance",
+    "PerformanceReport": "performance",
 }
 
 __all__ = sorted(_EXPORTS)

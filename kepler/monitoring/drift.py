@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DRIFT_SHARE = 0.5
+# One threshold for every test, one per method, or None for each method's default.
+Limits = float | Mapping[str, float] | None
 OTHER = "(other)"  # the bucket of categories a capped profile does not name
 PLOT_CATEGORIES = 20
 
@@ -213,28 +214,32 @@ def data_drift(
     threshold: float | None = None,
     columns: Sequence[str] | None = None,
     *,
-    drift_share: float = DRIFT_SHARE,
+    drift_share: float | None = None,
 ) -> DriftReport:
     """Tests each column of ``current`` for drift from ``reference``, with Evidently 0.7's tests.
 
     Args:
         reference: A DataFrame, a CSV or Parquet path, a :class:`ReferenceProfile` or the path of
-            one (``.json``), or the id of a data version of the current Kepler project.
-        current: A DataFrame, a CSV or Parquet path, or a data version id.
+            one (``.json``), the id of a data version of the current Kepler project, or the name of
+            one of its releases (its artifact's reference profile: :mod:`kepler.monitoring.sources`).
+        current: A DataFrame, a CSV or Parquet path, or a data version id (a release is refused).
         method: ``auto`` (Evidently's choice per column) or one of ks, chi2, z, wasserstein,
             jensenshannon, psi. A method that does not apply to a column (ks on categories) leaves
             that column to ``auto``; each row names the test it got.
         threshold: Overrides the default threshold of every column test (as Evidently's
-            ``threshold`` does); the ``missing_share`` rows keep 0.1.
+            ``threshold`` does); the ``missing_share`` rows keep 0.1. Default: each method's threshold
+            from ``[monitoring.thresholds]`` in kepler.toml, else Evidently's.
         columns: The columns to test (default: every column the two sides share).
-        drift_share: The share of drifted columns at which the dataset drifts.
+        drift_share: The share of drifted columns at which the dataset drifts (default:
+            ``[monitoring] drift_share`` in kepler.toml, else 0.5).
 
     Returns:
         The report.
 
     Raises:
         MonitoringError: an unknown method, a bad threshold or drift share, a side that is neither a
-            table, a profile nor a data version, no column in common, or an unknown column.
+            table, a profile, a data version nor (as the reference) a release, no column in common,
+            or an unknown column.
         DataError: a table that cannot be read or has no rows.
 
     Example:
@@ -243,7 +248,13 @@ def data_drift(
         (False, ['temperature'])
     """
     method = _check_method(method)
-    threshold = _check_threshold(method, threshold)
+    limits: Limits = _check_threshold(method, threshold)
+    if limits is None or drift_share is None:  # the defaults: kepler.toml's [monitoring], else Evidently's
+        from kepler.monitoring.settings import load_settings
+
+        settings = load_settings()
+        limits = settings.thresholds if limits is None else limits
+        drift_share = settings.drift_share if drift_share is None else drift_share
     if not (isinstance(drift_share, (int, float)) and 0 < drift_share <= 1):
         raise MonitoringError(f"drift_share must be a number in (0, 1], got {drift_share!r}")
     ref = _side(reference, "reference")
@@ -266,7 +277,7 @@ def data_drift(
         if profile is None:
             skipped.append((name, "a datetime or complex column"))
             continue
-        column_rows, distribution = _test_column(profile, cur[name], method, threshold)
+        column_rows, distribution = _test_column(profile, cur[name], method, limits)
         rows.extend(column_rows)
         if distribution is not None:
             distributions[name] = distribution
@@ -330,38 +341,40 @@ def _side(value: Any, role: str) -> pd.DataFrame | ReferenceProfile:
             frame: pd.DataFrame = read_table(path)
             return frame
         if isinstance(value, str):
-            return _data_version(value, role)
+            return _named(value, role)
         raise MonitoringError(f"{role} {os.fspath(value)}: no such file; pass a CSV, Parquet or profile path")
     raise MonitoringError(
         f"the {role} side is a {type(value).__name__}; pass a DataFrame, a CSV, Parquet or profile "
-        f"(.json) path, a data version id, or (as the reference) a ReferenceProfile"
+        f"(.json) path, a data version id, or (as the reference) a release name or a ReferenceProfile"
     )
 
 
-def _data_version(name: str, role: str) -> pd.DataFrame:
-    """The table of a data version of the current project, read from its exact bytes."""
-    from kepler.data.tables import read_table
+def _named(name: str, role: str) -> pd.DataFrame | ReferenceProfile:
+    """A side given by name: a data version of the current project, or (as the reference) a release."""
     from kepler.errors import ProjectNotFoundError, VersioningError
+    from kepler.monitoring import sources
     from kepler.versioning import data_versions
 
     try:
-        record = data_versions.get_data_version(name)
+        data_versions.get_data_version(name)
     except ProjectNotFoundError:
         raise MonitoringError(
             f"{role} {name!r}: no such file, and no Kepler project here to look it up in as a data "
-            f"version; pass a CSV, Parquet or profile (.json) path"
+            f"version or release; pass a CSV, Parquet or profile (.json) path"
         ) from None
     except VersioningError:
-        raise MonitoringError(
-            f"{role} {name!r} is neither a file nor a data version of this project (releases as drift "
-            f"sides are not built yet); pass a CSV, Parquet or profile path or a data version id"
-        ) from None
-    data = data_versions.get_data(record)
-    with tempfile.TemporaryDirectory(prefix="kepler-drift-") as folder:
-        path = Path(folder) / f"{record.version_id}{Path(record.file_path).suffix}"
-        path.write_bytes(data)
-        frame: pd.DataFrame = read_table(path)
-    return frame
+        if not sources.is_release(name):
+            raise MonitoringError(
+                f"{role} {name!r} is neither a file, a data version nor a release of this project; pass a "
+                f"CSV, Parquet or profile (.json) path, a data version id or (as the reference) a release"
+            ) from None
+        if role != "reference":
+            raise MonitoringError(
+                f"{role} {name!r} is a release, and a release can only be the reference (its reference "
+                f"profile); pass the current data as a file, a DataFrame or a data version id"
+            ) from None
+        return sources.release_reference(name)
+    return sources.read_data_version(name, role=role)
 
 
 def _common_columns(
@@ -424,7 +437,7 @@ def _reference_column(ref: pd.DataFrame | ReferenceProfile, name: str) -> Column
 
 
 def _test_column(
-    profile: ColumnProfile, series: pd.Series, method: str, threshold: float | None
+    profile: ColumnProfile, series: pd.Series, method: str, threshold: Limits
 ) -> tuple[list[ColumnDrift], Distribution | None]:
     values = np.empty(0)
     counts: dict[str, int] = {}
@@ -463,9 +476,11 @@ def _pick(method: str, numeric: bool, reference_rows: int, distinct: int) -> str
     return st.auto_method(numeric, reference_rows, distinct)
 
 
-def _threshold(chosen: str, threshold: float | None) -> float:
+def _threshold(chosen: str, threshold: Limits) -> float:
     if threshold is None:
         return st.DEFAULT_THRESHOLDS[chosen]
+    if isinstance(threshold, Mapping):  # per method (kepler.toml's [monitoring.thresholds])
+        return float(threshold.get(chosen, st.DEFAULT_THRESHOLDS[chosen]))
     if chosen in st.P_VALUE_METHODS and threshold >= 1:
         raise MonitoringError(
             f"{chosen} (picked for a column) compares a p-value with the threshold, so it must be below 1 "
@@ -475,7 +490,7 @@ def _threshold(chosen: str, threshold: float | None) -> float:
 
 
 def _numeric_row(
-    profile: NumericColumn, values: np.ndarray, method: str, threshold: float | None
+    profile: NumericColumn, values: np.ndarray, method: str, threshold: Limits
 ) -> tuple[ColumnDrift | None, Distribution | None]:
     if profile.count == 0 or values.size == 0:
         return None, None
@@ -560,7 +575,7 @@ def _binned(profile: NumericColumn, ordered: np.ndarray) -> st.Binned:
 
 
 def _categorical_row(
-    profile: CategoricalColumn, counts: dict[str, int], method: str, threshold: float | None
+    profile: CategoricalColumn, counts: dict[str, int], method: str, threshold: Limits
 ) -> tuple[ColumnDrift | None, Distribution | None]:
     if profile.count == 0 or not counts:
         return None, None

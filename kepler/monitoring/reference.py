@@ -3,8 +3,10 @@
 A profile holds, for each numeric column, 20 equal-mass (quantile) bins with their counts and where the
 mean of each bin lies, the missing count, the minimum and maximum, the mean and the standard deviation;
 for each categorical column, its category counts (the 20 most frequent, the rest in an "other" bucket);
-and, optionally, the same for the model's predictions and probabilities. It stays at or under 64 KB of
-JSON per 100 columns (:data:`BYTES_PER_100_COLUMNS`).
+and, optionally, the same for the model's predictions and probabilities, and a classifier's calibration
+table for label-free performance estimates (:mod:`kepler.monitoring.calibration`). It stays at or under
+64 KB of JSON per 100 columns (:data:`BYTES_PER_100_COLUMNS`). Every compiled artifact stores one of its
+sample and its outputs (``reference.json``, :func:`model_profile`).
 
 Exactness (what a profile keeps, and what the drift tests can therefore compute exactly):
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -217,12 +220,16 @@ class ReferenceProfile:
         rows: Rows of the profiled table.
         columns: One profile per input column, in the table's order.
         outputs: Profiles of the model's outputs (``prediction``, ``probability[<class>]``), if given.
+        calibration: The calibration table for label-free performance estimation (CBPE), as
+            ``kepler.monitoring.calibration.CalibrationTable.to_dict()`` gives it; None when no labels
+            were known (profiles written before it read as None).
         schema_version: Version of this layout (:data:`SCHEMA_VERSION`).
     """
 
     rows: int
     columns: list[ColumnProfile]
     outputs: list[ColumnProfile] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -274,13 +281,16 @@ class ReferenceProfile:
         return [c.name for c in (*self.columns, *self.outputs)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe content."""
-        return {
+        """JSON-safe content (``calibration`` only when there is one)."""
+        out: dict[str, Any] = {
             "schema_version": self.schema_version,
             "rows": self.rows,
             "columns": [c.to_dict() for c in self.columns],
             "outputs": [c.to_dict() for c in self.outputs],
         }
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
+        return out
 
     def to_json(self) -> str:
         """Compact JSON text (what the size budget counts)."""
@@ -301,11 +311,18 @@ class ReferenceProfile:
                 f"reference profile schema version {version!r} is newer than this Kepler reads "
                 f"({SCHEMA_VERSION}); upgrade Kepler"
             )
+        calibration = data.get("calibration")
+        if calibration is not None and not isinstance(calibration, dict):
+            raise MonitoringError(
+                f"a reference profile whose calibration is a {type(calibration).__name__}, not an object; "
+                f"recompute it"
+            )
         try:
             return cls(
                 rows=int(data["rows"]),
                 columns=[_column_from_dict(c) for c in data["columns"]],
                 outputs=[_column_from_dict(c) for c in data.get("outputs", [])],
+                calibration=calibration,
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -377,6 +394,74 @@ class ReferenceProfile:
 
     def _size(self) -> int:
         return len(self.to_json().encode("utf-8"))
+
+
+def model_profile(
+    frame: pd.DataFrame,
+    *,
+    task: str,
+    outputs: dict[str, np.ndarray],
+    numeric: Sequence[str] = (),
+    classes: Sequence[Any] | None = None,
+    calibration: dict[str, Any] | None = None,
+    max_bytes: int | None = None,
+) -> ReferenceProfile:
+    """The reference profile of a model's input table and of the model's outputs on it (what an artifact keeps).
+
+    Args:
+        frame: The input table (the model's columns).
+        task: ``classifier``, ``regressor`` or ``outlier`` (the manifest's ``output_schema.task``).
+        outputs: The model's outputs on ``frame``: ``label`` (classifiers and outlier detectors) and
+            ``values`` (class probabilities, shape ``(rows, classes)``; a regressor's values), as
+            ``kepler.compilers.parity.compiled_outputs`` gives them.
+        numeric: Columns the model reads as numbers: profiled as numbers even where the table holds
+            them as text or booleans (text that is no number counts as missing, as the runtime reads it).
+        classes: A classifier's classes, in the order of the probability columns.
+        calibration: The calibration table to store (``CalibrationTable.to_dict()``), if any.
+        max_bytes: Size budget (default: :func:`size_budget` of the columns and outputs).
+
+    Returns:
+        The profile: the inputs, then ``prediction`` and, for a classifier, ``probability[<class>]``.
+        A regressor of several outputs and an outlier detector's scores get no output profile beyond
+        ``prediction`` (the former none at all).
+
+    Raises:
+        MonitoringError: the table has no rows, or the outputs do not match its rows.
+    """
+    import pandas as pd
+
+    typed = frame
+    wanted = [name for name in numeric if name in frame.columns and not is_numeric(frame[name])]
+    if wanted:
+        typed = frame.copy(deep=False)
+        for name in wanted:
+            column = frame[name]
+            typed[name] = (
+                column.astype("float64")
+                if pd.api.types.is_bool_dtype(column.dtype)
+                else pd.to_numeric(column, errors="coerce")
+            )
+    predictions = probabilities = None
+    values = outputs.get("values")
+    if task == "classifier":
+        predictions, probabilities = outputs.get("label"), values
+    elif task == "outlier":
+        predictions = outputs.get("label")
+    elif values is not None and np.asarray(values).reshape(len(frame), -1).shape[1] == 1:
+        predictions = np.asarray(values).ravel()
+    profile = ReferenceProfile.from_frame(
+        typed,
+        predictions=predictions,
+        probabilities=probabilities,
+        classes=None if classes is None or probabilities is None else list(classes),
+        max_bytes=max_bytes,
+    )
+    if calibration is not None:
+        profile.calibration = calibration
+        profile.fit_budget(
+            max_bytes if max_bytes is not None else size_budget(len(profile.columns) + len(profile.outputs))
+        )
+    return profile
 
 
 def size_budget(columns: int) -> int:

@@ -270,6 +270,7 @@ def _header(r: BuildReport) -> str:
         )
         if r.search_stopped is True:
             search += " <small>(the trial running at the deadline was stopped)</small>"
+    spark = r.spark if isinstance(r.spark, dict) else {}
     size = _artifact(r).size_mb
     cards = [
         ("best model", model),
@@ -282,6 +283,7 @@ def _header(r: BuildReport) -> str:
             f"{len(trials)}" + (f" <small>({failed} failed)</small>" if failed else "") if trials else None,
         ),
         ("search", search),
+        ("Spark", _maybe(spark.get("note"), esc)),
         ("final refit, compile and measurement", _maybe(r.final_seconds, seconds)),
         ("total time", _maybe(r.total_seconds, seconds)),
         ("artifact size", _maybe(size, mb)),

@@ -166,7 +166,14 @@ def _search_metrics(report: BuildReport) -> dict[str, float]:
     return _finite(metrics)
 
 
-def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[dict[str, Any]]) -> None:
+def _log_trials(
+    client: Any,
+    experiment_id: str,
+    parent_id: str,
+    trials: list[dict[str, Any]],
+    created: list[str] | None = None,
+) -> None:
+    """One FINISHED child run of ``parent_id`` per trial; each run's id goes into ``created`` as soon as it exists."""
     from mlflow.entities import Metric, Param, RunTag
 
     stamp = 0
@@ -179,6 +186,8 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
                 "kepler.compliant": str(trial["compliant"]),
             },
         )
+        if created is not None:
+            created.append(run.info.run_id)
         metrics = _finite(
             {
                 "val_score": trial.get("val_score"),
@@ -194,6 +203,39 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
             tags=[RunTag("kepler.error", trial["error"][:500])] if trial.get("error") else [],
         )
         client.set_terminated(run.info.run_id, "FINISHED")
+
+
+@dataclass
+class _Written:
+    """What a build has recorded so far, so that a failure can take it back (:func:`_roll_back`).
+
+    Attributes:
+        experiment_id: The MLflow experiment of the runs.
+        runs: MLflow runs created (the build's run first, then its trials').
+        model: The registered model version ``(name, version)``.
+        new_line: True when the build created the registered model itself.
+        records: Kepler records written (unified version, lineage node, probe set).
+    """
+
+    experiment_id: str | None = None
+    runs: list[str] = field(default_factory=list)
+    model: tuple[str, str] | None = None
+    new_line: bool = False
+    records: list[Path] = field(default_factory=list)
+
+
+def check_services(project: Project) -> None:
+    """Checks, before a build records anything, that its tracking server and S3 remote answer.
+
+    Raises:
+        EndpointError: the tracking server (an http(s) tracking URI) or the DVC remote on S3 cannot be
+            reached or refuses.
+    """
+    from kepler.versioning.data_versions import check_remote
+    from kepler.versioning.endpoints import check_tracking_server
+
+    check_tracking_server(project.tracking_uri)
+    check_remote(project)
 
 
 def track_build(
@@ -213,16 +255,23 @@ def track_build(
     * the ONNX artifact is logged with ``mlflow.onnx.log_model`` and registered as a model version;
     * a unified version ties git commit, data md5, run, model version, artifact sha256 and build config;
     * the probe rows and the artifact's predictions on them are stored for ``kp.reproduce``.
+
+    All or nothing: the tracking server and the S3 remote are checked before anything is written; the data
+    version is complete on its own (a rerun reuses it); the build's run is FINISHED only once its trials are
+    logged, and the Kepler records, which name the run, are written only after that. When a step fails, what the
+    build recorded is taken back: its Kepler records are removed (and the removal committed), its registered model
+    version and runs deleted in MLflow. A server that died cannot be told: its run then stays FAILED or RUNNING,
+    and no Kepler record names it.
+
+    Raises:
+        EndpointError: the tracking server or the S3 endpoint cannot be reached or refuses.
     """
     import mlflow
-    import onnx
-    from mlflow import MlflowClient
 
-    from kepler import __version__
-    from kepler.runtimes.manifest import MANIFEST_NAME, read_manifest
     from kepler.versioning.data_versions import version_data
-    from kepler.versioning.unified import create_unified_version
+    from kepler.versioning.endpoints import service_errors
 
+    check_services(project)
     data_version = None
     notes: list[str] = []
     if data_path is not None:
@@ -233,8 +282,64 @@ def track_build(
         else:
             data_version = version_data(data_path, project=project)
 
-    kind = report.kind or "search"
     line = model_line or f"{report.use_case or 'kepler'}-{report.target_name}".replace("_", "-")
+    written = _Written()
+    uri = mlflow.get_tracking_uri() if mlflow.active_run() is not None else project.tracking_uri
+    try:
+        with service_errors(uri, project.s3_endpoint):
+            run_id, experiment_name, model = _record_run(
+                project, report, build_path, data_path, data_version, line, written
+            )
+        unified_name = f"build-{report.build_id}"
+        unified = _record_version(
+            project, report, build_path, data_path, data_version, run_id, experiment_name, model, written
+        )
+        lineage = _record_lineage(project, data_version, unified_name, line, model)
+        written.records.append(project.store.path("lineage", unified_name))
+        store = project.store
+        with store.lock("probes"):
+            path = store.write(
+                PROBES, unified_name, probe_record(build_path / "artifact", unified_name).to_dict()
+            )
+            written.records.append(path)
+        with store.lock("git"):
+            gitrepo.commit(project.root, [path], f"kepler: probe set of {unified_name}")
+    except BaseException as exc:
+        _roll_back(project, uri, written, f"build {report.build_id} failed: {type(exc).__name__}")
+        raise
+    return BuildTracking(
+        data_version=data_version.version_id if data_version else None,
+        mlflow_run_id=run_id,
+        experiment=experiment_name,
+        registered_model=model,
+        unified_version=unified.version_id,
+        lineage=lineage,
+        notes=notes,
+    )
+
+
+def _record_run(
+    project: Project,
+    report: BuildReport,
+    build_path: Path,
+    data_path: Any,
+    data_version: Any,
+    line: str,
+    written: _Written,
+) -> tuple[str, str, dict[str, str] | None]:
+    """The build's MLflow run, its trials' child runs and its registered model version.
+
+    Returns:
+        (run id, experiment name, ``{"name", "version"}`` of the model version or None).
+    """
+    import mlflow
+    import onnx
+    from mlflow.exceptions import MlflowException
+
+    from kepler import __version__
+    from kepler.runtimes.manifest import MANIFEST_NAME, read_manifest
+
+    kind = report.kind or "search"
     experiment_name = f"kepler-build-{report.use_case or 'default'}"
     commit = gitrepo.head(project.root) or ""
     tags = {
@@ -260,45 +365,69 @@ def track_build(
         experiment_name = client.get_experiment(experiment_id).name
     else:
         mlflow.set_tracking_uri(project.tracking_uri)
-        client = MlflowClient(tracking_uri=project.tracking_uri)
-        experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(experiment_name, artifact_location=project.artifact_root)
-        )
+        client = project.mlflow_client()
+        from kepler.versioning.experiments import _experiment_id
+
+        experiment_id = _experiment_id(client, experiment_name, project.artifact_root)
+    try:
+        client.get_registered_model(line)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        written.new_line = True
     artifact_dir = build_path / "artifact"
     manifest = read_manifest(artifact_dir)
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags, nested=active is not None) as run:
-        mlflow.log_params(_search_params(report))
-        mlflow.log_metrics(_search_metrics(report))
-        if data_version is not None:
-            # mlflow.data defines its from_* constructors at import time, so mypy cannot see them.
-            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                _frame_head(data_path),
-                source=str(data_path),
-                name=data_version.version_id,
-                digest=data_version.md5[:36],
-            )
-            mlflow.log_input(dataset, context="training")
-        mlflow.log_artifact(str(build_path / "report.json"))
-        mlflow.log_artifact(str(build_path / "report.html"))
-        info = mlflow.onnx.log_model(
-            onnx.load(str(artifact_dir / manifest.model_file)),
-            name="model",
-            registered_model_name=line,
-            extra_files=[str(artifact_dir / MANIFEST_NAME)],
+    written.experiment_id = experiment_id
+    run = mlflow.start_run(experiment_id=experiment_id, tags=tags, nested=active is not None)
+    run_id = run.info.run_id
+    written.runs.append(run_id)
+    mlflow.log_params(_search_params(report))
+    mlflow.log_metrics(_search_metrics(report))
+    if data_version is not None:
+        # mlflow.data defines its from_* constructors at import time, so mypy cannot see them.
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            _frame_head(data_path),
+            source=str(data_path),
+            name=data_version.version_id,
+            digest=data_version.md5[:36],
         )
-        run_id = run.info.run_id
-    if report.trials and not search_run:  # else the search run already holds them
-        _log_trials(client, experiment_id, run_id, report.trials)
+        mlflow.log_input(dataset, context="training")
+    mlflow.log_artifact(str(build_path / "report.json"))
+    mlflow.log_artifact(str(build_path / "report.html"))
+    info = mlflow.onnx.log_model(
+        onnx.load(str(artifact_dir / manifest.model_file)),
+        name="model",
+        registered_model_name=line,
+        extra_files=[str(artifact_dir / MANIFEST_NAME)],
+    )
     registered = info.registered_model_version
+    if registered is not None:
+        written.model = (line, str(registered))
+    if report.trials and not search_run:  # else the search run already holds them
+        _log_trials(client, experiment_id, run_id, report.trials, written.runs)
+    mlflow.end_run("FINISHED")  # last: a FINISHED build run has all its trials
     model = {"name": line, "version": str(registered)} if registered is not None else None
+    return run_id, experiment_name, model
+
+
+def _record_version(
+    project: Project,
+    report: BuildReport,
+    build_path: Path,
+    data_path: Any,
+    data_version: Any,
+    run_id: str,
+    experiment_name: str,
+    model: dict[str, str] | None,
+    written: _Written,
+) -> Any:
+    """The build's unified version (its record is noted in ``written`` before it is written)."""
+    from kepler.versioning.unified import create_unified_version
 
     unified_name = f"build-{report.build_id}"
     table = report.data
     config = BuildConfig(
-        kind=kind,
+        kind=report.kind or "search",
         family=report.best_algorithm,
         estimator=report.best_estimator,
         params=report.best_config,
@@ -313,32 +442,86 @@ def track_build(
         build_id=report.build_id,
         class_labels=report.class_labels,
     )
+    path = project.store.path("unified", unified_name)
+    existed = path.exists()
     unified = create_unified_version(
         unified_name,
         data_paths=[str(data_path)] if data_version is not None else None,
         experiment_name=experiment_name,
         mlflow_run_id=run_id,
         model=model,
-        artifact=str(artifact_dir),
+        artifact=str(build_path / "artifact"),
         build_config=config.to_dict(),
         metadata={"build_path": str(build_path), "test_metrics": report.test_metrics},
         project=project,
     )
-    lineage = _record_lineage(project, data_version, unified_name, line, model)
-    store = project.store
-    with store.lock("probes"):
-        path = store.write(PROBES, unified_name, probe_record(artifact_dir, unified_name).to_dict())
-    with store.lock("git"):
-        gitrepo.commit(project.root, [path], f"kepler: probe set of {unified_name}")
-    return BuildTracking(
-        data_version=data_version.version_id if data_version else None,
-        mlflow_run_id=run_id,
-        experiment=experiment_name,
-        registered_model=model,
-        unified_version=unified.version_id,
-        lineage=lineage,
-        notes=notes,
-    )
+    if not existed:
+        written.records.append(path)
+    return unified
+
+
+def _roll_back(project: Project, uri: str, written: _Written, reason: str) -> None:
+    """Takes back what a failed build recorded (see :func:`track_build`); never raises.
+
+    Kepler's records first (local: always possible), then MLflow's, each call made once without retries and
+    only when the tracking store still answers, so a dead server costs a second, not minutes.
+    """
+    import mlflow
+
+    from kepler.versioning.endpoints import check_tracking_server, fail_fast
+
+    removed = [path for path in written.records if path.exists()]
+    for path in removed:
+        path.unlink()
+    if removed:
+        try:
+            with project.store.lock("git"):
+                tracked = gitrepo.git(
+                    project.root, "ls-files", "--", *map(str, removed), check=False
+                ).splitlines()
+                if tracked:
+                    gitrepo.commit(
+                        project.root, [project.root / t for t in tracked], f"kepler: roll back ({reason})"
+                    )
+        except Exception:  # the files are gone; a commit that failed leaves their removal for the next one
+            pass
+    active = mlflow.active_run()
+    with fail_fast():
+        if active is not None and written.runs and active.info.run_id == written.runs[0]:
+            try:
+                mlflow.end_run("FAILED")  # off the stack first; telling the server may fail
+            except Exception:
+                pass
+        if not (written.runs or written.model):
+            return
+        try:
+            check_tracking_server(uri)
+        except Exception:
+            return
+        client = project.mlflow_client() if active is None or uri == project.tracking_uri else None
+        if client is None:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        steps: list[tuple[Any, tuple[str, ...]]] = []
+        if written.model is not None:
+            steps.append((client.delete_model_version, written.model))
+            if written.new_line:
+                steps.append((client.delete_registered_model, (written.model[0],)))
+        if written.runs and written.experiment_id is not None:
+            try:  # MLflow 3 keeps a logged model beside the run: the ONNX model of this build
+                models = client.search_logged_models(
+                    [written.experiment_id], filter_string=f"source_run_id = '{written.runs[0]}'"
+                )
+                steps.extend((client.delete_logged_model, (m.model_id,)) for m in models)
+            except Exception:
+                pass
+        steps.extend((client.delete_run, (run_id,)) for run_id in reversed(written.runs))
+        for call, args in steps:
+            try:
+                call(*args)
+            except Exception:
+                pass
 
 
 def track_search(result: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kepler import atomic_files
 from kepler._compat import dvc as dvc_compat
 from kepler.clock import now
 from kepler.errors import KeplerError, VersioningError
@@ -156,6 +157,35 @@ def _wait_for_index_lock(project: Project) -> None:
                 f"if no git command is running, delete {lock} and retry"
             )
         time.sleep(0.1)
+
+
+def check_remote(project: Project) -> None:
+    """Checks that the project's DVC remote answers, when it is on S3 (a local folder needs no check).
+
+    Raises:
+        EndpointError: the S3 endpoint cannot be reached, refuses the credentials, or lacks the bucket.
+    """
+    url = project.dvc_remote_url
+    if url.startswith("s3://"):
+        from kepler.versioning.endpoints import check_s3
+
+        check_s3(url, project.s3_endpoint, "the DVC remote")
+
+
+@contextlib.contextmanager
+def _restored_on_failure(paths: list[Path]) -> Iterator[None]:
+    """Puts ``paths`` back as they were (or removes them) when the block fails: a version that could not be pushed
+    leaves no changed ``.dvc`` or ``.gitignore`` file behind."""
+    saved = {path: path.read_bytes() if path.is_file() else None for path in paths}
+    try:
+        yield
+    except BaseException:
+        for path, content in saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            elif not path.is_file() or path.read_bytes() != content:
+                atomic_files.write_bytes(path, content)
+        raise
 
 
 def _tag_name(version_id: str) -> str:
@@ -308,10 +338,15 @@ def version_data(
         if existing is None:
             _check_tag(version_id)
 
-        with dvc_repo(project) as repo:
-            repo.add([str(absolute)])
-            repo.push(targets=[str(absolute)])
+        check_remote(project)
         dvc_file = absolute.with_name(absolute.name + ".dvc")
+        with _restored_on_failure([dvc_file, dvc_file.with_name(".gitignore")]), dvc_repo(project) as repo:
+            repo.add([str(absolute)])
+            try:
+                repo.push(targets=[str(absolute)])
+            except Exception:
+                check_remote(project)  # an unreachable remote: say so, naming it
+                raise
         recorded = _dvc_md5(dvc_file)
         if recorded != md5:
             raise VersioningError(
@@ -387,11 +422,19 @@ def get_data(version: str | DataVersion, *, project: Project | None = None) -> b
         version.version_id if isinstance(version, DataVersion) else version, project=project
     )
     with dvc_repo(project) as repo:
-        data = _read_checked(project, record)
-        if data is None:  # a damaged copy in the cache (read first), or bytes the remote lacks too
-            dvc_compat.restore_cached(repo, record.md5)
+        if not dvc_compat.cached_object(repo, record.md5).exists():
+            # The bytes must come from the remote: fail fast, naming it, when it is down.
+            check_remote(project)
+        try:
             data = _read_checked(project, record)
+            if data is None:  # a damaged copy in the cache (read first), or bytes the remote lacks too
+                dvc_compat.restore_cached(repo, record.md5)
+                data = _read_checked(project, record)
+        except Exception:
+            check_remote(project)  # an unreachable remote: say so, naming it
+            raise
     if data is None:
+        check_remote(project)
         raise VersioningError(
             f"the bytes of data version {record.version_id!r} (md5 {record.md5}) are in neither "
             f"the DVC cache nor the remote {project.dvc_remote_url}; restore the remote"

@@ -1,8 +1,10 @@
 """Experiment tracking on MLflow, in the project's own tracking store.
 
-Runs go to the project's tracking URI (the embedded SQLite file unless kepler.toml or
-``MLFLOW_TRACKING_URI`` say otherwise), and new experiments keep their artifacts in the
-project's artifact root. Every run is tagged with the code and data it saw:
+Runs go to the project's tracking URI (:attr:`kepler.versioning.project.Project.tracking_uri`: kepler.toml's
+``[tracking] uri``, else ``MLFLOW_TRACKING_URI``, else the embedded SQLite file), and new experiments keep their
+artifacts in the project's artifact root (a tracking server keeps them where it says). A tracking server that
+cannot be reached or refuses gives one :class:`~kepler.errors.EndpointError` naming it. Every run is tagged with
+the code and data it saw:
 
 - ``mlflow.source.git.commit``: the project's git HEAD (MLflow does not set it for library calls);
 - ``kepler.version``: the Kepler that ran it;
@@ -33,6 +35,7 @@ from typing import Any
 
 from kepler.errors import VersioningError
 from kepler.versioning import gitrepo
+from kepler.versioning.endpoints import service_errors
 from kepler.versioning.project import current
 
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -87,7 +90,8 @@ def run_tags(project: Any) -> dict[str, str]:
     return tags
 
 
-def _experiment_id(client: Any, name: str, artifact_root: str) -> str:
+def _experiment_id(client: Any, name: str, artifact_root: str | None) -> str:
+    """The id of experiment ``name``, created (with ``artifact_root``; None lets a tracking server choose) if new."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -135,8 +139,9 @@ def start_experiment(name: str, *, project: Any = None, tags: Mapping[str, str] 
     project = current(project)
     uri = project.tracking_uri
     mlflow.set_tracking_uri(uri)
-    experiment_id = _experiment_id(MlflowClient(tracking_uri=uri), name, project.artifact_root)
-    run = mlflow.start_run(experiment_id=experiment_id, tags={**run_tags(project), **dict(tags or {})})
+    with service_errors(uri, project.s3_endpoint):
+        experiment_id = _experiment_id(MlflowClient(tracking_uri=uri), name, project.artifact_root)
+        run = mlflow.start_run(experiment_id=experiment_id, tags={**run_tags(project), **dict(tags or {})})
     _run_uris[run.info.run_id] = uri
     return experiment_id
 
@@ -174,7 +179,8 @@ def active_run_store() -> tuple[Any, Any]:
 
     run, client = _active()
     try:
-        client.get_run(run.info.run_id)
+        with service_errors(client.tracking_uri):
+            client.get_run(run.info.run_id)
     except MlflowException:
         raise VersioningError(
             f"the active MLflow run {run.info.run_id} is not in the tracking store now set; "
@@ -197,7 +203,8 @@ def log_parameters(params: Mapping[str, Any], *, project: Any = None) -> None:
         raise VersioningError(f"parameters must be a dict of name -> value, got {type(params).__name__}")
     run, client = _active(project)
     if params:
-        client.log_batch(run.info.run_id, params=[Param(str(k), str(v)) for k, v in params.items()])
+        with service_errors(client.tracking_uri):
+            client.log_batch(run.info.run_id, params=[Param(str(k), str(v)) for k, v in params.items()])
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, *, project: Any = None) -> None:
@@ -221,9 +228,11 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, *, projec
     run, client = _active(project)
     now = int(time.time() * 1000)
     if metrics:
-        client.log_batch(
-            run.info.run_id, metrics=[Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
-        )
+        with service_errors(client.tracking_uri):
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()],
+            )
 
 
 def end_experiment(status: str = "FINISHED", *, project: Any = None) -> dict[str, str]:
@@ -249,7 +258,8 @@ def end_experiment(status: str = "FINISHED", *, project: Any = None) -> dict[str
     _run_uris.pop(run.info.run_id, None)
     if uri:
         mlflow.set_tracking_uri(uri)
-    mlflow.end_run(status=status)
+    with service_errors(uri or mlflow.get_tracking_uri()):
+        mlflow.end_run(status=status)
     return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "status": status}
 
 
@@ -293,4 +303,5 @@ def _finish(handle: ExperimentRun, status: str) -> None:
         from mlflow import MlflowClient
 
         uri = _run_uris.pop(handle.run_id, None) or mlflow.get_tracking_uri()
-        handle.status = MlflowClient(tracking_uri=uri).get_run(handle.run_id).info.status
+        with service_errors(uri):
+            handle.status = MlflowClient(tracking_uri=uri).get_run(handle.run_id).info.status

@@ -1,4 +1,4 @@
-"""End-to-end lineage: a directed acyclic graph of data, pipeline, model, release and service nodes.
+"""End-to-end lineage: a directed acyclic graph of data, pipeline, model, release, service and monitoring nodes.
 
 Each node is a JSON record in ``.kepler/records/lineage/<node_id>.json`` (committed to git)
 holding its kind, the name of what it stands for, its inputs and metadata. Edges go from an
@@ -37,7 +37,7 @@ from kepler.versioning.names import check_name
 from kepler.versioning.project import current
 
 KIND = "lineage"
-NODE_KINDS = ("data", "pipeline", "model", "release", "service")
+NODE_KINDS = ("data", "pipeline", "model", "release", "service", "monitoring")
 _RANK = {kind: rank for rank, kind in enumerate(NODE_KINDS)}
 
 
@@ -50,7 +50,7 @@ class LineageNode(Record):
 
     Attributes:
         node_id: Its id (immutable).
-        kind: data, pipeline, model, release or service.
+        kind: data, pipeline, model, release, service or monitoring.
         name: What it stands for (a data path, a pipeline, model, release or service name).
         inputs: The ids of the nodes it is made from.
         metadata: What the caller attached.
@@ -269,6 +269,18 @@ def create_service_lineage(
 ) -> dict[str, Any]:
     """Creates a service (deployment) node fed by ``inputs`` (existing node ids)."""
     return _create("service", node_id, service_name, inputs, metadata, project)
+
+
+def create_monitoring_lineage(
+    node_id: str,
+    check: str,
+    inputs: list[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    project: Any = None,
+) -> dict[str, Any]:
+    """Creates a monitoring node (one monitoring run) fed by the release or service it checked."""
+    return _create("monitoring", node_id, check, inputs, metadata, project)
 
 
 def get_lineage_node(node_id: str, *, project: Any = None) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class HistoryEntry(Section):
 
     Attributes:
         at: ISO 8601 UTC time.
-        action: create, promote, archive, deploy, rollback or reproduce.
+        action: create, promote, archive, deploy, rollback, deploy-failed or reproduce.
         from_status: The status before (``"from"`` in the record); None on creation.
         to: The status after.
         by: The git user.
@@ -80,8 +80,8 @@ class HistoryEntry(Section):
         target: The deployment's target (a service name, URL, bento tag...).
         details: The deployment's facts (bento and image tags, service node, ``deployed_at``...).
         version: The version a reproduction rebuilt.
-        success: Whether the reproduction succeeded.
-        error: Why it failed.
+        success: Whether the reproduction succeeded (False on a ``deploy-failed`` entry).
+        error: Why it (the reproduction or the deployment) failed.
     """
 
     KIND = "release history entry"
@@ -278,16 +278,21 @@ def _sync_registry(project: Any, entering: Release, before: str | None, archived
             moves.append((old_ref, None, ["production"]))
     if not moves:
         return
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=project.tracking_uri)
+    from kepler.versioning.endpoints import endpoint_error, service_errors
+
+    client = project.mlflow_client()
+    uri = project.tracking_uri
     moved = {(model, alias) for (model, _), alias, _ in moves if alias}
     for (model, version), alias, _ in moves:
         if alias:
             try:
                 client.set_registered_model_alias(model, alias, version)
             except MlflowException as exc:
+                unreachable = endpoint_error(exc, uri)
+                if unreachable is not None:
+                    raise unreachable from None
                 raise VersioningError(
                     f"cannot set MLflow alias {alias!r} on model {model!r} version {version}: "
                     f"{exc.message}; register that model version first"
@@ -298,10 +303,14 @@ def _sync_registry(project: Any, entering: Release, before: str | None, archived
                 continue  # just moved to the release entering that status
             try:
                 current = client.get_model_version_by_alias(model, alias)
-            except MlflowException:
+            except MlflowException as exc:
+                unreachable = endpoint_error(exc, uri)
+                if unreachable is not None:
+                    raise unreachable from None
                 continue  # no such alias (or model): nothing to remove
             if str(current.version) == version:
-                client.delete_registered_model_alias(model, alias)
+                with service_errors(uri):
+                    client.delete_registered_model_alias(model, alias)
 
 
 def create_release(
@@ -480,9 +489,11 @@ def record_deployment(
     target: str,
     rollback: bool = False,
     details: dict[str, Any] | None = None,
+    error: str | None = None,
     project: Any = None,
 ) -> Release:
-    """Appends a ``deploy`` (or ``rollback``) entry to a release's history and commits it.
+    """Appends a ``deploy`` (or ``rollback``) entry to a release's history and commits it; with ``error``,
+    a ``deploy-failed`` entry (``success: false``) for a deployment that did not come up.
 
     Args:
         name: The release deployed.
@@ -490,6 +501,7 @@ def record_deployment(
         target: The deployment target (a service name, URL, image...).
         rollback: True when this deployment rolls back to this release.
         details: Extra JSON-ready facts (image, revision, bento tag...).
+        error: Why the deployment failed (then the entry is ``deploy-failed``).
 
     Raises:
         VersioningError: an unknown release, or details that are not JSON values.
@@ -498,7 +510,7 @@ def record_deployment(
     details = _json_dict(details, "details") if details is not None else None
     with project.store.lock(KIND):
         release = _load(project, name)
-        action = "rollback" if rollback else "deploy"
+        action = "deploy-failed" if error is not None else "rollback" if rollback else "deploy"
         release.history.append(
             _entry(
                 project,
@@ -508,6 +520,8 @@ def record_deployment(
                 platform=str(platform),
                 target=str(target),
                 details=details,
+                success=False if error is not None else None,
+                error=error,
             )
         )
         _save(project, [release], f"release {name} {release.version}: {action} to {platform} {target}")

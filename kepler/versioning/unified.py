@@ -25,6 +25,7 @@ from kepler.versioning.data_versions import (
     commit_paths,
     version_data,
 )
+from kepler.versioning.endpoints import redact
 from kepler.versioning.names import check_name
 from kepler.versioning.project import Project, current
 
@@ -133,9 +134,16 @@ def _store_missing(project: Project) -> bool:
 
 
 def _client(project: Project) -> Any:
-    from mlflow import MlflowClient
+    return project.mlflow_client()
 
-    return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+
+def _raise_unreachable(project: Project, exc: Exception) -> None:
+    """Raises the EndpointError that ``exc`` means when the tracking store cannot be reached or refuses."""
+    from kepler.versioning.endpoints import endpoint_error
+
+    error = endpoint_error(exc, project.tracking_uri, project.s3_endpoint)
+    if error is not None:
+        raise error from None
 
 
 def _mlflow_run(
@@ -164,10 +172,11 @@ def _mlflow_run(
             [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=200
         )
     except MlflowException as exc:
+        _raise_unreachable(project, exc)
         what = f"run {run_id}" if run_id is not None else f"experiment {experiment_name!r}"
         raise VersioningError(
             f"MLflow {what}: {exc.message.splitlines()[0][:200]}; check the id or name "
-            f"(tracking URI {project.tracking_uri})"
+            f"(tracking URI {redact(project.tracking_uri)})"
         ) from None
     top = next((r for r in runs if "mlflow.parentRunId" not in r.data.tags), runs[0] if runs else None)
     return (top.info.run_id if top is not None else None), experiment_name
@@ -185,10 +194,11 @@ def _check_model(project: Project, model: dict[str, str] | None) -> None:
         )
     try:
         _client(project).get_model_version(model["name"], model["version"])
-    except MlflowException:
+    except MlflowException as exc:
+        _raise_unreachable(project, exc)
         raise VersioningError(
             f"registered model {model['name']} version {model['version']} does not exist in "
-            f"{project.tracking_uri}; register it first or fix the name/version"
+            f"{redact(project.tracking_uri)}; register it first or fix the name/version"
         ) from None
 
 

@@ -28,6 +28,10 @@ def test_default_search_returns_a_compliant_compiled_model(sensors, environment,
     }
     assert result["trials"] and set(result["pareto_front"]) <= {t["number"] for t in result["trials"]}
     assert result.artifact.path == tmp_path / "artifact"
+    # The reference profile holds the calibration table of the held-out test rows (label-free estimates).
+    reference = kp.monitoring.artifact_reference(tmp_path / "artifact")
+    assert reference.calibration is not None and reference.calibration["rows"] == result["test_rows"]
+    assert reference.calibration["positive"] == result["positive_class"] == 1
     # The budgets hold when re-measured independently on the target's settings.
     predictor = kp.runtimes.load(tmp_path / "artifact", target=environment)
     one = predictor.fastest_form(sensors.frame.head(1))

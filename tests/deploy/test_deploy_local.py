@@ -250,6 +250,11 @@ def test_deploy_serve_predict_lineage_and_rollback(in_project, free_port) -> Non
             history["details"]["replaces"] == "pm-1.1" and history["details"]["bento_tag"] == back.bento_tag
         )
         assert kp.versioning.get_release("pm-1.1").history[-1]["action"] == "deploy"
+        assert history["details"]["ready_s"] > 0  # time to ready, for kepler monitor deployments
+        success = kp.monitoring.deployment_success()  # the running server's own /metrics
+        now_serving, replaced = success.row("pm-1.0"), success.row("pm-1.1")
+        assert now_serving.server == "running" and now_serving.codes.get("200", 0) >= 1
+        assert replaced.server == "serves pm-1.0" and replaced.rolled_back >= 1
         rollback_node = kp.versioning.get_lineage_node(back.service_node)
         assert rollback_node["inputs"] == ["pm-1.0"] and rollback_node["metadata"]["rollback"] is True
     finally:

@@ -86,6 +86,7 @@ def test_service_import_and_prediction_stay_light(in_project) -> None:
         "kepler/deployment/__init__.py",
         "kepler/deployment/service.py",
         "kepler/deployment/entry_service.py",
+        "kepler/deployment/recording.py",
     }
     assert {p for p in shipped if p.startswith("kepler/_compat/")} == {
         "kepler/_compat/__init__.py",
@@ -121,6 +122,12 @@ def test_service_source_imports_only_the_serving_stack() -> None:
         "shutil",
         "pathlib",
         "uvicorn",
+        "atexit",  # the traffic recorder (kepler/deployment/recording.py): standard library only
+        "datetime",
+        "queue",
+        "random",
+        "time",
+        "uuid",
     }  # BentoML's HTTP server, configured by kepler._compat.uvicorn
     allowed_kepler = {
         "kepler.errors",
@@ -131,6 +138,7 @@ def test_service_source_imports_only_the_serving_stack() -> None:
         "kepler._compat.bentoml",
         "kepler._compat.uvicorn",
         "kepler.deployment.service",
+        "kepler.deployment.recording",
     }
     folder = Path(kepler.deployment.__file__).parent
     offenders = []
@@ -138,6 +146,7 @@ def test_service_source_imports_only_the_serving_stack() -> None:
     for name in (
         "service.py",
         "entry_service.py",
+        "recording.py",
         "__init__.py",
         "../_compat/bentoml.py",
         "../_compat/uvicorn.py",

@@ -128,3 +128,34 @@ def test_bad_profiles_and_tables_are_one_clear_error(tmp_path: Path) -> None:
         ReferenceProfile.from_dict({"schema_version": 99, "rows": 1, "columns": []})
     with pytest.raises(MonitoringError, match="bad field"):
         ReferenceProfile.from_dict({"rows": 1, "columns": [{"kind": "numeric", "name": "x"}]})
+
+
+def test_a_calibration_table_round_trips_and_a_profile_without_one_still_reads(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": np.arange(50.0), "line": ["a", "b"] * 25})
+    plain = ReferenceProfile.from_frame(frame)
+    assert plain.calibration is None and "calibration" not in plain.to_dict()
+    table = {"schema_version": 1, "classes": [0, 1], "rows": 50}
+    plain.calibration = table
+    plain.save(tmp_path / "profile.json")
+    assert ReferenceProfile.load(tmp_path / "profile.json").calibration == table
+    with pytest.raises(MonitoringError, match="calibration is a list, not an object"):
+        ReferenceProfile.from_dict({**plain.to_dict(), "calibration": [1, 2]})
+
+
+def test_model_profile_reads_numeric_text_as_numbers_and_names_the_outputs() -> None:
+    from kepler.monitoring.reference import model_profile
+
+    frame = pd.DataFrame({"t": ["1.5", "n.a.", "3"], "ok": [True, False, True], "line": ["a", "b", None]})
+    outputs = {"label": np.array(["x", "y", "x"]), "values": np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])}
+    profile = model_profile(
+        frame, task="classifier", outputs=outputs, numeric=["t", "ok"], classes=["x", "y"]
+    )
+    assert profile.names == ["t", "ok", "line", "prediction", "probability[x]", "probability[y]"]
+    t, ok = profile.column("t"), profile.column("ok")
+    assert isinstance(t, NumericColumn) and (t.count, t.missing, t.min, t.max) == (2, 1, 1.5, 3.0)
+    assert isinstance(ok, NumericColumn) and ok.distinct == [0.0, 1.0]
+    assert frame["t"].tolist() == ["1.5", "n.a.", "3"]  # the caller's table is left alone
+    regressor = model_profile(frame, task="regressor", outputs={"values": np.array([[1.0], [2.0], [3.0]])})
+    assert regressor.names[-1] == "prediction"
+    detector = model_profile(frame, task="outlier", outputs={"label": np.array([1, -1, 1])})
+    assert detector.names[-1] == "prediction"

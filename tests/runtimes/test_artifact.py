@@ -56,7 +56,12 @@ def _copy_artifact(source: Path, destination: Path) -> Path:
 
 def test_compile_writes_model_manifest_and_probe(compiled):
     path = compiled["path"]
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "probe.json",
+        "reference.json",
+    ]
     assert compiled["artifact"].path == path
     leftovers = [p.name for p in path.parent.iterdir() if p.name != "artifact"]
     assert leftovers == []  # no staging or retired folders beside it
@@ -341,7 +346,12 @@ def test_compile_into_an_existing_empty_folder(industrial, tmp_path):
         model, target="edge", sample=industrial.numeric_filled, output=output, benchmark=False
     )
     assert artifact.path == output
-    assert sorted(p.name for p in output.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "probe.json",
+        "reference.json",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -373,7 +383,12 @@ def test_save_copies_a_verified_artifact(compiled, tmp_path):
     copy = compiled["artifact"].save(tmp_path / "saved")
     assert copy.path == tmp_path / "saved"
     assert copy.manifest.sha256 == compiled["artifact"].manifest.sha256
-    assert sorted(p.name for p in copy.path.iterdir()) == ["manifest.json", "model.onnx", "probe.json"]
+    assert sorted(p.name for p in copy.path.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "probe.json",
+        "reference.json",
+    ]
     assert compiled["path"].exists()  # the source stays
     assert "edge" in repr(copy)
 
@@ -391,6 +406,11 @@ def test_ort_format_artifact(industrial, tmp_path, parity):
     artifact = kp.compile(model, target=profile, sample=rows, output=tmp_path / "artifact", benchmark=False)
 
     assert artifact.manifest.model_file == "model.ort"
-    assert sorted(p.name for p in artifact.path.iterdir()) == ["manifest.json", "model.ort", "probe.json"]
+    assert sorted(p.name for p in artifact.path.iterdir()) == [
+        "manifest.json",
+        "model.ort",
+        "probe.json",
+        "reference.json",
+    ]
     assert artifact.manifest.sha256 == sha256_file(artifact.path / "model.ort")
     parity(model, kr.load(artifact.path), rows, "classifier")

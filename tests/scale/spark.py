@@ -1,0 +1,89 @@
+"""A ``local[2]`` Spark session for the scale-out tests: one JVM per test worker, started on first use, offline,
+quiet, its UI off and every file it writes under pytest's base folder.
+
+Skips (naming the failing command) only where Spark cannot start here: no Java runtime, or no pyspark.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+MASTER = "local[2]"
+# Set before the JVM starts, restored when the session stops: workers run this Python, and Spark binds to the
+# loopback interface (no lookup of the host's name, nothing reachable from outside).
+_ENVIRONMENT = {
+    "PYSPARK_PYTHON": sys.executable,
+    "PYSPARK_DRIVER_PYTHON": sys.executable,
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "SPARK_LOCAL_HOSTNAME": "localhost",
+}
+
+
+def _java_problem() -> str | None:
+    """Why ``java -version`` cannot run here, or None when it can."""
+    java = (
+        shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin"))
+        if os.environ.get("JAVA_HOME")
+        else None
+    )
+    java = java or shutil.which("java")
+    if java is None:
+        return "`java -version` failed: no Java runtime on PATH or in JAVA_HOME (apt-get install openjdk-17-jre-headless)"
+    done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return f"`{java} -version` failed: {(done.stderr or done.stdout).strip()[:200]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The shared ``local[2]`` SparkSession (stopped at the end of the session; tests must not stop it)."""
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip(
+            "`python -c 'import pyspark'` failed: install the spark extra (pip install 'kepler-ml[spark]')"
+        )
+    problem = _java_problem()
+    if problem:
+        pytest.skip(problem)
+    from pyspark.sql import SparkSession
+
+    root = tmp_path_factory.mktemp("spark")
+    for folder in ("local", "tmp", "warehouse"):
+        (root / folder).mkdir()
+    saved = {name: os.environ.get(name) for name in _ENVIRONMENT}
+    os.environ.update(_ENVIRONMENT)
+    java_options = f"-Djava.io.tmpdir={root / 'tmp'} -Dlog4j2.level=ERROR"
+    session = (
+        SparkSession.builder.master(MASTER)
+        .appName("kepler-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.local.dir", str(root / "local"))
+        .config("spark.sql.warehouse.dir", str(root / "warehouse"))
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.executor.extraJavaOptions", java_options)
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

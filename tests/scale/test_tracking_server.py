@@ -1,0 +1,170 @@
+"""A project on a tracking server: `mlflow server` on PostgreSQL with its artifacts on S3 (moto), and the DVC remote on
+that S3. A build, a release promotion and a reproduction record there and nowhere else, and eight processes
+recording at once lose nothing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SENSORS = Path(__file__).resolve().parents[2] / "examples" / "data" / "sensors.csv"
+WORKERS = 8
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def server_project(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A project whose every record goes to the tracking server, and whose data go to S3."""
+    from kepler.versioning.project import init
+
+    prefix = f"projects/{uuid.uuid4().hex[:8]}"
+    project = init(
+        tmp_path_factory.mktemp("on-server") / "proj",
+        tracking_uri=services.tracking.url,
+        remote=f"s3://kepler/{prefix}",
+        remote_endpoint=services.s3.url,
+    )
+    assert project.dvc_remote_url == f"s3://kepler/{prefix}/dvc" and project.artifact_root is None
+    (project.root / "data").mkdir()
+    pd.read_csv(SENSORS).head(500).to_csv(project.root / "data" / "sensors.csv", index=False)
+    project.prefix = prefix  # type: ignore[attr-defined]
+    return project
+
+
+def test_build_promotion_and_reproduction_record_on_the_server(
+    server_project: Any, services: Any, servers_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kepler as kp
+    from kepler.versioning.releases import create_release, promote_release, reproduce_release
+
+    monkeypatch.chdir(server_project.root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")  # kepler.toml's [tracking] uri wins
+    built = kp.build(
+        "data/sensors.csv",
+        label="failure",
+        target="edge",
+        time_budget=4,
+        seed=1,
+        constraints={"families": ["logistic_regression"]},
+    )
+    tracking = built.report["tracking"]
+    client = server_project.mlflow_client()
+    assert client.tracking_uri == services.tracking.url
+
+    # MLflow on the server: the run, one child run per trial, the registered model version.
+    run = client.get_run(tracking["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=1000
+    )
+    assert len(children) == len(built.report["trials"]) > 0
+    model = tracking["registered_model"]
+    assert client.get_model_version(model["name"], model["version"]).run_id == run.info.run_id
+
+    # ...held in PostgreSQL, with the artifacts (reports, the ONNX model) on S3.
+    pg = services.postgres
+    assert pg.query(services.database, "SELECT status FROM runs WHERE run_uuid = %s", run.info.run_id) == [
+        ("FINISHED",)
+    ]
+    assert pg.query(
+        services.database, "SELECT count(*) FROM runs WHERE run_uuid = %s", children[0].info.run_id
+    ) == [(1,)]
+    keys = servers_module.s3_keys(services.s3.url, f"mlflow/{run.info.experiment_id}/")
+    assert f"mlflow/{run.info.experiment_id}/{run.info.run_id}/artifacts/report.json" in keys
+    assert any(k.endswith("/artifacts/model.onnx") for k in keys)
+    md5 = kp.versioning.get_data_version(tracking["data_version"]).md5
+    dvc_keys = servers_module.s3_keys(services.s3.url, f"{server_project.prefix}/dvc/")
+    assert f"{server_project.prefix}/dvc/files/md5/{md5[:2]}/{md5[2:]}" in dvc_keys
+    # Nothing went to the embedded store or the shell's MLFLOW_TRACKING_URI.
+    store = server_project.root / ".kepler"
+    assert not (store / "mlflow.db").exists() and not (store / "mlartifacts").exists()
+    assert not (server_project.root / "elsewhere.db").exists()
+
+    # A release promoted to production moves the registry's aliases on the server.
+    unified = tracking["unified_version"]
+    create_release("pm-1.0", "1.0.0", unified_version=unified, status="staging")
+    assert client.get_model_version_by_alias(model["name"], "staging").version == model["version"]
+    promote_release("pm-1.0", "production")
+    assert client.get_model_version_by_alias(model["name"], "production").version == model["version"]
+
+    # Reproduction reads the run back from the server and the data from S3, the local copies gone.
+    (server_project.root / "data" / "sensors.csv").unlink()
+    for cached in (server_project.root / ".dvc" / "cache").rglob("*"):
+        if cached.is_file():
+            cached.unlink()
+    result = reproduce_release("pm-1.0", output=server_project.root / "repro")
+    assert result.success, result.error_message
+    assert any(f"found run {run.info.run_id}" in step for step in result.steps_completed)
+    assert kp.versioning.get_release("pm-1.0").history[-1]["action"] == "reproduce"
+
+    # No credential in any record: the session's AWS secret is nowhere in PostgreSQL.
+    secret = servers_module.AWS_ENV["AWS_SECRET_ACCESS_KEY"]
+    for table in ("runs", "tags", "params", "experiments", "experiment_tags", "model_versions", "inputs"):
+        rows = pg.query(services.database, f"SELECT * FROM {table}")
+        assert secret not in repr(rows), table
+
+
+def _record(root: str, worker: int, experiment: str) -> None:
+    """One of the processes: a run with a parameter and a metric history, and a unified version naming it."""
+    import kepler as kp
+    from kepler.versioning.project import Project
+
+    project = Project(root)
+    with kp.versioning.track_experiment(experiment, project=project) as run:
+        kp.versioning.log_parameters({"worker": worker})
+        for step in range(STEPS):
+            kp.versioning.log_metrics({"loss": worker + step / 100}, step=step)
+    kp.versioning.create_unified_version(
+        f"concurrent-{worker}", experiment_name=experiment, mlflow_run_id=run.run_id, project=project
+    )
+
+
+def test_eight_processes_recording_at_once_lose_nothing(server_project: Any) -> None:
+    import kepler as kp
+
+    experiment = f"concurrent-{uuid.uuid4().hex[:6]}"
+    # Forked, so that each process starts with Kepler and MLflow imported (and its own HTTP connections: MLflow
+    # keys its sessions by process id).
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_record, args=(str(server_project.root), worker, experiment))
+        for worker in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=240)
+    assert [p.exitcode for p in processes] == [0] * WORKERS
+
+    client = server_project.mlflow_client()
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], max_results=100)
+    assert len(runs) == WORKERS and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(int(r.data.params["worker"]) for r in runs) == list(range(WORKERS))
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(STEPS))
+    unified = {
+        v.version_id: v.mlflow_run_id
+        for v in kp.versioning.list_unified_versions(project=server_project)
+        if v.version_id.startswith("concurrent-")
+    }
+    assert sorted(unified.values()) == sorted(r.info.run_id for r in runs)
+    log = subprocess.run(
+        ["git", "-C", str(server_project.root), "log", "--format=%s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        sum(1 for line in log.splitlines() if line.startswith("kepler: unified version concurrent-"))
+        == WORKERS
+    )
