@@ -304,8 +304,21 @@ INTEGRATION = (
 )
 
 
+# The scale-out modules leave threads behind in their (xdist worker) process: s3fs's event-loop thread, and a
+# Spark JVM's py4j threads for the rest of the process. A fork in a process with threads may inherit a held lock
+# and hang (the eight-process tests, the search's forked child), so they run last, the JVM ones at the very end.
+RUN_LAST = ("scale/",)
+STARTS_A_JVM = ("scale/test_build_spark.py", "scale/test_score_spark.py")
+
+
+def _run_order(item: pytest.Item) -> int:
+    where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+    return 2 if where in STARTS_A_JVM else 1 if where.startswith(RUN_LAST) else 0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks every test ``unit`` or ``integration``."""
+    """Marks every test ``unit`` or ``integration``, and puts the scale-out modules last (:data:`RUN_LAST`)."""
+    items.sort(key=_run_order)
     for item in items:
         where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
         explicit = item.get_closest_marker("integration") or item.get_closest_marker("unit")

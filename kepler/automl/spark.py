@@ -73,7 +73,7 @@ class SparkTrials:
             KeplerError: one line naming the master and what to check, or the install command.
         """
         require_pyspark()
-        from kepler.scoring.spark import check_master
+        from kepler.spark_sessions import check_master
 
         check_master(self.master.strip())
 
@@ -117,9 +117,9 @@ def session(trials: SparkTrials) -> Iterator[Any]:
             f"a Spark session for master {active.sparkContext.master} is already active in this process; build "
             f"with --spark {active.sparkContext.master}, or stop that session first"
         )
-    from kepler.scoring.spark import session_for
+    from kepler.spark_sessions import session_for
 
-    spark, made = session_for(master)
+    spark, made = session_for(master, app_name="kepler-trials")
     try:
         yield spark
     finally:

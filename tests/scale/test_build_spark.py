@@ -18,7 +18,7 @@ from kepler.automl.families import FAMILIES
 from kepler.automl.pipelines import learner_class
 from kepler.automl.spark import SparkTrials, TrialMetric, aggregate_folds, trials_setting
 from kepler.cli.main import main
-from kepler.errors import DataError, KeplerError
+from kepler.errors import DataError, EndpointError, KeplerError
 
 SENSORS = Path(__file__).resolve().parents[2] / "examples" / "data" / "sensors.csv"
 FAMILY_NAMES = ["logistic_regression", "decision_tree"]
@@ -121,10 +121,10 @@ def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def _refused(table: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(["build", str(table), "--label", "failure", "--no-track", "--time-budget", "5s", *args])
+def _refused(table: Path, capsys: pytest.CaptureFixture[str], *args: str, code: int = 1) -> str:
+    exited = main(["build", str(table), "--label", "failure", "--no-track", "--time-budget", "5s", *args])
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert exited == code and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err and not (table.parent / "builds").exists()  # nothing recorded
     return err
 
@@ -137,7 +137,7 @@ def test_an_unreachable_master_is_refused_in_one_line_before_anything_is_written
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    err = _refused(table, capsys, "--spark", f"spark://127.0.0.1:{port}")
+    err = _refused(table, capsys, "--spark", f"spark://127.0.0.1:{port}", code=EndpointError.exit_code)
     assert f"spark://127.0.0.1:{port}" in err and "cannot be reached" in err and "master runs" in err
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import kepler as kp
-from kepler.errors import ArtifactError, InputSchemaError, KeplerError
+from kepler.errors import ArtifactError, EndpointError, InputSchemaError
 
 pytestmark = [
     pytest.mark.integration,
@@ -169,15 +169,15 @@ def test_a_wrong_master_fails_in_seconds_with_one_line(released: Any, tmp_path: 
     _, artifact, _ = released
     master = f"spark://127.0.0.1:{_closed_port()}"
     with pytest.raises(
-        KeplerError,
+        EndpointError,
         match=rf"Spark master {master} cannot be reached at 127\.0\.0\.1:\d+ \(connection refused\)",
     ):
         kp.score(artifact, tmp_path / "missing.parquet", tmp_path / "out", spark=master)
     source = tmp_path / "rows.parquet"
     scoring.table(10).to_parquet(source)
-    for given, expected in (
-        (master, f"error: Spark master {master} cannot be reached"),
-        ("sprak://host:7077", "error: Spark master 'sprak://host:7077' is not a master URL"),
+    for given, expected, code in (
+        (master, f"error: Spark master {master} cannot be reached", EndpointError.exit_code),
+        ("sprak://host:7077", "error: Spark master 'sprak://host:7077' is not a master URL", 1),
     ):
         done = subprocess.run(
             [
@@ -194,7 +194,7 @@ def test_a_wrong_master_fails_in_seconds_with_one_line(released: Any, tmp_path: 
             text=True,
             timeout=60,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == code, done.stderr
         assert done.stderr.strip().splitlines() == [done.stderr.strip()] and done.stderr.startswith(
             expected
         ), done.stderr

@@ -4,8 +4,8 @@ recording at once lose nothing."""
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -112,37 +112,47 @@ def test_build_promotion_and_reproduction_record_on_the_server(
         assert secret not in repr(rows), table
 
 
-def _record(root: str, worker: int, experiment: str) -> None:
-    """One of the processes: a run with a parameter and a metric history, and a unified version naming it."""
-    import kepler as kp
-    from kepler.versioning.project import Project
+# One of the eight processes: a run with a parameter and a metric history, and a unified version naming it. They
+# are forked by a fresh interpreter that imported Kepler and MLflow once, not by this test process: it may hold
+# threads (Spark's py4j, s3fs's event loop) whose locks a forked child would inherit held, and hang on.
+RECORDERS = """
+import multiprocessing, sys
+import kepler as kp
+from kepler.versioning.project import Project
 
+root, experiment, workers, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def record(worker):
     project = Project(root)
     with kp.versioning.track_experiment(experiment, project=project) as run:
         kp.versioning.log_parameters({"worker": worker})
-        for step in range(STEPS):
+        for step in range(steps):
             kp.versioning.log_metrics({"loss": worker + step / 100}, step=step)
     kp.versioning.create_unified_version(
         f"concurrent-{worker}", experiment_name=experiment, mlflow_run_id=run.run_id, project=project
     )
+
+context = multiprocessing.get_context("fork")
+processes = [context.Process(target=record, args=(worker,)) for worker in range(workers)]
+for process in processes:
+    process.start()
+for process in processes:
+    process.join()
+sys.exit(max(abs(p.exitcode) for p in processes))
+"""
 
 
 def test_eight_processes_recording_at_once_lose_nothing(server_project: Any) -> None:
     import kepler as kp
 
     experiment = f"concurrent-{uuid.uuid4().hex[:6]}"
-    # Forked, so that each process starts with Kepler and MLflow imported (and its own HTTP connections: MLflow
-    # keys its sessions by process id).
-    context = multiprocessing.get_context("fork")
-    processes = [
-        context.Process(target=_record, args=(str(server_project.root), worker, experiment))
-        for worker in range(WORKERS)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=240)
-    assert [p.exitcode for p in processes] == [0] * WORKERS
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDERS, str(server_project.root), experiment, str(WORKERS), str(STEPS)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
     client = server_project.mlflow_client()
     found = client.get_experiment_by_name(experiment)
