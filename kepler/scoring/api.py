@@ -97,7 +97,7 @@ def score(
         raise KeplerError(f"batch size {batch_size} must be at least 1 row")
     on_spark = spark is not None
     if on_spark and isinstance(spark, str):
-        from kepler.scoring.spark import check_master
+        from kepler.spark_sessions import check_master
 
         check_master(spark.strip())  # first: a wrong master fails at once, before anything is read
     given_output = os.fspath(output)
