@@ -62,18 +62,10 @@ def drift_command(
     ),
 ) -> None:
     """Test each column of CURRENT for drift from REFERENCE (Evidently's tests and thresholds)."""
-    from kepler.cli import output as out
     from kepler.monitoring import data_drift
 
     report = data_drift(reference, current, method=method, threshold=threshold)
-    if html is not None:
-        report.to_html(html)
-    if as_json:
-        out.print_json(report.to_dict())
-    else:
-        out.console().print(report.table())
-        if html is not None:
-            out.console().print(f"HTML report → {html}")
+    _show(report, as_json, html)
     from kepler.monitoring.records import drift_metrics, find_release
 
     _record("drift", find_release([reference, current]), drift_metrics(report), report.to_dict(), html)
@@ -99,11 +91,20 @@ def traffic_command(
 ) -> None:
     """Test the inputs and predictions a release's service recorded for drift from the release's reference
     profile (recording: [monitoring] sample_rate in kepler.toml)."""
-    from kepler.cli import output as out
     from kepler.monitoring.records import drift_metrics
     from kepler.monitoring.traffic import traffic_drift
 
     report = traffic_drift(release, since=since, method=method, threshold=threshold)
+    _show(report, as_json, html)
+    _record("traffic", release, drift_metrics(report), report.to_dict(), html)
+    if fail_on_drift:
+        report.raise_if_drifted()
+
+
+def _show(report: Any, as_json: bool, html: Path | None) -> None:
+    """Writes the HTML report when asked, then prints the report as JSON or as a table."""
+    from kepler.cli import output as out
+
     if html is not None:
         report.to_html(html)
     if as_json:
@@ -112,9 +113,6 @@ def traffic_command(
         out.console().print(report.table())
         if html is not None:
             out.console().print(f"HTML report → {html}")
-    _record("traffic", release, drift_metrics(report), report.to_dict(), html)
-    if fail_on_drift:
-        report.raise_if_drifted()
 
 
 def _record(
@@ -163,7 +161,6 @@ def pipeline_command(
     ),
 ) -> None:
     """Drift of each feature a versioned pipeline outputs: two versions on one data, or one version on two."""
-    from kepler.cli import output as out
     from kepler.monitoring.pipeline import pipeline_release, pipeline_stability
     from kepler.monitoring.records import drift_metrics
 
@@ -174,14 +171,7 @@ def pipeline_command(
         method=method,
         threshold=threshold,
     )
-    if html is not None:
-        report.to_html(html)
-    if as_json:
-        out.print_json(report.to_dict())
-    else:
-        out.console().print(report.table())
-        if html is not None:
-            out.console().print(f"HTML report → {html}")
+    _show(report, as_json, html)
     _record(
         "pipeline", release or pipeline_release(report), drift_metrics(report.drift), report.to_dict(), html
     )

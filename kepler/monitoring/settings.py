@@ -27,8 +27,8 @@ from typing import Any
 from kepler.errors import MonitoringError
 from kepler.project_file import find_project_file
 
-# Evidently 0.7's defaults (kepler.monitoring.statistics.DEFAULT_THRESHOLDS repeats them for the tests;
-# this module stays free of numpy so that the service reads it cheaply).
+# Evidently 0.7's defaults, kept here (not in kepler.monitoring.statistics, which imports them) so that this
+# module stays free of numpy and the service reads it cheaply.
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "ks": 0.05,
     "chi2": 0.05,
