@@ -246,12 +246,13 @@ def traffic_drift(
         raise MonitoringError(
             f"no traffic recorded for release {release!r}{window}; send it requests, or widen --since"
         )
-    if reference is None:
-        reference = _release_reference(release, project)
-    root = None if project is None else getattr(project, "root", None)
-    share = load_settings(root).drift_share
     probabilities = [c for c in frame.columns if str(c).startswith("probability[")]
     values = frame.drop(columns=[*META_COLUMNS, *probabilities])
+    if reference is None:
+        reference = _release_reference(release, project)
+        values = _as_the_model_reads(values, release, project)
+    root = None if project is None else getattr(project, "root", None)
+    share = load_settings(root).drift_share
     report = data_drift(reference, values, method=method, threshold=threshold, drift_share=share)
     answered = frame.loc[frame["endpoint"] == "predict_proba", probabilities] if probabilities else None
     if answered is None or answered.empty:
@@ -261,6 +262,30 @@ def traffic_drift(
     except MonitoringError:  # the reference profiles no probabilities
         return report
     return _merged(report, extra)
+
+
+def _as_the_model_reads(values: pd.DataFrame, release: str, project: Any) -> pd.DataFrame:
+    """Served inputs with each missing categorical value as the category the model reads it as (``missing_as``).
+
+    The artifact's reference profile was taken on the training table, where such values already stood as that
+    category; served rows are recorded as received, with the value missing. Without this, every column that
+    had missing values in training would show a category drifting to zero.
+    """
+    from kepler.monitoring.sources import release_artifact
+    from kepler.runtimes.manifest import read_manifest
+
+    schema = read_manifest(release_artifact(release, project=project)).input_schema
+    fills = {
+        column.name: column.missing_as
+        for column in schema.columns
+        if column.missing_as is not None and column.name in values.columns
+    }
+    if not fills:
+        return values
+    filled = values.copy(deep=False)
+    for name, category in fills.items():
+        filled[name] = values[name].astype(object).where(values[name].notna(), category)
+    return filled
 
 
 def _release_reference(release: str, project: Any) -> Any:

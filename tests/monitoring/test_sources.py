@@ -287,3 +287,21 @@ def test_an_unknown_release_is_one_clear_line(project: Project) -> None:
         "reference 'pm-9.9' is neither a file, a data version nor a release of this project"
     )
     assert "\n" not in message
+
+
+def test_served_missing_categories_are_compared_as_the_model_reads_them(project: Project) -> None:
+    # Traffic is recorded as received (a missing category is null); the release's profile was taken on the
+    # training table, where the model's missing_as category stands in its place.
+    from kepler.monitoring.traffic import _as_the_model_reads
+    from kepler.runtimes.manifest import read_manifest
+
+    column = next(c for c in read_manifest(project.new).input_schema.columns if c.name == "line")
+    assert column.missing_as is not None
+    profile = release_reference("new-1.0")
+    line = profile.column("line")
+    assert isinstance(line, CategoricalColumn) and column.missing_as in line.categories
+    served = pd.DataFrame({"line": ["north", None, np.nan], "rpm": [1000.0, np.nan, 1200.0]})
+    read = _as_the_model_reads(served, "new-1.0", None)
+    assert read["line"].tolist() == ["north", column.missing_as, column.missing_as]
+    assert read["rpm"].isna().tolist() == [False, True, False]  # numeric columns keep their missing values
+    assert served["line"].isna().sum() == 2  # the recorded frame is left as it was
