@@ -268,9 +268,7 @@ def _table(side: Any, project: Any) -> tuple[pd.DataFrame, str]:
 
 def _data_version(project: Any, name: str) -> pd.DataFrame:
     """The table of a data version, read from its exact bytes."""
-    import tempfile
-
-    from kepler.data.tables import read_table
+    from kepler.data.tables import read_table_bytes
     from kepler.versioning import data_versions
 
     try:
@@ -281,10 +279,7 @@ def _data_version(project: Any, name: str) -> pd.DataFrame:
             f"path or a data version id (`kepler versioning list-data`)"
         ) from None
     data = data_versions.get_data(record, project=project)
-    with tempfile.TemporaryDirectory(prefix="kepler-pipeline-") as folder:
-        path = Path(folder) / f"{record.version_id}{Path(record.file_path).suffix}"
-        path.write_bytes(data)
-        frame: pd.DataFrame = read_table(path)
+    frame: pd.DataFrame = read_table_bytes(data, f"{record.version_id}{Path(record.file_path).suffix}")
     return frame
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,7 +196,7 @@ def read_data_version(name: str, *, project: Any = None, role: str = "reference"
         MonitoringError: no project here, or no such data version.
         DataError: the bytes are not a table.
     """
-    from kepler.data.tables import read_table
+    from kepler.data.tables import read_table_bytes
     from kepler.errors import ProjectNotFoundError, VersioningError
     from kepler.versioning import data_versions
 
@@ -211,10 +210,7 @@ def read_data_version(name: str, *, project: Any = None, role: str = "reference"
     except VersioningError:
         raise MonitoringError(f"{role} {name!r} is not a data version of this project") from None
     data = data_versions.get_data(record, project=project)
-    with tempfile.TemporaryDirectory(prefix="kepler-reference-") as folder:
-        path = Path(folder) / f"{record.version_id}{Path(record.file_path).suffix}"
-        path.write_bytes(data)
-        frame: pd.DataFrame = read_table(path)
+    frame: pd.DataFrame = read_table_bytes(data, f"{record.version_id}{Path(record.file_path).suffix}")
     return frame
 
 
