@@ -43,6 +43,7 @@ from kepler.errors import (
 from kepler.runtimes.artifact import MANIFEST_NAME, read_artifact, sha256_file
 from kepler.runtimes.benchmark import benchmark as run_benchmark
 from kepler.runtimes.manifest import (
+    ONNX_BACKEND,
     Benchmark,
     Environment,
     InputSchema,
@@ -352,6 +353,11 @@ def compile(
             )
         reference = _reference_profile(frame, input_schema, output_schema, compiled, labels)
         manifest = dataclasses.replace(manifest, reference=write_reference(staging, reference))
+        if any(name != ONNX_BACKEND for name in profile.backends):
+            from kepler.compilers.backends import choose_backends
+
+            plan = choose_backends(staging, graph, manifest, profile, frame, native, info.role)
+            manifest = dataclasses.replace(manifest, backends=plan)
         if benchmark:
             measured = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
             manifest = dataclasses.replace(manifest, benchmark=Benchmark.from_dict(measured))

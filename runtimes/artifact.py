@@ -109,7 +109,28 @@ def read_artifact(path: str | os.PathLike[str] | Artifact, *, verify: bool = Tru
                 f"so restore it or recompile"
             )
         _verify_reference(artifact)
+        _verify_backends(artifact)
     return artifact
+
+
+def _verify_backends(artifact: Artifact) -> None:
+    """Checks each compiled backend's files against the manifest's sha256, where they are there.
+
+    A copy without them is served by the ONNX graph (the Predictor says so); a file that is there must be
+    the one compiled.
+    """
+    backends = artifact.manifest.backends
+    for backend in backends.compiled if backends is not None else ():
+        for name, expected in backend.files().items():
+            path = artifact.path / name
+            if not path.is_file():
+                continue
+            actual = sha256_file(path)
+            if actual != expected:
+                raise ArtifactError(
+                    f"{path}: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…; the "
+                    f"{backend.name} backend's file was modified or corrupted, so restore it or recompile"
+                )
 
 
 def _verify_reference(artifact: Artifact) -> None:

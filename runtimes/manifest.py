@@ -905,6 +905,159 @@ class ReferenceFile:
         return cls(file=name, sha256=fields.text("sha256"), size_bytes=fields.whole("size_bytes"))
 
 
+@dataclass(frozen=True)
+class CompiledBackend:
+    """A compiled backend the artifact holds beside its ONNX graph (see :mod:`kepler.runtimes.compiled_trees`).
+
+    Attributes:
+        name: The backend (``c-trees``).
+        library: The shared library's file name in the artifact folder.
+        sha256: The library's sha256, checked on every verified load.
+        size_bytes: The library's size.
+        machine: The architecture it was built for (``x86_64``...).
+        isa: The instruction-set level it was built for (``x86-64-v3``, ``generic``...).
+        cpu_flags: CPU flags a machine needs to run it.
+        compiler: The compiler that built it (its ``--version`` line).
+        finish: How the runtime turns its raw scores into the graph's outputs.
+        prefix: The ONNX graph of the preprocessing before the trees (None: the trees read a graph input).
+        prefix_sha256: That graph's sha256.
+        parity: Its parity report against the native model, as the ONNX graph's.
+    """
+
+    name: str
+    library: str
+    sha256: str
+    size_bytes: int
+    machine: str
+    isa: str
+    cpu_flags: tuple[str, ...]
+    compiler: str
+    finish: dict[str, Any]
+    prefix: str | None = None
+    prefix_sha256: str | None = None
+    parity: Parity | None = None
+
+    def files(self) -> dict[str, str]:
+        """Its files in the artifact folder, name -> sha256."""
+        files = {self.library: self.sha256}
+        if self.prefix is not None and self.prefix_sha256 is not None:
+            files[self.prefix] = self.prefix_sha256
+        return files
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON values."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "library": self.library,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "machine": self.machine,
+            "isa": self.isa,
+            "cpu_flags": list(self.cpu_flags),
+            "compiler": self.compiler,
+            "finish": dict(self.finish),
+            "prefix": self.prefix,
+            "prefix_sha256": self.prefix_sha256,
+        }
+        if self.parity is not None:
+            out["parity"] = self.parity.to_dict()
+        return out
+
+    @classmethod
+    def _read(cls, fields: _Fields) -> CompiledBackend:
+        for key in ("library", "prefix"):
+            name = fields.opt_text(key)
+            if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+                raise _bad(fields.where, fields.name(key), f"must be a file name, got {name!r}")
+        parity = fields.opt_obj("parity")
+        return cls(
+            name=fields.text("name"),
+            library=fields.text("library"),
+            sha256=fields.text("sha256"),
+            size_bytes=fields.whole("size_bytes"),
+            machine=fields.text("machine"),
+            isa=fields.text("isa"),
+            cpu_flags=fields.texts("cpu_flags"),
+            compiler=fields.text("compiler"),
+            finish=fields.mapping("finish") or {},
+            prefix=fields.opt_text("prefix"),
+            prefix_sha256=fields.opt_text("prefix_sha256"),
+            parity=Parity._read(parity) if parity else None,
+        )
+
+
+ONNX_BACKEND = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Which backend serves which batch sizes, chosen at compile time by measurement.
+
+    Attributes:
+        compiled: The compiled backends the artifact holds (the ONNX graph is always there).
+        skipped: Backends the profile allows that were not built, with why (no compiler, a graph the
+            backend does not cover, failed parity).
+        timings_ms: Per backend, the median latency (ms) of a call at each of the profile's batch sizes.
+        choice: ``(from_rows, backend)`` pairs, rows ascending, the first from 1: a call of ``n`` rows goes
+            to the backend of the last pair with ``from_rows <= n``.
+    """
+
+    compiled: tuple[CompiledBackend, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    choice: tuple[tuple[int, str], ...] = ((1, ONNX_BACKEND),)
+
+    def backend_for(self, rows: int) -> str:
+        """The backend chosen for a call of ``rows`` rows."""
+        chosen = self.choice[0][1]
+        for from_rows, backend in self.choice:
+            if rows >= from_rows:
+                chosen = backend
+        return chosen
+
+    def compiled_backend(self, name: str) -> CompiledBackend | None:
+        """The record of compiled backend ``name`` (None: the artifact holds none by that name)."""
+        return next((b for b in self.compiled if b.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON values."""
+        return {
+            "compiled": [b.to_dict() for b in self.compiled],
+            "skipped": dict(self.skipped),
+            "timings_ms": {k: dict(v) for k, v in self.timings_ms.items()},
+            "choice": [{"from_rows": rows, "backend": name} for rows, name in self.choice],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "backends") -> Backends:
+        """Reads the manifest's ``backends`` record.
+
+        Raises:
+            ArtifactError: a missing field, a value of the wrong type, or a choice naming a backend the
+                artifact does not hold.
+        """
+        return cls._read(_Fields(data, where, "backends"))
+
+    @classmethod
+    def _read(cls, fields: _Fields) -> Backends:
+        compiled = tuple(CompiledBackend._read(item) for item in fields.objs("compiled"))
+        choice = tuple((item.whole("from_rows"), item.text("backend")) for item in fields.objs("choice"))
+        known = {ONNX_BACKEND, *(b.name for b in compiled)}
+        if not choice or choice[0][0] != 1 or any(name not in known for _, name in choice):
+            raise _bad(
+                fields.where,
+                fields.name("choice"),
+                f"must start from 1 row and name only {', '.join(sorted(known))}, got {_short(choice)}",
+            )
+        timings = fields.mapping("timings_ms") or {}
+        return cls(
+            compiled=compiled,
+            skipped={str(k): str(v) for k, v in (fields.mapping("skipped") or {}).items()},
+            timings_ms={str(k): {str(b): float(t) for b, t in dict(v).items()} for k, v in timings.items()},
+            choice=choice,
+        )
+
+
 # --------------------------------------------------------------------------- the manifest
 
 _REQUIRED = (
@@ -949,6 +1102,8 @@ class Manifest:
         reference: The reference profile file and its sha256 (None: an artifact compiled before profiles,
             format 1 or early format 2; its profile is then computed on demand, see
             :mod:`kepler.monitoring.sources`).
+        backends: The compiled backends beside the ONNX graph and which serves which batch sizes (None:
+            ONNX serves every call).
     """
 
     kepler_version: str
@@ -969,6 +1124,7 @@ class Manifest:
     parity: Parity | None = None
     benchmark: Benchmark | None = None
     reference: ReferenceFile | None = None
+    backends: Backends | None = None
 
     @property
     def format_version(self) -> int:
@@ -1001,6 +1157,8 @@ class Manifest:
             out["benchmark"] = self.benchmark.to_dict()
         if self.reference is not None:
             out["reference"] = self.reference.to_dict()
+        if self.backends is not None:
+            out["backends"] = self.backends.to_dict()
         return out
 
     @classmethod
@@ -1046,6 +1204,7 @@ class Manifest:
         parity = fields.opt_obj("parity")
         benchmark = fields.opt_obj("benchmark")
         reference = fields.opt_obj("reference")
+        backends = fields.opt_obj("backends")
         return cls(
             kepler_version=fields.text("kepler_version"),
             created_at=fields.text("created_at"),
@@ -1065,6 +1224,7 @@ class Manifest:
             parity=Parity._read(parity) if parity else None,
             benchmark=Benchmark._read(benchmark) if benchmark else None,
             reference=ReferenceFile._read(reference) if reference else None,
+            backends=Backends._read(backends) if backends else None,
         )
 
 

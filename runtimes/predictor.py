@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from kepler.errors import InputSchemaError, KeplerError
 from kepler.runtimes.artifact import Artifact, read_artifact
+from kepler.runtimes.compiled_trees import BackendUnavailable, CompiledTrees
 from kepler.runtimes.inputs import REJECT, FeedBuilder
-from kepler.runtimes.manifest import Manifest, profile_from_manifest
+from kepler.runtimes.manifest import ONNX_BACKEND, Manifest, profile_from_manifest
 from kepler.runtimes.session import create_session, session_settings
 from kepler.targets import TargetProfile, load_profile
+
+_LOG = logging.getLogger("kepler.runtimes")
+Runner = Callable[[Sequence[str] | None, Mapping[str, np.ndarray]], list[np.ndarray]]
 
 
 class Predictor:
@@ -26,12 +32,26 @@ class Predictor:
         artifact: The opened artifact.
         profile: The target profile whose session settings to use.
         unknown_columns: ``reject`` (default) or ``ignore``: what to do with columns the model does not know.
+        backend: Serve every call with this backend (``onnxruntime`` or a compiled one the artifact holds)
+            instead of the one the artifact chose for the call's batch size (benchmarks and parity checks).
+
+    A compiled backend the artifact chose but that cannot run here (another machine, a CPU without the
+    instructions it was built for, its files left out of a copy, a profile that does not allow it) leaves
+    those calls to the ONNX graph; :attr:`backend_notes` and a logged warning say why.
 
     Raises:
         KeplerError: ``unknown_columns`` is neither ``reject`` nor ``ignore``.
+        BackendUnavailable: ``backend`` names a backend that cannot serve here.
     """
 
-    def __init__(self, artifact: Artifact, profile: TargetProfile, *, unknown_columns: str = REJECT) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        profile: TargetProfile,
+        *,
+        unknown_columns: str = REJECT,
+        backend: str | None = None,
+    ) -> None:
         self.artifact = artifact
         self.profile = profile
         self._feeds = FeedBuilder(artifact.input_schema, unknown_columns=unknown_columns)
@@ -40,10 +60,69 @@ class Predictor:
         self.task: str = outputs.task
         self.classes_ = np.asarray(outputs.classes) if outputs.classes is not None else None
         self.feature_names_in_ = np.asarray(self._feeds.names, dtype=object)
-        self._run = self.session.run
+        self.backend_notes: list[str] = []
+        self._routes = self._load_routes(backend)
+        self._run: Runner = self._routes[0][2] if len(self._routes) == 1 else self._routed_run
         self._answer_out = [outputs.answer]
         self._proba_out = [outputs.probabilities] if outputs.probabilities else None
         self._score_out = [outputs.scores] if outputs.scores else None
+
+    def _load_routes(self, forced: str | None) -> list[tuple[int, str, Runner]]:
+        """``(from_rows, backend, runner)``: which backend serves each batch size here."""
+        onnx_run: Runner = self.session.run
+        plan = self.artifact.manifest.backends
+        if forced == ONNX_BACKEND or (forced is None and plan is None):
+            return [(1, ONNX_BACKEND, onnx_run)]
+        wanted = [forced] if forced is not None else [name for _, name in plan.choice] if plan else []
+        runners: dict[str, Runner] = {ONNX_BACKEND: onnx_run}
+        for name in dict.fromkeys(wanted):
+            if name in runners:
+                continue
+            try:
+                runners[name] = self._compiled_runner(name)
+            except BackendUnavailable as exc:
+                if forced is not None:
+                    raise
+                note = f"{exc}; serving those calls with onnxruntime"
+                self.backend_notes.append(note)
+                _LOG.warning("kepler: %s", note)
+        if forced is not None:
+            return [(1, forced, runners[forced])]
+        assert plan is not None
+        routes = []
+        for rows, name in plan.choice:
+            served = name if name in runners else ONNX_BACKEND
+            routes.append((rows, served, runners[served]))
+        return routes
+
+    def _compiled_runner(self, name: str) -> Runner:
+        plan = self.artifact.manifest.backends
+        record = plan.compiled_backend(name) if plan is not None else None
+        if record is None:
+            raise BackendUnavailable(f"the artifact holds no compiled backend {name!r}")
+        if name not in self.profile.backends:
+            raise BackendUnavailable(f"target {self.profile.name!r} does not allow backend {name!r}")
+        missing = [f for f in record.files() if not (self.artifact.path / f).is_file()]
+        if missing:
+            raise BackendUnavailable(
+                f"compiled backend {name!r} is not in this copy ({', '.join(missing)} missing)"
+            )
+        runner: Runner = CompiledTrees(self.artifact.path, record.to_dict(), self.profile).run
+        return runner
+
+    def _route(self, rows: int) -> tuple[int, str, Runner]:
+        chosen = self._routes[0]
+        for route in self._routes:
+            if rows >= route[0]:
+                chosen = route
+        return chosen
+
+    def _routed_run(self, names: Sequence[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self._route(len(next(iter(feed.values()))))[2](names, feed)
+
+    def backend_for(self, rows: int) -> str:
+        """The backend that serves a call of ``rows`` rows here (after any fallback to onnxruntime)."""
+        return self._route(rows)[1]
 
     @property
     def manifest(self) -> Manifest:
@@ -140,6 +219,7 @@ def load(
     target: str | os.PathLike[str] | TargetProfile | None = None,
     *,
     unknown_columns: str = REJECT,
+    backend: str | None = None,
 ) -> Predictor:
     """Opens an artifact (verifying its sha256) and returns a :class:`Predictor`.
 
@@ -148,6 +228,7 @@ def load(
         target: The profile whose session settings to use; by default the one it was compiled for.
         unknown_columns: ``reject`` (default) or ``ignore``: what to do with input columns the model does
             not know (columns the build dropped are always ignored).
+        backend: Serve every call with this backend instead of the artifact's choice per batch size.
 
     Raises:
         ArtifactError: missing, corrupted or tampered artifact.
@@ -156,4 +237,4 @@ def load(
     """
     opened = read_artifact(artifact)
     profile = profile_from_manifest(opened.manifest) if target is None else load_profile(target)
-    return Predictor(opened, profile, unknown_columns=unknown_columns)
+    return Predictor(opened, profile, unknown_columns=unknown_columns, backend=backend)

@@ -45,6 +45,7 @@ class TargetProfile:
     parity: ParityTolerance = field(default_factory=ParityTolerance)
     graph_optimization: str = "all"
     allowed_estimators: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ("onnxruntime",)
     source: str = ""
 
     @property
@@ -58,6 +59,9 @@ class TargetProfile:
         data["batch_sizes"] = list(self.batch_sizes)
         data["passes"] = list(self.passes)
         data["allowed_estimators"] = list(self.allowed_estimators)
+        data["backends"] = list(self.backends)
+        if data["backends"] == ["onnxruntime"]:
+            del data["backends"]  # the default: a record reads as it did before profiles named backends
         return data
 
 
@@ -71,7 +75,10 @@ _REQUIRED = (
     "artifact_format",
     "passes",
 )
-_OPTIONAL = ("description", "parity", "graph_optimization", "allowed_estimators")
+_OPTIONAL = ("description", "parity", "graph_optimization", "allowed_estimators", "backends")
+# The backends a profile may allow (kepler.compilers.backends builds the compiled ones): the ONNX graph every
+# artifact has, and a C kernel generated from a tree ensemble, built at compile time where a C compiler is.
+BACKENDS = ("onnxruntime", "c-trees")
 _PARITY_KEYS = ("atol", "rtol", "min_label_agreement")
 
 
@@ -184,8 +191,21 @@ def profile_from_dict(data: dict[str, Any], source: str) -> TargetProfile:
         allowed_estimators=_string_list(source, data, "allowed_estimators")
         if "allowed_estimators" in data
         else (),
+        backends=_backends(source, data) if "backends" in data else ("onnxruntime",),
         source=source,
     )
+
+
+def _backends(source: str, data: dict[str, Any]) -> tuple[str, ...]:
+    names = _string_list(source, data, "backends")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise _fail(
+            source, "backends", f"names unknown backend {unknown[0]!r} (known: {', '.join(BACKENDS)})"
+        )
+    if "onnxruntime" not in names:
+        raise _fail(source, "backends", "must include 'onnxruntime': every artifact holds its ONNX graph")
+    return tuple(dict.fromkeys(names))
 
 
 def read_profile_file(path: str | os.PathLike[str]) -> TargetProfile:
