@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 from kepler.errors import CompileError
 
 LABELS_INITIALIZER = "kepler_class_labels"
+RESTORE_LABELS_NODE = "kepler_restore_labels"
 
 
 def plain_labels(labels: Sequence[Any]) -> list[Any]:
@@ -65,7 +66,7 @@ def restore_labels(model: onnx.ModelProto, label_output: str, labels: Sequence[A
     graph.initializer.append(onnx.numpy_helper.from_array(values, LABELS_INITIALIZER))
     graph.node.append(
         helper.make_node(
-            "Gather", [LABELS_INITIALIZER, codes], [label_output], axis=0, name="kepler_restore_labels"
+            "Gather", [LABELS_INITIALIZER, codes], [label_output], axis=0, name=RESTORE_LABELS_NODE
         )
     )
     for output in graph.output:

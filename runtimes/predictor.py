@@ -125,6 +125,18 @@ class Predictor:
         return self._route(rows)[1]
 
     @property
+    def backends(self) -> dict[str, Any]:
+        """Which backend serves which batch sizes here, and why any chosen at compile time does not (JSON)."""
+        return {
+            "serving": [{"from_rows": rows, "backend": name} for rows, name, _ in self._routes],
+            "notes": list(self.backend_notes),
+        }
+
+    def run_feed(self, names: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The named outputs of a checked feed (:meth:`feed`), from the backend chosen for its row count."""
+        return self._run(names, feed)
+
+    @property
     def manifest(self) -> Manifest:
         """The artifact's manifest."""
         return self.artifact.manifest

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from kepler.compilers.labels import RESTORE_LABELS_NODE
 from kepler.errors import CompileError
 
 ENSEMBLE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
@@ -144,20 +145,39 @@ def to_float32_threshold(threshold: float, comparison: str) -> np.float32:
     return rounded
 
 
-def _ensemble_node(model: onnx.ModelProto) -> onnx.NodeProto:
+def _ensemble_node(model: onnx.ModelProto) -> tuple[onnx.NodeProto, dict[str, Any]]:
+    """The graph's one tree ensemble, and the labels a ``restore_labels`` Gather maps its label codes to.
+
+    Returns:
+        The node, and ``{"label": graph label output, "labels": [label per code]}`` when the graph restores
+        labels (empty otherwise).
+    """
     ensembles = [n for n in model.graph.node if n.op_type in ENSEMBLE_OPS and n.domain == "ai.onnx.ml"]
     if len(ensembles) != 1:
         raise NotCompilable(
             f"the graph holds {len(ensembles)} tree ensembles, the compiled backend takes one"
         )
     node: onnx.NodeProto = ensembles[0]
-    graph_outputs = [o.name for o in model.graph.output]
-    if sorted(graph_outputs) != sorted(node.output):
+    after = list(model.graph.node)[list(model.graph.node).index(node) + 1 :]
+    restored: dict[str, Any] = {}
+    if len(after) == 1 and after[0].name == RESTORE_LABELS_NODE and after[0].input[1] == node.output[0]:
+        constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        labels = constants.get(after[0].input[0])
+        if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iuUSO":
+            raise NotCompilable("the graph restores labels of a type the compiled backend does not answer")
+        restored = {"label": after[0].output[0], "labels": [_plain(v) for v in labels.tolist()]}
+        after = []
+    produced = [restored["label"], *node.output[1:]] if restored else list(node.output)
+    if after or sorted(o.name for o in model.graph.output) != sorted(produced):
         raise NotCompilable(
             "the graph computes outputs after its tree ensemble (only an ensemble whose outputs are the "
             "graph's outputs compiles)"
         )
-    return node
+    return node, restored
+
+
+def _plain(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _input_type(model: onnx.ModelProto, name: str) -> int | None:
@@ -177,7 +197,7 @@ def read_tree_tables(model: onnx.ModelProto) -> TreeTables:
             outputs, or it uses what the kernel does not cover (mixed or equality comparisons, MIN/MAX
             aggregation, PROBIT or SOFTMAX_ZERO), with the reason.
     """
-    node = _ensemble_node(model)
+    node, restored = _ensemble_node(model)
     input_dtype = INPUT_TYPES.get(_input_type(model, node.input[0]) or 0)
     if input_dtype is None:
         raise NotCompilable("the tree ensemble reads neither float32 nor float64")
@@ -258,10 +278,15 @@ def read_tree_tables(model: onnx.ModelProto) -> TreeTables:
             raise NotCompilable(
                 f"a classifier of {len(classes)} classes scoring classes {sorted(ids)} is not compiled"
             )
+        if restored:
+            labels = restored["labels"]
+            if not all(isinstance(c, int) and 0 <= c < len(labels) for c in classes):
+                raise NotCompilable("the graph restores labels from codes that are not its classes' indices")
+            classes = tuple(labels[c] for c in classes)
     return TreeTables(
         op=node.op_type,
         input_name=node.input[0],
-        output_names=tuple(node.output),
+        output_names=(restored["label"], *node.output[1:]) if restored else tuple(node.output),
         n_features=n_features,
         comparison=comparison,
         input_dtype=input_dtype,

@@ -480,8 +480,13 @@ def _run_child(spec: dict[str, Any], home: Path, timeout_s: float) -> dict[str, 
 
 
 def _copy_artifact(spec: dict[str, Any], target: Path) -> None:
+    """Copies what serving reads: the model file, the manifest, the probe rows and the compiled backends' files."""
+    from kepler.runtimes.manifest import read_manifest
+
     source = Path(spec["artifact"])
-    for name in (spec["model_file"], "manifest.json", "probe.json"):
+    backends = read_manifest(source).backends
+    compiled = [name for b in (backends.compiled if backends else ()) for name in b.files()]
+    for name in (spec["model_file"], "manifest.json", "probe.json", *compiled):
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
 

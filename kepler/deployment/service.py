@@ -925,7 +925,7 @@ class ReleaseService:
                 f"lineage's {recorded[:12]}…; deploy the release again"
             )
         kepler_metadata = dict(stored.info.metadata.get("kepler") or {})
-        self.metadata = describe(manifest, kepler_metadata, config)
+        self.metadata = {**describe(manifest, kepler_metadata, config), "backends": self.predictor.backends}
         self.loaded.set(self.predictor, self.metadata)
         self.loaded.recorder = make_recorder(config, self.predictor, self.known)
         # Everything loaded so far (BentoML, pydantic, onnxruntime, the session) lives as long as the worker.
@@ -943,7 +943,8 @@ class ReleaseService:
             recorder.close()
 
     def _batched(self, payloads: list, *, proba: bool) -> list:
-        """One onnxruntime run for the payloads of several requests, split back per request."""
+        """One run for the payloads of several requests (on the backend chosen for their rows), split back per
+        request."""
         try:
             feeds = [self.predictor.feed(read_payload(p, self.known)) for p in payloads]
         except InputSchemaError as exc:
@@ -952,7 +953,7 @@ class ReleaseService:
         feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
         outputs = self.predictor.manifest.output_schema
         name = outputs.probabilities if proba else outputs.answer
-        result = self.predictor.session.run([name], feed)[0]
+        result = self.predictor.run_feed([name], feed)[0]
         return _split(result if proba else result.ravel(), counts)
 
 
