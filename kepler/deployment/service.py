@@ -952,7 +952,7 @@ class ReleaseService:
         counts = [len(next(iter(f.values()))) for f in feeds]
         feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
         outputs = self.predictor.manifest.output_schema
-        name = outputs.probabilities if proba else outputs.answer
+        name = str(outputs.probabilities if proba else outputs.answer)
         result = self.predictor.run_feed([name], feed)[0]
         return _split(result if proba else result.ravel(), counts)
 

@@ -1,5 +1,9 @@
-"""A ``local[2]`` Spark session for the scale-out tests: one JVM per test worker, started on first use, offline,
-quiet, its UI off and every file it writes under pytest's base folder.
+"""A ``local[2]`` Spark session for the scale-out tests: offline, quiet, its UI off and every file it writes under
+pytest's base folder.
+
+Module-scoped, and the tests that need it are one module (test_spark.py), so the suite starts one JVM (about 15 CPU
+seconds with its first Python worker). At the module's end the JVM itself exits and the py4j threads end with it: a
+fork later in the same worker process (a search's child, multiprocessing) inherits no lock they hold.
 
 Skips (naming the failing command) only where Spark cannot start here: no Java runtime, or no pyspark.
 """
@@ -43,9 +47,9 @@ def _java_problem() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The shared ``local[2]`` SparkSession (stopped at the end of the session; tests must not stop it)."""
+    """The module's ``local[2]`` SparkSession (its JVM stopped at the module's end; tests must not stop it)."""
     if importlib.util.find_spec("pyspark") is None:
         pytest.skip(
             "`python -c 'import pyspark'` failed: install the spark extra (pip install 'kepler-ml[spark]')"
@@ -81,9 +85,36 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield session
     finally:
-        session.stop()
+        _stop_jvm(session)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _stop_jvm(session: Any) -> None:
+    """Stops the session, then its JVM and the py4j connection to it.
+
+    ``session.stop()`` alone keeps the JVM and py4j's Python-side thread for the next session of the process
+    (pyspark's class attributes ``SparkContext._gateway``/``_jvm``). The JVM (spark-submit) exits when its stdin
+    closes, as it does when the driver dies; with both attributes cleared, a later session starts a new JVM.
+    """
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    session.stop()
+    if gateway is None:
+        return
+    gateway.shutdown()
+    process = getattr(gateway, "proc", None)
+    if process is not None:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # spark-submit's JVM, started by pyspark for this process
+            process.wait(timeout=15)
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -1,6 +1,6 @@
-"""kepler build with its trials on Spark: a compliant model on the shared local[2] session, recorded as completely
-as a build on this machine; a wrong master or a missing pyspark refused first, in one line, with nothing written;
-and what an executor receives pickles with the standard pickle, as Spark's broadcast does."""
+"""kepler build with its trials on Spark, what needs no JVM: a wrong master or a missing pyspark refused first, in one
+line, with nothing written; and what an executor receives pickles with the standard pickle, as Spark's broadcast does.
+The builds on the ``local[2]`` Spark are in test_spark.py (one module, one JVM)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 import kepler as kp
 from kepler.automl.families import FAMILIES
@@ -21,93 +20,6 @@ from kepler.cli.main import main
 from kepler.errors import DataError, EndpointError, KeplerError
 
 SENSORS = Path(__file__).resolve().parents[2] / "examples" / "data" / "sensors.csv"
-FAMILY_NAMES = ["logistic_regression", "decision_tree"]
-
-
-# -- on Spark (integration) ------------------------------------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_a_build_on_spark_finds_a_compliant_model_and_records_it_completely(
-    spark_session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kepler.versioning.project import init
-
-    init(tmp_path)
-    (tmp_path / "data").mkdir()
-    pd.read_csv(SENSORS).head(600).to_csv(tmp_path / "data" / "sensors.csv", index=False)
-    monkeypatch.chdir(tmp_path)
-    built = kp.build(
-        "data/sensors.csv",
-        label="failure",
-        target="edge",
-        time_budget=6,  # the search's; Spark's start and its workers' warm-up come on top
-        seed=1,
-        constraints={"families": FAMILY_NAMES},
-        spark="local[2]",
-        concurrent_trials=2,
-    )
-    report = built.report.to_dict()
-
-    # Found on Spark, and the driver's re-measurement decided.
-    assert report["search_isolation"] == "spark"
-    assert report["spark"]["master"] == "local[2]" and report["spark"]["concurrent_trials"] == 2
-    assert "re-measured on the driver" in report["spark"]["note"]
-    assert report["trials"] and {t["family"] for t in report["trials"]} <= set(FAMILY_NAMES)
-    assert report["deployment_ready"] is True
-    assert all(row["ok"] for row in report["constraint_report"])
-    assert report["constraint_report"][0]["measured"] == built.result["constraint_report"][0]["measured"]
-    assert (built.path / "artifact" / "manifest.json").is_file()
-    assert report["spark"]["note"].replace("'", "&#x27;") in (built.path / "report.html").read_text("utf-8")
-
-    # The same records as a build on this machine: MLflow run with a child per trial, registered model, data
-    # version, unified version, lineage.
-    tracking = report["tracking"]
-    client = MlflowClient(tracking_uri=kp.Project(".").tracking_uri)
-    run = client.get_run(tracking["mlflow_run_id"])
-    assert run.data.params["family"] == report["best_algorithm"]
-    assert run.data.tags["kepler.data_versions"] == tracking["data_version"]
-    children = client.search_runs(
-        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=1000
-    )
-    assert len(children) == len(report["trials"])
-    model = tracking["registered_model"]
-    assert client.get_model_version(model["name"], model["version"]).run_id == run.info.run_id
-    unified = kp.versioning.get_unified_version(tracking["unified_version"])
-    assert unified.mlflow_run_id == run.info.run_id
-    assert unified.artifact_sha256 == report["artifact"]["sha256"]
-    lineage = kp.versioning.get_complete_lineage(tracking["unified_version"])
-    assert [step["node_id"] for step in lineage] == [tracking["data_version"], tracking["unified_version"]]
-    assert not tracking["notes"]
-
-
-@pytest.mark.integration
-def test_executors_that_cannot_load_the_trial_fail_the_build_at_once_in_one_line(
-    spark_session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kepler.automl.families import Family
-
-    # A family only this process knows: an executor unpickling the search finds no such family, as one without
-    # Kepler finds no such module.
-    tree = FAMILIES.get("decision_tree")
-    family = Family("only_on_the_driver", tree.build, tree.space, tree.tasks, tree.estimators)
-    monkeypatch.setitem(FAMILIES._entries, family.name, family)
-    table = tmp_path / "sensors.csv"
-    pd.read_csv(SENSORS).head(300).to_csv(table, index=False)
-    with pytest.raises(KeplerError) as raised:
-        kp.build(
-            table,
-            label="failure",
-            time_budget=60,
-            constraints={"families": [family.name]},
-            spark="local[2]",
-            output=tmp_path / "builds",
-            track=False,
-        )
-    message = str(raised.value)
-    assert "executors of Spark local[2] cannot run Kepler's trials" in message and "\n" not in message
-    assert "only_on_the_driver" in message and "pip install 'kepler-ml[spark]'" in message
-    assert not (tmp_path / "builds").exists() or not any((tmp_path / "builds").iterdir())
 
 
 # -- refused first (unit: nothing starts) ------------------------------------------------------------------------
