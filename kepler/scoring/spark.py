@@ -39,7 +39,7 @@ _RAISED = re.compile(r"^((?:[\w.]+\.)?\w+(?:Error|Exception): .+)$", re.MULTILIN
 
 
 def ship(model: ScoringModel, keep: Sequence[str], *, threads: int, text_input: bool) -> ShippedArtifact:
-    """The artifact's files as the job carries them, the model's bytes verified against its manifest once more
+    """The artifact's files as the job carries them (with its compiled backends'), the model's bytes verified against its manifest once more
     (the bytes read here are the bytes shipped).
 
     Raises:
@@ -52,6 +52,13 @@ def ship(model: ScoringModel, keep: Sequence[str], *, threads: int, text_input: 
         artifact.manifest.model_file: artifact.model_path.read_bytes(),
         MANIFEST_NAME: (artifact.path / MANIFEST_NAME).read_bytes(),
     }
+    # The compiled backends' files travel too (the executor's read_artifact checks their sha256); where one
+    # cannot run on the executor, its Predictor serves with onnxruntime.
+    backends = artifact.manifest.backends
+    for backend in backends.compiled if backends is not None else ():
+        for name in backend.files():
+            if (artifact.path / name).is_file():
+                files[name] = (artifact.path / name).read_bytes()
     import hashlib
 
     if hashlib.sha256(files[artifact.manifest.model_file]).hexdigest() != model.sha256:

@@ -32,7 +32,7 @@ class ShippedArtifact:
     """An artifact as the job carries it to the executors (broadcast once per job).
 
     Attributes:
-        files: The model file and the manifest, by name, as bytes.
+        files: The model file, the manifest and the compiled backends' files, by name, as bytes.
         model_file: The model file's name.
         sha256: The model file's sha256 the driver verified; each executor checks the bytes it got against it.
         model_id: The release name or artifact folder name written into every row.
@@ -93,8 +93,8 @@ def _unpack(shipped: ShippedArtifact) -> Path:
     folder = Path(SparkFiles.getRootDirectory()) / f"kepler-{shipped.sha256[:16]}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in shipped.files.items():
-        if name not in (shipped.model_file, MANIFEST_NAME) or "/" in name or "\\" in name:
-            continue
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            continue  # only plain file names land in the folder
         (folder / name).write_bytes(data)
     return folder
 
