@@ -358,6 +358,7 @@ def compile(
 
             plan = choose_backends(staging, graph, manifest, profile, frame, native, info.role)
             manifest = dataclasses.replace(manifest, backends=plan)
+            write_json(staging / MANIFEST_NAME, manifest.to_dict())  # the benchmark serves as the choice says
         if benchmark:
             measured = run_benchmark(staging, profile, data=frame.head(200), min_time_s=0.1, max_time_s=0.5)
             manifest = dataclasses.replace(manifest, benchmark=Benchmark.from_dict(measured))

@@ -42,6 +42,8 @@ def compile_command(
         return
     console = out.console()
     console.print(out.parity_table(artifact.parity.to_dict()))
+    if artifact.manifest.backends is not None:
+        console.print(out.backends_table(artifact.manifest.backends.to_dict()))
     if artifact.benchmark:
         benchmark = artifact.benchmark.to_dict()
         console.print(out.benchmark_table(benchmark))

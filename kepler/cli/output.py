@@ -67,6 +67,31 @@ def parity_table(report: dict[str, Any]) -> Any:
     return table
 
 
+def backends_table(backends: dict[str, Any]) -> Any:
+    """A table of an artifact's backends: median latency per batch size, which one serves it, and why any
+    backend the profile allows was left out (``Backends.to_dict()``)."""
+    from rich.table import Table
+
+    timings: dict[str, dict[str, float]] = backends.get("timings_ms") or {}
+    choice = [(c["from_rows"], c["backend"]) for c in backends.get("choice", [])]
+    sizes = sorted({int(b) for figures in timings.values() for b in figures})
+    table = Table(title="Backends: median ms per call, and the one serving each batch size", show_lines=False)
+    table.add_column("backend")
+    for size in sizes:
+        table.add_column(f"batch {size:,}", justify="right")
+    for name, figures in timings.items():
+        cells = []
+        for size in sizes:
+            serving = [b for rows, b in choice if rows <= size][-1:] == [name]
+            value = f"{figures.get(str(size), float('nan')):.3f}"
+            cells.append(f"[bold green]{value} ✓[/]" if serving else value)
+        table.add_row(name, *cells)
+    for name, reason in (backends.get("skipped") or {}).items():
+        table.add_row(name, *(["—"] * len(sizes)), end_section=False)
+        table.add_row(f"  [dim]not built: {reason}[/]", *([""] * len(sizes)))
+    return table
+
+
 def benchmark_table(report: dict[str, Any]) -> Any:
     """A table of a benchmark report, with the native model's figures and ratios when present."""
     from rich.table import Table
