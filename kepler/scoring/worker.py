@@ -19,7 +19,7 @@ import pandas as pd
 from kepler.errors import ArtifactError, InputSchemaError
 from kepler.runtimes.artifact import read_artifact
 from kepler.runtimes.inputs import IGNORE
-from kepler.runtimes.manifest import MANIFEST_NAME, profile_from_manifest
+from kepler.runtimes.manifest import profile_from_manifest
 from kepler.runtimes.predictor import Predictor
 from kepler.scoring.frames import numbers_from_text, score_frame
 
