@@ -2,9 +2,12 @@
 
 Trains XGBoost (100 trees, depth 6), RandomForest (100 trees, depth 10), LightGBM
 (100 trees) and a LogisticRegression Pipeline with a ColumnTransformer on one fixed
-synthetic table of 20 features, compiles each for the edge and cloud profiles, and
-times native and compiled in the same run. Batch-1 figures are medians over
-interleaved rounds so that drift on a shared machine hits both sides alike.
+synthetic table of 20 features, compiles each for the edge profile (ONNX, 1 thread), the
+cloud profile (ONNX and the compiled C backend, all cores) and the cloud profile on one
+thread, and times native and compiled in the same run. Every figure is a median over
+interleaved rounds so that drift on a shared machine hits both sides alike. At batch 10,000
+each backend the artifact holds is timed on its own (forced) beside the one the artifact
+chose for that batch size.
 
 Usage:
     python benchmarks/compile_vs_native.py                 # full run, writes benchmarks/results/
@@ -77,6 +80,20 @@ def models(quick: bool) -> dict[str, tuple[Any, bool]]:
     }
 
 
+TARGETS = ("edge", "cloud-1t", "cloud")
+
+
+def profile_for(target: str) -> Any:
+    """The profile of a benchmark target: ``cloud-1t`` is the cloud profile on one thread."""
+    import dataclasses
+
+    from kepler.targets import load_profile
+
+    if target == "cloud-1t":
+        return dataclasses.replace(load_profile("cloud"), name="cloud-1t", threads=1)
+    return load_profile(target)
+
+
 def interleaved_p50(
     calls: dict[str, Callable[[], Any]], rounds: int, seconds: float, warmup_s: float = 0.1
 ) -> dict[str, float]:
@@ -95,13 +112,14 @@ def interleaved_p50(
 def measure(
     name: str, model: Any, frame: pd.DataFrame, labels: np.ndarray, target: str, workdir: Path, quick: bool
 ) -> dict[str, Any]:
-    """Compiles one model for one target and times native against compiled."""
+    """Compiles one model for one target and times native against compiled (each backend, and the chosen one)."""
     as_frame = models(quick)[name][1]
     native_rows = frame if as_frame else frame.to_numpy()
+    profile = profile_for(target)
     artifact = kp.compile(
-        model, target, native_rows[:2000], output=workdir / f"{name}-{target}", benchmark=False
+        model, profile, native_rows[:2000], output=workdir / f"{name}-{target}", benchmark=False
     )
-    predictor = artifact.predictor()
+    predictor = artifact.predictor(profile)
     limit_native_threads(model, predictor.profile.resolved_threads)
 
     one_native = native_rows[:1] if as_frame else native_rows[:1]
@@ -126,15 +144,32 @@ def measure(
     big = 1000 if quick else 10_000
     index = np.resize(np.arange(len(frame)), big)
     big_native = native_rows.iloc[index] if as_frame else native_rows[index]
-    big_compiled = predictor.fastest_form(frame.iloc[index] if as_frame else frame.to_numpy()[index])
-    timing = dict(
-        min_iters=5,
-        min_time_s=0.05 if quick else 2.0,
-        max_time_s=0.5 if quick else 8.0,
-        warmup_s=warmup_s,
-    )
-    native_big = time_calls(lambda: model.predict_proba(big_native), **timing)["p50_ms"]
-    compiled_big = time_calls(lambda: predictor.predict_proba(big_compiled), **timing)["p50_ms"]
+    big_frame = frame.iloc[index] if as_frame else frame.to_numpy()[index]
+    plan = artifact.manifest.backends
+    held = ["onnxruntime", *(b.name for b in plan.compiled)] if plan is not None else ["onnxruntime"]
+    forced = {b: kp.runtimes.load(artifact.path, profile, backend=b) for b in held}
+    big_compiled = predictor.fastest_form(big_frame)
+    calls: dict[str, Callable[[], Any]] = {
+        "native": lambda: model.predict_proba(big_native),
+        "chosen": lambda: predictor.predict_proba(big_compiled),
+    }
+    for backend, forced_predictor in forced.items():
+        rows = forced_predictor.fastest_form(big_frame)
+        calls[backend] = lambda p=forced_predictor, r=rows: p.predict_proba(r)
+    big_rounds, big_seconds = (2, 0.05) if quick else (5, 1.0)
+    per_call: dict[str, list[float]] = {call: [] for call in calls}
+    for _ in range(big_rounds):
+        for call_name, call in calls.items():
+            per_call[call_name].append(
+                time_calls(
+                    call, min_iters=5, min_time_s=big_seconds, max_time_s=big_seconds * 4, warmup_s=warmup_s
+                )["p50_ms"]
+            )
+    big_ms = {call_name: statistics.median(values) for call_name, values in per_call.items()}
+    reference = forced["onnxruntime"].predict_proba(big_compiled)
+    backend_diff = {
+        b: float(np.abs(p.predict_proba(big_compiled) - reference).max()) for b, p in forced.items()
+    }
 
     parity = artifact.parity
     return {
@@ -147,13 +182,23 @@ def measure(
         "speedup_batch1": batch1["native"] / batch1["predictor"],
         "predictor_overhead": batch1["predictor"] / batch1["session"] - 1.0,
         "batch": big,
-        "native_rows_s": big / (native_big / 1e3),
-        "compiled_rows_s": big / (compiled_big / 1e3),
-        "throughput_ratio": native_big / compiled_big,
+        "backend_batch1": predictor.backend_for(1),
+        "backend_batch": predictor.backend_for(big),
+        "choice": [list(c) for c in plan.choice] if plan is not None else [[1, "onnxruntime"]],
+        "skipped": dict(plan.skipped) if plan is not None else {},
+        "native_rows_s": big / (big_ms["native"] / 1e3),
+        "compiled_rows_s": big / (big_ms["chosen"] / 1e3),
+        "backend_rows_s": {b: big / (big_ms[b] / 1e3) for b in forced},
+        "backend_max_abs_diff_vs_onnx": backend_diff,
+        "throughput_ratio": big_ms["native"] / big_ms["chosen"],
+        "backend_ratio": {b: big_ms["native"] / big_ms[b] for b in forced},
         "size_mb": artifact.size_bytes / 2**20,
         "parity_max_abs_diff": parity.max_abs_diff,
         "label_agreement": parity.label_agreement,
         "parity_passed": parity.passed,
+        "backend_parity": {b.name: b.parity.max_abs_diff for b in plan.compiled if b.parity}
+        if plan is not None
+        else {},
     }
 
 
@@ -167,7 +212,9 @@ def table(results: list[dict[str, Any]]) -> str:
         "speed-up",
         "Predictor overhead",
         "native rows/s b=10k",
-        "compiled rows/s b=10k",
+        "onnxruntime rows/s b=10k",
+        "c-trees rows/s b=10k",
+        "serves b=1 / b=10k",
         "compiled/native throughput",
         "size MB",
         "parity max abs diff",
@@ -175,10 +222,13 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in results:
+        per = r["backend_rows_s"]
+        c_trees = f"{per['c-trees']:,.0f}" if "c-trees" in per else "—"
         lines.append(
             f"| {r['model']} | {r['target']} ({r['threads']}t) | {r['native_p50_us']:.0f} µs | {r['compiled_p50_us']:.1f} µs | "
             f"{r['speedup_batch1']:.0f}× | {r['predictor_overhead']:+.0%} | {r['native_rows_s']:,.0f} | "
-            f"{r['compiled_rows_s']:,.0f} | {r['throughput_ratio']:.2f}× | {r['size_mb']:.3f} | "
+            f"{per['onnxruntime']:,.0f} | {c_trees} | {r['backend_batch1']} / {r['backend_batch']} | "
+            f"{r['throughput_ratio']:.2f}× | {r['size_mb']:.3f} | "
             f"{r['parity_max_abs_diff']:.1e} | {r['label_agreement']:.2%} |"
         )
     return "\n".join(lines)
@@ -196,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kepler-bench-") as scratch:
         for name, (model, as_frame) in models(args.quick).items():
             model.fit(frame if as_frame else frame.to_numpy(), labels)
-            for target in ("edge", "cloud"):
+            for target in TARGETS:
                 result = measure(name, model, frame, labels, target, Path(scratch), args.quick)
                 results.append(result)
                 print(
