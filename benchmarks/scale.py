@@ -5,7 +5,8 @@ Part ``score`` (this file's part; part ``trials`` is AutoML trials on Spark):
 * the data: ``--rows`` rows (5,000,000 by default) of 20 numeric features and an id, as Parquet in row groups;
 * the model: XGBoost, 100 trees of depth 6 (the DESIGN's reference model; ``--model random_forest``: a
   scikit-learn RandomForest of 100 trees of depth at most 8 after a median imputer), fit on 50,000 rows, compiled with
-  ``kp.compile`` for the edge profile (1 onnxruntime thread);
+  ``kp.compile`` for ``--target``: ``cloud-1t`` (default: the cloud profile on one thread, so the compiled C
+  backend serves the large batches) or ``edge`` (onnxruntime alone, 1 thread);
 * **kepler, 1 process**: ``kepler score ARTIFACT data.parquet --output out.parquet`` as a child process; wall time
   of the whole command (imports and model loading included) and the peak RSS of its process tree;
 * **kepler, local[2]**: ``kp.score(..., spark=session)`` in a child that starts a ``local[2]`` session first
@@ -152,9 +153,15 @@ MODELS = {
 }
 
 
-def make_model(folder: Path, kind: str = "xgboost") -> tuple[Path, Path]:
+TARGETS = {
+    "cloud-1t": "the cloud profile on 1 thread (onnxruntime and the compiled C backend)",
+    "edge": "the edge profile (onnxruntime alone, 1 thread)",
+}
+
+
+def make_model(folder: Path, kind: str = "xgboost", target: str = "cloud-1t") -> tuple[Path, Path]:
     """Fits the model (``xgboost``: 100 trees of depth 6; ``random_forest``: 100 trees of depth at most 8) on
-    50,000 rows; compiles it for the edge profile; returns ``(artifact, native model file)``."""
+    50,000 rows; compiles it for ``target`` (:data:`TARGETS`); returns ``(artifact, native model file)``."""
     import joblib
     import numpy as np
     import pandas as pd
@@ -182,7 +189,14 @@ def make_model(folder: Path, kind: str = "xgboost") -> tuple[Path, Path]:
         model = xgboost.XGBClassifier(n_estimators=TREES, max_depth=DEPTH, n_jobs=1, random_state=0)
     model.fit(frame, label)
     artifact = folder / "artifact"
-    kp.compile(model, sample=frame.head(2000), target="edge", output=artifact, benchmark=False)
+    import dataclasses
+
+    profile = (
+        dataclasses.replace(kp.targets.load_profile("cloud"), name="cloud-1t", threads=1)
+        if target == "cloud-1t"
+        else kp.targets.load_profile(target)
+    )
+    kp.compile(model, sample=frame.head(2000), target=profile, output=artifact, benchmark=False)
     native = folder / "model.joblib"
     joblib.dump(model, native)
     return artifact, native
@@ -261,7 +275,7 @@ def score_part(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "rows": args.rows,
         "features": FEATURES,
-        "model": f"{MODELS[args.model]}, compiled for the edge profile (1 onnxruntime thread)",
+        "model": f"{MODELS[args.model]}, compiled for {TARGETS[args.target]}",
         "machine": machine(),
         "load_average_before": list(os.getloadavg()),
     }
@@ -269,7 +283,7 @@ def score_part(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(scratch)
         start = time.perf_counter()
         data = make_data(folder, args.rows)
-        artifact, native = make_model(folder, args.model)
+        artifact, native = make_model(folder, args.model, args.target)
         summary["input_bytes"] = data.stat().st_size
         print(
             f"data ({data.stat().st_size / 2**20:.0f} MiB Parquet) and model ready in "
@@ -510,6 +524,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument(
         "--model", choices=sorted(MODELS), default="xgboost", help="The 100-tree model to score."
+    )
+    parser.add_argument(
+        "--target", choices=sorted(TARGETS), default="cloud-1t", help="The profile the model is compiled for."
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(

@@ -23,6 +23,7 @@ __all__ = [
     "MonitoringError",
     "DriftDetected",
     "EndpointError",
+    "BackendUnavailable",
 ]
 
 
@@ -62,6 +63,14 @@ class ArtifactError(KeplerError):
     """A compiled artifact is missing, incomplete or has been tampered with."""
 
     exit_code: ClassVar[int] = 8
+
+
+class BackendUnavailable(ArtifactError):
+    """A compiled backend an artifact holds cannot run here (another machine, a CPU without the instructions it
+    was built for, its files left out). Raised only when a caller forces that backend; otherwise the Predictor
+    serves with onnxruntime and says why."""
+
+    exit_code: ClassVar[int] = 16
 
 
 class InputSchemaError(KeplerError):

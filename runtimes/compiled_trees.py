@@ -21,17 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from kepler.errors import KeplerError
+from kepler.errors import BackendUnavailable, KeplerError
 
 __all__ = ["ABI_VERSION", "BackendUnavailable", "CompiledTrees", "cpu_flags", "finish_scores"]
 
 ABI_VERSION = 1
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 _INPUT_TYPES = {32: np.float32, 64: np.float64}
-
-
-class BackendUnavailable(KeplerError):
-    """A compiled backend cannot run here; the artifact is served by onnxruntime instead."""
 
 
 def cpu_flags() -> set[str]:
@@ -55,6 +51,24 @@ def machine_problem(machine: str, needed: Sequence[str]) -> str | None:
     if missing:
         return f"this CPU lacks {', '.join(missing)}"
     return None
+
+
+# ELF e_machine codes of the architectures a kernel is built for (the loader's own message for a library of
+# another architecture reads as if the file were missing).
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 243: "riscv64", 21: "ppc64"}
+
+
+def library_machine(path: Path) -> str | None:
+    """The architecture an ELF shared library is built for (None: not ELF, or an architecture not listed)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    code = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return _ELF_MACHINES.get(code)
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:
@@ -124,6 +138,13 @@ class CompiledTrees:
         if problem is not None:
             raise BackendUnavailable(f"compiled backend {record.get('name')!r} cannot run here: {problem}")
         path = Path(folder) / str(record["library"])
+        built_for = library_machine(path)
+        here = platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+        if built_for is not None and built_for != here:
+            raise BackendUnavailable(
+                f"compiled backend {record.get('name')!r} cannot run here: its library is built for {built_for} "
+                f"and this machine is {here}"
+            )
         try:
             library = ctypes.CDLL(str(path))
             abi = int(library.kepler_abi())

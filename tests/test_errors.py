@@ -32,6 +32,7 @@ DOCUMENTED = {
     "MonitoringError": 13,
     "DriftDetected": 14,
     "EndpointError": 15,
+    "BackendUnavailable": 16,
 }
 SHARED = {3: {"ProfileError", "RegistryError"}, 6: {"InputSchemaError", "DataError"}}
 

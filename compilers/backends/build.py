@@ -63,7 +63,10 @@ def build_c_trees(model: onnx.ModelProto, folder: Path) -> CompiledBackend:
     inputs = [i.name for i in model.graph.input]
     if tables.input_name not in inputs:
         prefix = folder / PREFIX_NAME
-        cut = onnx.utils.Extractor(model).extract_model(inputs, [tables.input_name])
+        # The extractor reads tensor types from value_info, which a converted graph may not carry.
+        cut = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model)).extract_model(
+            inputs, [tables.input_name]
+        )
         onnx.save(cut, str(prefix))
     return CompiledBackend(
         name="c-trees",
@@ -132,6 +135,11 @@ def choose_backends(
             built = BUILDERS.get(name)(model, folder)
         except NotCompilable as exc:
             skipped[name] = str(exc)
+            continue
+        except Exception as exc:  # an optional backend never fails the compile: the ONNX graph serves
+            skipped[name] = (
+                f"could not be built ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            )
             continue
         _write(folder, manifest, Backends(compiled=(*compiled, built)))
         try:
