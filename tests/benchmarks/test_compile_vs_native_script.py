@@ -26,10 +26,15 @@ def test_quick_run_reports_every_model_and_target(tmp_path: Path) -> None:
     assert pairs == {
         (m, t)
         for m in ("xgboost", "random_forest", "lightgbm", "logistic_pipeline")
-        for t in ("edge", "cloud")
+        for t in ("edge", "cloud-1t", "cloud")
     }
     for row in report["results"]:
         assert row["parity_passed"] and row["label_agreement"] == 1.0
+        tree = row["model"] != "logistic_pipeline"
+        backends = {"onnxruntime", "c-trees"} if tree and row["target"] != "edge" else {"onnxruntime"}
+        assert set(row["backend_rows_s"]) == backends, row
+        assert all(diff <= 1e-6 for diff in row["backend_max_abs_diff_vs_onnx"].values()), row
+        assert row["target"] == "cloud" or row["threads"] == 1
         assert row["native_p50_us"] > 0 and row["compiled_p50_us"] > 0 and row["session_p50_us"] > 0
         assert row["native_rows_s"] > 0 and row["compiled_rows_s"] > 0 and row["size_mb"] > 0
     markdown = (tmp_path / "compile_vs_native.md").read_text()
