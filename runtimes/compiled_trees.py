@@ -192,7 +192,8 @@ class CompiledTrees:
             x.ctypes.data, x.shape[0], x.shape[1], out.ctypes.data_as(_DOUBLE_P), self._threads
         )
         if status != 0:
-            raise KeplerError(f"the compiled kernel refused an array of shape {x.shape} (status {status})")
+            why = "it could not allocate its block buffers" if status == 2 else f"status {status}"
+            raise KeplerError(f"the compiled kernel refused an array of shape {x.shape}: {why}")
         return out
 
     def run(self, output_names: Sequence[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -11,15 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kepler.compilers.backends.tree_tables import NotCompilable
-from kepler.runtimes.compiled_trees import cpu_flags
 
-# x86-64 micro-architecture levels and the CPU flags each needs (a library built for a level loads only where
-# the CPU has them); the kernel gains from BMI/AVX2 code generation, so the highest level the compiling
-# machine has is used.
-X86_LEVELS = (
-    ("x86-64-v3", ("avx", "avx2", "bmi1", "bmi2", "fma", "movbe", "f16c")),
-    ("x86-64-v2", ("sse4_1", "sse4_2", "ssse3", "popcnt")),
-)
+# The library is built for the base level of its architecture, so it loads on any machine of that
+# architecture: its AVX2 and AVX-512 kernels are compiled for their instruction sets inside it and chosen at
+# run time from what the CPU reports (c_source.py); -march had no measurable effect on the portable kernel.
 BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-fvisibility=default")
 COMPILE_TIMEOUT_S = 600
 
@@ -32,7 +27,7 @@ class Toolchain:
         compiler: The compiler's path.
         version: Its first ``--version`` line.
         machine: ``platform.machine()`` of the libraries it builds.
-        isa: The instruction-set level (``x86-64-v3``...), or ``generic``.
+        isa: The instruction-set level it builds for (``x86-64``: the base level), or ``generic``.
         cpu_flags: CPU flags (as /proc/cpuinfo names them) a machine needs to run those libraries.
         flags: The compiler flags.
     """
@@ -63,23 +58,13 @@ def find_toolchain() -> Toolchain:
         except (OSError, subprocess.SubprocessError):
             continue
         version = (answer.stdout.splitlines() or ["unknown"])[0].strip()
-        machine = platform.machine().lower()
-        isa, needed = _isa(machine)
-        flags = (*BASE_FLAGS, *((f"-march={isa}",) if isa != "generic" else ()))
-        return Toolchain(path, version, machine, isa, needed, flags)
+        machine = platform.machine().lower().replace("amd64", "x86_64")
+        isa = "x86-64" if machine == "x86_64" else "generic"
+        flags = (*BASE_FLAGS, *(("-march=x86-64",) if isa == "x86-64" else ()))
+        return Toolchain(path, version, machine, isa, (), flags)
     raise NotCompilable(
         f"no C compiler found ({', '.join(candidates)}); install gcc or set CC to build the compiled backend"
     )
-
-
-def _isa(machine: str) -> tuple[str, tuple[str, ...]]:
-    if machine not in ("x86_64", "amd64"):
-        return "generic", ()
-    have = cpu_flags()
-    for level, needed in X86_LEVELS:
-        if set(needed) <= have:
-            return level, needed
-    return "generic", ()
 
 
 def build_library(source: str, destination: Path, toolchain: Toolchain) -> None:
