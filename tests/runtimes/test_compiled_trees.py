@@ -368,3 +368,46 @@ def test_a_kernel_refuses_an_array_narrower_than_its_features(tmp_path: Path) ->
     trees = CompiledTrees(tmp_path / "artifact", record, load_profile("cloud"))
     with pytest.raises(KeplerError, match="reads 2 columns"):
         trees.scores(np.zeros((3, 1), dtype=np.float32))
+
+
+@pytest.mark.integration
+def test_every_kernel_this_cpu_runs_gives_the_same_bits(tmp_path: Path) -> None:
+    """The portable, AVX2 and AVX-512 kernels (each forced in turn, where this CPU runs it) answer the same
+    bits on complete trees (XGBoost depth 5), padded ones (a forest of depth 8) and explicit ones (an unlimited
+    forest), on blocks with and without missing values; and they equal a walk of the tables."""
+    import dataclasses
+
+    from sklearn.ensemble import RandomForestClassifier
+    from xgboost import XGBClassifier
+
+    import kepler as kp
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(1500, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    rows = x.copy()
+    rows[::37, 2] = np.nan
+    profile = dataclasses.replace(load_profile("cloud"), threads=1)
+    models = {
+        "complete": XGBClassifier(n_estimators=8, max_depth=5, random_state=0),
+        "padded": RandomForestClassifier(n_estimators=6, max_depth=8, random_state=0),
+        "explicit": RandomForestClassifier(n_estimators=4, random_state=0),
+    }
+    for name, model in models.items():
+        artifact = kp.compile(model.fit(x, y), profile, x[:500], output=tmp_path / name, benchmark=False)
+        plan = artifact.manifest.backends
+        assert plan is not None and plan.compiled, (name, plan)
+        trees = CompiledTrees(artifact.path, plan.compiled[0].to_dict(), profile)
+        library = trees._library
+        ran = {}
+        for kernel in (0, 1, 2):
+            if library.kepler_use_kernel(kernel) != 0:
+                continue  # this CPU lacks the instructions; the portable kernel always runs
+            assert library.kepler_kernel() == kernel
+            ran[kernel] = trees.scores(rows)
+        library.kepler_use_kernel(-1)
+        assert 0 in ran, name
+        for kernel, scores in ran.items():
+            assert np.array_equal(scores, ran[0]), (name, kernel)
+        tables = read_tree_tables(onnx.load(artifact.model_path))
+        np.testing.assert_allclose(ran[0], walk(tables, rows), rtol=1e-9, atol=1e-9, err_msg=name)
