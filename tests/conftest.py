@@ -304,11 +304,13 @@ INTEGRATION = (
 )
 
 
-# The scale-out modules leave threads behind in their (xdist worker) process: s3fs's event-loop thread, and a
-# Spark JVM's py4j threads for the rest of the process. A fork in a process with threads may inherit a held lock
-# and hang (the eight-process tests, the search's forked child), so they run last, the JVM ones at the very end.
+# The scale-out modules leave threads behind in their (xdist worker) process: s3fs's event-loop thread, and, until
+# the module's end (tests/scale/spark.py stops the JVM and joins them), a Spark JVM's py4j threads. A fork in a
+# process with threads may inherit a held lock and hang (the eight-process tests, the search's forked child), so they
+# run last, the JVM one at the very end. This order holds in one process; under `--dist loadfile` xdist hands out
+# whole files, the files with the most tests first (its default --loadscope-reorder).
 RUN_LAST = ("scale/",)
-STARTS_A_JVM = ("scale/test_build_spark.py", "scale/test_score_spark.py")
+STARTS_A_JVM = ("scale/test_spark.py",)
 
 
 def _run_order(item: pytest.Item) -> int:

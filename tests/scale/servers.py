@@ -60,6 +60,24 @@ class Process:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    command: list[str] = field(default_factory=list)
+    ready: Callable[[], bool] = lambda: True
+
+    def wait_ready(self) -> None:
+        """Waits until the server answers; fails with its log if it exits or stays silent for START_TIMEOUT_S."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.ready():
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"`{' '.join(self.command)}` exited with {self.process.returncode}:\n{_tail(self.log)}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"`{' '.join(self.command)}` did not answer within {START_TIMEOUT_S} s:\n{_tail(self.log)}"
+                )
+            time.sleep(0.1)
 
     def alive(self) -> bool:
         """True while the process runs."""
@@ -89,9 +107,9 @@ class Process:
 
 
 def _start(
-    name: str, command: list[str], env: dict[str, str], folder: Path, ready: Callable[[], bool]
+    name: str, command: list[str], env: dict[str, str], folder: Path, ready: Callable[[], bool], wait: bool
 ) -> Process:
-    """Starts ``command`` in its own process group and waits until ``ready()``; fails with its log otherwise."""
+    """Starts ``command`` in its own process group and, with ``wait``, waits until ``ready()`` (Process.wait_ready)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tmp").mkdir(exist_ok=True)
     log = folder / f"{name}.log"
@@ -101,17 +119,9 @@ def _start(
         command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True
     )
     handle.close()
-    started = Process(name=name, url="", process=process, log=log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready():
-        if process.poll() is not None:
-            pytest.fail(
-                f"`{' '.join(command)}` exited with {process.returncode}:\n{_tail(log)}", pytrace=False
-            )
-        if time.monotonic() > deadline:
-            started.stop()
-            pytest.fail(f"`{' '.join(command)}` did not answer within {START_TIMEOUT_S} s:\n{_tail(log)}")
-        time.sleep(0.1)
+    started = Process(name=name, url="", process=process, log=log, command=command, ready=ready)
+    if wait:
+        started.wait_ready()
     return started
 
 
@@ -186,13 +196,31 @@ class Postgres:
                 os.kill(pid, signal.SIGQUIT)
                 deadline = time.monotonic() + 15
                 while time.monotonic() < deadline:
-                    os.kill(pid, 0)
-                    time.sleep(0.1)
-                os.kill(pid, signal.SIGKILL)
+                    if not _running(pid):
+                        break
+                    time.sleep(0.05)
+                else:
+                    os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         for path, mode in reversed(self.restored):
             path.chmod(mode)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie does not: the postmaster, daemonized by pg_ctl, is reaped by init,
+    which here took over a second after its exit."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel whether the id exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _postgres_binary(name: str) -> str | None:
@@ -280,21 +308,32 @@ def start_postgres(folder: Path, private: Path) -> Postgres:
 # --------------------------------------------------------------------------- moto's S3 server
 
 
-def start_s3(folder: Path) -> Process:
-    """moto's S3 server on a free loopback port, with the bucket ``kepler``."""
+def start_s3(folder: Path, wait: bool = True) -> Process:
+    """moto's S3 server on a free loopback port, with the bucket ``kepler``.
+
+    With ``wait=False`` it returns at once (its URL is known): :func:`s3_ready` then waits and makes the bucket,
+    so that an ``mlflow server`` on it can start meanwhile.
+    """
     moto = BIN / "moto_server"
     if not moto.exists():
         pytest.skip(f"{moto} is missing: install the test extra (moto[server])")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = _start(
-        "moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], {**os.environ}, folder, _answers(url)
+        "moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], {**os.environ}, folder, _answers(url), False
     )
     server.url = url
+    if wait:
+        s3_ready(server)
+    return server
+
+
+def s3_ready(server: Process) -> None:
+    """Waits until moto's server answers, then makes the bucket ``kepler``."""
+    server.wait_ready()
     import boto3
 
-    boto3.client("s3", endpoint_url=url, **_boto_credentials()).create_bucket(Bucket=BUCKET)
-    return server
+    boto3.client("s3", endpoint_url=server.url, **_boto_credentials()).create_bucket(Bucket=BUCKET)
 
 
 def _boto_credentials() -> dict[str, str]:
@@ -325,9 +364,17 @@ def s3_keys(endpoint: str, prefix: str) -> list[str]:
 
 
 def start_mlflow(
-    folder: Path, backend_uri: str, s3_url: str, artifacts: str, extra_env: dict[str, str] | None = None
+    folder: Path,
+    backend_uri: str,
+    s3_url: str,
+    artifacts: str,
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> Process:
-    """``mlflow server`` on ``backend_uri`` with artifacts proxied to ``artifacts`` (an s3:// URL) at ``s3_url``."""
+    """``mlflow server`` on ``backend_uri`` with artifacts proxied to ``artifacts`` (an s3:// URL) at ``s3_url``.
+
+    With ``wait=False`` it returns at once; ``wait_ready()`` waits for it (S3 need not answer before then).
+    """
     mlflow = BIN / "mlflow"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -354,7 +401,7 @@ def start_mlflow(
         "--workers",
         "1",
     ]
-    server = _start("mlflow", command, env, folder, _answers(url + "/health"))
+    server = _start("mlflow", command, env, folder, _answers(url + "/health"), wait)
     server.url = url
     return server
 
@@ -420,4 +467,4 @@ def services(
     try:
         yield Services(postgres=postgres, s3=s3_server, tracking=tracking)
     finally:
-        tracking.stop()
+        tracking.kill()  # nothing of it is kept: no graceful shutdown (a second of uvicorn's) to wait for

@@ -10,11 +10,13 @@ Skips (naming the failing command) only where Spark cannot start here: no Java r
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,14 +96,20 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _stop_jvm(session: Any) -> None:
-    """Stops the session, then its JVM and the py4j connection to it.
+    """Stops the session, then its JVM and the py4j threads; fails, naming them, if a py4j thread is left.
 
-    ``session.stop()`` alone keeps the JVM and py4j's Python-side thread for the next session of the process
-    (pyspark's class attributes ``SparkContext._gateway``/``_jvm``). The JVM (spark-submit) exits when its stdin
-    closes, as it does when the driver dies; with both attributes cleared, a later session starts a new JVM.
+    ``session.stop()`` alone keeps the JVM and py4j's threads for the next session of the process (pyspark's class
+    attributes ``SparkContext._gateway``/``_jvm``). The JVM (spark-submit) exits when its stdin closes, as it does
+    when the driver dies; with both attributes cleared, a later session starts a new JVM.
     """
     from pyspark import SparkContext
 
+    flaml_spark = sys.modules.get("flaml.automl.spark")
+    if flaml_spark is not None and hasattr(flaml_spark, "restore_spark_ansi_mode"):
+        # FLAML's import turned Spark's ANSI mode off and restores it at exit, through a JVM that will be gone
+        # then (a logged ConnectionRefusedError): restore it now.
+        atexit.unregister(flaml_spark.restore_spark_ansi_mode)
+        flaml_spark.restore_spark_ansi_mode(flaml_spark.spark, flaml_spark.ansi_conf, flaml_spark.adjusted)
     gateway = SparkContext._gateway
     session.stop()
     if gateway is None:
@@ -118,3 +126,10 @@ def _stop_jvm(session: Any) -> None:
             process.wait(timeout=15)
     SparkContext._gateway = None
     SparkContext._jvm = None
+    # py4j's finalizer thread sees the shutdown on its next poll (about a second).
+    left = [thread for thread in threading.enumerate() if type(thread).__module__.startswith("py4j")]
+    for thread in left:
+        thread.join(timeout=10)
+    alive = [f"{thread.name} ({type(thread).__name__})" for thread in left if thread.is_alive()]
+    if alive:
+        pytest.fail(f"py4j threads still run after the JVM stopped: {', '.join(alive)}", pytrace=False)

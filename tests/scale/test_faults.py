@@ -2,7 +2,8 @@
 artifact store dies mid-build, a tracking server stopped mid-build, and one that answers only errors. Each gives one
 clear error naming the endpoint, and nothing is left half-recorded.
 
-The module starts its own moto and `mlflow server` (on the session's PostgreSQL), since it kills them.
+The module starts its own moto and `mlflow server` (on the session's PostgreSQL), since it kills them; the project
+that records to that server keeps its DVC remote on the session's moto, which stays up.
 """
 
 from __future__ import annotations
@@ -75,35 +76,39 @@ def faulty(
     from kepler.versioning.project import init
 
     folder = tmp_path_factory.mktemp("faults")
-    s3 = servers_module.start_s3(folder / "moto")
+    # Both servers start at once (the MLflow server does not need its S3 until a request); the model is fit
+    # while they come up.
+    s3 = servers_module.start_s3(folder / "moto", wait=False)
     tracking = None
     try:
         database = postgres.create_database(f"faults_{uuid.uuid4().hex[:6]}")
         # One attempt per S3 call on the server: its artifact store's death shows in a second, not in botocore's
         # retries times MLflow's.
         tracking = servers_module.start_mlflow(
-            folder / "mlflow", database, s3.url, "s3://kepler/mlflow", {"AWS_MAX_ATTEMPTS": "1"}
+            folder / "mlflow", database, s3.url, "s3://kepler/mlflow", {"AWS_MAX_ATTEMPTS": "1"}, wait=False
         )
         table = pd.read_csv(SENSORS).head(300)
+        model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
+        model.fit(table[FEATURES], table["failure"])
+        joblib.dump(model, folder / "model.joblib")
+        servers_module.s3_ready(s3)
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+            local = init(folder / "local", remote="s3://kepler/local", remote_endpoint=s3.url)
+            tracking.wait_ready()
             on_server = init(
                 folder / "on-server",
                 tracking_uri=tracking.url,
                 remote=f"s3://kepler/faults-{uuid.uuid4().hex[:6]}",
                 remote_endpoint=s3_server.url,
             )
-            local = init(folder / "local", remote="s3://kepler/local", remote_endpoint=s3.url)
         for project in (on_server, local):
             (project.root / "data").mkdir()
             table.to_csv(project.root / "data" / "sensors.csv", index=False)
-        model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
-        model.fit(table[FEATURES], table["failure"])
-        joblib.dump(model, folder / "model.joblib")
         yield Faulty(s3, tracking, database, on_server, local, folder / "model.joblib")
     finally:
         if tracking is not None:
-            tracking.stop()
+            tracking.kill()  # nothing of it is kept: no graceful shutdown to wait for
         s3.stop()
 
 

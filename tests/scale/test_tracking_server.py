@@ -117,9 +117,13 @@ def test_build_promotion_and_reproduction_record_on_the_server(
 # threads (Spark's py4j, s3fs's event loop) whose locks a forked child would inherit held, and hang on.
 RECORDERS = """
 import multiprocessing, sys
+import mlflow
 import kepler as kp
 from kepler.versioning.project import Project
 
+# Kepler's modules load on first use: load them here, once, rather than in each of the eight children.
+kp.versioning.track_experiment, kp.versioning.log_parameters, kp.versioning.log_metrics
+kp.versioning.create_unified_version
 root, experiment, workers, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def record(worker):
