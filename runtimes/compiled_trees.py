@@ -168,7 +168,7 @@ class CompiledTrees:
         self._scores.restype = ctypes.c_int32
         self._scores.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, _DOUBLE_P, ctypes.c_int32]
         self._n_outputs = int(library.kepler_n_outputs())
-        self._n_features = int(library.kepler_n_features())
+        self._width = int(library.kepler_n_features())
         self._threads = int(profile.resolved_threads)
         self._input = str(self.finish["input"])
         self._prefix = None
@@ -183,9 +183,9 @@ class CompiledTrees:
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         """The kernel's raw scores (float64, rows × outputs) of the matrix the ensemble reads."""
         x = np.ascontiguousarray(matrix, dtype=self._dtype)
-        if x.ndim != 2 or x.shape[1] < self._n_features:
+        if x.ndim != 2 or x.shape[1] < self._width:
             raise KeplerError(
-                f"the compiled kernel reads {self._n_features} columns, got an array of shape {x.shape}"
+                f"the compiled kernel reads {self._width} columns, got an array of shape {x.shape}"
             )
         out = np.empty((x.shape[0], self._n_outputs), dtype=np.float64)
         status = self._scores(
