@@ -126,25 +126,25 @@ CASES = [
     Case("xgboost-regressor", lambda: XGBRegressor(n_estimators=15, max_depth=4), "regressor", True),
     Case(
         "random-forest-binary",
-        lambda: RandomForestClassifier(n_estimators=12, max_depth=7, random_state=0),
+        lambda: RandomForestClassifier(n_estimators=12, max_depth=4, random_state=0),
         "binary",
         True,
     ),
     Case(
         "random-forest-multiclass",
-        lambda: RandomForestClassifier(n_estimators=12, max_depth=7, random_state=0),
+        lambda: RandomForestClassifier(n_estimators=12, max_depth=4, random_state=0),
         "multiclass",
         True,
     ),
     Case(
         "random-forest-regressor",
-        lambda: RandomForestRegressor(n_estimators=12, max_depth=7, random_state=0),
+        lambda: RandomForestRegressor(n_estimators=12, max_depth=4, random_state=0),
         "regressor",
         True,
     ),
     Case(
         "extra-trees",
-        lambda: ExtraTreesClassifier(n_estimators=12, max_depth=7, random_state=0),
+        lambda: ExtraTreesClassifier(n_estimators=12, max_depth=4, random_state=0),
         "multiclass",
         True,
     ),
@@ -190,7 +190,7 @@ CASES = [
     ),
     Case(
         "decision-tree",
-        lambda: DecisionTreeClassifier(max_depth=8, random_state=0),
+        lambda: DecisionTreeClassifier(max_depth=5, random_state=0),
         "multiclass",
         True,
     ),
