@@ -81,9 +81,13 @@ def score_frame(
     sha256: str,
     *,
     identity: bool = True,
+    dictionary: bool = False,
 ) -> pd.DataFrame:
     """The output rows of one batch: the ``keep`` columns, the prediction, the class probabilities (or
     anomaly score), and (``identity``) the model's id and sha256. One run of the model gives every output.
+
+    With ``dictionary`` the id and sha256 columns are categorical, written as dictionary-encoded text (one
+    value each): a column of 65,536 copies of one text otherwise costs more than the model's run.
 
     Raises:
         InputSchemaError: the batch breaks the model's input contract.
@@ -100,8 +104,12 @@ def score_frame(
         columns[SCORE] = answers[outputs.scores].ravel()
     if identity:
         rows = len(frame)
-        columns[MODEL_ID] = np.full(rows, model_id, dtype=object)
-        columns[MODEL_SHA256] = np.full(rows, sha256, dtype=object)
+        for name, value in ((MODEL_ID, model_id), (MODEL_SHA256, sha256)):
+            columns[name] = (
+                pd.Categorical.from_codes(np.zeros(rows, dtype=np.int8), [value])
+                if dictionary
+                else np.full(rows, value, dtype=object)
+            )
     return pd.DataFrame(columns, copy=False)
 
 

@@ -51,7 +51,9 @@ def score_locally(
         with _Progress(progress, reader.total(), reader.unit, output.name) as bar:
             for batch in reader:
                 try:
-                    scored = score_frame(predictor, batch.frame, keep, model.model_id, model.sha256)
+                    scored = score_frame(
+                        predictor, batch.frame, keep, model.model_id, model.sha256, dictionary=True
+                    )
                 except InputSchemaError as exc:
                     raise located(exc, batch.where, batch.first_row) from None
                 writer.write(scored)
