@@ -95,7 +95,12 @@ def profile_for(target: str) -> Any:
 
 
 def interleaved_p50(
-    calls: dict[str, Callable[[], Any]], rounds: int, seconds: float, warmup_s: float = 0.1
+    calls: dict[str, Callable[[], Any]],
+    rounds: int,
+    seconds: float,
+    warmup_s: float = 0.1,
+    *,
+    min_iters: int = 200,
 ) -> dict[str, float]:
     """Median over rounds of each call's p50 (ms); the calls take turns in every round."""
     per_call: dict[str, list[float]] = {name: [] for name in calls}
@@ -103,7 +108,7 @@ def interleaved_p50(
         for name, call in calls.items():
             per_call[name].append(
                 time_calls(
-                    call, min_iters=200, min_time_s=seconds, max_time_s=seconds * 4, warmup_s=warmup_s
+                    call, min_iters=min_iters, min_time_s=seconds, max_time_s=seconds * 4, warmup_s=warmup_s
                 )["p50_ms"]
             )
     return {name: statistics.median(values) for name, values in per_call.items()}
@@ -157,15 +162,7 @@ def measure(
         rows = forced_predictor.fastest_form(big_frame)
         calls[backend] = lambda p=forced_predictor, r=rows: p.predict_proba(r)
     big_rounds, big_seconds = (2, 0.05) if quick else (5, 1.0)
-    per_call: dict[str, list[float]] = {call: [] for call in calls}
-    for _ in range(big_rounds):
-        for call_name, call in calls.items():
-            per_call[call_name].append(
-                time_calls(
-                    call, min_iters=5, min_time_s=big_seconds, max_time_s=big_seconds * 4, warmup_s=warmup_s
-                )["p50_ms"]
-            )
-    big_ms = {call_name: statistics.median(values) for call_name, values in per_call.items()}
+    big_ms = interleaved_p50(calls, big_rounds, big_seconds, warmup_s, min_iters=5)
     reference = forced["onnxruntime"].predict_proba(big_compiled)
     backend_diff = {
         b: float(np.abs(p.predict_proba(big_compiled) - reference).max()) for b, p in forced.items()

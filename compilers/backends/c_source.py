@@ -425,6 +425,22 @@ static void block_portable(const real_t* restrict xb, const int rows, const int 
 #define X86_KERNELS 1
 #include <immintrin.h>
 
+/* A complete tree over a block with a SIMD walk of LANES rows per vector: VECTORS vectors at a time, then one. */
+#define PERFECT_SIMD(NAME, QUALIFIERS, WALK, LANES, VECTORS)                                                      \
+  QUALIFIERS void NAME(const ptree_t* tree, const int depth, const real_t* restrict xb, const int rows, const int n, \
+                       const int missing, double* restrict acc) {                                                 \
+    (void)rows;                                                                                                   \
+    if (depth == 0) {                                                                                             \
+      for (int r = 0; r < n; r++)                                                                                 \
+        for (int k = 0; k < WIDTH; k++) acc[tree->out + k * BLOCK + r] += P_LEAF[tree->leaf + k];                 \
+      return;                                                                                                     \
+    }                                                                                                             \
+    int r = 0;                                                                                                    \
+    for (; r + (LANES) * (VECTORS) <= n; r += (LANES) * (VECTORS)) WALK(tree, depth, xb, r, VECTORS, missing, acc); \
+    for (; r < n; r += (LANES)) WALK(tree, depth, xb, r, 1, missing, acc);                                         \
+  }
+
+
 _Static_assert(AVX2_PERMUTE_NODES <= 32 && AVX512_PERMUTE_NODES <= 128, "lookups blend at most 4 tables");
 
 /* ---- AVX2: 8 rows per vector. ---- */
@@ -514,19 +530,7 @@ AVX2_INLINE void walk_avx2(const ptree_t* tree, const int depth, const real_t* x
     add_leaves_avx2(leaf, _mm256_sub_epi32(idx[u], _mm256_set1_epi32(first_leaf(depth))), acc + tree->out + r + 8 * u);
 }
 
-AVX2_INLINE void perfect_avx2(const ptree_t* tree, const int depth, const real_t* restrict xb, const int rows, const int n,
-                              const int missing, double* restrict acc) {
-  (void)missing;
-  (void)rows;
-  if (depth == 0) {
-    for (int r = 0; r < n; r++)
-      for (int k = 0; k < WIDTH; k++) acc[tree->out + k * BLOCK + r] += P_LEAF[tree->leaf + k];
-    return;
-  }
-  int r = 0;
-  for (; r + 8 * AVX2_VECTORS <= n; r += 8 * AVX2_VECTORS) walk_avx2(tree, depth, xb, r, AVX2_VECTORS, missing, acc);
-  for (; r < n; r += 8) walk_avx2(tree, depth, xb, r, 1, missing, acc);
-}
+PERFECT_SIMD(perfect_avx2, AVX2_INLINE, walk_avx2, 8, AVX2_VECTORS)
 
 static AVX2 void block_avx2(const real_t* restrict xb, const int rows, const int n, const int missing, double* restrict acc) {
 @BODY_AVX2@  explicit_trees(xb, rows, missing, acc);
@@ -619,19 +623,7 @@ AVX512_INLINE void walk_avx512(const ptree_t* tree, const int depth, const real_
     add_leaves_avx512(leaf, _mm512_sub_epi32(idx[u], _mm512_set1_epi32(first_leaf(depth))), acc + tree->out + r + 16 * u);
 }
 
-AVX512_INLINE void perfect_avx512(const ptree_t* tree, const int depth, const real_t* restrict xb, const int rows, const int n,
-                                  const int missing, double* restrict acc) {
-  (void)missing;
-  (void)rows;
-  if (depth == 0) {
-    for (int r = 0; r < n; r++)
-      for (int k = 0; k < WIDTH; k++) acc[tree->out + k * BLOCK + r] += P_LEAF[tree->leaf + k];
-    return;
-  }
-  int r = 0;
-  for (; r + 16 * AVX512_VECTORS <= n; r += 16 * AVX512_VECTORS) walk_avx512(tree, depth, xb, r, AVX512_VECTORS, missing, acc);
-  for (; r < n; r += 16) walk_avx512(tree, depth, xb, r, 1, missing, acc);
-}
+PERFECT_SIMD(perfect_avx512, AVX512_INLINE, walk_avx512, 16, AVX512_VECTORS)
 
 static AVX512 void block_avx512(const real_t* restrict xb, const int rows, const int n, const int missing, double* restrict acc) {
 @BODY_AVX512@  explicit_trees(xb, rows, missing, acc);
