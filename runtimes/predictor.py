@@ -62,7 +62,7 @@ class Predictor:
         self.feature_names_in_ = np.asarray(self._feeds.names, dtype=object)
         self.backend_notes: list[str] = []
         self._routes = self._load_routes(backend)
-        self._run: Runner = self._routes[0][2] if len(self._routes) == 1 else self._routed_run
+        self._run: Runner = self._routes[0][2] if len(self._routes) == 1 else _routed(self._routes)
         self._answer_out = [outputs.answer]
         self._proba_out = [outputs.probabilities] if outputs.probabilities else None
         self._score_out = [outputs.scores] if outputs.scores else None
@@ -111,14 +111,7 @@ class Predictor:
         return runner
 
     def _route(self, rows: int) -> tuple[int, str, Runner]:
-        chosen = self._routes[0]
-        for route in self._routes:
-            if rows >= route[0]:
-                chosen = route
-        return chosen
-
-    def _routed_run(self, names: Sequence[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return self._route(len(next(iter(feed.values()))))[2](names, feed)
+        return _route(self._routes, rows)
 
     def backend_for(self, rows: int) -> str:
         """The backend that serves a call of ``rows`` rows here (after any fallback to onnxruntime)."""
@@ -206,6 +199,25 @@ class Predictor:
             name: finite_answer(value)
             for name, value in zip(names, self._run(names, self._feeds.feed(data)), strict=False)
         }
+
+
+def _route(routes: list[tuple[int, str, Runner]], rows: int) -> tuple[int, str, Runner]:
+    chosen = routes[0]
+    for route in routes:
+        if rows >= route[0]:
+            chosen = route
+    return chosen
+
+
+def _routed(routes: list[tuple[int, str, Runner]]) -> Runner:
+    """A runner that sends each call to the route of its row count. A closure over the routes, not a method: a
+    Predictor holding its own bound method would live until the cycle collector runs, and with it its sessions'
+    thread pools."""
+
+    def run(names: Sequence[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return _route(routes, len(next(iter(feed.values()))))[2](names, feed)
+
+    return run
 
 
 def finite_answer(result: np.ndarray) -> np.ndarray:
