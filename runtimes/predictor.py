@@ -110,12 +110,9 @@ class Predictor:
         runner: Runner = CompiledTrees(self.artifact.path, record.to_dict(), self.profile).run
         return runner
 
-    def _route(self, rows: int) -> tuple[int, str, Runner]:
-        return _route(self._routes, rows)
-
     def backend_for(self, rows: int) -> str:
         """The backend that serves a call of ``rows`` rows here (after any fallback to onnxruntime)."""
-        return self._route(rows)[1]
+        return _route(self._routes, rows)[1]
 
     @property
     def backends(self) -> dict[str, Any]:
