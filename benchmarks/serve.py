@@ -584,58 +584,76 @@ def run_one(
     rate: float | None,
     check: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """One service and setting under one load (closed loop, or open loop at ``rate``), on a server of its own."""
+    return run_loads(side, name, ctx, args, rates=[rate], check=check)[0]
+
+
+def run_loads(
+    side: str,
+    name: str,
+    ctx: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    rates: list[float | None],
+    check: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One service and setting under each load in turn (``None``: closed loop), on one server: each load after
+    the same warm-up. --quick runs its one setting closed and open on one server (a server start is seconds)."""
     setting = SETTINGS[name]
-    log = (
-        ctx["workdir"]
-        / f"{side}-{name.replace(' ', '_').replace(',', '')}-{'open' if rate else 'closed'}.log"
-    )
+    loads = "-".join("open" if rate else "closed" for rate in rates)
+    log = ctx["workdir"] / f"{side}-{name.replace(' ', '_').replace(',', '')}-{loads}.log"
+    runs = []
     with server_for(side, setting, ctx, log, args.batch_latency_ms) as server:
         started = time.perf_counter()
         server.wait_ready()
         ready_s = time.perf_counter() - started
         checked = answers(server.port, check) if check else None
-        load(
-            server.port,
-            ctx["records"],
-            connections=args.connections,
-            seconds=min(2.0, args.seconds),
-            rate=None,
-            recycle=args.requests_per_connection,
+        for rate in rates:
+            load(
+                server.port,
+                ctx["records"],
+                connections=args.connections,
+                seconds=min(2.0, args.seconds),
+                rate=None,
+                recycle=args.requests_per_connection,
+            )
+            meter = CpuMeter(server.process.pid)
+            before = meter.snapshot()
+            figures = load(
+                server.port,
+                ctx["records"],
+                connections=args.connections,
+                seconds=args.seconds,
+                rate=rate,
+                recycle=args.requests_per_connection,
+            )
+            runs.append((rate, figures, meter.usage(before, meter.snapshot())))
+    results = []
+    for rate, figures, cpu in runs:
+        figures |= {
+            "service": side,
+            "setting": name,
+            **setting,
+            "load": "open" if rate else "closed",
+            "connections": args.connections if rate is None else max(args.connections, 64),
+            "rate_rps": rate,
+            "ready_s": round(ready_s, 2),
+            "server_cpu_ms_per_request": round(1000 * cpu["server_cpu_s"] / max(1, figures["ok"]), 3),
+            "client_cores": round(cpu["client_cores"], 2),
+            "other_cores": round(cpu["other_cores"], 2),
+            "server_process_cores": cpu["process_cores"],
+        }
+        print(
+            f"  {side:6s} {name:24s} {figures['load']:6s} {figures['throughput_rps']:8.1f} req/s  "
+            f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']:5d}  "
+            f"server {figures['server_cpu_ms_per_request']:.2f} ms CPU/request, cores by process "
+            f"{figures['server_process_cores']}  other load {figures['other_cores']:.2f} cores",
+            flush=True,
         )
-        meter = CpuMeter(server.process.pid)
-        before = meter.snapshot()
-        figures = load(
-            server.port,
-            ctx["records"],
-            connections=args.connections,
-            seconds=args.seconds,
-            rate=rate,
-            recycle=args.requests_per_connection,
-        )
-        cpu = meter.usage(before, meter.snapshot())
-    figures |= {
-        "service": side,
-        "setting": name,
-        **setting,
-        "load": "open" if rate else "closed",
-        "connections": args.connections if rate is None else max(args.connections, 64),
-        "rate_rps": rate,
-        "ready_s": round(ready_s, 2),
-        "server_cpu_ms_per_request": round(1000 * cpu["server_cpu_s"] / max(1, figures["ok"]), 3),
-        "client_cores": round(cpu["client_cores"], 2),
-        "other_cores": round(cpu["other_cores"], 2),
-        "server_process_cores": cpu["process_cores"],
-    }
-    print(
-        f"  {side:6s} {name:24s} {figures['load']:6s} {figures['throughput_rps']:8.1f} req/s  "
-        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']:5d}  "
-        f"server {figures['server_cpu_ms_per_request']:.2f} ms CPU/request, cores by process "
-        f"{figures['server_process_cores']}  other load {figures['other_cores']:.2f} cores",
-        flush=True,
-    )
+        results.append(figures)
     if checked is not None:
-        figures["_answers"] = checked
-    return figures
+        results[0]["_answers"] = checked
+    return results
 
 
 def folder_bytes(folder: Path) -> int:
@@ -1000,22 +1018,23 @@ def main() -> None:
 
         results = []
         answers_by_side: dict[str, list[list[float]]] = {}
+        # --quick has one setting, so it is the best one: its open-loop run follows on the same servers.
+        rates: list[float | None] = [None, args.rate] if args.quick else [None]
         for name in names:
             for side in ("kepler", "native"):
                 check = None if side in answers_by_side else check_rows
-                figures = run_one(side, name, ctx, args, rate=None, check=check)
-                if "_answers" in figures:
-                    answers_by_side[side] = figures.pop("_answers")
-                results.append(figures)
+                for figures in run_loads(side, name, ctx, args, rates=rates, check=check):
+                    if "_answers" in figures:
+                        answers_by_side[side] = figures.pop("_answers")
+                    results.append(figures)
         # The goal: open loop at --rate, with the setting that gave Kepler's service the most throughput, both services.
-        kepler_closed = [r for r in results if r["service"] == "kepler" and r["errors"] == 0] or [
-            r for r in results if r["service"] == "kepler"
-        ]
+        closed = [r for r in results if r["service"] == "kepler" and r["load"] == "closed"]
+        kepler_closed = [r for r in closed if r["errors"] == 0] or closed
         best = max(kepler_closed, key=lambda r: r["throughput_rps"])["setting"]
         if not args.quick:  # how much of the difference is ONNX, and how much the server fixes
             results.append(run_one(TUNED_NATIVE, best, ctx, args, rate=None))
-        for side in ("kepler", "native") + (() if args.quick else (TUNED_NATIVE,)):
-            results.append(run_one(side, best, ctx, args, rate=args.rate))
+            for side in ("kepler", "native", TUNED_NATIVE):
+                results.append(run_one(side, best, ctx, args, rate=args.rate))
 
         import numpy as np
 

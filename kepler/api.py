@@ -23,6 +23,7 @@ def compile_file(
     *,
     output: str | os.PathLike[str] | None = None,
     drop: list[str] | None = None,
+    benchmark: bool = True,
 ) -> Any:
     """Compiles a saved model file for a target, checking parity on a sample table.
 
@@ -32,6 +33,7 @@ def compile_file(
         sample_path: A CSV or Parquet table of training rows.
         output: The artifact folder; by default ``artifacts/<model>-<target>``.
         drop: Columns of the sample that are not features (the label).
+        benchmark: Time the artifact on the target and check its budgets (``kepler bench`` does it later).
 
     Returns:
         The compiled artifact.
@@ -44,7 +46,7 @@ def compile_file(
     sample = _sample_without(read_table(sample_path), drop)
     model = load_model(model_path)
     destination = Path(output) if output else Path("artifacts") / f"{Path(model_path).stem}-{profile.name}"
-    return compile(model, profile, sample, output=destination)
+    return compile(model, profile, sample, output=destination, benchmark=benchmark)
 
 
 def _native_rows(native: Any, data: Any, columns: list[str]) -> Any:
@@ -69,6 +71,7 @@ def bench(
     sample_path: str | None = None,
     drop: list[str] | None = None,
     batch_sizes: list[int] | None = None,
+    min_time_s: float = 0.5,
 ) -> dict[str, Any]:
     """Benchmarks an artifact on a target, optionally against the native model in the same run.
 
@@ -79,6 +82,8 @@ def bench(
         sample_path: A table to time on; by default the artifact's probe rows.
         drop: Columns of the sample that are not features.
         batch_sizes: Overrides the profile's batch sizes.
+        min_time_s: Least seconds to time each batch size, for each side; at most six times as long
+            (at least 3 s) when calls are slow.
 
     Returns:
         The benchmark report (see :func:`kepler.runtimes.benchmark`).
@@ -113,6 +118,8 @@ def bench(
         native=native,
         native_data=native_data,
         batch_sizes=tuple(batch_sizes) if batch_sizes else None,
+        min_time_s=min_time_s,
+        max_time_s=max(3.0, 6 * min_time_s),
     )
 
 

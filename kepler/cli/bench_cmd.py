@@ -4,6 +4,7 @@ Usage:
     kepler bench artifacts/model-edge --target edge
     kepler bench artifacts/model-edge --target edge --compare-native model.joblib
     kepler bench artifacts/model-edge --sample data/sensors.csv --drop failure --batch 1 --batch 1000 --json
+    kepler bench artifacts/model-edge --min-time 2   # steadier percentiles
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def bench_command(
     batch: list[int] | None = typer.Option(
         None, "--batch", help="Batch size to time (repeatable; default: the profile's)."
     ),
+    min_time: float = typer.Option(
+        0.5,
+        "--min-time",
+        min=0.001,
+        max=600.0,
+        help="Least seconds to time each batch size (each side): longer for a steadier p99, shorter for a glance.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Measure p50/p95/p99 latency, throughput, size, load time and memory of an artifact."""
@@ -46,6 +54,7 @@ def bench_command(
         sample_path=str(sample) if sample else None,
         drop=drop,
         batch_sizes=batch,
+        min_time_s=min_time,
     )
     if as_json:
         out.print_json(report)

@@ -160,6 +160,8 @@ def test_compile_then_bench_against_native(
         "1",
         "--batch",
         "64",
+        "--min-time",
+        "0.05",  # a glance: the figures' presence is checked here, not their steadiness
         "--json",
     )
     assert bench.returncode == 0, bench.stderr
@@ -169,8 +171,10 @@ def test_compile_then_bench_against_native(
     assert report["ratios"]["p50_speedup_batch1"] > 0
     assert report["budgets"]["size_mb"]["ok"]
 
-    table = kepler("bench", str(out), "--batch", "1")
+    table = kepler("bench", str(out), "--batch", "1", "--min-time", "0.05")
     assert table.returncode == 0 and "Budgets" in table.stdout
+    refused = kepler("bench", str(out), "--min-time", "0")
+    assert refused.returncode == 2 and "--min-time" in refused.stderr
 
 
 @pytest.mark.parametrize("fit_on", ["array", "frame"])
@@ -197,6 +201,7 @@ def test_bench_against_a_native_model_fit_on_an_array_or_a_frame(tmp_path: Path,
         "label",
         "--output",
         str(out),
+        "--no-benchmark",  # timed below, against the native model
     )
     assert compiled.returncode == 0, compiled.stderr
     for sample in (
@@ -211,6 +216,8 @@ def test_bench_against_a_native_model_fit_on_an_array_or_a_frame(tmp_path: Path,
             *sample,
             "--batch",
             "1",
+            "--min-time",
+            "0.05",
             "--json",
         )
         assert bench.returncode == 0, bench.stderr
@@ -240,11 +247,17 @@ def test_bench_against_a_native_model_needs_its_columns(
 
 def test_compile_default_output_folder(workspace: Path, tmp_path: Path) -> None:
     result = kepler(
-        "compile", str(workspace / "model.joblib"), "--sample", str(workspace / "sample.csv"), cwd=tmp_path
+        "compile",
+        str(workspace / "model.joblib"),
+        "--sample",
+        str(workspace / "sample.csv"),
+        "--no-benchmark",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "artifacts" / "model-edge" / "manifest.json").is_file()
-    assert "compiled XGBClassifier" in result.stdout
+    manifest = json.loads((tmp_path / "artifacts" / "model-edge" / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] and manifest.get("benchmark") is None  # --no-benchmark: not timed
+    assert "compiled XGBClassifier" in result.stdout and "Budgets" not in result.stdout
 
 
 @pytest.mark.parametrize(
