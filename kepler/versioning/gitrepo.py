@@ -59,15 +59,48 @@ def ensure_identity(root: Path) -> None:
         git(root, "config", "user.email", "kepler@localhost")
 
 
-def commit(root: Path, paths: list[Path | str], message: str) -> str:
-    """Stages ``paths`` and commits them (if anything changed); returns the commit id."""
+def commit(root: Path, paths: list[Path | str], message: str, *, restore_on_failure: bool = False) -> str:
+    """Stages ``paths`` and commits them (if anything changed); returns the commit id.
+
+    Args:
+        root: The repository.
+        paths: The files to commit.
+        message: The commit message.
+        restore_on_failure: When the commit fails (a hook refuses it, the disk is full), put ``paths`` back as
+            HEAD has them, in the index and the working tree, and remove those HEAD does not hold: for files
+            Kepler alone writes (its records), never for a user's.
+    """
     rels = [
         str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p) for p in paths
     ]
     git(root, "add", "--", *rels)
     if git(root, "diff", "--cached", "--name-only", "--", *rels, check=False):
-        git(root, "commit", "-q", "-m", message, "--", *rels)
+        try:
+            git(root, "commit", "-q", "-m", message, "--", *rels)
+        except BaseException:
+            if restore_on_failure:
+                _restore_to_head(root, rels)
+            raise
     return head(root) or ""
+
+
+def _restore_to_head(root: Path, rels: list[str]) -> None:
+    """Puts ``rels`` back as HEAD has them: unstaged, the tracked ones checked out, the new ones removed."""
+    has_head = head(root) is not None
+    tracked = (
+        set(git(root, "ls-tree", "-r", "--name-only", "HEAD", "--", *rels, check=False).splitlines())
+        if has_head
+        else set()
+    )
+    if has_head:
+        git(root, "reset", "-q", "HEAD", "--", *rels, check=False)
+    else:
+        git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", *rels, check=False)
+    for rel in rels:
+        if rel in tracked:
+            git(root, "checkout", "HEAD", "--", rel, check=False)
+        else:
+            (root / rel).unlink(missing_ok=True)
 
 
 def tag(root: Path, name: str, message: str) -> None:

@@ -51,6 +51,13 @@ from kepler.records import Record, Section, keyed, optional
 from kepler.versioning import gitrepo, semver
 from kepler.versioning.names import check_name
 from kepler.versioning.project import current
+from kepler.versioning.registry_aliases import (
+    AliasChange,
+    finish_cut_off_change,
+    moved_all_or_nothing,
+    read_aliases,
+    read_journal,
+)
 
 KIND = "releases"
 STATUSES = ("draft", "staging", "production", "archived")
@@ -233,10 +240,11 @@ def _all(project: Any) -> list[Release]:
 
 
 def _save(project: Any, releases: list[Release], message: str) -> None:
-    """Writes the records and commits them. Callers hold the releases lock."""
+    """Writes the records and commits them; a commit that fails leaves the records as they were. Callers hold
+    the releases lock."""
     paths = [project.store.write(KIND, r.release_id, r.to_dict()) for r in releases]
     with project.store.lock("git"):
-        gitrepo.commit(project.root, paths, message)
+        gitrepo.commit(project.root, paths, message, restore_on_failure=True)
 
 
 def _supersede(project: Any, entering: Release, releases: list[Release]) -> list[Release]:
@@ -262,10 +270,14 @@ def _supersede(project: Any, entering: Release, releases: list[Release]) -> list
     return archived
 
 
-def _sync_registry(project: Any, entering: Release, before: str | None, archived: list[Release]) -> None:
-    """Moves MLflow aliases: set the new status's alias, then drop aliases the old statuses held.
+def _alias_change(
+    project: Any, entering: Release, before: str | None, archived: list[Release]
+) -> AliasChange | None:
+    """The MLflow aliases a release change moves: the new status's alias set on the entering release's model
+    version, and the aliases the old statuses held dropped where they still point to those versions. None when
+    no release involved names a registered model version.
 
-    Runs before any record is written, so a failure (unknown model version) changes nothing.
+    Reads the aliases as they stand (before anything moves): an unreachable server changes nothing.
     """
     moves: list[tuple[tuple[str, str], str | None, list[str]]] = []
     ref = registry_model(entering)
@@ -276,41 +288,38 @@ def _sync_registry(project: Any, entering: Release, before: str | None, archived
         old_ref = registry_model(old)
         if old_ref:
             moves.append((old_ref, None, ["production"]))
-    if not moves:
-        return
-    from mlflow.exceptions import MlflowException
-
-    from kepler.versioning.endpoints import endpoint_error, service_errors
-
-    client = project.mlflow_client()
-    uri = project.tracking_uri
-    moved = {(model, alias) for (model, _), alias, _ in moves if alias}
+    keys = list(
+        dict.fromkeys(
+            [(model, alias) for (model, _), alias, _ in moves if alias]
+            + [(model, alias) for (model, _), _, dropped in moves for alias in dropped]
+        )
+    )
+    if not keys:
+        return None
+    current = read_aliases(project.mlflow_client(), project.tracking_uri, keys)
+    after = dict(current)
+    moved = set()
     for (model, version), alias, _ in moves:
         if alias:
-            try:
-                client.set_registered_model_alias(model, alias, version)
-            except MlflowException as exc:
-                unreachable = endpoint_error(exc, uri)
-                if unreachable is not None:
-                    raise unreachable from None
-                raise VersioningError(
-                    f"cannot set MLflow alias {alias!r} on model {model!r} version {version}: "
-                    f"{exc.message}; register that model version first"
-                ) from None
+            after[(model, alias)] = version
+            moved.add((model, alias))
     for (model, version), _, dropped in moves:
         for alias in dropped:
-            if (model, alias) in moved:
-                continue  # just moved to the release entering that status
-            try:
-                current = client.get_model_version_by_alias(model, alias)
-            except MlflowException as exc:
-                unreachable = endpoint_error(exc, uri)
-                if unreachable is not None:
-                    raise unreachable from None
-                continue  # no such alias (or model): nothing to remove
-            if str(current.version) == version:
-                with service_errors(uri):
-                    client.delete_registered_model_alias(model, alias)
+            if (model, alias) not in moved and current[(model, alias)] == version:
+                after[(model, alias)] = None
+    return AliasChange(release=entering.release_id, status=entering.status, before=current, after=after)
+
+
+def _finish_cut_off_change(project: Any) -> None:
+    """Puts right the aliases of a release change cut off mid-way (see :mod:`kepler.versioning.registry_aliases`):
+    forward when its records were committed, back when they were not. Callers hold the releases lock."""
+    change = read_journal(project)
+    if change is None:
+        return
+    committed = (
+        project.store.exists(KIND, change.release) and _load(project, change.release).status == change.status
+    )
+    finish_cut_off_change(project, committed)
 
 
 def create_release(
@@ -370,6 +379,7 @@ def create_release(
     if notes is not None and not isinstance(notes, str):
         raise VersioningError("notes must be text")
     with project.store.lock(KIND):
+        _finish_cut_off_change(project)
         if project.store.exists(KIND, release_name):
             raise VersioningError(
                 f"release {release_name!r} already exists; choose another name, or promote it "
@@ -402,12 +412,17 @@ def create_release(
 
 def _settle(project: Any, release: Release, before: str | None, others: list[Release], message: str) -> None:
     """After a release enters its status: archive the line's old production release when it enters
-    production, move the registry aliases, and save and commit every changed record."""
+    production, move the registry aliases, and save and commit every changed record: all of it, or none
+    (:func:`kepler.versioning.registry_aliases.moved_all_or_nothing`)."""
     archived = _supersede(project, release, others) if release.status == "production" else []
-    _sync_registry(project, release, before, archived)
     if archived:
         message += "; archived " + ", ".join(r.release_id for r in archived)
-    _save(project, [release, *archived], message)
+    change = _alias_change(project, release, before, archived)
+    if change is None:
+        _save(project, [release, *archived], message)
+        return
+    with moved_all_or_nothing(project, change):
+        _save(project, [release, *archived], message)
 
 
 def _bump(version: semver.SemVer) -> str:
@@ -434,6 +449,7 @@ def promote_release(name: str, target_environment: str = "staging", *, project: 
     project = current(project)
     target = normalize_status(target_environment)
     with project.store.lock(KIND):
+        _finish_cut_off_change(project)
         release = _load(project, name)
         before = release.status
         if before == target:

@@ -4,9 +4,15 @@ recording at once lose nothing."""
 
 from __future__ import annotations
 
+import http.client
+import http.server
+import socket
 import subprocess
 import sys
+import threading
+import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +188,185 @@ def test_eight_processes_recording_at_once_lose_nothing(server_project: Any) -> 
         sum(1 for line in log.splitlines() if line.startswith("kepler: unified version concurrent-"))
         == WORKERS
     )
+
+
+# -- a server lost in the middle of a promotion -------------------------------------------------------------------
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    """Forwards one request to the proxy's upstream server and its answer back. After the request the proxy dies
+    after, it stops listening before it answers: the client cannot send its next request before the port is shut."""
+
+    proxy: _CutProxy
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        upstream = http.client.HTTPConnection(
+            self.proxy.upstream.hostname, self.proxy.upstream.port, timeout=30
+        )
+        hop_by_hop = {
+            "host",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "content-length",
+        }
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        upstream.close()
+        if self.proxy.dies_after is not None and self.proxy.dies_after(self.command, self.path):
+            self.proxy.stop()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in hop_by_hop:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _CutProxy:
+    """An HTTP proxy in front of the real tracking server that can die, as a server does, right after it answered
+    a chosen request: nothing listens on its port any more (connections are refused), until it is started again."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.port = 0
+        self.dies_after: Callable[[str, str], bool] | None = None
+        self._listening: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> _CutProxy:
+        self.dies_after = None
+        listening = socket.create_server(("127.0.0.1", self.port))  # the same port again after a stop
+        self.port = listening.getsockname()[1]
+        self._listening = listening
+        threading.Thread(target=self._accept, args=(listening,), daemon=True).start()
+        return self
+
+    def _accept(self, listening: socket.socket) -> None:
+        while True:
+            try:
+                connection, address = listening.accept()
+            except OSError:  # stopped
+                return
+            threading.Thread(target=self._serve, args=(connection, address), daemon=True).start()
+
+    def _serve(self, connection: socket.socket, address: Any) -> None:
+        handler = type("Forward", (_Forward,), {"proxy": self})
+        try:
+            handler(connection, address, None)  # type: ignore[arg-type]
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            listening.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept (Linux)
+            listening.close()
+
+
+def test_a_promotion_cut_off_by_a_dying_server_is_put_right_by_the_next_release_command(
+    services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server dies right after it moved ``production`` to the promoted version, before ``staging`` is removed:
+    the records stay as they were, the error says the next release command puts the aliases back, the next
+    command (server still down) changes nothing, and once the server answers it puts the aliases back and promotes."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    import kepler as kp
+    from kepler.errors import EndpointError
+    from kepler.versioning.project import init
+    from kepler.versioning.registry_aliases import journal_path
+
+    monkeypatch.setenv(
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0"
+    )  # the same retries of a refused call, sooner
+    direct = MlflowClient(tracking_uri=services.tracking.url, registry_uri=services.tracking.url)
+    model = f"cut-{uuid.uuid4().hex[:6]}"
+    direct.create_registered_model(model)
+    for _ in range(2):
+        direct.create_model_version(model, source=f"s3://kepler/{model}/model")
+
+    def aliases() -> dict[str, str]:
+        found = {}
+        for alias in ("production", "staging"):
+            try:
+                found[alias] = str(direct.get_model_version_by_alias(model, alias).version)
+            except MlflowException:
+                pass
+        return found
+
+    def statuses() -> dict[str, str]:
+        return {r.release_id: r.status for r in kp.versioning.list_releases()}
+
+    proxy = _CutProxy(services.tracking.url).start()
+    try:
+        project = init(tmp_path / "proj", tracking_uri=proxy.url)
+        monkeypatch.chdir(project.root)
+        for name, version, status in (("cut-1.0", "1", "production"), ("cut-1.1", "2", "staging")):
+            kp.versioning.create_release(
+                name,
+                f"1.{int(version) - 1}.0",
+                components={"mlflow_model": {"name": model, "version": version}},
+                status=status,
+            )
+        assert aliases() == {"production": "1", "staging": "2"}
+        head = subprocess.run(
+            ["git", "-C", str(project.root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout
+
+        proxy.dies_after = lambda method, path: method == "POST" and path.endswith("/registered-models/alias")
+        with pytest.raises(EndpointError) as cut:
+            kp.versioning.promote_release("cut-1.1", "production")
+        message = str(cut.value)
+        assert "\n" not in message and proxy.url in message
+        assert (
+            "the release records are unchanged, and the next release command puts back the MLflow aliases"
+            in message
+        )
+        assert aliases() == {"production": "2", "staging": "2"}  # the server moved production, then died
+        assert (
+            statuses() == {"cut-1.0": "production", "cut-1.1": "staging"} and journal_path(project).is_file()
+        )
+        assert (
+            subprocess.run(
+                ["git", "-C", str(project.root), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            == head
+        )
+
+        with pytest.raises(EndpointError) as still_down:
+            kp.versioning.promote_release("cut-1.1", "production")
+        assert "was cut off while moving MLflow aliases" in str(still_down.value)
+        assert aliases() == {"production": "2", "staging": "2"} and journal_path(project).is_file()
+
+        proxy.start()  # the server is back
+        promoted = kp.versioning.promote_release("cut-1.1", "production")
+        assert promoted.status == "production" and statuses() == {
+            "cut-1.0": "archived",
+            "cut-1.1": "production",
+        }
+        assert aliases() == {"production": "2"} and not journal_path(project).exists()
+    finally:
+        proxy.stop()
