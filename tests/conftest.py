@@ -7,6 +7,7 @@ binary label (failure), a three-class label (grade) and a numeric target (wear).
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -328,6 +329,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
+
+
+# --------------------------------------------------------------------------- the garbage collector
+# What the collection imported (the libraries, the test modules: hundreds of thousands of objects) is never garbage,
+# yet every full collection of the cyclic garbage collector scanned it all again, and once more when each worker
+# exits (seconds). gc.freeze() moves it out of the collector's reach: the suite ran about 5% faster in one process.
+# Objects the tests make are collected as before.
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freezes what the collection imported (see above)."""
+    gc.freeze()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Freezes what the tests left, so that the process's exit does not scan it."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
