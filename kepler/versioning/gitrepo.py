@@ -59,48 +59,62 @@ def ensure_identity(root: Path) -> None:
         git(root, "config", "user.email", "kepler@localhost")
 
 
-def commit(root: Path, paths: list[Path | str], message: str, *, restore_on_failure: bool = False) -> str:
-    """Stages ``paths`` and commits them (if anything changed); returns the commit id.
-
-    Args:
-        root: The repository.
-        paths: The files to commit.
-        message: The commit message.
-        restore_on_failure: When the commit fails (a hook refuses it, the disk is full), put ``paths`` back as
-            HEAD has them, in the index and the working tree, and remove those HEAD does not hold: for files
-            Kepler alone writes (its records), never for a user's.
-    """
-    rels = [
+def _relative(root: Path, paths: list[Path | str]) -> list[str]:
+    return [
         str(Path(p).resolve().relative_to(root.resolve())) if Path(p).is_absolute() else str(p) for p in paths
     ]
+
+
+def commit(root: Path, paths: list[Path | str], message: str) -> str:
+    """Stages ``paths`` and commits them (if anything changed); returns the commit id."""
+    rels = _relative(root, paths)
     git(root, "add", "--", *rels)
     if git(root, "diff", "--cached", "--name-only", "--", *rels, check=False):
-        try:
-            git(root, "commit", "-q", "-m", message, "--", *rels)
-        except BaseException:
-            if restore_on_failure:
-                _restore_to_head(root, rels)
-            raise
+        git(root, "commit", "-q", "-m", message, "--", *rels)
     return head(root) or ""
 
 
-def _restore_to_head(root: Path, rels: list[str]) -> None:
-    """Puts ``rels`` back as HEAD has them: unstaged, the tracked ones checked out, the new ones removed."""
-    has_head = head(root) is not None
-    tracked = (
-        set(git(root, "ls-tree", "-r", "--name-only", "HEAD", "--", *rels, check=False).splitlines())
-        if has_head
-        else set()
-    )
-    if has_head:
-        git(root, "reset", "-q", "HEAD", "--", *rels, check=False)
-    else:
-        git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", *rels, check=False)
-    for rel in rels:
-        if rel in tracked:
-            git(root, "checkout", "HEAD", "--", rel, check=False)
+def restore_to_head(root: Path, paths: list[Path | str]) -> None:
+    """Puts ``paths`` back as HEAD has them, in the index and the working tree, and removes those HEAD does not
+    hold: after a write that could not be committed. Only for files Kepler alone writes (its records).
+
+    Raises:
+        VersioningError: git could not restore them (the message names the files to check).
+    """
+    rels = _relative(root, paths)
+    try:
+        if head(root) is None:
+            tracked: set[str] = set()
+            git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", *rels)
         else:
-            (root / rel).unlink(missing_ok=True)
+            tracked = set(git(root, "ls-tree", "-r", "--name-only", "HEAD", "--", *rels).splitlines())
+            git(root, "reset", "-q", "HEAD", "--", *rels)
+        for rel in rels:
+            if rel in tracked:
+                git(root, "checkout", "HEAD", "--", rel)
+            else:
+                (root / rel).unlink(missing_ok=True)
+    except (VersioningError, OSError) as exc:
+        raise VersioningError(
+            f"could not put {', '.join(rels)} back as the last commit has them ({exc}); run "
+            f"`git checkout HEAD -- <file>` for the tracked ones and delete the others"
+        ) from None
+
+
+def uncommitted(root: Path, folder: Path | str) -> list[str]:
+    """The files under ``folder`` that differ from HEAD: changed, staged, deleted or not tracked."""
+    rel = _relative(root, [folder])[0]
+    changed = git(root, "diff", "--name-only", "HEAD", "--", rel) if head(root) else ""
+    untracked = git(root, "ls-files", "--others", "--exclude-standard", "--", rel)
+    return sorted(set(changed.splitlines()) | set(untracked.splitlines()))
+
+
+def committed_text(root: Path, path: Path | str) -> str | None:
+    """The text of ``path`` as HEAD holds it, or None when HEAD does not hold it."""
+    rel = _relative(root, [path])[0]
+    if head(root) is None or not git(root, "ls-tree", "--name-only", "HEAD", "--", rel):
+        return None
+    return git(root, "show", f"HEAD:{rel}")
 
 
 def tag(root: Path, name: str, message: str) -> None:

@@ -21,8 +21,10 @@ from kepler.versioning.store import RecordStore
 STORE = ".kepler"
 DVC_REMOTE_NAME = "kepler-local"  # the local folder
 DVC_CLOUD_REMOTE_NAME = "kepler"  # any remote URL (s3://, gs://...)
+# .*.tmp: the temporary file of a record write that was killed before its rename (the next write of that record
+# removes it; until then git must not show it).
 _STORE_GITIGNORE = (
-    "/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/dvc-remote/\n/bentoml/\n/locks/\n/cache/\n"
+    "/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/dvc-remote/\n/bentoml/\n/locks/\n/cache/\n.*.tmp\n"
 )
 _DEFAULT_CONFIG = """# Kepler project settings. Paths are relative to this file. No credentials here: Kepler reads them from the
 # environment (AWS_* or AWS_PROFILE; MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN; PGPASSWORD).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +122,22 @@ def read_aliases(client: Any, uri: str, keys: list[tuple[str, str]]) -> AliasSta
             unreachable = endpoint_error(exc, uri)
             if unreachable is not None:
                 raise unreachable from None
-            state[(model, alias)] = None  # no such alias (or model)
+            if not _not_found(exc):
+                raise VersioningError(
+                    f"cannot read MLflow alias {alias!r} of model {model!r}: {exc.message}; check the model "
+                    f"registry of {uri}"
+                ) from None
+            state[(model, alias)] = None
     return state
+
+
+def _not_found(exc: Any) -> bool:
+    """Whether MLflow's error says the alias (or its model) does not exist: MLflow 3 answers a missing alias
+    with INVALID_PARAMETER_VALUE "... alias ... not found", a missing model with RESOURCE_DOES_NOT_EXIST."""
+    code = str(getattr(exc, "error_code", ""))
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(getattr(exc, "message", exc)).lower()
+    )
 
 
 def apply_aliases(client: Any, uri: str, target: AliasState, current: AliasState) -> None:
@@ -164,17 +178,25 @@ def apply_aliases(client: Any, uri: str, target: AliasState, current: AliasState
 
 
 @contextmanager
-def moved_all_or_nothing(project: Any, change: AliasChange) -> Iterator[None]:
+def moved_all_or_nothing(project: Any, change: AliasChange, committed: Callable[[], bool]) -> Iterator[None]:
     """Moves the aliases of ``change``, then runs the block (which commits the records). Either all of it holds
-    at the end, or the aliases are put back; where the server cannot be reached to put them back, the journal
-    stays for the next release command and the error says so."""
+    at the end, or the aliases are put back; where the server cannot be reached to do so, the journal stays for
+    the next release command and the error says so.
+
+    Args:
+        project: The project.
+        change: The aliases to move.
+        committed: Whether the records were committed after all (an interrupt after the commit): then the
+            aliases are finished forward instead of put back.
+    """
     client, uri = project.mlflow_client(), project.tracking_uri
     write_journal(project, change)
     try:
         apply_aliases(client, uri, change.after, change.before)
         yield
     except BaseException as exc:
-        if _put_back(client, uri, change):
+        target = change.after if committed() else change.before
+        if _apply_at_once(client, uri, target):
             clear_journal(project)
             raise
         if isinstance(exc, EndpointError):
@@ -187,15 +209,15 @@ def moved_all_or_nothing(project: Any, change: AliasChange) -> Iterator[None]:
     clear_journal(project)
 
 
-def _put_back(client: Any, uri: str, change: AliasChange) -> bool:
-    """Sets the aliases as they were before ``change``, at once (no retries); False when that fails."""
+def _apply_at_once(client: Any, uri: str, target: AliasState) -> bool:
+    """Sets the aliases to ``target`` at once (no retries), whatever they are now; False when that fails."""
     from kepler.versioning.endpoints import fail_fast
 
     try:
         with fail_fast():
-            apply_aliases(client, uri, change.before, change.after)
-    except Exception as exc:  # the journal stays: the next release command puts them back
-        logger.warning("could not put the MLflow aliases back yet (%s); the next release command will", exc)
+            apply_aliases(client, uri, target, read_aliases(client, uri, list(target)))
+    except Exception as exc:  # the journal stays: the next release command finishes the job
+        logger.warning("could not set the MLflow aliases right yet (%s); the next release command will", exc)
         return False
     return True
 
@@ -219,5 +241,11 @@ def finish_cut_off_change(project: Any, committed: bool) -> None:
             f"{exc}; an earlier change of release {change.release!r} was cut off while moving MLflow aliases, "
             f"and Kepler puts them right before the next one: rerun once the server answers",
             endpoint=exc.endpoint,
+        ) from None
+    except VersioningError as exc:
+        raise VersioningError(
+            f"an earlier change of release {change.release!r} was cut off while moving MLflow aliases, and they "
+            f"cannot be put right ({exc}); set the aliases that {journal_path(project)} names by hand with the "
+            f"MLflow client, then delete that file"
         ) from None
     clear_journal(project)

@@ -240,11 +240,20 @@ def _all(project: Any) -> list[Release]:
 
 
 def _save(project: Any, releases: list[Release], message: str) -> None:
-    """Writes the records and commits them; a commit that fails leaves the records as they were. Callers hold
-    the releases lock."""
-    paths = [project.store.write(KIND, r.release_id, r.to_dict()) for r in releases]
-    with project.store.lock("git"):
-        gitrepo.commit(project.root, paths, message, restore_on_failure=True)
+    """Writes the records and commits them, or, when either fails (a hook refuses the commit, another git holds
+    the index), leaves them as the last commit has them. Callers hold the releases lock."""
+    paths = [project.store.path(KIND, r.release_id) for r in releases]
+    head = gitrepo.head(project.root)
+    try:
+        for release in releases:
+            project.store.write(KIND, release.release_id, release.to_dict())
+        with project.store.lock("git"):
+            gitrepo.commit(project.root, paths, message)
+    except BaseException:
+        if gitrepo.head(project.root) == head:  # not committed (an interrupt after the commit keeps it)
+            with project.store.lock("git"):
+                gitrepo.restore_to_head(project.root, paths)
+        raise
 
 
 def _supersede(project: Any, entering: Release, releases: list[Release]) -> list[Release]:
@@ -311,15 +320,20 @@ def _alias_change(
 
 
 def _finish_cut_off_change(project: Any) -> None:
-    """Puts right the aliases of a release change cut off mid-way (see :mod:`kepler.versioning.registry_aliases`):
-    forward when its records were committed, back when they were not. Callers hold the releases lock."""
+    """Puts right a release change cut off mid-way (see :mod:`kepler.versioning.registry_aliases`): its aliases
+    forward when its records were committed, back when they were not, and release records it wrote but did not
+    commit back as the last commit has them (under the releases lock, no other command is writing them).
+    Callers hold the releases lock."""
     change = read_journal(project)
     if change is None:
         return
-    committed = (
-        project.store.exists(KIND, change.release) and _load(project, change.release).status == change.status
-    )
+    text = gitrepo.committed_text(project.root, project.store.path(KIND, change.release))
+    committed = text is not None and Release.from_dict(json.loads(text)).status == change.status
     finish_cut_off_change(project, committed)
+    leftovers = gitrepo.uncommitted(project.root, project.store.root / KIND)
+    if leftovers:
+        with project.store.lock("git"):
+            gitrepo.restore_to_head(project.root, [project.root / rel for rel in leftovers])
 
 
 def create_release(
@@ -417,11 +431,12 @@ def _settle(project: Any, release: Release, before: str | None, others: list[Rel
     archived = _supersede(project, release, others) if release.status == "production" else []
     if archived:
         message += "; archived " + ", ".join(r.release_id for r in archived)
+    head = gitrepo.head(project.root)
     change = _alias_change(project, release, before, archived)
     if change is None:
         _save(project, [release, *archived], message)
         return
-    with moved_all_or_nothing(project, change):
+    with moved_all_or_nothing(project, change, committed=lambda: gitrepo.head(project.root) != head):
         _save(project, [release, *archived], message)
 
 

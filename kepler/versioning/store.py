@@ -83,9 +83,15 @@ class RecordStore:
         return data
 
     def write(self, kind: str, name: str, data: dict[str, Any]) -> Path:
-        """Writes one record atomically (temp file, fsync, rename). Callers hold :meth:`lock`."""
+        """Writes one record atomically (temp file, fsync, rename). Callers hold :meth:`lock`.
+
+        Temporary files of earlier writes of this record are removed first: only a writer killed before its
+        rename leaves one, and under the lock no other writer of the record is alive.
+        """
         path = self.path(kind, name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*{atomic_files.TEMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
         return atomic_files.write_json(path, data, sort_keys=True)
 
     def names(self, kind: str) -> list[str]:

@@ -140,6 +140,27 @@ def test_the_readers_missing_words_are_missing() -> None:
     assert PLAIN.feed([{"rpm": 1.0, "door_open": 1.0, "line": "NA"}])[CATEGORICAL_INPUT][0, 0] == "NA"
 
 
+@pytest.mark.parametrize("builder", [TYPED, PLAIN], ids=["missing_as", "no-rules"])
+def test_a_long_categorical_column_reads_as_its_rows_one_by_one(builder: FeedBuilder) -> None:
+    """The feed of a long column (where only distinct values are checked when all are categories as they stand)
+    equals the feeds of its rows one at a time, with and without a missing word among them."""
+    rows = ["east", "north", "east", "west"] * 50
+    for extra in ([], ["NA"], [" "], [np.str_("north")]):
+        column = rows + extra
+        numeric = [1.0] * len(column)
+        whole = builder.feed({"rpm": numeric, "door_open": numeric, "line": column})[CATEGORICAL_INPUT]
+        one_by_one = [
+            builder.feed([{"rpm": 1.0, "door_open": 1.0, "line": value}])[CATEGORICAL_INPUT][0, 0]
+            for value in column
+        ]
+        assert whole[:, 0].tolist() == one_by_one
+    for bad in (None, 3, b"east"):
+        with pytest.raises(InputSchemaError, match=f"in row {len(rows)}"):
+            PLAIN.feed(
+                {"rpm": [1.0] * (len(rows) + 1), "door_open": [1.0] * (len(rows) + 1), "line": rows + [bad]}
+            )
+
+
 SENT_AS_TEXT = [
     "300.5",
     " 12 ",

@@ -361,11 +361,14 @@ def test_a_promotion_cut_off_by_a_dying_server_is_put_right_by_the_next_release_
         assert "was cut off while moving MLflow aliases" in str(still_down.value)
         assert aliases() == {"production": "2", "staging": "2"} and journal_path(project).is_file()
 
-        proxy.start()  # the server is back
+        proxy.start()  # the server is back: any release command puts the aliases back first
+        kp.versioning.create_release("notes-1.0", "1.0.0", model_line="notes")
+        assert aliases() == {"production": "1", "staging": "2"} and not journal_path(project).exists()
         promoted = kp.versioning.promote_release("cut-1.1", "production")
         assert promoted.status == "production" and statuses() == {
             "cut-1.0": "archived",
             "cut-1.1": "production",
+            "notes-1.0": "draft",
         }
         assert aliases() == {"production": "2"} and not journal_path(project).exists()
     finally:

@@ -97,3 +97,21 @@ def test_cli_outside_a_project_exits_non_zero(tmp_path: Path, run_kepler: Any) -
     assert done.returncode == 12
     assert done.stderr.startswith("error:") and "kepler init" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_record_write_killed_before_its_rename_leaves_nothing_git_shows(project: Any, run_git: Any) -> None:
+    """A writer killed between its temporary file and the rename leaves ``.<record>.<hex>.tmp``: git ignores it,
+    and the next write of that record removes it."""
+    store = project.store
+    store.write("releases", "pm-1.0", {"release_id": "pm-1.0"})
+    stale = store.path("releases", "pm-1.0").with_name(".pm-1.0.json.0123456789abcdef0123456789abcdef.tmp")
+    stale.write_text('{"release_id": "pm-1')  # half a record, as a kill leaves it
+    other = store.path("releases", "pm-2.0").with_name(".pm-2.0.json.0123456789abcdef0123456789abcdef.tmp")
+    other.write_text("{")
+    run_git(project.root, "add", "-A")
+    assert ".tmp" not in run_git(project.root, "status", "--porcelain")
+    assert store.names("releases") == ["pm-1.0"]
+
+    store.write("releases", "pm-1.0", {"release_id": "pm-1.0", "status": "staging"})
+    assert not stale.exists() and other.exists()  # only that record's leftovers: another may be mid-write
+    assert json.loads(store.path("releases", "pm-1.0").read_text())["status"] == "staging"

@@ -74,26 +74,31 @@ def test_a_commit_that_fails_puts_the_aliases_back_at_once(
     assert get_release("pm-1.0").status == "archived"
 
 
-@pytest.mark.parametrize("committed", [False, True], ids=["records-unchanged", "records-committed"])
+@pytest.mark.parametrize("state", ["records-unchanged", "records-written", "records-committed"])
 def test_the_next_release_command_finishes_a_change_cut_off_mid_way(
-    project: Any, registered: Any, committed: bool
+    project: Any, registered: Any, run_git: Any, state: str
 ) -> None:
     """A process killed between two alias calls left its journal: production already on version 2, staging still
-    there. The next release command sets them as the records say: back (not committed) or forward (committed)."""
+    there. The next release command sets them as the committed records say: back (records unchanged, or written but
+    not committed: those go back to the last commit too) or forward (committed)."""
     _release("pm-1.0", "1.0.0", 1, "production")
     _release("pm-1.1", "1.1.0", 2, "staging")
     before = {(MODEL, "production"): "1", (MODEL, "staging"): "2"}
     after = {(MODEL, "production"): "2", (MODEL, "staging"): None}
-    if committed:  # the promotion's records were committed before the process died (their aliases then fixed)
+    if state == "records-committed":  # the promotion's records were committed before the process died
         promote_release("pm-1.1", "production")
+    elif state == "records-written":  # written, not committed: the working tree says production
+        record = get_release("pm-1.1").to_dict() | {"status": "production"}
+        project.store.write("releases", "pm-1.1", record)
     write_journal(project, AliasChange(release="pm-1.1", status="production", before=before, after=after))
     registered.client.set_registered_model_alias(MODEL, "production", "2")
     registered.client.set_registered_model_alias(MODEL, "staging", "2")
 
     _release("other-9.0", "9.0.0", 1, "draft")  # any release command of the project
-    expected = ("2", None) if committed else ("1", "2")
-    assert (registered("production"), registered("staging")) == expected
-    assert not journal_path(project).exists()
+    committed = state == "records-committed"
+    assert (registered("production"), registered("staging")) == (("2", None) if committed else ("1", "2"))
+    assert get_release("pm-1.1").status == ("production" if committed else "staging")
+    assert not journal_path(project).exists() and run_git(project.root, "status", "--porcelain") == ""
 
 
 def test_the_journal_round_trips_and_an_unreadable_one_is_named(project: Any) -> None:
