@@ -195,15 +195,20 @@ def moved_all_or_nothing(project: Any, change: AliasChange, committed: Callable[
         apply_aliases(client, uri, change.after, change.before)
         yield
     except BaseException as exc:
-        target = change.after if committed() else change.before
-        if _apply_at_once(client, uri, target):
+        landed = committed()
+        if _apply_at_once(client, uri, change.after if landed else change.before):
             clear_journal(project)
             raise
         if isinstance(exc, EndpointError):
+            state = (
+                "the release records were committed, and the next release command finishes moving the MLflow "
+                "aliases"
+                if landed
+                else "the release records are unchanged, and the next release command puts back the MLflow "
+                "aliases moved so far"
+            )
             raise EndpointError(
-                f"{exc}; the release records are unchanged, and the next release command puts back the MLflow "
-                f"aliases moved so far (kept in {journal_path(project)})",
-                endpoint=exc.endpoint,
+                f"{exc}; {state} (kept in {journal_path(project)})", endpoint=exc.endpoint
             ) from None
         raise
     clear_journal(project)
