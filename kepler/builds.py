@@ -124,12 +124,19 @@ def _from_model(
         truth = frame[label]
         frame = frame.drop(columns=[label])
     model = load_model(model_path)
+    source_columns = [str(c) for c in frame.columns] + ([str(label)] if label is not None else [])
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         frame = frame[[c for c in frame.columns if c in set(map(str, names))]]
+    # The table's columns the model does not read (the label, ids, timestamps) are recorded as ignored, as a
+    # search build records them: a row sent as it stands in the source table is then answered, not refused.
+    read = {str(c) for c in frame.columns}
+    ignored = {column: {"ignored": True} for column in source_columns if column not in read}
     # With the label, a classifier's reference profile gets its calibration table (from this table's rows).
     labels = truth.to_numpy() if truth is not None else None
-    artifact = compile_model(model, profile, frame, output=staging / "artifact", labels=labels)
+    artifact = compile_model(
+        model, profile, frame, output=staging / "artifact", labels=labels, input_typing=ignored or None
+    )
     budgets = budget_mod.merge_budgets(profile, {}, None, None)
     rows = budget_mod.check(budgets, budget_mod.measured(artifact.benchmark))
     report = BuildReport(

@@ -111,6 +111,18 @@ def test_build_with_a_given_model(table: Path, tmp_path: Path) -> None:
     # --json prints report.json's keys (and the build folder); a model build has no search keys.
     assert report == {"build": str(build), **json.loads((build / "report.json").read_text())}
     assert report["schema_version"] == 1 and "trials" not in report and "best_algorithm" not in report
+    # The table's columns the model does not read are ignored, as a search build ignores them: a row sent as it
+    # stands in the source table (timestamp, id, label and all) gets the model's answer.
+    from kepler.runtimes import load
+
+    predictor = load(build / "artifact")
+    assert set(predictor.manifest.input_schema.ignored_columns) == set(frame.columns) - set(
+        NUMERIC + ["machine_type"]
+    )
+    raw = json.loads(frame.head(5).to_json(orient="records"))
+    assert (
+        predictor.predict(raw).tolist() == model.predict(frame.head(5)[NUMERIC + ["machine_type"]]).tolist()
+    )
 
 
 def test_impossible_budget_fails_shows_the_report_and_writes_nothing(table: Path, tmp_path: Path) -> None:
