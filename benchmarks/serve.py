@@ -575,6 +575,48 @@ class CpuMeter:
         }
 
 
+def warm_then_measure(
+    server: Any,
+    ctx: dict[str, Any],
+    args: argparse.Namespace,
+    rate: float | None,
+    *,
+    warm_s: float,
+    warm_recycle: int = RECYCLE,
+    ok_ids: list[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A closed-loop warm-up of ``warm_s``, then the measured load (closed, or open at ``rate``) with the server's
+    CPU over it. With ``ok_ids``, requests carry ids (``warm-<i>``, ``run-<i>``) and those answered 200 go there.
+
+    Returns:
+        The warm-up's figures, the measured load's figures and the CPU usage during it.
+    """
+    tags: tuple[str | None, str | None] = ("warm", "run") if ok_ids is not None else (None, None)
+    warm = load(
+        server.port,
+        ctx["records"],
+        connections=args.connections,
+        seconds=warm_s,
+        rate=None,
+        recycle=warm_recycle,
+        tag=tags[0],
+        ok_ids=ok_ids,
+    )
+    meter = CpuMeter(server.process.pid)
+    before = meter.snapshot()
+    figures = load(
+        server.port,
+        ctx["records"],
+        connections=args.connections,
+        seconds=args.seconds,
+        rate=rate,
+        recycle=args.requests_per_connection,
+        tag=tags[1],
+        ok_ids=ok_ids,
+    )
+    return warm, figures, meter.usage(before, meter.snapshot())
+
+
 def run_one(
     side: str,
     name: str,
@@ -609,25 +651,15 @@ def run_loads(
         ready_s = time.perf_counter() - started
         checked = answers(server.port, check) if check else None
         for rate in rates:
-            load(
-                server.port,
-                ctx["records"],
-                connections=args.connections,
-                seconds=min(2.0, args.seconds),
-                rate=None,
-                recycle=args.requests_per_connection,
+            _, figures, cpu = warm_then_measure(
+                server,
+                ctx,
+                args,
+                rate,
+                warm_s=min(2.0, args.seconds),
+                warm_recycle=args.requests_per_connection,
             )
-            meter = CpuMeter(server.process.pid)
-            before = meter.snapshot()
-            figures = load(
-                server.port,
-                ctx["records"],
-                connections=args.connections,
-                seconds=args.seconds,
-                rate=rate,
-                recycle=args.requests_per_connection,
-            )
-            runs.append((rate, figures, meter.usage(before, meter.snapshot())))
+            runs.append((rate, figures, cpu))
     results = []
     for rate, figures, cpu in runs:
         figures |= {
@@ -704,28 +736,7 @@ def run_recording(
         server.wait_ready()
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        warm = load(
-            server.port,
-            ctx["records"],
-            connections=args.connections,
-            seconds=2.0,
-            rate=None,
-            tag="warm",
-            ok_ids=ok_ids,
-        )
-        meter = CpuMeter(server.process.pid)
-        before = meter.snapshot()
-        figures = load(
-            server.port,
-            ctx["records"],
-            connections=args.connections,
-            seconds=args.seconds,
-            rate=rate,
-            recycle=args.requests_per_connection,
-            tag="run",
-            ok_ids=ok_ids,
-        )
-        cpu = meter.usage(before, meter.snapshot())
+        warm, figures, cpu = warm_then_measure(server, ctx, args, rate, warm_s=2.0, ok_ids=ok_ids)
         os.kill(server.process.pid, signal.SIGTERM)  # the server's own process only: it stops its workers
         exit_code = server.process.wait(timeout=60)
         watching.set()
